@@ -1,0 +1,266 @@
+package jobspec
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+)
+
+// Job is one job as written in a job file, after defaults are applied. It is
+// the definition stored under jobs/<name>; running a job never changes it.
+type Job struct {
+	Name        string `yaml:"name" json:"name"`
+	Description string `yaml:"description" json:"description,omitempty"`
+	Owner       string `yaml:"owner" json:"owner,omitempty"`
+	// Schedule is a cron expression, an ISO 8601 repeating interval, or
+	// "manual". Empty when the job runs after its Parents.
+	Schedule string `yaml:"schedule" json:"schedule,omitempty"`
+	// CronSeconds makes a 6-field cron Schedule start with a seconds field.
+	CronSeconds bool `yaml:"cron_seconds" json:"cron_seconds,omitempty"`
+	// Timezone is the IANA zone the schedule is computed in (default UTC).
+	Timezone string `yaml:"timezone" json:"timezone"`
+
+	Command string            `yaml:"command" json:"command,omitempty"` // run by /bin/sh -c
+	Args    []string          `yaml:"args" json:"args,omitempty"`       // argv, no shell
+	Env     map[string]string `yaml:"env" json:"env,omitempty"`
+	Workdir string            `yaml:"workdir" json:"workdir,omitempty"`
+	User    string            `yaml:"user" json:"user,omitempty"`
+	// Timeout kills the run after this long; 0 means no limit.
+	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
+
+	Retries     Retries     `yaml:"retries" json:"retries"`
+	Concurrency Concurrency `yaml:"concurrency" json:"concurrency"`
+	Misfire     Misfire     `yaml:"misfire" json:"misfire"`
+
+	// Parents are the jobs that must all succeed before this one runs.
+	Parents []string `yaml:"parents" json:"parents,omitempty"`
+	// Constraints select executor nodes by label, all of which must hold:
+	// "zone=eu", "disk!=hdd", "tier in (a,b)", "gpu", "!spot".
+	Constraints []string   `yaml:"constraints" json:"constraints,omitempty"`
+	Resources   Resources  `yaml:"resources" json:"resources"`
+	Container   *Container `yaml:"container" json:"container,omitempty"`
+
+	Disabled bool              `yaml:"disabled" json:"disabled,omitempty"`
+	Labels   map[string]string `yaml:"labels" json:"labels,omitempty"`
+	Notify   Notify            `yaml:"notify" json:"notify"`
+
+	// Source is where the job was defined; it is not part of the definition.
+	Source Position `yaml:"-" json:"-"`
+	// positions maps field paths to where they were written, for set checks.
+	positions map[string]Position
+}
+
+// Retries says how often a failed run is tried again.
+type Retries struct {
+	Count   int     `yaml:"count" json:"count"`
+	Backoff Backoff `yaml:"backoff" json:"backoff"`
+	// OnLost retries runs whose executor died; by default a lost run is
+	// reported and not run again.
+	OnLost bool `yaml:"on_lost" json:"on_lost,omitempty"`
+}
+
+// Backoff is an exponential delay between attempts: Initial, doubled per
+// attempt, capped at Max.
+type Backoff struct {
+	Initial Duration `yaml:"initial" json:"initial"`
+	Max     Duration `yaml:"max" json:"max"`
+}
+
+// Concurrency says what happens when a run is due while another runs.
+type Concurrency string
+
+// The concurrency policies.
+const (
+	ConcurrencyAllow   Concurrency = "allow"   // start it anyway
+	ConcurrencyForbid  Concurrency = "forbid"  // skip the new run and record it as skipped
+	ConcurrencyReplace Concurrency = "replace" // cancel the running one, then start
+)
+
+// MisfirePolicy says what happens to nominal times missed while no leader
+// could plan them.
+type MisfirePolicy string
+
+// The misfire policies.
+const (
+	MisfireSkip    MisfirePolicy = "skip"     // record them as skipped
+	MisfireRunOnce MisfirePolicy = "run-once" // run once for all of them
+	MisfireRunAll  MisfirePolicy = "run-all"  // run each, at most MaxCatchup
+)
+
+// Misfire is the catch-up policy.
+type Misfire struct {
+	Policy MisfirePolicy `yaml:"policy" json:"policy"`
+	// MaxCatchup caps run-all: at most this many missed times run.
+	MaxCatchup int `yaml:"max_catchup" json:"max_catchup"`
+	// StartingDeadline: a missed time older than this is skipped, whatever
+	// the policy; 0 means no deadline.
+	StartingDeadline Duration `yaml:"starting_deadline" json:"starting_deadline,omitempty"`
+}
+
+// Resources are what a run needs from its node.
+type Resources struct {
+	CPUs   float64 `yaml:"cpus" json:"cpus,omitempty"`
+	Memory Bytes   `yaml:"memory" json:"memory,omitempty"`
+}
+
+// PullPolicy says when an executor pulls a container image.
+type PullPolicy string
+
+// The pull policies.
+const (
+	PullAlways  PullPolicy = "always"
+	PullMissing PullPolicy = "missing"
+	PullNever   PullPolicy = "never"
+)
+
+// Container runs the job's command or args inside a Docker container.
+type Container struct {
+	Image      string     `yaml:"image" json:"image"`
+	Pull       PullPolicy `yaml:"pull" json:"pull"`
+	Volumes    []string   `yaml:"volumes" json:"volumes,omitempty"` // host:container[:ro|rw]
+	Network    string     `yaml:"network" json:"network,omitempty"`
+	User       string     `yaml:"user" json:"user,omitempty"`
+	Entrypoint []string   `yaml:"entrypoint" json:"entrypoint,omitempty"`
+}
+
+// Notify lists webhooks called with the fire record when a run ends.
+type Notify struct {
+	OnFailure []string `yaml:"on_failure" json:"on_failure,omitempty"`
+	OnSuccess []string `yaml:"on_success" json:"on_success,omitempty"`
+}
+
+// Defaults a sysadmin expects; docs/jobs.md documents each.
+const (
+	DefaultTimezone         = "UTC"
+	DefaultConcurrency      = ConcurrencyForbid
+	DefaultMisfirePolicy    = MisfireRunOnce
+	DefaultMaxCatchup       = 10
+	DefaultBackoffInitial   = 10 * time.Second
+	DefaultBackoffMax       = 10 * time.Minute
+	DefaultPullPolicy       = PullMissing
+	DefaultContainerNetwork = "bridge"
+)
+
+// IsManual reports whether the job only runs when triggered by hand.
+func (j *Job) IsManual() bool { return j.Schedule == Manual }
+
+// Location returns the job's time zone; the zone was checked by Load.
+func (j *Job) Location() *time.Location {
+	if loc, err := loadLocation(j.Timezone); err == nil {
+		return loc
+	}
+	return time.UTC
+}
+
+// ParsedSchedule returns the job's schedule, or nil for manual and dependent
+// jobs. now stands in for an ISO 8601 schedule's empty start.
+func (j *Job) ParsedSchedule(now time.Time) (Schedule, error) {
+	if j.Schedule == "" || j.IsManual() {
+		return nil, nil
+	}
+	return ParseSchedule(j.Schedule, Options{Location: j.Location(), CronSeconds: j.CronSeconds, Now: now})
+}
+
+func (j *Job) applyDefaults() {
+	if j.Timezone == "" {
+		j.Timezone = DefaultTimezone
+	}
+	if j.Concurrency == "" {
+		j.Concurrency = DefaultConcurrency
+	}
+	if j.Misfire.Policy == "" {
+		j.Misfire.Policy = DefaultMisfirePolicy
+	}
+	if j.Misfire.MaxCatchup == 0 {
+		j.Misfire.MaxCatchup = DefaultMaxCatchup
+	}
+	if j.Retries.Backoff.Initial == 0 {
+		j.Retries.Backoff.Initial = Duration(DefaultBackoffInitial)
+	}
+	if j.Retries.Backoff.Max == 0 {
+		j.Retries.Backoff.Max = Duration(DefaultBackoffMax)
+	}
+	if c := j.Container; c != nil {
+		if c.Pull == "" {
+			c.Pull = DefaultPullPolicy
+		}
+		if c.Network == "" {
+			c.Network = DefaultContainerNetwork
+		}
+	}
+}
+
+// Duration is a time.Duration written as "90s", "1h30m" or "2d" in files.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats the duration as Go does ("1h30m0s").
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalText accepts Go durations plus a "d" suffix for whole days.
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := parseDuration(string(text))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the Go duration form.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func parseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 36500 {
+			return 0, fmt.Errorf("bad duration %q: want e.g. 30s, 15m, 1h30m or 7d", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("bad duration %q: want e.g. 30s, 15m, 1h30m or 7d", s)
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("bad duration %q: must not be negative", s)
+	}
+	return v, nil
+}
+
+// Bytes is a size written as a plain number of bytes or with a unit:
+// Ki, Mi, Gi, Ti (powers of 1024) or K, M, G, T (powers of 1000).
+type Bytes int64
+
+// UnmarshalText parses a size.
+func (b *Bytes) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	units := []struct {
+		suffix string
+		mult   float64
+	}{
+		{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40},
+		{"K", 1e3}, {"k", 1e3}, {"M", 1e3 * 1e3}, {"G", 1e9}, {"T", 1e12},
+	}
+	mult, num := 1.0, s
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			mult, num = u.mult, n
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 || v*mult > 1<<50 {
+		return fmt.Errorf("bad size %q: want bytes or a number with Ki, Mi, Gi, Ti, K, M, G or T, e.g. 512Mi", s)
+	}
+	*b = Bytes(v * mult)
+	return nil
+}
+
+// MarshalText writes the size as a plain number of bytes.
+func (b Bytes) MarshalText() ([]byte, error) { return []byte(strconv.FormatInt(int64(b), 10)), nil }

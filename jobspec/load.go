@@ -1,0 +1,212 @@
+package jobspec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxFileSize bounds one job file; larger files are refused unread.
+const MaxFileSize = 4 << 20
+
+// Load reads job files and directories (recursively, *.yaml and *.yml) and
+// validates the whole set. On any problem it returns every problem found as
+// an ErrorList and no jobs, so a caller never applies part of a set.
+func Load(paths ...string) ([]*Job, error) {
+	var files []string
+	var errs ErrorList
+	for _, p := range paths {
+		found, err := jobFiles(p)
+		if err != nil {
+			errs = append(errs, &Error{File: p, Msg: err.Error()})
+			continue
+		}
+		files = append(files, found...)
+	}
+	var jobs []*Job
+	for _, file := range files {
+		data, err := readFile(file)
+		if err != nil {
+			errs = append(errs, &Error{File: file, Msg: err.Error()})
+			continue
+		}
+		parsed, fileErrs := Parse(file, data)
+		jobs = append(jobs, parsed...)
+		errs = append(errs, fileErrs...)
+	}
+	errs = append(errs, CheckSet(jobs)...)
+	if len(errs) > 0 {
+		errs.sort()
+		return nil, errs
+	}
+	slices.SortFunc(jobs, func(a, b *Job) int { return strings.Compare(a.Name, b.Name) })
+	return jobs, nil
+}
+
+func jobFiles(path string) ([]string, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, errors.Unwrap(err) // *PathError repeats the path, which the Error already shows
+	}
+	if !info.IsDir() {
+		return []string{path}, nil
+	}
+	var files []string
+	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && p != path && strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir // .git and friends
+		}
+		if ext := filepath.Ext(p); !d.IsDir() && (ext == ".yaml" || ext == ".yml") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading directory: %w", err)
+	}
+	if len(files) == 0 {
+		return nil, errors.New("no *.yaml or *.yml job files in this directory")
+	}
+	return files, nil
+}
+
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, errors.Unwrap(err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("file larger than %d bytes", MaxFileSize)
+	}
+	return data, nil
+}
+
+// Parse decodes and checks the jobs in one file's contents. A document is
+// either one job or a mapping with a "jobs" list; a file may hold several
+// documents separated by "---". Checks that need the whole set (names unique
+// across files, parents, cycles) are CheckSet's.
+func Parse(file string, data []byte) ([]*Job, ErrorList) {
+	var jobs []*Job
+	var errs ErrorList
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			errs = append(errs, yamlSyntaxError(file, err))
+			break
+		}
+		if len(doc.Content) == 0 {
+			continue
+		}
+		docJobs, docErrs := parseDocument(file, doc.Content[0])
+		jobs = append(jobs, docJobs...)
+		errs = append(errs, docErrs...)
+	}
+	errs.sort()
+	return jobs, errs
+}
+
+func parseDocument(file string, root *yaml.Node) ([]*Job, ErrorList) {
+	d := &decoder{file: file}
+	if root.Kind != yaml.MappingNode {
+		d.errorf(root, "", "want a job (a mapping with name, schedule, command...) or a mapping with a jobs list, got %s", kindName(root))
+		return nil, d.errs
+	}
+	var nodes []*yaml.Node
+	var prefixes []string
+	if list := mappingValue(root, "jobs"); list != nil {
+		if len(root.Content) > 2 {
+			for i := 0; i < len(root.Content); i += 2 {
+				if root.Content[i].Value != "jobs" {
+					d.errorf(root.Content[i], root.Content[i].Value, "unknown field next to jobs (a file holds one job, or only a jobs list)")
+				}
+			}
+		}
+		if list.Kind != yaml.SequenceNode {
+			d.errorf(list, "jobs", "want a list of jobs, got %s", kindName(list))
+			return nil, d.errs
+		}
+		for i, n := range list.Content {
+			nodes = append(nodes, n)
+			prefixes = append(prefixes, fmt.Sprintf("jobs[%d]", i))
+		}
+	} else {
+		nodes, prefixes = []*yaml.Node{root}, []string{""}
+	}
+	var jobs []*Job
+	for i, n := range nodes {
+		job, errs := decodeJob(file, n, prefixes[i])
+		d.errs = append(d.errs, errs...)
+		if job != nil {
+			jobs = append(jobs, job)
+		}
+	}
+	return jobs, d.errs
+}
+
+// decodeJob decodes and checks one job; the job is returned even when it has
+// problems so that set checks still see its name.
+func decodeJob(file string, n *yaml.Node, prefix string) (*Job, ErrorList) {
+	for n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	d := &decoder{file: file, at: make(map[string]Position)}
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, prefix, "want a job (a mapping with name, schedule, command...), got %s", kindName(n))
+		return nil, d.errs
+	}
+	job := &Job{Source: d.pos(n)}
+	d.decode(n, reflect.ValueOf(job).Elem(), "")
+	job.applyDefaults()
+	c := &checker{pos: job.Source, at: d.at}
+	c.job(job)
+	errs := append(d.errs, c.errs...)
+	if job.Name == "" || !validName.MatchString(job.Name) {
+		return nil, errs
+	}
+	job.positions = d.at
+	return job, errs
+}
+
+func mappingValue(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// yamlSyntaxError turns the YAML library's "yaml: line N: msg" into an Error.
+func yamlSyntaxError(file string, err error) *Error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	e := &Error{File: file, Line: 1, Col: 1, Msg: "YAML syntax: " + msg}
+	var line int
+	if n, _ := fmt.Sscanf(msg, "line %d:", &line); n == 1 {
+		e.Line = line
+		_, rest, _ := strings.Cut(msg, ": ")
+		e.Msg = "YAML syntax: " + rest
+	}
+	return e
+}

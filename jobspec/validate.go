@@ -1,0 +1,353 @@
+package jobspec
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	_ "time/tzdata" // zone names validate the same on hosts without /usr/share/zoneinfo
+)
+
+// Limits on sizes, so that a job definition stays a small etcd value.
+const (
+	MaxCommandBytes = 64 << 10
+	MaxEnvBytes     = 64 << 10
+	MaxParents      = 64
+	MaxTextBytes    = 4 << 10 // description, owner, label values
+)
+
+var (
+	validName    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	validEnvName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	validUser    = regexp.MustCompile(`^([a-z_][a-z0-9_.-]{0,31}|[0-9]{1,10})(:([a-z_][a-z0-9_.-]{0,31}|[0-9]{1,10}))?$`)
+	validLabel   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$`)
+)
+
+// checker collects the problems of one job.
+type checker struct {
+	pos  Position            // the job's mapping, for fields that are missing
+	at   map[string]Position // where each field was written
+	errs ErrorList
+}
+
+func (c *checker) errorf(field, format string, args ...any) {
+	p, ok := c.at[field]
+	if !ok {
+		p = c.pos
+	}
+	c.errs = append(c.errs, p.errorf(field, format, args...))
+}
+
+func (c *checker) job(j *Job) {
+	c.name(j)
+	c.schedule(j)
+	c.command(j)
+	c.text("description", j.Description)
+	c.text("owner", j.Owner)
+	if j.Workdir != "" && !path.IsAbs(j.Workdir) {
+		c.errorf("workdir", "must be an absolute path, got %q", j.Workdir)
+	}
+	if j.User != "" && !validUser.MatchString(j.User) {
+		c.errorf("user", "want a user name or uid, optionally with :group, got %q", j.User)
+	}
+	c.retries(j.Retries)
+	c.oneOf("concurrency", string(j.Concurrency), ConcurrencyAllow, ConcurrencyForbid, ConcurrencyReplace)
+	c.misfire(j.Misfire)
+	c.parents(j)
+	for i, expr := range j.Constraints {
+		if _, err := ParseSelector(expr); err != nil {
+			c.errorf(fmt.Sprintf("constraints[%d]", i), "%v", err)
+		}
+	}
+	if j.Resources.CPUs < 0 || j.Resources.CPUs > 1024 {
+		c.errorf("resources.cpus", "must be between 0 and 1024, got %v", j.Resources.CPUs)
+	}
+	if j.Container != nil {
+		c.container(j.Container)
+	}
+	c.labels(j.Labels)
+	c.urls("notify.on_failure", j.Notify.OnFailure)
+	c.urls("notify.on_success", j.Notify.OnSuccess)
+}
+
+func (c *checker) name(j *Job) {
+	switch {
+	case j.Name == "":
+		c.errorf("name", "missing: every job needs a name")
+	case !validName.MatchString(j.Name):
+		c.errorf("name", "%q is not a valid name: use 1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit", j.Name)
+	}
+}
+
+func (c *checker) schedule(j *Job) {
+	hasParents := len(j.Parents) > 0
+	switch {
+	case j.Schedule == "" && !hasParents:
+		c.errorf("schedule", `missing: give a schedule (cron, ISO 8601, or "manual" for a job only run by hand) or parents`)
+		return
+	case j.Schedule != "" && hasParents:
+		c.errorf("schedule", "a job runs either on a schedule or after its parents, not both: remove schedule or parents")
+		return
+	}
+	loc, err := loadLocation(j.Timezone)
+	if err != nil {
+		c.errorf("timezone", "%v", err)
+		return
+	}
+	if j.Schedule == "" || j.IsManual() {
+		if j.CronSeconds {
+			c.errorf("cron_seconds", "only applies to a cron schedule")
+		}
+		return
+	}
+	s, err := ParseSchedule(j.Schedule, Options{Location: loc, CronSeconds: j.CronSeconds, Now: time.Now()})
+	if err != nil {
+		c.errorf("schedule", "%v", err)
+		return
+	}
+	if _, isCron := s.(*CronSchedule); !isCron && j.CronSeconds {
+		c.errorf("cron_seconds", "only applies to a cron schedule with fields")
+	}
+}
+
+func loadLocation(name string) (*time.Location, error) {
+	if name == "" || name == "UTC" {
+		return time.UTC, nil
+	}
+	if name == "Local" {
+		return nil, fmt.Errorf(`"Local" depends on the machine: name an IANA zone such as Europe/Berlin`)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("unknown time zone %q: want an IANA name such as Europe/Berlin or America/New_York", name)
+	}
+	return loc, nil
+}
+
+func (c *checker) command(j *Job) {
+	switch {
+	case j.Command == "" && len(j.Args) == 0 && j.Container == nil:
+		c.errorf("command", "missing: give command (run by /bin/sh -c) or args (run without a shell)")
+	case j.Command != "" && len(j.Args) > 0:
+		c.errorf("args", "give command or args, not both")
+	}
+	size := len(j.Command)
+	for _, a := range j.Args {
+		size += len(a)
+	}
+	if size > MaxCommandBytes {
+		c.errorf("command", "too long: %d bytes, the limit is %d", size, MaxCommandBytes)
+	}
+	if len(j.Args) > 0 && j.Args[0] == "" {
+		c.errorf("args[0]", "the program to run must not be empty")
+	}
+	envSize := 0
+	for _, k := range sortedKeys(j.Env) {
+		envSize += len(k) + len(j.Env[k])
+		field := "env." + k
+		switch {
+		case !validEnvName.MatchString(k):
+			c.errorf(field, "%q is not a valid variable name: use letters, digits and '_', not starting with a digit", k)
+		case strings.HasPrefix(k, "AION_"):
+			c.errorf(field, "names starting with AION_ are set by Aion for every run")
+		case strings.ContainsRune(j.Env[k], 0):
+			c.errorf(field, "value contains a NUL byte")
+		}
+	}
+	if envSize > MaxEnvBytes {
+		c.errorf("env", "too large: %d bytes, the limit is %d", envSize, MaxEnvBytes)
+	}
+}
+
+func (c *checker) text(field, value string) {
+	if len(value) > MaxTextBytes {
+		c.errorf(field, "too long: %d bytes, the limit is %d", len(value), MaxTextBytes)
+	}
+}
+
+func (c *checker) retries(r Retries) {
+	if r.Count < 0 || r.Count > 100 {
+		c.errorf("retries.count", "must be between 0 and 100, got %d", r.Count)
+	}
+	if r.Backoff.Max < r.Backoff.Initial {
+		c.errorf("retries.backoff.max", "must not be less than backoff.initial (%s)", r.Backoff.Initial)
+	}
+}
+
+func (c *checker) misfire(m Misfire) {
+	c.oneOf("misfire.policy", string(m.Policy), MisfireSkip, MisfireRunOnce, MisfireRunAll)
+	if m.MaxCatchup < 1 || m.MaxCatchup > 10_000 {
+		c.errorf("misfire.max_catchup", "must be between 1 and 10000, got %d", m.MaxCatchup)
+	}
+}
+
+func (c *checker) parents(j *Job) {
+	if len(j.Parents) > MaxParents {
+		c.errorf("parents", "too many parents: %d, the limit is %d", len(j.Parents), MaxParents)
+	}
+	seen := make(map[string]bool)
+	for i, p := range j.Parents {
+		field := fmt.Sprintf("parents[%d]", i)
+		switch {
+		case !validName.MatchString(p):
+			c.errorf(field, "%q is not a valid job name", p)
+		case p == j.Name:
+			c.errorf(field, "a job cannot be its own parent")
+		case seen[p]:
+			c.errorf(field, "%q is listed twice", p)
+		}
+		seen[p] = true
+	}
+}
+
+func (c *checker) container(ct *Container) {
+	if ct.Image == "" {
+		c.errorf("container.image", "missing: name the image to run, e.g. busybox:1.36")
+	} else if strings.ContainsAny(ct.Image, " \t\n") {
+		c.errorf("container.image", "%q is not a valid image reference", ct.Image)
+	}
+	c.oneOf("container.pull", string(ct.Pull), PullAlways, PullMissing, PullNever)
+	for i, v := range ct.Volumes {
+		parts := strings.Split(v, ":")
+		field := fmt.Sprintf("container.volumes[%d]", i)
+		switch {
+		case len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "":
+			c.errorf(field, "want host-path:container-path[:ro|rw], got %q", v)
+		case !path.IsAbs(parts[1]):
+			c.errorf(field, "container path %q must be absolute", parts[1])
+		case len(parts) == 3 && parts[2] != "ro" && parts[2] != "rw":
+			c.errorf(field, "mode must be ro or rw, got %q", parts[2])
+		}
+	}
+	if ct.User != "" && !validUser.MatchString(ct.User) {
+		c.errorf("container.user", "want a user name or uid, optionally with :group, got %q", ct.User)
+	}
+}
+
+func (c *checker) labels(labels map[string]string) {
+	for _, k := range sortedKeys(labels) {
+		field := "labels." + k
+		if !validLabel.MatchString(k) {
+			c.errorf(field, "%q is not a valid label key: letters, digits, '.', '_', '-', '/', at most 63", k)
+		}
+		if v := labels[k]; v != "" && !validLabel.MatchString(v) {
+			c.errorf(field, "%q is not a valid label value: letters, digits, '.', '_', '-', '/', at most 63", v)
+		}
+	}
+}
+
+func (c *checker) urls(field string, urls []string) {
+	for i, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			c.errorf(fmt.Sprintf("%s[%d]", field, i), "want an http:// or https:// URL, got %q", raw)
+		}
+	}
+}
+
+func (c *checker) oneOf(field, value string, allowed ...any) {
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = fmt.Sprint(a)
+		if names[i] == value {
+			return
+		}
+	}
+	c.errorf(field, "%q is not one of %s", value, strings.Join(names, ", "))
+}
+
+// CheckSet checks what only the whole set of jobs shows: names unique across
+// files, parents that exist, and no dependency cycle.
+func CheckSet(jobs []*Job) ErrorList {
+	var errs ErrorList
+	byName := make(map[string]*Job, len(jobs))
+	for _, j := range jobs {
+		if first, dup := byName[j.Name]; dup {
+			errs = append(errs, j.fieldPos("name").errorf("name", "job %q is already defined at %s", j.Name, first.Source))
+			continue
+		}
+		byName[j.Name] = j
+	}
+	for _, j := range jobs {
+		if byName[j.Name] != j {
+			continue
+		}
+		for i, p := range j.Parents {
+			if _, ok := byName[p]; !ok && validName.MatchString(p) && p != j.Name {
+				field := fmt.Sprintf("parents[%d]", i)
+				errs = append(errs, j.fieldPos(field).errorf(field, "unknown job %q", p))
+			}
+		}
+	}
+	for _, cycle := range findCycles(byName) {
+		j := byName[cycle[0]]
+		errs = append(errs, j.fieldPos("parents").errorf("parents", "dependency cycle: %s", strings.Join(cycle, " -> ")))
+	}
+	return errs
+}
+
+func (j *Job) fieldPos(field string) Position {
+	if p, ok := j.positions[field]; ok {
+		return p
+	}
+	return j.Source
+}
+
+// findCycles returns each dependency cycle once, written in run order
+// (parent -> child) from its alphabetically first job and back to it.
+func findCycles(jobs map[string]*Job) [][]string {
+	const (
+		unvisited = iota
+		onStack
+		done
+	)
+	state := make(map[string]int, len(jobs))
+	var stack []string
+	var cycles [][]string
+	seen := make(map[string]bool)
+	var visit func(name string)
+	visit = func(name string) {
+		state[name] = onStack
+		stack = append(stack, name)
+		for _, p := range jobs[name].Parents {
+			if _, ok := jobs[p]; !ok {
+				continue
+			}
+			switch state[p] {
+			case unvisited:
+				visit(p)
+			case onStack:
+				// stack[i:] walks child -> parent; reverse it into run order.
+				i := slices.Index(stack, p)
+				cycle := slices.Clone(stack[i:])
+				slices.Reverse(cycle)
+				start := slices.Index(cycle, slices.Min(cycle))
+				cycle = append(cycle[start:], cycle[:start]...)
+				if key := strings.Join(cycle, " "); !seen[key] {
+					seen[key] = true
+					cycles = append(cycles, append(cycle, cycle[0]))
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[name] = done
+	}
+	for _, name := range sortedKeys(jobs) {
+		if state[name] == unvisited {
+			visit(name)
+		}
+	}
+	return cycles
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,70 @@
+package jobspec
+
+import "time"
+
+// maxZoneSwing bounds how far a wall clock can be from UTC (historical local
+// mean times reach about ±15 h); searching this far either side of a wall
+// time finds every instant that shows it.
+const maxZoneSwing = 26 * time.Hour
+
+// naive returns t's wall-clock reading in its own location as a UTC time, so
+// that wall times can be compared and stepped without any DST arithmetic.
+func naive(t time.Time) time.Time {
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	return time.Date(y, mo, d, h, mi, s, t.Nanosecond(), time.UTC)
+}
+
+// wallResolution is what a wall-clock reading means in a time zone.
+type wallResolution struct {
+	// instants holds the instants at which the clock shows the wall time, in
+	// order: one normally, two when the clock is set back over it, none when
+	// the clock jumps over it.
+	instants []time.Time
+	// jump is, for a wall time the clock jumps over, the instant of the jump:
+	// the first instant whose wall reading is later than the wall time.
+	jump time.Time
+}
+
+// first is the earliest instant at which the wall time is reached or passed:
+// its first occurrence, or the jump over it.
+func (r wallResolution) first() time.Time {
+	if len(r.instants) > 0 {
+		return r.instants[0]
+	}
+	return r.jump
+}
+
+// resolveWall maps the naive wall time w (read field by field, its location
+// ignored) to instants in loc. It walks the zone periods around w with
+// time.ZoneBounds, so it is exact for every transition in the tz database,
+// including whole skipped days (Pacific/Apia, 2011-12-30).
+func resolveWall(w time.Time, loc *time.Location) wallResolution {
+	a := naive(w)
+	var res wallResolution
+	t := a.Add(-maxZoneSwing).In(loc)
+	limit := a.Add(maxZoneSwing)
+	prevOffset, havePrev := 0, false
+	for {
+		_, offset := t.Zone()
+		start, end := t.ZoneBounds()
+		if havePrev && offset > prevOffset {
+			// The clock jumped forward at start: walls in [start+prev, start+offset) never show.
+			// Both bounds are naive wall readings, like a.
+			jumpFrom := start.Add(time.Duration(prevOffset) * time.Second).UTC()
+			jumpTo := start.Add(time.Duration(offset) * time.Second).UTC()
+			if !a.Before(jumpFrom) && a.Before(jumpTo) {
+				res.jump = start.In(loc)
+			}
+		}
+		cand := a.Add(-time.Duration(offset) * time.Second)
+		if (start.IsZero() || !cand.Before(start)) && (end.IsZero() || cand.Before(end)) {
+			res.instants = append(res.instants, cand.In(loc))
+		}
+		if end.IsZero() || !end.Before(limit) {
+			return res
+		}
+		prevOffset, havePrev = offset, true
+		t = end.In(loc)
+	}
+}
