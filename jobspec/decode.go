@@ -191,11 +191,16 @@ func kindName(n *yaml.Node) string {
 	}
 }
 
-// suggest names the closest known field when the unknown one is a likely typo.
+// suggest names the closest known field when the unknown one is a likely
+// typo: two edits away, or sharing its first four letters ("retry" for "retries").
 func suggest(name string, fields map[string]int) string {
 	best, bestDist := "", 3
 	for f := range fields {
-		if dist := editDistance(name, f); dist < bestDist || (dist == bestDist && f < best) {
+		dist := editDistance(name, f)
+		if len(name) >= 4 && len(f) >= 4 && name[:4] == f[:4] {
+			dist = min(dist, 2)
+		}
+		if dist < bestDist || (dist == bestDist && f < best) {
 			best, bestDist = f, dist
 		}
 	}

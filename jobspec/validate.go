@@ -33,10 +33,20 @@ type checker struct {
 	errs ErrorList
 }
 
+// errorf reports a problem at the field, or at the nearest enclosing field
+// that was written when the field itself is missing.
 func (c *checker) errorf(field, format string, args ...any) {
-	p, ok := c.at[field]
-	if !ok {
-		p = c.pos
+	p := c.pos
+	for f := field; f != ""; {
+		if at, ok := c.at[f]; ok {
+			p = at
+			break
+		}
+		i := strings.LastIndexAny(f, ".[")
+		if i < 0 {
+			break
+		}
+		f = f[:i]
 	}
 	c.errs = append(c.errs, p.errorf(field, format, args...))
 }
@@ -313,8 +323,8 @@ func findCycles(jobs map[string]*Job) [][]string {
 		state[name] = onStack
 		stack = append(stack, name)
 		for _, p := range jobs[name].Parents {
-			if _, ok := jobs[p]; !ok {
-				continue
+			if _, ok := jobs[p]; !ok || p == name {
+				continue // unknown and self parents are reported on their own
 			}
 			switch state[p] {
 			case unvisited:
