@@ -262,7 +262,7 @@ func (s *CronSchedule) nextElapsed(t time.Time) Occurrence {
 	lo, inclusive := t.In(s.loc), false
 	for range 1_000 {
 		_, offset := lo.Zone()
-		_, end := lo.ZoneBounds()
+		_, end := zoneBounds(lo)
 		from := naive(lo)
 		if !inclusive {
 			from = from.Add(1)
@@ -373,3 +373,8 @@ func (s *EverySchedule) Next(t time.Time) time.Time {
 	}
 	return s.anchor.Add((k + 1) * s.every).In(t.Location())
 }
+
+// KeepsElapsedSpacing reports whether the schedule has a wildcard or step in
+// its second, minute or hour field and so fires at every matching instant
+// across DST, instead of being a fixed-time job.
+func (s *CronSchedule) KeepsElapsedSpacing() bool { return s.elapsed }

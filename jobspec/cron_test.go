@@ -122,6 +122,9 @@ func TestCron_NextTimes(t *testing.T) {
 		// Australia/Lord_Howe shifts by 30 minutes: 2026-10-04 02:00 → 02:30.
 		{"Lord Howe half-hour gap", "15 2 * * *", "Australia/Lord_Howe", false, "2026-10-03T12:00:00+10:30",
 			[]string{"2026-10-04T02:30:00+11:00", "2026-10-05T02:15:00+11:00"}},
+		// golang/go#81583: rule-based zone periods past 2037 end early in leap years.
+		{"hourly across a leap year end after 2037", "0 * * * *", "Europe/Berlin", false, "2040-12-31T22:30:00+01:00",
+			[]string{"2040-12-31T23:00:00+01:00", "2041-01-01T00:00:00+01:00", "2041-01-01T01:00:00+01:00"}},
 		// Pacific/Apia skipped 2011-12-30 entirely.
 		{"Apia skipped day runs once at the jump", "0 9 * * *", "Pacific/Apia", false, "2011-12-29T12:00:00-10:00",
 			[]string{"2011-12-31T00:00:00+14:00", "2011-12-31T09:00:00+14:00"}},

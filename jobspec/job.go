@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 )
 
 // Job is one job as written in a job file, after defaults are applied. It is

@@ -44,10 +44,13 @@ func resolveWall(w time.Time, loc *time.Location) wallResolution {
 	var res wallResolution
 	t := a.Add(-maxZoneSwing).In(loc)
 	limit := a.Add(maxZoneSwing)
-	prevOffset, havePrev := 0, false
+	prevOffset, havePrev, prevEnd := 0, false, time.Time{}
 	for {
 		_, offset := t.Zone()
-		start, end := t.ZoneBounds()
+		start, end := zoneBounds(t)
+		if havePrev && start.Before(prevEnd) {
+			start = prevEnd // see zoneBounds: periods must not overlap
+		}
 		if havePrev && offset > prevOffset {
 			// The clock jumped forward at start: walls in [start+prev, start+offset) never show.
 			// Both bounds are naive wall readings, like a.
@@ -64,7 +67,21 @@ func resolveWall(w time.Time, loc *time.Location) wallResolution {
 		if end.IsZero() || !end.Before(limit) {
 			return res
 		}
-		prevOffset, havePrev = offset, true
+		prevOffset, havePrev, prevEnd = offset, true, end
 		t = end.In(loc)
 	}
+}
+
+// zoneBounds is t.ZoneBounds with golang/go#81583 worked around: for years
+// past a zone's last explicit transition (2037 in the tz database) Go
+// computes periods from the zone's rule as if every year had 365 days, and
+// at the end of a leap year returns a period that ends at or before t. The
+// offset is the same on both sides of that false boundary, so moving it a
+// day on keeps every search moving forward and correct.
+func zoneBounds(t time.Time) (start, end time.Time) {
+	start, end = t.ZoneBounds()
+	for !end.IsZero() && !end.After(t) {
+		end = end.Add(24 * time.Hour)
+	}
+	return start, end
 }

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aionsched/aion/jobspec"
+)
+
+func newExplainCommand(a *app) *cobra.Command {
+	var (
+		zone    string
+		count   int
+		from    string
+		seconds bool
+	)
+	cmd := &cobra.Command{
+		Use:   "explain SCHEDULE",
+		Short: "Print the next fire times of a schedule",
+		Long: "Explain prints the next fire times of a cron expression or ISO 8601 repeating interval\n" +
+			"in a time zone, with their UTC offsets. Times moved or repeated by a DST change are marked.",
+		Example: "  aion explain '30 2 * * *' --tz Europe/Berlin --from 2026-03-27\n" +
+			"  aion explain 'R3/2026-01-31T09:00:00/P1M' --tz America/New_York\n" +
+			"  aion explain '*/10 * * * * *' --seconds -n 5",
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			loc, err := time.LoadLocation(zone)
+			if err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("--tz: unknown time zone %q", zone)}
+			}
+			start := time.Now().In(loc)
+			if from != "" {
+				if start, err = parseFrom(from, loc); err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("--from: %w", err)}
+				}
+			}
+			if count < 1 || count > 10_000 {
+				return &exitError{code: 2, err: fmt.Errorf("-n: want 1 to 10000, got %d", count)}
+			}
+			s, err := jobspec.ParseSchedule(args[0], jobspec.Options{Location: loc, CronSeconds: seconds, Now: start})
+			if err != nil {
+				return err
+			}
+			return explain(a, s, args[0], loc, start, count)
+		},
+	}
+	cmd.Flags().StringVar(&zone, "tz", "UTC", "IANA time zone the schedule runs in")
+	cmd.Flags().IntVarP(&count, "count", "n", 10, "how many fire times to print")
+	cmd.Flags().StringVar(&from, "from", "", "start after this time (RFC 3339, or YYYY-MM-DD[THH:MM[:SS]] in --tz); default now")
+	cmd.Flags().BoolVar(&seconds, "seconds", false, "the cron expression has a leading seconds field (cron_seconds: true)")
+	return cmd
+}
+
+func parseFrom(s string, loc *time.Location) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.In(loc), nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not RFC 3339 or YYYY-MM-DD[THH:MM[:SS]]", s)
+}
+
+func explain(a *app, s jobspec.Schedule, expr string, loc *time.Location, from time.Time, n int) error {
+	fmt.Fprintf(a.stdout, "%s in %s: %s\n", expr, loc, describe(s))
+	fmt.Fprintf(a.stdout, "next %d after %s:\n", n, from.Format("2006-01-02 15:04:05 MST"))
+	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	t := from
+	for i := 1; i <= n; i++ {
+		occ, ok := jobspec.NextOccurrence(s, t)
+		if !ok {
+			fmt.Fprintln(w, "  (no more fire times)")
+			break
+		}
+		local := occ.Time.In(loc)
+		note := ""
+		switch occ.Shift {
+		case jobspec.ShiftedByGap:
+			note = fmt.Sprintf("* %s does not exist: %s", occ.Wall.Format("15:04:05"), occ.Shift)
+		case jobspec.FirstOfRepeated, jobspec.SecondOfRepeated:
+			note = fmt.Sprintf("* %s", occ.Shift)
+		}
+		fmt.Fprintf(w, "%3d\t%s\t%s\t%s\t%s\n", i, local.Format("Mon 2006-01-02 15:04:05"),
+			local.Format("-07:00 MST"), occ.Time.UTC().Format(time.RFC3339), note)
+		t = occ.Time
+	}
+	return w.Flush()
+}
+
+// describe says in words how the schedule treats DST.
+func describe(s jobspec.Schedule) string {
+	switch s := s.(type) {
+	case *jobspec.CronSchedule:
+		if s.KeepsElapsedSpacing() {
+			return "cron with wildcard hours/minutes: fires at every matching wall time, so real spacing is kept across DST"
+		}
+		return "cron at fixed times: a time skipped by DST runs once right after the jump; a repeated time runs once"
+	case *jobspec.EverySchedule:
+		return fmt.Sprintf("every %s, anchored at the Unix epoch (DST does not apply)", s.Interval())
+	case *jobspec.ISOSchedule:
+		reps := "repeats forever"
+		if r := s.Repetitions(); r >= 0 {
+			reps = fmt.Sprintf("%d repetitions in all", r)
+		}
+		return fmt.Sprintf("ISO 8601 interval from %s, %s; day/month/year periods keep wall time", s.Start().Format(time.RFC3339), reps)
+	}
+	return "schedule"
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// config is the part of the configuration shared by every command. Viper
+// fills it from the config file, then AION_* environment variables, then
+// flags; configs/aion.yaml documents every key.
+type config struct {
+	Log struct {
+		Level  string `mapstructure:"level"`
+		Format string `mapstructure:"format"`
+	} `mapstructure:"log"`
+	// Server is the scheduler API the client commands talk to.
+	Server string `mapstructure:"server"`
+}
+
+// app holds what the commands share once the configuration is read.
+type app struct {
+	v      *viper.Viper
+	cfg    config
+	log    *zap.Logger
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	a := &app{v: viper.New(), stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "aion",
+		Short:         "Aion is a distributed cron scheduler",
+		Long:          "Aion runs cron and ISO 8601 scheduled jobs, and graphs of dependent jobs, on a cluster of executors.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.setup(cmd)
+		},
+		PersistentPostRun: func(*cobra.Command, []string) {
+			if a.log != nil {
+				_ = a.log.Sync()
+			}
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: 2, err: err}
+	})
+	flags := root.PersistentFlags()
+	flags.String("config", "", "config file (default: ./aion.yaml, then configs/aion.yaml, then /etc/aion/aion.yaml, if present)")
+	flags.String("log-level", "info", "log level: debug, info, warn, error")
+	flags.String("log-format", "console", "log format: console or json")
+	flags.String("server", "http://127.0.0.1:8080", "address of the Aion API (any scheduler)")
+	a.bind("log.level", flags.Lookup("log-level"))
+	a.bind("log.format", flags.Lookup("log-format"))
+	a.bind("server", flags.Lookup("server"))
+
+	root.AddCommand(
+		newValidateCommand(a),
+		newExplainCommand(a),
+		newVersionCommand(a),
+	)
+	return root
+}
+
+func (a *app) bind(key string, flag *pflag.Flag) {
+	// BindPFlag only fails on a nil flag, a programming error that every test run catches.
+	if err := a.v.BindPFlag(key, flag); err != nil {
+		panic(err)
+	}
+}
+
+// setup reads the configuration and builds the logger before any command runs.
+func (a *app) setup(cmd *cobra.Command) error {
+	a.v.SetEnvPrefix("AION")
+	a.v.SetEnvKeyReplacer(strings.NewReplacer(".", "_", "-", "_"))
+	a.v.AutomaticEnv()
+	if file, _ := cmd.Flags().GetString("config"); file != "" {
+		a.v.SetConfigFile(file)
+		if err := a.v.ReadInConfig(); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("config %s: %w", file, err)}
+		}
+	} else {
+		a.v.SetConfigName("aion")
+		a.v.SetConfigType("yaml")
+		a.v.AddConfigPath(".")
+		a.v.AddConfigPath("configs")
+		a.v.AddConfigPath("/etc/aion")
+		if err := a.v.ReadInConfig(); err != nil && !errors.As(err, new(viper.ConfigFileNotFoundError)) {
+			return &exitError{code: 2, err: fmt.Errorf("config %s: %w", a.v.ConfigFileUsed(), err)}
+		}
+	}
+	if err := a.v.UnmarshalExact(&a.cfg); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("config %s: %w", a.v.ConfigFileUsed(), err)}
+	}
+	log, err := newLogger(a.cfg.Log.Level, a.cfg.Log.Format, a.stderr)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("config: %w", err)}
+	}
+	a.log = log
+	return nil
+}
+
+func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch format {
+	case "json":
+		enc = zapcore.NewJSONEncoder(encCfg)
+	case "console":
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	default:
+		return nil, fmt.Errorf("log.format: %q is not console or json", format)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func newVersionCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprintln(a.stdout, "aion", version)
+			return err
+		},
+	}
+}
