@@ -20,7 +20,11 @@ type Error struct {
 // Error formats the problem as file:line:col: field: message.
 func (e *Error) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s:%d:%d: ", e.File, e.Line, e.Col)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, "%s:%d:%d: ", e.File, e.Line, e.Col)
+	} else {
+		fmt.Fprintf(&b, "%s: ", e.File) // a problem with the file as a whole
+	}
 	if e.Field != "" {
 		b.WriteString(e.Field)
 		b.WriteString(": ")

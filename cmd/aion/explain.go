@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -25,7 +26,7 @@ func newExplainCommand(a *app) *cobra.Command {
 		Example: "  aion explain '30 2 * * *' --tz Europe/Berlin --from 2026-03-27\n" +
 			"  aion explain 'R3/2026-01-31T09:00:00/P1M' --tz America/New_York\n" +
 			"  aion explain '*/10 * * * * *' --seconds -n 5",
-		Args: cobra.ExactArgs(1),
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(_ *cobra.Command, args []string) error {
 			loc, err := time.LoadLocation(zone)
 			if err != nil {
@@ -68,7 +69,7 @@ func parseFrom(s string, loc *time.Location) (time.Time, error) {
 
 func explain(a *app, s jobspec.Schedule, expr string, loc *time.Location, from time.Time, n int) error {
 	fmt.Fprintf(a.stdout, "%s in %s: %s\n", expr, loc, describe(s))
-	fmt.Fprintf(a.stdout, "next %d after %s:\n", n, from.Format("2006-01-02 15:04:05 MST"))
+	fmt.Fprintf(a.stdout, "fire times after %s:\n", from.Format("2006-01-02 15:04:05 MST"))
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	t := from
 	for i := 1; i <= n; i++ {
@@ -85,8 +86,9 @@ func explain(a *app, s jobspec.Schedule, expr string, loc *time.Location, from t
 		case jobspec.FirstOfRepeated, jobspec.SecondOfRepeated:
 			note = fmt.Sprintf("* %s", occ.Shift)
 		}
-		fmt.Fprintf(w, "%3d\t%s\t%s\t%s\t%s\n", i, local.Format("Mon 2006-01-02 15:04:05"),
+		line := fmt.Sprintf("%3d\t%s\t%s\t%s\t%s", i, local.Format("Mon 2006-01-02 15:04:05"),
 			local.Format("-07:00 MST"), occ.Time.UTC().Format(time.RFC3339), note)
+		fmt.Fprintln(w, strings.TrimRight(line, "\t"))
 		t = occ.Time
 	}
 	return w.Flush()

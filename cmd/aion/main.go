@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -51,5 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exit.code
 	}
 	fmt.Fprintln(stderr, "aion:", err)
+	if strings.HasPrefix(err.Error(), "unknown command") {
+		return 2 // cobra reports unknown subcommands as plain errors
+	}
 	return 1
 }

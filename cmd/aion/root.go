@@ -1,9 +1,9 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -85,30 +85,55 @@ func (a *app) setup(cmd *cobra.Command) error {
 	a.v.SetEnvPrefix("AION")
 	a.v.SetEnvKeyReplacer(strings.NewReplacer(".", "_", "-", "_"))
 	a.v.AutomaticEnv()
-	if file, _ := cmd.Flags().GetString("config"); file != "" {
+	file, _ := cmd.Flags().GetString("config")
+	if file == "" {
+		file = findConfigFile()
+	}
+	if file != "" {
 		a.v.SetConfigFile(file)
 		if err := a.v.ReadInConfig(); err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("config %s: %w", file, err)}
 		}
-	} else {
-		a.v.SetConfigName("aion")
-		a.v.SetConfigType("yaml")
-		a.v.AddConfigPath(".")
-		a.v.AddConfigPath("configs")
-		a.v.AddConfigPath("/etc/aion")
-		if err := a.v.ReadInConfig(); err != nil && !errors.As(err, new(viper.ConfigFileNotFoundError)) {
-			return &exitError{code: 2, err: fmt.Errorf("config %s: %w", a.v.ConfigFileUsed(), err)}
-		}
 	}
 	if err := a.v.UnmarshalExact(&a.cfg); err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("config %s: %w", a.v.ConfigFileUsed(), err)}
+		return &exitError{code: 2, err: fmt.Errorf("config %s: %s", configName(file), strings.Join(strings.Fields(err.Error()), " "))}
 	}
 	log, err := newLogger(a.cfg.Log.Level, a.cfg.Log.Format, a.stderr)
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("config: %w", err)}
+		return &exitError{code: 2, err: fmt.Errorf("config %s: %w", configName(file), err)}
 	}
 	a.log = log
 	return nil
+}
+
+// configSearchPath lists where the config file is looked for when --config
+// is not given; only files named aion.yaml count.
+var configSearchPath = []string{"aion.yaml", "configs/aion.yaml", "/etc/aion/aion.yaml"}
+
+func findConfigFile() string {
+	for _, p := range configSearchPath {
+		if info, err := os.Stat(p); err == nil && info.Mode().IsRegular() {
+			return p
+		}
+	}
+	return ""
+}
+
+func configName(file string) string {
+	if file == "" {
+		return "(flags and environment)"
+	}
+	return file
+}
+
+// usageArgs makes a wrong number of arguments a usage error (exit 2).
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("%s: %w", cmd.CommandPath(), err)}
+		}
+		return nil
+	}
 }
 
 func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
@@ -138,7 +163,7 @@ func newVersionCommand(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
 			_, err := fmt.Fprintln(a.stdout, "aion", version)
 			return err

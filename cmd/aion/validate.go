@@ -20,7 +20,7 @@ func newValidateCommand(a *app) *cobra.Command {
 			"and prints every problem as file:line:col: field: message. It exits 1 if there is any problem,\n" +
 			"and otherwise prints one line per job with its next run.",
 		Example: "  aion validate testdata/jobs\n  aion validate /etc/aion/jobs/backup.yaml",
-		Args:    cobra.MinimumNArgs(1),
+		Args:    usageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(_ *cobra.Command, paths []string) error {
 			jobs, err := jobspec.Load(paths...)
 			var list jobspec.ErrorList
@@ -68,6 +68,10 @@ func printJobSummary(a *app, jobs []*jobspec.Job, now time.Time) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(a.stdout, "%d jobs valid\n", len(jobs))
+	noun := "jobs"
+	if len(jobs) == 1 {
+		noun = "job"
+	}
+	_, err := fmt.Fprintf(a.stdout, "%d %s valid\n", len(jobs), noun)
 	return err
 }

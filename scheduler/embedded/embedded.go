@@ -1,0 +1,141 @@
+// Package embedded starts real etcd and NATS servers inside the current
+// process, for `aion dev` and for integration tests. They are the same
+// servers a cluster runs, not imitations; only their placement differs.
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// Etcd is a single-member etcd server.
+type Etcd struct {
+	server   *embed.Etcd
+	endpoint string
+}
+
+// EtcdConfig says where an embedded etcd keeps its data and listens.
+type EtcdConfig struct {
+	Dir string // data directory; kept across restarts
+	// ClientAddr and PeerAddr are host:port; empty picks a free loopback port.
+	ClientAddr string
+	PeerAddr   string
+	// MaxTxnOps bounds operations per transaction (etcd's default is 128);
+	// applying a job set is one transaction.
+	MaxTxnOps uint
+	Log       *zap.Logger
+}
+
+// StartEtcd starts etcd and waits until it serves clients.
+func StartEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
+	clientURL, err := listenURL(cfg.ClientAddr)
+	if err != nil {
+		return nil, fmt.Errorf("etcd client address: %w", err)
+	}
+	peerURL, err := listenURL(cfg.PeerAddr)
+	if err != nil {
+		return nil, fmt.Errorf("etcd peer address: %w", err)
+	}
+	ec := embed.NewConfig()
+	ec.Dir = cfg.Dir
+	ec.Name = "aion-dev"
+	ec.ListenClientUrls = []url.URL{*clientURL}
+	ec.AdvertiseClientUrls = []url.URL{*clientURL}
+	ec.ListenPeerUrls = []url.URL{*peerURL}
+	ec.AdvertisePeerUrls = []url.URL{*peerURL}
+	ec.InitialCluster = fmt.Sprintf("%s=%s", ec.Name, peerURL)
+	if cfg.MaxTxnOps > 0 {
+		ec.MaxTxnOps = cfg.MaxTxnOps
+	}
+	ec.LogLevel = "error"
+	if cfg.Log != nil {
+		ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(cfg.Log.Named("etcd").WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+	}
+	srv, err := embed.StartEtcd(ec)
+	if err != nil {
+		return nil, fmt.Errorf("start etcd in %s: %w", cfg.Dir, err)
+	}
+	select {
+	case <-srv.Server.ReadyNotify():
+	case err := <-srv.Err():
+		srv.Close()
+		return nil, fmt.Errorf("etcd failed while starting: %w", err)
+	case <-ctx.Done():
+		srv.Close()
+		return nil, ctx.Err()
+	case <-time.After(60 * time.Second):
+		srv.Close()
+		return nil, errors.New("etcd did not become ready within 60s")
+	}
+	return &Etcd{server: srv, endpoint: clientURL.String()}, nil
+}
+
+// Endpoint is the client URL, e.g. http://127.0.0.1:23790.
+func (e *Etcd) Endpoint() string { return e.endpoint }
+
+// Close stops the server.
+func (e *Etcd) Close() { e.server.Close() }
+
+// NATS is a single NATS server.
+type NATS struct {
+	server *natsserver.Server
+}
+
+// StartNATS starts a NATS server on addr (host:port; empty picks a free
+// loopback port) and waits until it accepts connections.
+func StartNATS(addr string) (*NATS, error) {
+	opts := &natsserver.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, MaxPayload: 8 << 20}
+	if addr != "" {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("nats address %q: %w", addr, err)
+		}
+		opts.Host = host
+		if _, err := fmt.Sscan(port, &opts.Port); err != nil {
+			return nil, fmt.Errorf("nats address %q: bad port", addr)
+		}
+	}
+	srv, err := natsserver.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("nats server did not become ready within 30s")
+	}
+	return &NATS{server: srv}, nil
+}
+
+// URL is the client URL, e.g. nats://127.0.0.1:4222.
+func (n *NATS) URL() string { return n.server.ClientURL() }
+
+// Close stops the server and waits for it to finish.
+func (n *NATS) Close() {
+	n.server.Shutdown()
+	n.server.WaitForShutdown()
+}
+
+// listenURL turns host:port into an http URL, choosing a free loopback port
+// when addr is empty.
+func listenURL(addr string) (*url.URL, error) {
+	if addr == "" {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		addr = l.Addr().String()
+		if err := l.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return url.Parse("http://" + addr)
+}
