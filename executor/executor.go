@@ -1,0 +1,311 @@
+// Package executor owns the node agent of Aion: it registers the node under
+// an etcd lease, publishes its load every second over NATS, claims each fire
+// dispatched to it with an etcd transaction before starting it, runs the
+// command (shell or argv) with the job's environment, workdir and timeout,
+// keeps its output (a tail in the fire record, all of it on disk), and
+// records the result with a transaction guarded by its claim.
+//
+//	x := executor.New(cfg, etcdClient, natsConn, logger)
+//	err := x.Run(ctx) // until ctx ends; running jobs get cfg.Grace to finish
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/aionsched/aion/jobspec"
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// Config describes one executor node. DefaultConfig gives working values.
+type Config struct {
+	NodeID        string
+	Labels        map[string]string
+	Slots         int
+	Prefix        string // etcd key prefix
+	SubjectPrefix string // NATS subject prefix
+	// LeaseTTL is the registration lease: the leader marks this node's runs
+	// lost about this long after the node dies.
+	LeaseTTL time.Duration
+	// OutputDir keeps the full output of every run.
+	OutputDir string
+	// TailBytes is how much of the end of the output goes in the fire record.
+	TailBytes int
+	// Grace is how long running jobs may finish on shutdown, and how long a
+	// timed-out job has between SIGTERM and SIGKILL.
+	Grace time.Duration
+	// LoadEvery is the load report interval.
+	LoadEvery time.Duration
+}
+
+// DefaultConfig returns a one-slot-per-CPU-ish node with a 5 s lease.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		NodeID:        sanitizeNodeID(host),
+		Slots:         4,
+		Prefix:        store.DefaultPrefix,
+		SubjectPrefix: "aion.",
+		LeaseTTL:      5 * time.Second,
+		OutputDir:     filepath.Join(os.TempDir(), "aion-output"),
+		TailBytes:     4 << 10,
+		Grace:         10 * time.Second,
+		LoadEvery:     time.Second,
+	}
+}
+
+var (
+	validNodeID   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
+	invalidNodeID = regexp.MustCompile(`[^A-Za-z0-9_-]`)
+)
+
+func sanitizeNodeID(s string) string {
+	s = invalidNodeID.ReplaceAllString(s, "-")
+	if !validNodeID.MatchString(s) {
+		return "node"
+	}
+	return s
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case !validNodeID.MatchString(c.NodeID):
+		return fmt.Errorf("executor: node ID %q: use letters, digits, '-' and '_' (it is part of NATS subjects)", c.NodeID)
+	case c.Slots < 1:
+		return fmt.Errorf("executor: slots must be at least 1, got %d", c.Slots)
+	case c.LeaseTTL < time.Second:
+		return fmt.Errorf("executor: lease TTL %s is below etcd's 1s minimum", c.LeaseTTL)
+	case c.OutputDir == "":
+		return errors.New("executor: empty output directory")
+	}
+	for k, v := range c.Labels {
+		if _, err := jobspec.ParseSelector(k + "=" + v); err != nil {
+			return fmt.Errorf("executor: label %s=%s: %w", k, v, err)
+		}
+	}
+	return nil
+}
+
+// Executor runs fires dispatched to its node.
+type Executor struct {
+	cfg  Config
+	etcd *clientv3.Client
+	nats *nats.Conn
+	log  *zap.Logger
+	keys store.Keys
+
+	mu      sync.Mutex
+	running map[store.FireID]context.CancelFunc // guarded by mu
+}
+
+// New builds an executor; it does nothing until Run.
+func New(cfg Config, etcd *clientv3.Client, nc *nats.Conn, log *zap.Logger) *Executor {
+	return &Executor{
+		cfg: cfg, etcd: etcd, nats: nc,
+		log:     log.Named("executor").With(zap.String("node", cfg.NodeID)),
+		keys:    store.Keys{Prefix: cfg.Prefix},
+		running: make(map[store.FireID]context.CancelFunc),
+	}
+}
+
+// Run registers the node and runs dispatched fires until ctx ends. Then it
+// stops claiming, lets running jobs finish for Grace, kills the rest, and
+// records every result before returning.
+func (x *Executor) Run(ctx context.Context) error {
+	if err := x.cfg.Validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(x.cfg.OutputDir, 0o755); err != nil {
+		return fmt.Errorf("executor output directory: %w", err)
+	}
+	lease, err := x.register(ctx)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	runCtx, stopRuns := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRuns()
+	dispatches := make(chan store.Dispatch, 1024)
+	sub, err := x.nats.Subscribe(store.DispatchSubject(x.cfg.SubjectPrefix, x.cfg.NodeID), func(m *nats.Msg) {
+		var d store.Dispatch
+		if json.Unmarshal(m.Data, &d) == nil {
+			select {
+			case dispatches <- d:
+			default:
+				x.log.Warn("dispatch queue full; the leader will dispatch again", zap.Stringer("fire", d.Fire))
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to dispatches: %w", err)
+	}
+	x.log.Info("executor ready", zap.Int("slots", x.cfg.Slots), zap.Any("labels", x.cfg.Labels))
+	loadTick := time.NewTicker(x.cfg.LoadEvery)
+	defer loadTick.Stop()
+	x.publishLoad()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-lease.keepAliveDone:
+			x.log.Error("registration lease lost; stopping")
+			break loop
+		case d := <-dispatches:
+			if x.busy() >= x.cfg.Slots {
+				continue // stays planned; the leader dispatches it again when a slot is free
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				x.handle(runCtx, d)
+			}()
+		case <-loadTick.C:
+			x.publishLoad()
+		}
+	}
+	_ = sub.Unsubscribe()
+	x.shutdown(&wg, stopRuns)
+	revokeCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := x.etcd.Revoke(revokeCtx, lease.id); err != nil {
+		x.log.Warn("revoke registration lease", zap.Error(err))
+	}
+	return nil
+}
+
+// shutdown waits Grace for running jobs, then kills them and waits for
+// their results to be recorded.
+func (x *Executor) shutdown(wg *sync.WaitGroup, stopRuns context.CancelFunc) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	if n := x.busy(); n > 0 {
+		x.log.Info("waiting for running jobs", zap.Int("running", n), zap.Duration("grace", x.cfg.Grace))
+	}
+	select {
+	case <-done:
+		return
+	case <-time.After(x.cfg.Grace):
+	}
+	x.log.Warn("grace period over: killing running jobs", zap.Int("running", x.busy()))
+	stopRuns()
+	<-done
+}
+
+func (x *Executor) busy() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return len(x.running)
+}
+
+type registration struct {
+	id            clientv3.LeaseID
+	keepAliveDone <-chan struct{}
+}
+
+// register writes nodes/<id> on a lease kept alive until ctx ends.
+func (x *Executor) register(ctx context.Context) (registration, error) {
+	grant, err := x.etcd.Grant(ctx, int64((x.cfg.LeaseTTL+time.Second-1)/time.Second))
+	if err != nil {
+		return registration{}, fmt.Errorf("grant registration lease: %w", err)
+	}
+	node := store.Node{ID: x.cfg.NodeID, Labels: x.cfg.Labels, Slots: x.cfg.Slots, StartedAt: time.Now().UTC()}
+	data, _ := json.Marshal(node)
+	key := x.keys.Node(x.cfg.NodeID)
+	resp, err := x.etcd.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(data), clientv3.WithLease(grant.ID))).
+		Commit()
+	if err != nil {
+		return registration{}, fmt.Errorf("register node: %w", err)
+	}
+	if !resp.Succeeded {
+		return registration{}, fmt.Errorf("register node: node ID %q is in use by a live executor", x.cfg.NodeID)
+	}
+	ch, err := x.etcd.KeepAlive(ctx, grant.ID)
+	if err != nil {
+		return registration{}, fmt.Errorf("keep registration alive: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		for range ch { // drain; the channel closes when the lease cannot be kept
+		}
+		close(done)
+	}()
+	return registration{id: grant.ID, keepAliveDone: done}, nil
+}
+
+func (x *Executor) publishLoad() {
+	r := store.LoadReport{
+		Node: x.cfg.NodeID, Labels: x.cfg.Labels, Slots: x.cfg.Slots, Running: x.busy(),
+		Load1: loadAverage(), MemFree: memAvailable(), At: time.Now().UTC(),
+	}
+	data, _ := json.Marshal(r)
+	if err := x.nats.Publish(store.SubjectLoad, data); err != nil {
+		x.log.Debug("publish load", zap.Error(err))
+	}
+}
+
+func loadAverage() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(fields[0], 64)
+	return v
+}
+
+func memAvailable() uint64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// envFor builds a run's environment: the executor's own, the job's, the
+// fire's overrides, then the AION_* variables.
+func envFor(job *jobspec.Job, f store.Fire) []string {
+	env := make(map[string]string)
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	maps.Copy(env, job.Env)
+	maps.Copy(env, f.Env)
+	env["AION_JOB"] = job.Name
+	env["AION_FIRE_ID"] = f.ID.String()
+	env["AION_SCHEDULED_TIME"] = f.Nominal.UTC().Format(time.RFC3339)
+	env["AION_ATTEMPT"] = strconv.Itoa(f.Attempt)
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}

@@ -1,0 +1,291 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/aionsched/aion/jobspec"
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// handle claims a dispatched fire and runs it. A dispatch that does not
+// match the record (already claimed, another node, another attempt) is
+// dropped: each attempt starts at most once.
+func (x *Executor) handle(ctx context.Context, d store.Dispatch) {
+	log := x.log.With(zap.Stringer("fire", d.Fire))
+	key := x.keys.Fire(d.Fire)
+	resp, err := x.etcd.Get(ctx, key)
+	if err != nil {
+		log.Warn("read fire", zap.Error(err))
+		return
+	}
+	if len(resp.Kvs) == 0 {
+		return
+	}
+	var f store.Fire
+	if err := json.Unmarshal(resp.Kvs[0].Value, &f); err != nil {
+		log.Warn("bad fire record", zap.Error(err))
+		return
+	}
+	if f.State != store.FirePlanned || f.Node != x.cfg.NodeID || f.Attempt != d.Attempt {
+		return
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	x.mu.Lock()
+	if _, dup := x.running[f.ID]; dup || len(x.running) >= x.cfg.Slots {
+		x.mu.Unlock()
+		return
+	}
+	x.running[f.ID] = cancel
+	x.mu.Unlock()
+	defer func() {
+		x.mu.Lock()
+		delete(x.running, f.ID)
+		x.mu.Unlock()
+	}()
+
+	// Claim: planned → running, compared on the record's revision.
+	f.State = store.FireRunning
+	f.StartedAt = time.Now().UTC()
+	f.Reason = ""
+	claimRev, err := x.putFire(ctx, f, resp.Kvs[0].ModRevision)
+	if err != nil || claimRev == 0 {
+		if err != nil {
+			log.Warn("claim", zap.Error(err))
+		}
+		return // someone else changed the record first: not ours to run
+	}
+	x.emit(f)
+
+	job, err := x.loadJob(ctx, f.ID.Job)
+	var result runResult
+	if err != nil {
+		result = runResult{state: store.FireFailed, reason: err.Error()}
+	} else {
+		result = x.execute(runCtx, job, f)
+	}
+	f.State, f.Reason, f.PID = result.state, result.reason, result.pid
+	f.ExitCode = result.exitCode
+	f.EndedAt = time.Now().UTC()
+	f.OutputTail, f.OutputPath = result.tail, result.outputPath
+	// Record the result even when shutting down: it must not be lost.
+	recordCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer done()
+	rev, err := x.putFire(recordCtx, f, claimRev)
+	switch {
+	case err != nil:
+		log.Error("record result", zap.Error(err))
+	case rev == 0:
+		log.Warn("result not recorded: the fire record changed while running (marked lost?)")
+	default:
+		x.emit(f)
+		log.Info("run finished", zap.String("state", string(f.State)), zap.Intp("exit_code", f.ExitCode),
+			zap.Duration("took", f.EndedAt.Sub(f.StartedAt)))
+	}
+}
+
+// putFire writes f if its record is still at rev; it returns the new
+// revision, or 0 when the record changed.
+func (x *Executor) putFire(ctx context.Context, f store.Fire, rev int64) (int64, error) {
+	data, err := json.Marshal(f)
+	if err != nil {
+		return 0, err
+	}
+	key := x.keys.Fire(f.ID)
+	resp, err := x.etcd.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+		Then(clientv3.OpPut(key, string(data))).
+		Commit()
+	if err != nil {
+		return 0, err
+	}
+	if !resp.Succeeded {
+		return 0, nil
+	}
+	return resp.Header.Revision, nil
+}
+
+func (x *Executor) loadJob(ctx context.Context, name string) (*jobspec.Job, error) {
+	resp, err := x.etcd.Get(ctx, x.keys.Job(name))
+	if err != nil {
+		return nil, fmt.Errorf("read job %s: %w", name, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fmt.Errorf("job %s was deleted before it ran", name)
+	}
+	var j jobspec.Job
+	if err := json.Unmarshal(resp.Kvs[0].Value, &j); err != nil {
+		return nil, fmt.Errorf("decode job %s: %w", name, err)
+	}
+	return &j, nil
+}
+
+func (x *Executor) emit(f store.Fire) {
+	data, _ := json.Marshal(store.FireEvent{Fire: f.ID, State: f.State, Node: x.cfg.NodeID, At: time.Now().UTC()})
+	if err := x.nats.Publish(store.SubjectEventsPrefix+f.ID.Job, data); err != nil {
+		x.log.Debug("publish event", zap.Error(err))
+	}
+}
+
+type runResult struct {
+	state      store.FireState
+	reason     string
+	exitCode   *int
+	pid        int
+	tail       string
+	outputPath string
+}
+
+// execute runs the job's process in its own process group, so a timeout or
+// shutdown kills everything it started.
+func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) runResult {
+	if job.Container != nil {
+		return runResult{state: store.FireFailed, reason: "container jobs need an executor with the Docker containerizer"}
+	}
+	outPath := filepath.Join(x.cfg.OutputDir, f.ID.Job, f.ID.Suffix+".log")
+	if err := os.MkdirAll(filepath.Dir(outPath), 0o755); err != nil {
+		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output directory: %v", err)}
+	}
+	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output file: %v", err)}
+	}
+	defer out.Close()
+
+	var cmd *exec.Cmd
+	if job.Command != "" {
+		cmd = exec.Command("/bin/sh", "-c", job.Command)
+	} else {
+		cmd = exec.Command(job.Args[0], job.Args[1:]...)
+	}
+	cmd.Env = envFor(job, f)
+	cmd.Dir = job.Workdir
+	cmd.Stdout, cmd.Stderr = out, out // a file, so Wait never waits on pipes held by grandchildren
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if job.User != "" {
+		cred, err := credential(job.User)
+		if err != nil {
+			return runResult{state: store.FireFailed, reason: err.Error(), outputPath: outPath}
+		}
+		cmd.SysProcAttr.Credential = cred
+	}
+	if err := cmd.Start(); err != nil {
+		return runResult{state: store.FireFailed, reason: fmt.Sprintf("start: %v", err), outputPath: outPath}
+	}
+	pid := cmd.Process.Pid
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+
+	var timeout <-chan time.Time
+	if job.Timeout > 0 {
+		timer := time.NewTimer(job.Timeout.D())
+		defer timer.Stop()
+		timeout = timer.C
+	}
+	res := runResult{pid: pid, outputPath: outPath}
+	var waitErr error
+	select {
+	case waitErr = <-waited:
+	case <-timeout:
+		res.state, res.reason = store.FireTimedOut, fmt.Sprintf("killed after the %s timeout", job.Timeout)
+		waitErr = x.killGroup(pid, waited)
+	case <-ctx.Done():
+		res.state, res.reason = store.FireFailed, "killed: the executor stopped"
+		waitErr = x.killGroup(pid, waited)
+	}
+	// Whatever the process left behind in its group goes too.
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+
+	code := cmd.ProcessState.ExitCode()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		code = 128 + int(ws.Signal())
+	}
+	res.exitCode = &code
+	if res.state == "" {
+		var exitErr *exec.ExitError
+		switch {
+		case waitErr == nil:
+			res.state = store.FireSucceeded
+		case errors.As(waitErr, &exitErr):
+			res.state, res.reason = store.FireFailed, fmt.Sprintf("exit status %d", code)
+		default:
+			res.state, res.reason = store.FireFailed, waitErr.Error()
+		}
+	}
+	res.tail = tail(outPath, x.cfg.TailBytes)
+	return res
+}
+
+// killGroup sends SIGTERM to the process group, then SIGKILL after the
+// grace period, and returns the leader's Wait result.
+func (x *Executor) killGroup(pid int, waited <-chan error) error {
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	grace := time.NewTimer(min(x.cfg.Grace, 10*time.Second))
+	defer grace.Stop()
+	select {
+	case err := <-waited:
+		return err
+	case <-grace.C:
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		return <-waited
+	}
+}
+
+func tail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	start := max(info.Size()-int64(n), 0)
+	buf, err := io.ReadAll(io.NewSectionReader(f, start, info.Size()-start))
+	if err != nil {
+		return ""
+	}
+	return strings.ToValidUTF8(string(buf), "\uFFFD")
+}
+
+// credential resolves "user[:group]" (names or numbers) for running as them.
+func credential(spec string) (*syscall.Credential, error) {
+	name, group, _ := strings.Cut(spec, ":")
+	u, err := user.Lookup(name)
+	if err != nil {
+		if u, err = user.LookupId(name); err != nil {
+			return nil, fmt.Errorf("user %q: %w", name, err)
+		}
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			if g, err = user.LookupGroupId(group); err != nil {
+				return nil, fmt.Errorf("group %q: %w", group, err)
+			}
+		}
+		gid, _ = strconv.ParseUint(g.Gid, 10, 32)
+	}
+	if os.Geteuid() != 0 && uint64(os.Geteuid()) != uid {
+		return nil, fmt.Errorf("running as %q needs an executor running as root", spec)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}

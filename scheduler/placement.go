@@ -1,0 +1,111 @@
+package scheduler
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/aionsched/aion/jobspec"
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// dockerLabel is the label executors set when they can run containers.
+const dockerLabel = "aion.docker"
+
+// placement is the leader's table of live executors. Liveness comes from
+// registrations in etcd; load averages from NATS reports; the runs counted
+// against each node are the open fires assigned to it in etcd (planned or
+// running), so a burst of dispatches counts at once, before any report.
+// Only the leader loop touches it.
+type placement struct {
+	nodes    map[string]*nodeInfo
+	assigned map[string]int // open fires per node
+	turn     int            // round-robin among equals
+}
+
+type nodeInfo struct {
+	reg  store.Node
+	load store.LoadReport
+}
+
+func newPlacement() *placement {
+	return &placement{nodes: make(map[string]*nodeInfo), assigned: make(map[string]int)}
+}
+
+func (p *placement) register(n store.Node) {
+	if info, ok := p.nodes[n.ID]; ok {
+		info.reg = n
+		return
+	}
+	p.nodes[n.ID] = &nodeInfo{reg: n}
+}
+
+func (p *placement) unregister(id string) { delete(p.nodes, id) }
+
+func (p *placement) live(id string) bool { _, ok := p.nodes[id]; return ok }
+
+func (p *placement) report(r store.LoadReport) {
+	if info, ok := p.nodes[r.Node]; ok {
+		info.load = r
+	}
+}
+
+// choose picks the eligible node with the lowest share of busy slots; ties
+// go to the lower load average, then round-robin. It returns "" and the
+// reason when no node is eligible.
+func (p *placement) choose(job *jobspec.Job, sels []jobspec.Selector) (string, string) {
+	var best []string
+	bestShare, bestLoad := 2.0, 0.0
+	full, unmatched := 0, 0
+	for _, id := range p.sortedIDs() {
+		info := p.nodes[id]
+		if !jobspec.MatchAll(sels, info.reg.Labels) || (job.Container != nil && info.reg.Labels[dockerLabel] != "true") {
+			unmatched++
+			continue
+		}
+		slots := max(info.reg.Slots, 1)
+		if p.assigned[id] >= slots {
+			full++
+			continue
+		}
+		share := float64(p.assigned[id]) / float64(slots)
+		switch {
+		case share < bestShare || (share == bestShare && info.load.Load1 < bestLoad):
+			best, bestShare, bestLoad = []string{id}, share, info.load.Load1
+		case share == bestShare && info.load.Load1 == bestLoad:
+			best = append(best, id)
+		}
+	}
+	if len(best) == 0 {
+		return "", p.whyNone(job, sels, full, unmatched)
+	}
+	p.turn++
+	return best[p.turn%len(best)], ""
+}
+
+func (p *placement) whyNone(job *jobspec.Job, sels []jobspec.Selector, full, unmatched int) string {
+	switch {
+	case len(p.nodes) == 0:
+		return "waiting for an executor: none is registered"
+	case full > 0 && unmatched == 0:
+		return fmt.Sprintf("waiting for a free slot: all %d eligible executors are full", full)
+	default:
+		var needs []string
+		for _, s := range sels {
+			needs = append(needs, s.String())
+		}
+		if job.Container != nil {
+			needs = append(needs, dockerLabel+"=true")
+		}
+		return fmt.Sprintf("waiting for an executor matching %s (%d full, %d not matching)", strings.Join(needs, ", "), full, unmatched)
+	}
+}
+
+func (p *placement) sortedIDs() []string {
+	ids := make([]string, 0, len(p.nodes))
+	for id := range p.nodes {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}

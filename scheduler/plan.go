@@ -1,0 +1,216 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/aionsched/aion/jobspec"
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// planDue plans every job whose next nominal time has come.
+func (l *leader) planDue(ctx context.Context) error {
+	now := l.now()
+	for e := l.queue.peek(); e != nil && !e.next.After(now); e = l.queue.peek() {
+		if err := l.planJob(ctx, e, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// planJob plans the due nominal times of one job in fenced transactions,
+// applying the misfire policy to those later than the grace, and queues the
+// job at its next time.
+func (l *leader) planJob(ctx context.Context, e *jobEntry, now time.Time) error {
+	var due []time.Time
+	t := e.next
+	for !t.IsZero() && !t.After(now) && len(due) < maxCatchupScan {
+		due = append(due, t)
+		t = e.sched.Next(t)
+	}
+	if !t.IsZero() && !t.After(now) {
+		// Too many missed times to list: skip the rest in bulk.
+		t = e.sched.Next(now)
+	}
+	run, skipped := l.misfire(e.job, due, now)
+	for len(run) > 0 || skipped > 0 {
+		batch := run[:min(len(run), maxFiresPerTxn)]
+		run = run[len(batch):]
+		highWater := due[len(due)-1]
+		if len(run) > 0 {
+			highWater = batch[len(batch)-1]
+		}
+		ok, err := l.planBatch(ctx, e, batch, skipped, highWater, now)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return l.reloadJob(ctx, e) // a conflicting write; plan again from the stored state
+		}
+		skipped = 0
+	}
+	l.queue.set(e, t)
+	return nil
+}
+
+// misfire splits due nominal times into those to run and a count of those
+// skipped, by the job's misfire policy and starting deadline.
+func (l *leader) misfire(job *jobspec.Job, due []time.Time, now time.Time) (run []time.Time, skipped int) {
+	if job.Disabled {
+		return nil, len(due)
+	}
+	var late []time.Time
+	for _, t := range due {
+		age := now.Sub(t)
+		switch {
+		case job.Misfire.StartingDeadline > 0 && age > job.Misfire.StartingDeadline.D():
+			skipped++
+		case age > l.s.cfg.MisfireGrace:
+			late = append(late, t)
+		default:
+			run = append(run, t)
+		}
+	}
+	switch job.Misfire.Policy {
+	case jobspec.MisfireSkip:
+		skipped += len(late)
+	case jobspec.MisfireRunAll:
+		keep := min(len(late), job.Misfire.MaxCatchup)
+		skipped += len(late) - keep
+		run = append(late[len(late)-keep:], run...)
+	default: // run-once: the most recent missed time stands for all of them
+		if len(late) > 0 && len(run) == 0 {
+			run = late[len(late)-1:]
+			skipped += len(late) - 1
+		} else {
+			skipped += len(late)
+		}
+	}
+	if skipped > 0 {
+		l.log.Warn("nominal times skipped", zap.String("job", job.Name), zap.Int("skipped", skipped),
+			zap.String("policy", string(job.Misfire.Policy)), zap.Int("run", len(run)))
+	}
+	return run, skipped
+}
+
+// planBatch writes the fires of nominal times and the new high-water mark in
+// one fenced transaction, then dispatches them. It returns false when a
+// compare other than the fence failed.
+func (l *leader) planBatch(ctx context.Context, e *jobEntry, nominals []time.Time, skipped int, highWater, now time.Time) (bool, error) {
+	state := e.state
+	state.HighWater = highWater
+	state.Skipped += skipped
+	cmps := []clientv3.Cmp{l.fence, clientv3.Compare(clientv3.ModRevision(l.keys.State(e.job.Name)), "=", e.stateRev)}
+	var ops []clientv3.Op
+	var planned []*openFire
+	busy := l.hasOpenFire(e.job.Name)
+	for _, nominal := range nominals {
+		f := store.Fire{
+			ID:        store.ScheduledFireID(e.job.Name, nominal),
+			Trigger:   store.TriggerSchedule,
+			Nominal:   nominal.UTC(),
+			Attempt:   1,
+			PlannedAt: now.UTC(),
+		}
+		if busy && e.job.Concurrency == jobspec.ConcurrencyForbid {
+			f.State, f.Processed = store.FireSkipped, true
+			f.Reason = "skipped: the previous run is still running (concurrency: forbid)"
+			state.Skipped++
+		} else {
+			f.State = store.FirePlanned
+			f.Node, f.Reason = l.nodes.choose(e.job, e.sels)
+			planned = append(planned, &openFire{fire: f})
+			busy = true
+		}
+		data, err := json.Marshal(f)
+		if err != nil {
+			return false, fmt.Errorf("encode fire: %w", err)
+		}
+		key := l.keys.Fire(f.ID)
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+		ops = append(ops, clientv3.OpPut(key, string(data)))
+	}
+	stateData, err := json.Marshal(state)
+	if err != nil {
+		return false, fmt.Errorf("encode state: %w", err)
+	}
+	ops = append(ops, clientv3.OpPut(l.keys.State(e.job.Name), string(stateData)))
+	rev, err := l.commit(ctx, cmps, ops)
+	if err != nil || rev == 0 {
+		return false, err
+	}
+	e.state, e.stateRev = state, rev
+	for _, of := range planned {
+		of.rev = rev
+		l.openFire(of)
+		l.dispatch(of, now)
+	}
+	return true, nil
+}
+
+// commit runs a fenced transaction. It returns the new revision, 0 when a
+// compare other than the fence failed, or errNotLeader.
+func (l *leader) commit(ctx context.Context, cmps []clientv3.Cmp, ops []clientv3.Op) (int64, error) {
+	tctx, cancel := context.WithTimeout(ctx, l.s.cfg.SessionTTL)
+	defer cancel()
+	resp, err := l.s.etcd.Txn(tctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		// The outcome is unknown: end the term; the next leader reads what
+		// was committed and never creates a fire twice.
+		return 0, fmt.Errorf("fenced transaction: %w", err)
+	}
+	if resp.Succeeded {
+		return resp.Header.Revision, nil
+	}
+	lead, err := l.s.etcd.Get(ctx, l.leaseKey)
+	if err != nil {
+		return 0, fmt.Errorf("check leadership: %w", err)
+	}
+	if len(lead.Kvs) == 0 || lead.Kvs[0].CreateRevision != l.leaseRev {
+		return 0, errNotLeader
+	}
+	return 0, nil
+}
+
+func (l *leader) reloadJob(ctx context.Context, e *jobEntry) error {
+	resp, err := l.s.etcd.Get(ctx, l.keys.State(e.job.Name))
+	if err != nil {
+		return fmt.Errorf("reload state of %s: %w", e.job.Name, err)
+	}
+	if len(resp.Kvs) == 0 {
+		e.state, e.stateRev = store.JobState{}, 0
+	} else {
+		l.setState(e, resp.Kvs[0])
+	}
+	l.queue.set(e, l.firstNext(e))
+	return nil
+}
+
+func (l *leader) hasOpenFire(job string) bool {
+	for id := range l.open {
+		if id.Job == job {
+			return true
+		}
+	}
+	return false
+}
+
+// dispatch publishes the fire to its node. NATS is a hint: a lost message
+// is repaired by reconcile.
+func (l *leader) dispatch(of *openFire, now time.Time) {
+	of.dispatchedAt = now
+	if of.fire.Node == "" {
+		l.log.Info("fire waits", zap.Stringer("fire", of.fire.ID), zap.String("reason", of.fire.Reason))
+		return
+	}
+	data, _ := json.Marshal(store.Dispatch{Fire: of.fire.ID, Attempt: of.fire.Attempt})
+	if err := l.s.nats.Publish(store.DispatchSubject(l.s.cfg.SubjectPrefix, of.fire.Node), data); err != nil {
+		l.log.Warn("dispatch", zap.Stringer("fire", of.fire.ID), zap.Error(err))
+	}
+}

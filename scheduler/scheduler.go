@@ -1,0 +1,154 @@
+// Package scheduler owns the leader side of Aion: etcd leader election, the
+// fire loop that plans every due nominal time in a fenced etcd transaction,
+// placement of runs on the least-loaded eligible executor, dispatch over
+// NATS, reconciliation of unclaimed and lost fires, and dependent-job
+// triggering. Several schedulers run; only the elected leader plans.
+//
+//	s := scheduler.New(cfg, etcdClient, natsConn, logger)
+//	err := s.Run(ctx) // campaigns, leads while elected, campaigns again; returns when ctx ends
+//
+// See ../shared/DESIGN.md for the run protocol this package implements.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
+
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// Config tunes a scheduler. DefaultConfig gives working values.
+type Config struct {
+	// ID names this scheduler in the election and in logs.
+	ID string
+	// Prefix is the etcd key prefix (default /aion/); NATS subjects for
+	// dispatch use SubjectPrefix (default "aion.").
+	Prefix        string
+	SubjectPrefix string
+	// SessionTTL is the etcd session (leader lease) TTL: a dead leader is
+	// replaced within about this long.
+	SessionTTL time.Duration
+	// ReconcileEvery is how often the leader repairs fires: re-dispatches
+	// unclaimed ones, marks lost ones, processes unprocessed results.
+	ReconcileEvery time.Duration
+	// RedispatchAfter is how long a dispatched fire may stay unclaimed
+	// before it is dispatched again.
+	RedispatchAfter time.Duration
+	// MisfireGrace is how late a nominal time may be planned as a normal
+	// run; later ones follow the job's misfire policy.
+	MisfireGrace time.Duration
+	// Now is the clock; tests inject one.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the defaults: TTL 5 s, reconcile every second,
+// misfire grace one minute.
+func DefaultConfig() Config {
+	return Config{
+		ID:              "scheduler",
+		Prefix:          store.DefaultPrefix,
+		SubjectPrefix:   "aion.",
+		SessionTTL:      5 * time.Second,
+		ReconcileEvery:  time.Second,
+		RedispatchAfter: 5 * time.Second,
+		MisfireGrace:    time.Minute,
+		Now:             time.Now,
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.ID == "":
+		return errors.New("scheduler: empty ID")
+	case c.SessionTTL < time.Second:
+		return fmt.Errorf("scheduler: session TTL %s is below etcd's 1s minimum", c.SessionTTL)
+	case c.ReconcileEvery <= 0 || c.RedispatchAfter <= 0 || c.MisfireGrace < 0:
+		return errors.New("scheduler: reconcile, redispatch and misfire intervals must be positive")
+	case c.Now == nil:
+		return errors.New("scheduler: nil clock")
+	}
+	return nil
+}
+
+// Scheduler campaigns for leadership and, while leader, plans and dispatches runs.
+type Scheduler struct {
+	cfg  Config
+	etcd *clientv3.Client
+	nats *nats.Conn
+	log  *zap.Logger
+	keys store.Keys
+}
+
+// New builds a scheduler; it does nothing until Run.
+func New(cfg Config, etcd *clientv3.Client, nc *nats.Conn, log *zap.Logger) *Scheduler {
+	return &Scheduler{cfg: cfg, etcd: etcd, nats: nc, log: log.Named("scheduler").With(zap.String("id", cfg.ID)), keys: store.Keys{Prefix: cfg.Prefix}}
+}
+
+// Run campaigns for leadership until ctx ends. Each time it wins, it leads
+// until its session ends (it is then no longer leader and stops at once) or
+// ctx ends (it resigns so another scheduler takes over without waiting for
+// the TTL).
+func (s *Scheduler) Run(ctx context.Context) error {
+	if err := s.cfg.Validate(); err != nil {
+		return err
+	}
+	for ctx.Err() == nil {
+		if err := s.term(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("leadership term ended", zap.Error(err))
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	return nil
+}
+
+// term is one session: campaign, lead, step down.
+func (s *Scheduler) term(ctx context.Context) error {
+	ttl := int((s.cfg.SessionTTL + time.Second - 1) / time.Second)
+	session, err := concurrency.NewSession(s.etcd, concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("etcd session: %w", err)
+	}
+	defer session.Close()
+	election := concurrency.NewElection(session, s.keys.Election())
+	if err := election.Campaign(ctx, s.cfg.ID); err != nil {
+		return fmt.Errorf("campaign: %w", err)
+	}
+	select {
+	case <-session.Done():
+		return errors.New("session expired while campaigning")
+	default:
+	}
+	leaderCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-session.Done():
+			s.log.Warn("etcd session lost: stepping down")
+			cancel()
+		case <-leaderCtx.Done():
+		}
+	}()
+	s.log.Info("elected leader", zap.String("key", election.Key()), zap.Int64("rev", election.Rev()))
+	l := newLeader(s, election.Key(), election.Rev())
+	err = l.run(leaderCtx)
+	if ctx.Err() != nil {
+		// Shutting down: hand leadership over now rather than after the TTL.
+		resignCtx, done := context.WithTimeout(context.Background(), 2*time.Second)
+		defer done()
+		if rerr := election.Resign(resignCtx); rerr != nil {
+			s.log.Warn("resign", zap.Error(rerr))
+		}
+	}
+	return err
+}

@@ -1,0 +1,217 @@
+// Package store owns what Aion keeps in etcd: the key layout under one
+// prefix and the records stored there (job definitions, per-job scheduling
+// state, fire records, executor registrations), plus the NATS subjects and
+// messages that point at them. Schedulers and executors both speak it.
+//
+//	<prefix>jobs/<name>             job definition (jobspec.Job as JSON)
+//	<prefix>state/<name>            scheduling state: high-water mark, last results
+//	<prefix>fires/<name>/<suffix>   one record per planned run (fire ID = name@suffix)
+//	<prefix>nodes/<node-id>         executor registration, on the executor's lease
+//	<prefix>leader/                 election prefix
+package store
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// DefaultPrefix is the etcd key prefix when none is configured.
+const DefaultPrefix = "/aion/"
+
+// Keys builds etcd keys under a prefix.
+type Keys struct{ Prefix string }
+
+// Jobs is the prefix of all job definitions.
+func (k Keys) Jobs() string { return k.Prefix + "jobs/" }
+
+// Job is the key of one job definition.
+func (k Keys) Job(name string) string { return k.Jobs() + name }
+
+// States is the prefix of all job states.
+func (k Keys) States() string { return k.Prefix + "state/" }
+
+// State is the key of one job's scheduling state.
+func (k Keys) State(name string) string { return k.States() + name }
+
+// Fires is the prefix of all fire records.
+func (k Keys) Fires() string { return k.Prefix + "fires/" }
+
+// JobFires is the prefix of one job's fire records.
+func (k Keys) JobFires(job string) string { return k.Fires() + job + "/" }
+
+// Fire is the key of one fire record.
+func (k Keys) Fire(id FireID) string { return k.JobFires(id.Job) + id.Suffix }
+
+// Nodes is the prefix of executor registrations.
+func (k Keys) Nodes() string { return k.Prefix + "nodes/" }
+
+// Node is the key of one executor registration.
+func (k Keys) Node(id string) string { return k.Nodes() + id }
+
+// Election is the leader election prefix.
+func (k Keys) Election() string { return k.Prefix + "leader/" }
+
+// FireIDFromKey parses a fire record key.
+func (k Keys) FireIDFromKey(key string) (FireID, bool) {
+	rest, ok := strings.CutPrefix(key, k.Fires())
+	if !ok {
+		return FireID{}, false
+	}
+	job, suffix, ok := strings.Cut(rest, "/")
+	return FireID{Job: job, Suffix: suffix}, ok && job != "" && suffix != ""
+}
+
+// FireID names one planned run: the job and a suffix that is the nominal
+// time for scheduled runs (backup@2026-11-24T02:00:00Z), so every leader
+// derives the same ID for the same run.
+type FireID struct {
+	Job    string `json:"job"`
+	Suffix string `json:"suffix"`
+}
+
+// ScheduledFireID is the ID of the run of job at its nominal time.
+func ScheduledFireID(job string, nominal time.Time) FireID {
+	return FireID{Job: job, Suffix: nominal.UTC().Format(time.RFC3339Nano)}
+}
+
+// ManualFireID is the ID of a run triggered by hand at the given time.
+func ManualFireID(job string, at time.Time) FireID {
+	return FireID{Job: job, Suffix: "manual-" + at.UTC().Format(time.RFC3339Nano)}
+}
+
+// DependentFireID is the ID of the run of child caused by the parent fire
+// that completed its set of parents.
+func DependentFireID(child string, parent FireID) FireID {
+	return FireID{Job: child, Suffix: "after-" + parent.Job + "@" + parent.Suffix}
+}
+
+// String formats the ID as job@suffix.
+func (id FireID) String() string { return id.Job + "@" + id.Suffix }
+
+// ParseFireID reads job@suffix.
+func ParseFireID(s string) (FireID, error) {
+	job, suffix, ok := strings.Cut(s, "@")
+	if !ok || job == "" || suffix == "" || strings.Contains(suffix, "/") {
+		return FireID{}, fmt.Errorf("fire ID %q: want job@suffix, e.g. backup@2026-11-24T02:00:00Z", s)
+	}
+	return FireID{Job: job, Suffix: suffix}, nil
+}
+
+// FireState is where a fire is in its life.
+type FireState string
+
+// The fire states. Planned and running are open; the rest are final.
+const (
+	FirePlanned   FireState = "planned"   // recorded by the leader, waiting for an executor to claim it
+	FireRunning   FireState = "running"   // claimed by an executor, which started the process
+	FireSucceeded FireState = "succeeded" // exit code 0
+	FireFailed    FireState = "failed"    // non-zero exit or could not start
+	FireTimedOut  FireState = "timed_out" // killed after the job's timeout
+	FireLost      FireState = "lost"      // the executor died while running it
+	FireSkipped   FireState = "skipped"   // not run (misfire policy, overlap); Reason says why
+)
+
+// Final reports whether the state is an end state.
+func (s FireState) Final() bool { return s != FirePlanned && s != FireRunning }
+
+// Trigger says why a fire exists.
+type Trigger string
+
+// The triggers.
+const (
+	TriggerSchedule   Trigger = "schedule"
+	TriggerManual     Trigger = "manual"
+	TriggerDependency Trigger = "dependency"
+)
+
+// Fire is the record of one planned run, under fires/<job>/<suffix>.
+type Fire struct {
+	ID      FireID    `json:"id"`
+	Trigger Trigger   `json:"trigger"`
+	Nominal time.Time `json:"nominal"` // the scheduled time (the trigger time for other runs)
+	State   FireState `json:"state"`
+	Reason  string    `json:"reason,omitempty"` // why it waits, was skipped or failed
+	Attempt int       `json:"attempt"`
+	Node    string    `json:"node,omitempty"` // executor chosen, then the one that claimed it
+	// Env overrides the job's environment for this run only (manual runs).
+	Env map[string]string `json:"env,omitempty"`
+
+	PlannedAt time.Time `json:"planned_at"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	EndedAt   time.Time `json:"ended_at,omitzero"`
+	PID       int       `json:"pid,omitempty"`
+	ExitCode  *int      `json:"exit_code,omitempty"`
+	// OutputTail is the end of the combined stdout and stderr; the whole
+	// output stays on the executor (OutputPath).
+	OutputTail string `json:"output_tail,omitempty"`
+	OutputPath string `json:"output_path,omitempty"`
+
+	// Processed is set by the leader once it has recorded a final fire's
+	// effects (job state, dependent fires), so a new leader does not
+	// repeat them.
+	Processed bool `json:"processed,omitempty"`
+}
+
+// JobState is the scheduling state of a job, under state/<name>; only the
+// leader writes it.
+type JobState struct {
+	// HighWater is the latest nominal time planned (or deliberately
+	// skipped); the next run is the schedule's first time after it.
+	HighWater time.Time `json:"high_water,omitzero"`
+	// AppliedAt anchors an ISO 8601 schedule with an empty start.
+	AppliedAt time.Time `json:"applied_at,omitzero"`
+
+	LastFire    string    `json:"last_fire,omitempty"`
+	LastResult  FireState `json:"last_result,omitempty"`
+	LastSuccess time.Time `json:"last_success,omitzero"` // when the last successful run ended
+	// LastTriggered is when the job's last dependency run was planned: a
+	// child runs again only when every parent succeeded after it.
+	LastTriggered time.Time `json:"last_triggered,omitzero"`
+	Skipped       int       `json:"skipped,omitempty"` // nominal times skipped in all
+}
+
+// Node is an executor's registration, under nodes/<id> on its lease.
+type Node struct {
+	ID        string            `json:"id"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Slots     int               `json:"slots"`
+	StartedAt time.Time         `json:"started_at"`
+}
+
+// NATS subjects.
+const (
+	// SubjectLoad carries executors' LoadReport every second.
+	SubjectLoad = "aion.nodes.load"
+	// SubjectEventsPrefix carries FireEvent for every fire state change: aion.events.<job>.
+	SubjectEventsPrefix = "aion.events."
+)
+
+// DispatchSubject is the subject an executor receives its Dispatch messages on.
+func DispatchSubject(prefix, node string) string { return prefix + "dispatch." + node }
+
+// Dispatch tells an executor to claim and run a fire. It is a hint; the
+// fire record is the truth.
+type Dispatch struct {
+	Fire    FireID `json:"fire"`
+	Attempt int    `json:"attempt"`
+}
+
+// LoadReport is an executor's load, published every second.
+type LoadReport struct {
+	Node    string            `json:"node"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	Slots   int               `json:"slots"`
+	Running int               `json:"running"`
+	Load1   float64           `json:"load1"`
+	MemFree uint64            `json:"mem_free"`
+	At      time.Time         `json:"at"`
+}
+
+// FireEvent announces a fire's new state to watchers (CLI, UI).
+type FireEvent struct {
+	Fire  FireID    `json:"fire"`
+	State FireState `json:"state"`
+	Node  string    `json:"node,omitempty"`
+	At    time.Time `json:"at"`
+}
