@@ -20,12 +20,12 @@ type CronSchedule struct {
 	// Bit sets from robfig/cron: bit i set means value i matches.
 	second, minute, hour, dom, month, dow uint64
 	// domStar and dowStar follow Vixie cron: a field written with a leading
-	// '*' (or '?') is a wildcard, and day matching is "dom AND dow" when
+	// '*' or '?' (so "*/2" too, but not "1-31/2") is a wildcard, and day matching is "dom AND dow" when
 	// either is a wildcard, "dom OR dow" otherwise.
 	domStar, dowStar bool
-	// elapsed marks schedules with a wildcard or step in the second, minute
-	// or hour field: they keep real elapsed spacing across DST instead of
-	// being fixed-time jobs.
+	// elapsed marks schedules whose second, minute or hour field starts
+	// with '*' or '?' ("*", "*/15"; ISC cron's rule, so "0-59/15" is
+	// fixed-time): they keep real elapsed spacing across DST.
 	elapsed bool
 }
 
@@ -35,6 +35,7 @@ type EverySchedule struct {
 	expr   string
 	every  time.Duration
 	anchor time.Time
+	loc    *time.Location // only for presenting times
 }
 
 // cronDescriptors maps descriptors to their five-field equivalents; keeping
@@ -65,7 +66,7 @@ func ParseCron(expr string, loc *time.Location, seconds bool) (Schedule, error) 
 		return nil, fmt.Errorf("cron %q: a time-zone prefix is not allowed here; use the job's timezone field", expr)
 	}
 	if strings.HasPrefix(text, "@every") {
-		return parseEvery(expr, text)
+		return parseEvery(expr, text, loc)
 	}
 	if strings.HasPrefix(text, "@") {
 		five, ok := cronDescriptors[text]
@@ -345,7 +346,7 @@ func (s *CronSchedule) dayMatches(t time.Time) bool {
 	return domMatch || dowMatch
 }
 
-func parseEvery(expr, text string) (Schedule, error) {
+func parseEvery(expr, text string, loc *time.Location) (Schedule, error) {
 	parsed, err := cron.ParseStandard(text)
 	if err != nil {
 		return nil, fmt.Errorf("cron %q: %v (want @every <duration>, e.g. @every 90s or @every 1h30m)", expr, err)
@@ -355,7 +356,7 @@ func parseEvery(expr, text string) (Schedule, error) {
 	if d, _ := time.ParseDuration(arg); d != delay {
 		return nil, fmt.Errorf("cron %q: interval must be a whole number of seconds, at least 1s", expr)
 	}
-	return &EverySchedule{expr: expr, every: delay, anchor: time.Unix(0, 0).UTC()}, nil
+	return &EverySchedule{expr: expr, every: delay, anchor: time.Unix(0, 0).UTC(), loc: loc}, nil
 }
 
 // String returns the expression as written.
@@ -371,7 +372,7 @@ func (s *EverySchedule) Next(t time.Time) time.Time {
 	if since < 0 && since%s.every != 0 {
 		k-- // floor division for times before the anchor
 	}
-	return s.anchor.Add((k + 1) * s.every).In(t.Location())
+	return s.anchor.Add((k + 1) * s.every).In(s.loc)
 }
 
 // KeepsElapsedSpacing reports whether the schedule has a wildcard or step in

@@ -415,6 +415,9 @@ func parseISOPeriod(v string) (isoPeriod, error) {
 	if p.months == 0 && p.days == 0 && p.elapsed == 0 {
 		return p, fmt.Errorf("has zero length; want a positive period, e.g. P1D or PT30M")
 	}
+	if p.months == 0 && p.days == 0 && p.elapsed < time.Second {
+		return p, fmt.Errorf("is shorter than one second, the finest interval Aion schedules")
+	}
 	return p, nil
 }
 

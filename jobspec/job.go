@@ -2,6 +2,7 @@ package jobspec
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -91,7 +92,8 @@ const (
 // Misfire is the catch-up policy.
 type Misfire struct {
 	Policy MisfirePolicy `yaml:"policy" json:"policy"`
-	// MaxCatchup caps run-all: at most this many missed times run.
+	// MaxCatchup caps run-all: at most this many missed times run (0 or
+	// missing means DefaultMaxCatchup).
 	MaxCatchup int `yaml:"max_catchup" json:"max_catchup"`
 	// StartingDeadline: a missed time older than this is skipped, whatever
 	// the policy; 0 means no deadline.
@@ -179,7 +181,7 @@ func (j *Job) applyDefaults() {
 		j.Retries.Backoff.Initial = Duration(DefaultBackoffInitial)
 	}
 	if j.Retries.Backoff.Max == 0 {
-		j.Retries.Backoff.Max = Duration(DefaultBackoffMax)
+		j.Retries.Backoff.Max = max(Duration(DefaultBackoffMax), j.Retries.Backoff.Initial)
 	}
 	if c := j.Container; c != nil {
 		if c.Pull == "" {
@@ -254,7 +256,7 @@ func (b *Bytes) UnmarshalText(text []byte) error {
 		}
 	}
 	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v < 0 || v*mult > 1<<50 {
+	if err != nil || math.IsNaN(v) || v < 0 || v*mult > 1<<50 {
 		return fmt.Errorf("bad size %q: want bytes or a number with Ki, Mi, Gi, Ti, K, M, G or T, e.g. 512Mi", s)
 	}
 	*b = Bytes(v * mult)

@@ -66,9 +66,9 @@ func jobFiles(path string) ([]string, error) {
 			return err
 		}
 		if d.IsDir() && p != path && strings.HasPrefix(d.Name(), ".") {
-			return filepath.SkipDir // .git and friends
+			return filepath.SkipDir // .git and friends; dot-files (editor locks) are skipped too
 		}
-		if ext := filepath.Ext(p); !d.IsDir() && (ext == ".yaml" || ext == ".yml") {
+		if ext := filepath.Ext(p); !d.IsDir() && !strings.HasPrefix(d.Name(), ".") && (ext == ".yaml" || ext == ".yml") {
 			files = append(files, p)
 		}
 		return nil

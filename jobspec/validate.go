@@ -190,7 +190,7 @@ func (c *checker) retries(r Retries) {
 func (c *checker) misfire(m Misfire) {
 	c.oneOf("misfire.policy", string(m.Policy), MisfireSkip, MisfireRunOnce, MisfireRunAll)
 	if m.MaxCatchup < 1 || m.MaxCatchup > 10_000 {
-		c.errorf("misfire.max_catchup", "must be between 1 and 10000, got %d", m.MaxCatchup)
+		c.errorf("misfire.max_catchup", "must be between 1 and 10000 (0 or missing means %d), got %d", DefaultMaxCatchup, m.MaxCatchup)
 	}
 }
 

@@ -1,0 +1,119 @@
+// Package clustertest starts a real etcd and a real NATS server in the test
+// process (package embedded) and connects clients to them, for integration
+// tests of schedulers and executors.
+package clustertest
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/aionsched/aion/jobspec"
+	"github.com/aionsched/aion/scheduler/embedded"
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// Cluster is one etcd and one NATS server with a client of each.
+type Cluster struct {
+	Etcd    *clientv3.Client
+	NATS    *nats.Conn
+	EtcdURL string
+	NATSURL string
+	Keys    store.Keys
+	Log     *zap.Logger
+}
+
+// Start starts the servers; they stop when the test ends.
+func Start(t testing.TB) *Cluster {
+	t.Helper()
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{Dir: t.TempDir(), MaxTxnOps: 10_000, Log: zap.NewNop()})
+	if err != nil {
+		t.Fatalf("start etcd: %v", err)
+	}
+	t.Cleanup(e.Close)
+	n, err := embedded.StartNATS("")
+	if err != nil {
+		t.Fatalf("start nats: %v", err)
+	}
+	t.Cleanup(n.Close)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatalf("etcd client: %v", err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	nc, err := nats.Connect(n.URL())
+	if err != nil {
+		t.Fatalf("nats client: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return &Cluster{Etcd: cli, NATS: nc, EtcdURL: e.Endpoint(), NATSURL: n.URL(), Keys: store.Keys{Prefix: store.DefaultPrefix}, Log: log}
+}
+
+// Apply parses YAML job definitions and applies them (with prune).
+func (c *Cluster) Apply(t testing.TB, yamlText string) store.ApplyResult {
+	t.Helper()
+	jobs, errs := jobspec.Parse("test.yaml", []byte(yamlText))
+	errs = append(errs, jobspec.CheckSet(jobs)...)
+	if len(errs) > 0 {
+		t.Fatalf("bad test jobs:\n%v", errs)
+	}
+	res, err := store.Apply(context.Background(), c.Etcd, c.Keys, jobs, true, false, time.Now())
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	return res
+}
+
+// Fires reads every fire record of a job (all jobs when job is empty).
+func (c *Cluster) Fires(t testing.TB, job string) []store.Fire {
+	t.Helper()
+	prefix := c.Keys.Fires()
+	if job != "" {
+		prefix = c.Keys.JobFires(job)
+	}
+	resp, err := c.Etcd.Get(context.Background(), prefix, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatalf("read fires: %v", err)
+	}
+	fires := make([]store.Fire, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var f store.Fire
+		if err := json.Unmarshal(kv.Value, &f); err != nil {
+			t.Fatalf("decode %s: %v", kv.Key, err)
+		}
+		fires = append(fires, f)
+	}
+	return fires
+}
+
+// WaitFor polls cond until it holds or the timeout passes.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Final returns the fires of job in a final state.
+func Final(fires []store.Fire) []store.Fire {
+	var out []store.Fire
+	for _, f := range fires {
+		if f.State.Final() {
+			out = append(out, f)
+		}
+	}
+	return out
+}

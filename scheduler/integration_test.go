@@ -1,0 +1,338 @@
+package scheduler_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aionsched/aion/executor"
+	"github.com/aionsched/aion/scheduler"
+	"github.com/aionsched/aion/scheduler/clustertest"
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// startScheduler runs a scheduler until the test ends.
+func startScheduler(t *testing.T, c *clustertest.Cluster, id string) context.CancelFunc {
+	t.Helper()
+	cfg := scheduler.DefaultConfig()
+	cfg.ID = id
+	cfg.ReconcileEvery = 200 * time.Millisecond
+	cfg.RedispatchAfter = time.Second
+	s := scheduler.New(cfg, c.Etcd, c.NATS, c.Log)
+	return runUntilCleanup(t, s.Run)
+}
+
+// startExecutor runs an executor until the test ends.
+func startExecutor(t *testing.T, c *clustertest.Cluster, id string, slots int, labels map[string]string) context.CancelFunc {
+	t.Helper()
+	cfg := executor.DefaultConfig()
+	cfg.NodeID, cfg.Slots, cfg.Labels = id, slots, labels
+	cfg.OutputDir = t.TempDir()
+	cfg.Grace = 2 * time.Second
+	x := executor.New(cfg, c.Etcd, c.NATS, c.Log)
+	return runUntilCleanup(t, x.Run)
+}
+
+func runUntilCleanup(t *testing.T, run func(context.Context) error) context.CancelFunc {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := run(ctx); err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return cancel
+}
+
+// runLog is a file outside Aion that jobs append "fire attempt node pid" to.
+func runLog(t *testing.T) string {
+	return filepath.Join(t.TempDir(), "runs.log")
+}
+
+func readRunLog(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	return lines
+}
+
+func TestCluster_EverySecondJobFiresOnTimeWithoutGapsOrDuplicates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for 30 seconds")
+	}
+	c := clustertest.Start(t)
+	log := runLog(t)
+	startScheduler(t, c, "s1")
+	startExecutor(t, c, "x1", 4, nil)
+	c.Apply(t, fmt.Sprintf(`
+name: tick
+schedule: "* * * * * *"
+cron_seconds: true
+command: echo "$AION_FIRE_ID $AION_ATTEMPT" >> %s
+`, log))
+	time.Sleep(30 * time.Second)
+	clustertest.WaitFor(t, 5*time.Second, "running fires to finish", func() bool {
+		for _, f := range c.Fires(t, "tick") {
+			if !f.State.Final() && time.Since(f.Nominal) > 2*time.Second {
+				return false
+			}
+		}
+		return true
+	})
+
+	fires := c.Fires(t, "tick")
+	var nominals []time.Time
+	var lateness []time.Duration
+	for _, f := range fires {
+		if !f.State.Final() {
+			continue
+		}
+		if f.State != store.FireSucceeded {
+			t.Errorf("fire %s: %s (%s)", f.ID, f.State, f.Reason)
+		}
+		nominals = append(nominals, f.Nominal)
+		lateness = append(lateness, f.StartedAt.Sub(f.Nominal))
+	}
+	if len(nominals) < 28 {
+		t.Fatalf("%d fires in 30 s, want at least 28", len(nominals))
+	}
+	slices.SortFunc(nominals, func(a, b time.Time) int { return a.Compare(b) })
+	for i := 1; i < len(nominals); i++ {
+		if gap := nominals[i].Sub(nominals[i-1]); gap != time.Second {
+			t.Errorf("nominal times %s and %s are %s apart: missed or duplicate", nominals[i-1], nominals[i], gap)
+		}
+	}
+	// Each fire started exactly once: its ID appears once in the job's own log.
+	seen := make(map[string]int)
+	for _, line := range readRunLog(t, log) {
+		seen[line]++
+	}
+	for _, f := range fires {
+		if f.State == store.FireSucceeded && seen[f.ID.String()+" 1"] != 1 {
+			t.Errorf("fire %s ran %d times, want once", f.ID, seen[f.ID.String()+" 1"])
+		}
+	}
+	slices.Sort(lateness)
+	t.Logf("%d fires; start lateness p50 %s, p90 %s, max %s", len(lateness),
+		lateness[len(lateness)/2], lateness[len(lateness)*9/10], lateness[len(lateness)-1])
+}
+
+func TestCluster_ConstraintsRouteJobs(t *testing.T) {
+	c := clustertest.Start(t)
+	startScheduler(t, c, "s1")
+	startExecutor(t, c, "eu-1", 4, map[string]string{"zone": "eu"})
+	startExecutor(t, c, "us-1", 4, map[string]string{"zone": "us", "gpu": "true"})
+	c.Apply(t, `
+jobs:
+  - name: in-eu
+    schedule: "* * * * * *"
+    cron_seconds: true
+    concurrency: allow
+    command: "true"
+    constraints: ["zone=eu"]
+  - name: on-gpu
+    schedule: "* * * * * *"
+    cron_seconds: true
+    concurrency: allow
+    command: "true"
+    constraints: ["gpu", "zone in (us,ap)"]
+  - name: nowhere
+    schedule: "* * * * * *"
+    cron_seconds: true
+    command: "true"
+    constraints: ["zone=mars"]
+`)
+	clustertest.WaitFor(t, 10*time.Second, "three runs of each routed job", func() bool {
+		return len(clustertest.Final(c.Fires(t, "in-eu"))) >= 3 && len(clustertest.Final(c.Fires(t, "on-gpu"))) >= 3
+	})
+	for job, node := range map[string]string{"in-eu": "eu-1", "on-gpu": "us-1"} {
+		for _, f := range clustertest.Final(c.Fires(t, job)) {
+			if f.Node != node || f.State != store.FireSucceeded {
+				t.Errorf("%s ran on %q (%s), want %s", f.ID, f.Node, f.State, node)
+			}
+		}
+	}
+	// A job no node satisfies waits, visibly, and never runs.
+	nowhere := c.Fires(t, "nowhere")
+	if len(nowhere) == 0 {
+		t.Fatal("no fire recorded for the unplaceable job")
+	}
+	for _, f := range nowhere {
+		switch {
+		case f.State == store.FirePlanned && f.Node == "" && strings.Contains(f.Reason, "zone=mars"):
+		case f.State == store.FireSkipped: // later times, while the first waits (concurrency: forbid)
+		default:
+			t.Errorf("unplaceable fire %s: state %s node %q reason %q", f.ID, f.State, f.Node, f.Reason)
+		}
+	}
+}
+
+func TestCluster_LeastLoadedExecutorFirst(t *testing.T) {
+	c := clustertest.Start(t)
+	startScheduler(t, c, "s1")
+	// "busy" has 2 of its 4 slots taken by long runs pinned to it.
+	startExecutor(t, c, "busy", 4, map[string]string{"role": "busy"})
+	hogs := `
+  - name: hog-1
+    schedule: "* * * * * *"
+    cron_seconds: true
+    command: sleep 30
+    constraints: ["role=busy"]
+  - name: hog-2
+    schedule: "* * * * * *"
+    cron_seconds: true
+    command: sleep 30
+    constraints: ["role=busy"]
+`
+	c.Apply(t, "jobs:"+hogs)
+	clustertest.WaitFor(t, 10*time.Second, "two hogs running on busy", func() bool {
+		running := 0
+		for _, f := range c.Fires(t, "") {
+			if f.State == store.FireRunning && f.Node == "busy" {
+				running++
+			}
+		}
+		return running == 2
+	})
+	startExecutor(t, c, "idle", 4, nil)
+	clustertest.WaitFor(t, 5*time.Second, "idle executor to register", func() bool {
+		resp, err := c.Etcd.Get(context.Background(), c.Keys.Node("idle"))
+		return err == nil && len(resp.Kvs) == 1
+	})
+	time.Sleep(500 * time.Millisecond) // let the leader see the registration
+	c.Apply(t, "jobs:"+hogs+`
+  - name: work
+    schedule: "* * * * * *"
+    cron_seconds: true
+    concurrency: allow
+    command: sleep 2
+`)
+	clustertest.WaitFor(t, 10*time.Second, "six runs of work", func() bool {
+		return len(c.Fires(t, "work")) >= 6
+	})
+	// With busy at 2/4 and idle at 0/4, overlapping 2-second runs go to idle
+	// until idle holds as many as busy.
+	onIdle, onBusy := 0, 0
+	for _, f := range c.Fires(t, "work")[:6] {
+		switch f.Node {
+		case "idle":
+			onIdle++
+		case "busy":
+			onBusy++
+		}
+	}
+	if onIdle < 4 {
+		t.Errorf("work ran %d times on idle and %d on busy; want the least-loaded node first (at least 4 of 6 on idle)", onIdle, onBusy)
+	}
+}
+
+func TestCluster_DependenciesRunInOrderAndFailedParentBlocks(t *testing.T) {
+	c := clustertest.Start(t)
+	log := runLog(t)
+	startScheduler(t, c, "s1")
+	startExecutor(t, c, "x1", 4, nil)
+	c.Apply(t, fmt.Sprintf(`
+jobs:
+  - name: extract
+    schedule: "*/2 * * * * *"
+    cron_seconds: true
+    command: echo extract >> %[1]s
+  - name: transform
+    parents: [extract]
+    command: echo transform >> %[1]s
+  - name: load
+    parents: [transform]
+    command: echo load >> %[1]s
+  - name: broken
+    schedule: "*/2 * * * * *"
+    cron_seconds: true
+    command: exit 3
+  - name: after-broken
+    parents: [broken]
+    command: echo after-broken >> %[1]s
+`, log))
+	clustertest.WaitFor(t, 15*time.Second, "two loads", func() bool {
+		return len(clustertest.Final(c.Fires(t, "load"))) >= 2
+	})
+	lines := readRunLog(t, log)
+	// The chain runs in order each time: extract, transform, load.
+	var chain []string
+	for _, l := range lines {
+		if l != "after-broken" {
+			chain = append(chain, l)
+		}
+	}
+	for i := 0; i+2 < len(chain) && i < 6; i += 3 {
+		if got := strings.Join(chain[i:i+3], ","); got != "extract,transform,load" {
+			t.Errorf("run order %q, want extract,transform,load (all: %v)", got, chain)
+		}
+	}
+	if slices.Contains(lines, "after-broken") {
+		t.Error("a child of a failed parent ran")
+	}
+	broken := clustertest.Final(c.Fires(t, "broken"))
+	if len(broken) == 0 || broken[0].State != store.FireFailed || broken[0].ExitCode == nil || *broken[0].ExitCode != 3 {
+		t.Errorf("broken fires = %+v, want failed with exit code 3", broken)
+	}
+	if n := len(c.Fires(t, "after-broken")); n != 0 {
+		t.Errorf("after-broken has %d fire records, want none", n)
+	}
+}
+
+func TestCluster_TimeoutKillsTheWholeProcessGroup(t *testing.T) {
+	c := clustertest.Start(t)
+	dir := t.TempDir()
+	startScheduler(t, c, "s1")
+	startExecutor(t, c, "x1", 4, nil)
+	c.Apply(t, fmt.Sprintf(`
+name: slow
+schedule: "* * * * * *"
+cron_seconds: true
+timeout: 1s
+command: sleep 300 & echo $! > %[1]s/child.pid; echo started; wait
+`, dir))
+	var f store.Fire
+	clustertest.WaitFor(t, 10*time.Second, "a timed-out run", func() bool {
+		for _, x := range c.Fires(t, "slow") {
+			if x.State == store.FireTimedOut {
+				f = x
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(f.Reason, "1s timeout") || !strings.Contains(f.OutputTail, "started") {
+		t.Errorf("timed-out fire: reason %q, output %q", f.Reason, f.OutputTail)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "child.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(string(data), &pid)
+	clustertest.WaitFor(t, 5*time.Second, "the background child to be gone", func() bool {
+		return syscall.Kill(pid, 0) != nil
+	})
+}
