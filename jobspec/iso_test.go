@@ -105,6 +105,7 @@ func TestISO8601_ParseErrors(t *testing.T) {
 		{"R//P0D", `period "P0D": has zero length`},
 		{"R//PT0S", `has zero length`},
 		{"R//P0Y0M0W0DT0H0M0.000S", `has zero length`},
+		{"R//PT0.5S", `is shorter than one second`},
 		{"R//P1D1Y", `"Y" out of order or repeated`},
 		{"R//P1D1D", `"D" out of order or repeated`},
 		{"R//PT1H2H", `"H" out of order or repeated`},
@@ -162,13 +163,13 @@ func TestISO8601_AcceptedForms(t *testing.T) {
 		{"R0/2026-01-01T00:00:00Z/P1D", time.UTC, "R0/2026-01-01T00:00:00Z/P1D", 0, utc(2026, 1, 1, 0, 0, 0)},
 		{"R1000000000/2026-01-01T00:00:00Z/P1D", time.UTC, "R1000000000/2026-01-01T00:00:00Z/P1D", 1000000000, utc(2026, 1, 1, 0, 0, 0)},
 		{"R/2026-01-01T02:00:00.250Z/PT1.5S", time.UTC, "R/2026-01-01T02:00:00.25Z/PT1.5S", -1, utc(2026, 1, 1, 2, 0, 0).Add(250 * time.Millisecond)},
-		{"R/2026-01-01T02:00:00,5+01:00/PT0,5S", berlin, "R/2026-01-01T02:00:00.5+01:00/PT0.5S", -1, utc(2026, 1, 1, 1, 0, 0).Add(500 * time.Millisecond)},
+		{"R/2026-01-01T02:00:00,5+01:00/PT1,5S", berlin, "R/2026-01-01T02:00:00.5+01:00/PT1.5S", -1, utc(2026, 1, 1, 1, 0, 0).Add(500 * time.Millisecond)},
 		{"R/2026-01-01T02:00:00+0530/P1D", time.UTC, "R/2026-01-01T02:00:00+05:30/P1D", -1, utc(2025, 12, 31, 20, 30, 0)},
 		{"R/2026-01-01T02:00:00-03/P1D", time.UTC, "R/2026-01-01T02:00:00-03:00/P1D", -1, utc(2026, 1, 1, 5, 0, 0)},
 		{"R/2026-01-01T02:00:00-00:00/PT0H30M", time.UTC, "R/2026-01-01T02:00:00Z/PT30M", -1, utc(2026, 1, 1, 2, 0, 0)},
 		{"R/2026-01-01T00:00:00Z/P1Y2M3W4DT5H6M7S", time.UTC, "R/2026-01-01T00:00:00Z/P1Y2M3W4DT5H6M7S", -1, utc(2026, 1, 1, 0, 0, 0)},
 		{"R/2026-01-01T00:00:00Z/P0Y1M", time.UTC, "R/2026-01-01T00:00:00Z/P1M", -1, utc(2026, 1, 1, 0, 0, 0)},
-		{"R/2026-01-01T00:00:00Z/PT0.000000001S", time.UTC, "R/2026-01-01T00:00:00Z/PT0.000000001S", -1, utc(2026, 1, 1, 0, 0, 0)},
+		{"R/2026-01-01T00:00:00Z/PT1.000000001S", time.UTC, "R/2026-01-01T00:00:00Z/PT1.000000001S", -1, utc(2026, 1, 1, 0, 0, 0)},
 		{"R/2026-01-01T00:00:00Z/P10000Y", time.UTC, "R/2026-01-01T00:00:00Z/P10000Y", -1, utc(2026, 1, 1, 0, 0, 0)},
 		{"R/2026-01-01T00:00:00Z/P3652400D", time.UTC, "R/2026-01-01T00:00:00Z/P3652400D", -1, utc(2026, 1, 1, 0, 0, 0)},
 		{"R/2026-01-01T00:00:00Z/PT876576H", time.UTC, "R/2026-01-01T00:00:00Z/PT876576H", -1, utc(2026, 1, 1, 0, 0, 0)},
@@ -588,8 +589,6 @@ func TestISO8601_HugeIndex(t *testing.T) {
 	}{
 		{"R/1970-01-01T00:00:00Z/PT1S", time.UTC, utc(2026, 6, 15, 12, 34, 57)},
 		{"R/1970-01-01T00:00:00Z/PT1S", berlin, utc(2026, 6, 15, 12, 34, 57)},
-		{"R/1970-01-01T00:00:00Z/PT0.000000001S", time.UTC, at.Add(time.Nanosecond)},
-		{"R/1970-01-01T00:00:00.3Z/PT0.7S", time.UTC, time.Date(2026, 6, 15, 12, 34, 57, 100_000_000, time.UTC)}, // k = 2545038424
 		{"R/0001-01-01T00:00:00Z/PT1S", time.UTC, utc(2026, 6, 15, 12, 34, 57)},
 		{"R/0001-01-01T00:00:00/PT1M", berlin, utc(2026, 6, 15, 12, 35, 32)}, // LMT +00:53:28,
 		// Daily from year 1 in Berlin: midnight CEST.
