@@ -154,6 +154,11 @@ func (x *Executor) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("subscribe to dispatches: %w", err)
 	}
+	logs, err := x.serveLogs()
+	if err != nil {
+		return fmt.Errorf("serve logs: %w", err)
+	}
+	defer logs.Unsubscribe()
 	x.log.Info("executor ready", zap.Int("slots", x.cfg.Slots), zap.Any("labels", x.cfg.Labels))
 	loadTick := time.NewTicker(x.cfg.LoadEvery)
 	defer loadTick.Stop()

@@ -157,7 +157,7 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 	if job.Container != nil {
 		return runResult{state: store.FireFailed, reason: "container jobs need an executor with the Docker containerizer"}
 	}
-	outPath := filepath.Join(x.cfg.OutputDir, f.ID.Job, f.ID.Suffix+".log")
+	outPath := x.outputPath(f.ID)
 	if err := os.MkdirAll(filepath.Dir(outPath), 0o755); err != nil {
 		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output directory: %v", err)}
 	}

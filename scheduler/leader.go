@@ -46,6 +46,7 @@ type leader struct {
 	pending  map[store.FireID]bool // final fires whose effects are not recorded yet
 	nodes    *placement
 	loads    chan store.LoadReport
+	requests []*mvccpb.KeyValue // run requests found at election, planned first
 }
 
 // jobEntry is the leader's view of one job.
@@ -111,6 +112,12 @@ func (l *leader) run(ctx context.Context) error {
 			return err
 		}
 	}
+	for _, kv := range l.requests {
+		if err := l.planRequest(ctx, kv); err != nil {
+			return err
+		}
+	}
+	l.requests = nil
 	reconcile := time.NewTicker(l.s.cfg.ReconcileEvery)
 	defer reconcile.Stop()
 	timer := time.NewTimer(time.Hour)
@@ -158,7 +165,7 @@ func (l *leader) loadSnapshot(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("read state: %w", err)
 	}
 	states := make(map[string]*mvccpb.KeyValue)
-	var jobs, fires []*mvccpb.KeyValue
+	var jobs, fires, requests []*mvccpb.KeyValue
 	for _, kv := range resp.Kvs {
 		key := string(kv.Key)
 		switch {
@@ -170,6 +177,8 @@ func (l *leader) loadSnapshot(ctx context.Context) (int64, error) {
 			fires = append(fires, kv)
 		case strings.HasPrefix(key, l.keys.Nodes()):
 			l.onNode(kv, false)
+		case strings.HasPrefix(key, l.keys.Requests()):
+			requests = append(requests, kv)
 		}
 	}
 	for _, kv := range jobs {
@@ -179,6 +188,7 @@ func (l *leader) loadSnapshot(ctx context.Context) (int64, error) {
 	for _, kv := range fires {
 		l.onFire(kv, false)
 	}
+	l.requests = requests
 	l.log.Info("leading", zap.Int("jobs", len(l.jobs)), zap.Int("open_fires", len(l.open)),
 		zap.Int("executors", len(l.nodes.nodes)), zap.Int64("revision", resp.Header.Revision))
 	return resp.Header.Revision, nil
@@ -226,6 +236,10 @@ func (l *leader) onEvent(ctx context.Context, ev *clientv3.Event) error {
 		}
 	case strings.HasPrefix(key, l.keys.Nodes()):
 		l.onNode(ev.Kv, deleted)
+	case strings.HasPrefix(key, l.keys.Requests()):
+		if !deleted {
+			return l.planRequest(ctx, ev.Kv)
+		}
 	}
 	return nil
 }

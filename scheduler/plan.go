@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -213,4 +214,46 @@ func (l *leader) dispatch(of *openFire, now time.Time) {
 	if err := l.s.nats.Publish(store.DispatchSubject(l.s.cfg.SubjectPrefix, of.fire.Node), data); err != nil {
 		l.log.Warn("dispatch", zap.Stringer("fire", of.fire.ID), zap.Error(err))
 	}
+}
+
+// planRequest turns a manual run request into a fire, deleting the request
+// in the same fenced transaction. The fire runs whatever the concurrency
+// policy: a person asked for it.
+func (l *leader) planRequest(ctx context.Context, kv *mvccpb.KeyValue) error {
+	id, ok := l.keys.RequestIDFromKey(string(kv.Key))
+	if !ok {
+		return nil
+	}
+	var req store.RunRequest
+	if err := json.Unmarshal(kv.Value, &req); err != nil {
+		l.log.Warn("bad run request", zap.String("key", string(kv.Key)), zap.Error(err))
+		return nil
+	}
+	now := l.now()
+	f := store.Fire{
+		ID: id, Trigger: store.TriggerManual, Nominal: req.At, Attempt: 1, PlannedAt: now.UTC(),
+		State: store.FirePlanned, Env: req.Env, RequestedBy: req.By,
+	}
+	cmps := []clientv3.Cmp{l.fence, clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision)}
+	ops := []clientv3.Op{clientv3.OpDelete(string(kv.Key))}
+	e, exists := l.jobs[id.Job]
+	if exists {
+		f.Node, f.Reason = l.nodes.choose(e.job, e.sels)
+		data, err := json.Marshal(f)
+		if err != nil {
+			return fmt.Errorf("encode fire: %w", err)
+		}
+		key := l.keys.Fire(id)
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+		ops = append(ops, clientv3.OpPut(key, string(data)))
+	}
+	rev, err := l.commit(ctx, cmps, ops)
+	if err != nil || rev == 0 || !exists {
+		return err
+	}
+	of := &openFire{fire: f, rev: rev}
+	l.openFire(of)
+	l.dispatch(of, now)
+	l.log.Info("manual run planned", zap.Stringer("fire", id), zap.String("by", req.By))
+	return nil
 }

@@ -49,6 +49,30 @@ func (k Keys) Nodes() string { return k.Prefix + "nodes/" }
 // Node is the key of one executor registration.
 func (k Keys) Node(id string) string { return k.Nodes() + id }
 
+// Requests is the prefix of run requests: user intent (a manual run) that
+// any scheduler's API writes and the leader turns into a fire.
+func (k Keys) Requests() string { return k.Prefix + "requests/" }
+
+// Request is the key of the request for the fire id.
+func (k Keys) Request(id FireID) string { return k.Requests() + id.Job + "/" + id.Suffix }
+
+// RequestIDFromKey parses a request key into the fire ID it asks for.
+func (k Keys) RequestIDFromKey(key string) (FireID, bool) {
+	rest, ok := strings.CutPrefix(key, k.Requests())
+	if !ok {
+		return FireID{}, false
+	}
+	job, suffix, ok := strings.Cut(rest, "/")
+	return FireID{Job: job, Suffix: suffix}, ok && job != "" && suffix != ""
+}
+
+// RunRequest asks the leader for a manual run, under requests/<job>/<suffix>.
+type RunRequest struct {
+	Env map[string]string `json:"env,omitempty"`
+	By  string            `json:"by,omitempty"` // who asked
+	At  time.Time         `json:"at"`
+}
+
 // Election is the leader election prefix.
 func (k Keys) Election() string { return k.Prefix + "leader/" }
 
@@ -136,6 +160,8 @@ type Fire struct {
 	Node    string    `json:"node,omitempty"` // executor chosen, then the one that claimed it
 	// Env overrides the job's environment for this run only (manual runs).
 	Env map[string]string `json:"env,omitempty"`
+	// RequestedBy says who triggered a manual run.
+	RequestedBy string `json:"requested_by,omitempty"`
 
 	PlannedAt time.Time `json:"planned_at"`
 	StartedAt time.Time `json:"started_at,omitzero"`
@@ -215,3 +241,23 @@ type FireEvent struct {
 	Node  string    `json:"node,omitempty"`
 	At    time.Time `json:"at"`
 }
+
+// LogSubject is the subject an executor answers LogRequest on.
+func LogSubject(prefix, node string) string { return prefix + "logs." + node }
+
+// LogRequest asks an executor for a run's output from Offset on.
+type LogRequest struct {
+	Fire   FireID `json:"fire"`
+	Offset int64  `json:"offset"`
+}
+
+// LogChunk is a piece of a run's output: Data starts at the request's
+// offset; Size is the output's length when the chunk was read.
+type LogChunk struct {
+	Data  []byte `json:"data"`
+	Size  int64  `json:"size"`
+	Error string `json:"error,omitempty"`
+}
+
+// MaxLogChunk bounds one LogChunk's data.
+const MaxLogChunk = 512 << 10

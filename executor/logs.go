@@ -1,0 +1,54 @@
+package executor
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// outputPath is where the full output of a fire is kept on this node.
+func (x *Executor) outputPath(id store.FireID) string {
+	return filepath.Join(x.cfg.OutputDir, id.Job, id.Suffix+".log")
+}
+
+// serveLogs answers LogRequests for the output of runs on this node.
+func (x *Executor) serveLogs() (*nats.Subscription, error) {
+	return x.nats.Subscribe(store.LogSubject(x.cfg.SubjectPrefix, x.cfg.NodeID), func(m *nats.Msg) {
+		var req store.LogRequest
+		var chunk store.LogChunk
+		if err := json.Unmarshal(m.Data, &req); err != nil {
+			chunk.Error = "bad log request: " + err.Error()
+		} else {
+			chunk = x.readChunk(req)
+		}
+		data, _ := json.Marshal(chunk)
+		_ = m.Respond(data)
+	})
+}
+
+func (x *Executor) readChunk(req store.LogRequest) store.LogChunk {
+	f, err := os.Open(x.outputPath(req.Fire))
+	if errors.Is(err, os.ErrNotExist) {
+		return store.LogChunk{Error: "no output kept for " + req.Fire.String() + " on " + x.cfg.NodeID}
+	}
+	if err != nil {
+		return store.LogChunk{Error: err.Error()}
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return store.LogChunk{Error: err.Error()}
+	}
+	offset := min(max(req.Offset, 0), info.Size())
+	data, err := io.ReadAll(io.NewSectionReader(f, offset, min(info.Size()-offset, store.MaxLogChunk)))
+	if err != nil {
+		return store.LogChunk{Error: err.Error()}
+	}
+	return store.LogChunk{Data: data, Size: info.Size()}
+}

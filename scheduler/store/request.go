@@ -1,0 +1,38 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// RequestRun records a request for a manual run of job and returns the ID
+// the fire will have. The job must exist; the leader plans the fire (fenced)
+// and deletes the request in one transaction.
+func RequestRun(ctx context.Context, cli *clientv3.Client, keys Keys, job string, env map[string]string, by string, now time.Time) (FireID, error) {
+	id := ManualFireID(job, now)
+	data, err := json.Marshal(RunRequest{Env: env, By: by, At: now.UTC()})
+	if err != nil {
+		return FireID{}, err
+	}
+	resp, err := cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(keys.Job(job)), ">", 0),
+			clientv3.Compare(clientv3.CreateRevision(keys.Request(id)), "=", 0),
+			clientv3.Compare(clientv3.CreateRevision(keys.Fire(id)), "=", 0)).
+		Then(clientv3.OpPut(keys.Request(id), string(data))).
+		Commit()
+	if err != nil {
+		return FireID{}, fmt.Errorf("request run of %s: %w", job, err)
+	}
+	if !resp.Succeeded {
+		return FireID{}, fmt.Errorf("request run of %s: %w", job, ErrNoSuchJobOrDuplicate)
+	}
+	return id, nil
+}
+
+// ErrNoSuchJobOrDuplicate reports a run request for a job that does not
+// exist, or one identical to a pending request.
+var ErrNoSuchJobOrDuplicate = fmt.Errorf("store: no such job, or the same request is pending")
