@@ -94,7 +94,7 @@ func (x *Executor) handle(ctx context.Context, d store.Dispatch) {
 		log.Warn("result not recorded: the fire record changed while running (marked lost?)")
 	default:
 		x.emit(f)
-		log.Info("run finished", zap.String("state", string(f.State)), zap.Intp("exit_code", f.ExitCode),
+		log.Debug("run finished", zap.String("state", string(f.State)), zap.Intp("exit_code", f.ExitCode),
 			zap.Duration("took", f.EndedAt.Sub(f.StartedAt)))
 	}
 }
@@ -136,7 +136,17 @@ func (x *Executor) loadJob(ctx context.Context, name string) (*jobspec.Job, erro
 }
 
 func (x *Executor) emit(f store.Fire) {
-	data, _ := json.Marshal(store.FireEvent{Fire: f.ID, State: f.State, Node: x.cfg.NodeID, At: time.Now().UTC()})
+	ev := store.FireEvent{Fire: f.ID, State: f.State, Node: x.cfg.NodeID, At: time.Now().UTC(), ExitCode: f.ExitCode}
+	if f.State.Final() {
+		ev.Summary = f.Reason
+		if lines := strings.Split(strings.TrimRight(f.OutputTail, "\n"), "\n"); ev.Summary == "" {
+			ev.Summary = lines[len(lines)-1]
+		}
+		if len(ev.Summary) > 200 {
+			ev.Summary = ev.Summary[:200] + "…"
+		}
+	}
+	data, _ := json.Marshal(ev)
 	if err := x.nats.Publish(store.SubjectEventsPrefix+f.ID.Job, data); err != nil {
 		x.log.Debug("publish event", zap.Error(err))
 	}

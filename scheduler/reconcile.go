@@ -207,7 +207,7 @@ func (l *leader) process(ctx context.Context, id store.FireID) error {
 		l.openFire(of)
 		l.dispatch(of, now)
 	}
-	l.log.Info("fire finished", zap.Stringer("fire", id), zap.String("state", string(f.State)), zap.Int("children", len(children)))
+	l.log.Debug("fire finished", zap.Stringer("fire", id), zap.String("state", string(f.State)), zap.Int("children", len(children)))
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -23,6 +24,26 @@ type config struct {
 	} `mapstructure:"log"`
 	// Server is the scheduler API the client commands talk to.
 	Server string `mapstructure:"server"`
+	Etcd   struct {
+		Endpoints []string `mapstructure:"endpoints"`
+		Prefix    string   `mapstructure:"prefix"`
+	} `mapstructure:"etcd"`
+	NATS struct {
+		URL string `mapstructure:"url"`
+	} `mapstructure:"nats"`
+	Scheduler struct {
+		ID           string        `mapstructure:"id"`
+		Listen       string        `mapstructure:"listen"`
+		SessionTTL   time.Duration `mapstructure:"session_ttl"`
+		MisfireGrace time.Duration `mapstructure:"misfire_grace"`
+	} `mapstructure:"scheduler"`
+	Executor struct {
+		NodeID    string        `mapstructure:"node_id"`
+		Labels    string        `mapstructure:"labels"`
+		Slots     int           `mapstructure:"slots"`
+		OutputDir string        `mapstructure:"output_dir"`
+		Grace     time.Duration `mapstructure:"grace"`
+	} `mapstructure:"executor"`
 }
 
 // app holds what the commands share once the configuration is read.
@@ -61,27 +82,47 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	flags.String("log-level", "info", "log level: debug, info, warn, error")
 	flags.String("log-format", "console", "log format: console or json")
 	flags.String("server", "http://127.0.0.1:8080", "address of the Aion API (any scheduler)")
-	a.bind("log.level", flags.Lookup("log-level"))
-	a.bind("log.format", flags.Lookup("log-format"))
-	a.bind("server", flags.Lookup("server"))
+	configFlag(flags, "log-level", "log.level")
+	configFlag(flags, "log-format", "log.format")
+	configFlag(flags, "server", "server")
 
 	root.AddCommand(
 		newValidateCommand(a),
 		newExplainCommand(a),
 		newVersionCommand(a),
+		newDevCommand(a),
+		newSchedulerCommand(a),
+		newExecutorCommand(a),
 	)
 	return root
 }
 
-func (a *app) bind(key string, flag *pflag.Flag) {
-	// BindPFlag only fails on a nil flag, a programming error that every test run catches.
-	if err := a.v.BindPFlag(key, flag); err != nil {
+// configFlag marks a flag as the command-line source of a config key.
+// Commands share keys (etcd.endpoints for scheduler, executor and dev), so
+// flags are bound to viper only for the command that runs, in setup.
+func configFlag(flags *pflag.FlagSet, name, key string) {
+	// SetAnnotation only fails for an unknown flag, a programming error every test run catches.
+	if err := flags.SetAnnotation(name, "config", []string{key}); err != nil {
 		panic(err)
 	}
 }
 
+// bindFlags binds the running command's annotated flags to their keys.
+func (a *app) bindFlags(cmd *cobra.Command) error {
+	var err error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if keys := f.Annotations["config"]; len(keys) == 1 && err == nil {
+			err = a.v.BindPFlag(keys[0], f)
+		}
+	})
+	return err
+}
+
 // setup reads the configuration and builds the logger before any command runs.
 func (a *app) setup(cmd *cobra.Command) error {
+	if err := a.bindFlags(cmd); err != nil {
+		return err
+	}
 	a.v.SetEnvPrefix("AION")
 	a.v.SetEnvKeyReplacer(strings.NewReplacer(".", "_", "-", "_"))
 	a.v.AutomaticEnv()

@@ -35,12 +35,12 @@ func newValidateCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printJobSummary(a, jobs, time.Now())
+			return printJobSummary(a, jobs, time.Now(), "valid")
 		},
 	}
 }
 
-func printJobSummary(a *app, jobs []*jobspec.Job, now time.Time) error {
+func printJobSummary(a *app, jobs []*jobspec.Job, now time.Time, verb string) error {
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "JOB\tRUNS\tZONE\tNEXT RUN")
 	for _, j := range jobs {
@@ -72,6 +72,6 @@ func printJobSummary(a *app, jobs []*jobspec.Job, now time.Time) error {
 	if len(jobs) == 1 {
 		noun = "job"
 	}
-	_, err := fmt.Fprintf(a.stdout, "%d %s valid\n", len(jobs), noun)
+	_, err := fmt.Fprintf(a.stdout, "%d %s %s\n", len(jobs), noun, verb)
 	return err
 }

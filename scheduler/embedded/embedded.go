@@ -56,9 +56,11 @@ func StartEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 		ec.MaxTxnOps = cfg.MaxTxnOps
 	}
 	ec.LogLevel = "error"
-	if cfg.Log != nil {
-		ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(cfg.Log.Named("etcd").WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+	log := cfg.Log
+	if log == nil {
+		log = zap.NewNop()
 	}
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(log.Named("etcd").WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
 	srv, err := embed.StartEtcd(ec)
 	if err != nil {
 		return nil, fmt.Errorf("start etcd in %s: %w", cfg.Dir, err)

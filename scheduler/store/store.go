@@ -236,10 +236,13 @@ type LoadReport struct {
 
 // FireEvent announces a fire's new state to watchers (CLI, UI).
 type FireEvent struct {
-	Fire  FireID    `json:"fire"`
-	State FireState `json:"state"`
-	Node  string    `json:"node,omitempty"`
-	At    time.Time `json:"at"`
+	Fire     FireID    `json:"fire"`
+	State    FireState `json:"state"`
+	Node     string    `json:"node,omitempty"`
+	At       time.Time `json:"at"`
+	ExitCode *int      `json:"exit_code,omitempty"`
+	// Summary is the reason, or the last line of output, of a final state.
+	Summary string `json:"summary,omitempty"`
 }
 
 // LogSubject is the subject an executor answers LogRequest on.

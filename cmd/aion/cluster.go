@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/aionsched/aion/executor"
+	"github.com/aionsched/aion/jobspec"
+	"github.com/aionsched/aion/scheduler"
+	"github.com/aionsched/aion/scheduler/embedded"
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// clusterFlags adds the flags every cluster command shares.
+func clusterFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringSlice("etcd", []string{"http://127.0.0.1:2379"}, "etcd endpoints")
+	f.String("nats", "nats://127.0.0.1:4222", "NATS URL")
+	f.String("prefix", store.DefaultPrefix, "etcd key prefix")
+	configFlag(f, "etcd", "etcd.endpoints")
+	configFlag(f, "nats", "nats.url")
+	configFlag(f, "prefix", "etcd.prefix")
+}
+
+func schedulerFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.String("id", "", "scheduler ID in the election (default: host name)")
+	f.String("listen", "127.0.0.1:8080", "HTTP API address")
+	f.Duration("session-ttl", 5*time.Second, "leader session TTL")
+	f.Duration("misfire-grace", time.Minute, "nominal times later than this follow the job's misfire policy")
+	configFlag(f, "id", "scheduler.id")
+	configFlag(f, "listen", "scheduler.listen")
+	configFlag(f, "session-ttl", "scheduler.session_ttl")
+	configFlag(f, "misfire-grace", "scheduler.misfire_grace")
+}
+
+func executorFlags(cmd *cobra.Command, defaultOutput string) {
+	f := cmd.Flags()
+	f.String("node-id", "", "executor node ID (default: host name)")
+	f.String("labels", "", "node labels, k=v,k2=v2")
+	f.Int("slots", 4, "runs at once")
+	f.String("output-dir", defaultOutput, "where the full output of runs is kept")
+	f.Duration("grace", 10*time.Second, "how long running jobs may finish on stop")
+	configFlag(f, "node-id", "executor.node_id")
+	configFlag(f, "labels", "executor.labels")
+	configFlag(f, "slots", "executor.slots")
+	configFlag(f, "output-dir", "executor.output_dir")
+	configFlag(f, "grace", "executor.grace")
+}
+
+func (a *app) schedulerConfig() scheduler.Config {
+	cfg := scheduler.DefaultConfig()
+	cfg.ID = a.cfg.Scheduler.ID
+	if cfg.ID == "" {
+		host, _ := os.Hostname()
+		cfg.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	cfg.Prefix = a.cfg.Etcd.Prefix
+	if a.cfg.Scheduler.SessionTTL > 0 {
+		cfg.SessionTTL = a.cfg.Scheduler.SessionTTL
+	}
+	cfg.MisfireGrace = a.cfg.Scheduler.MisfireGrace
+	return cfg
+}
+
+func (a *app) executorConfig() (executor.Config, error) {
+	cfg := executor.DefaultConfig()
+	if a.cfg.Executor.NodeID != "" {
+		cfg.NodeID = a.cfg.Executor.NodeID
+	}
+	labels, err := parseLabels(a.cfg.Executor.Labels)
+	if err != nil {
+		return cfg, &exitError{code: 2, err: fmt.Errorf("--labels: %w", err)}
+	}
+	cfg.Labels = labels
+	cfg.Slots = a.cfg.Executor.Slots
+	cfg.Prefix = a.cfg.Etcd.Prefix
+	cfg.OutputDir = a.cfg.Executor.OutputDir
+	cfg.Grace = a.cfg.Executor.Grace
+	if err := cfg.Validate(); err != nil {
+		return cfg, &exitError{code: 2, err: err}
+	}
+	return cfg, nil
+}
+
+func parseLabels(s string) (map[string]string, error) {
+	labels := make(map[string]string)
+	for _, kv := range strings.Split(s, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q: want key=value", kv)
+		}
+		labels[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return labels, nil
+}
+
+// connect opens the etcd and NATS clients.
+func (a *app) connect(ctx context.Context, endpoints []string, natsURL string) (*clientv3.Client, *nats.Conn, error) {
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: endpoints, DialTimeout: 5 * time.Second, Context: ctx,
+		Logger: a.log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("etcd %v: %w", endpoints, err)
+	}
+	statusCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := cli.Status(statusCtx, endpoints[0]); err != nil {
+		cli.Close()
+		return nil, nil, fmt.Errorf("cannot reach etcd at %s: %w", endpoints[0], err)
+	}
+	nc, err := nats.Connect(natsURL, nats.Name("aion"), nats.MaxReconnects(-1))
+	if err != nil {
+		cli.Close()
+		return nil, nil, fmt.Errorf("cannot reach NATS at %s: %w", natsURL, err)
+	}
+	return cli, nc, nil
+}
+
+// runAll runs each function until ctx ends and returns the first error.
+func runAll(ctx context.Context, runs ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(runs))
+	for i, run := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = run(ctx); errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func newSchedulerCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "scheduler",
+		Short: "Run a scheduler against an etcd and a NATS cluster",
+		Long:  "A scheduler campaigns for leadership in etcd; the leader plans and dispatches runs. Run several for high availability.",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cli, nc, err := a.connect(cmd.Context(), a.cfg.Etcd.Endpoints, a.cfg.NATS.URL)
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			defer nc.Close()
+			s := scheduler.New(a.schedulerConfig(), cli, nc, a.log)
+			return runAll(cmd.Context(), s.Run)
+		},
+	}
+	clusterFlags(cmd)
+	schedulerFlags(cmd)
+	return cmd
+}
+
+func newExecutorCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "executor",
+		Short: "Run an executor node against an etcd and a NATS cluster",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.executorConfig()
+			if err != nil {
+				return err
+			}
+			cli, nc, err := a.connect(cmd.Context(), a.cfg.Etcd.Endpoints, a.cfg.NATS.URL)
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			defer nc.Close()
+			return executor.New(cfg, cli, nc, a.log).Run(cmd.Context())
+		},
+	}
+	clusterFlags(cmd)
+	executorFlags(cmd, "/var/lib/aion/output")
+	return cmd
+}
+
+func newDevCommand(a *app) *cobra.Command {
+	var dataDir, jobsDir string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run Aion on this machine: embedded etcd and NATS, a scheduler and an executor",
+		Long: "Dev runs everything in one process on a real embedded etcd (data in --data-dir) and NATS server,\n" +
+			"applies the jobs in --jobs (adding, updating and removing to match the directory), and prints\n" +
+			"each run as it happens. Ctrl-C stops it cleanly; state survives a restart.",
+		Example: "  aion dev\n  aion dev --jobs /etc/aion/jobs --data-dir /tmp/aion",
+		Args:    usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.dev(cmd.Context(), dataDir, jobsDir)
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", ".aion", "where the embedded etcd keeps its data and runs keep their output")
+	cmd.Flags().StringVar(&jobsDir, "jobs", "testdata/jobs", "job files or directory to apply at start")
+	schedulerFlags(cmd)
+	executorFlags(cmd, "")
+	return cmd
+}
+
+func (a *app) dev(ctx context.Context, dataDir, jobsDir string) error {
+	jobs, err := jobspec.Load(jobsDir)
+	var problems jobspec.ErrorList
+	if errors.As(err, &problems) {
+		fmt.Fprintln(a.stderr, problems.Error())
+		return &exitError{code: 1, err: fmt.Errorf("%s has %d problems; fix them and start again", jobsDir, len(problems))}
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	etcdLog := zap.NewNop() // etcd's own logs are noise in dev; --log-level debug shows them
+	if a.cfg.Log.Level == "debug" {
+		etcdLog = a.log
+	}
+	etcdSrv, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{Dir: filepath.Join(dataDir, "etcd"), MaxTxnOps: 100_000, Log: etcdLog})
+	if err != nil {
+		return err
+	}
+	defer etcdSrv.Close()
+	natsSrv, err := embedded.StartNATS("")
+	if err != nil {
+		return err
+	}
+	defer natsSrv.Close()
+	cli, nc, err := a.connect(ctx, []string{etcdSrv.Endpoint()}, natsSrv.URL())
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	defer nc.Close()
+
+	keys := store.Keys{Prefix: a.cfg.Etcd.Prefix}
+	if keys.Prefix == "" {
+		keys.Prefix = store.DefaultPrefix
+	}
+	a.cfg.Etcd.Prefix = keys.Prefix
+	res, err := store.Apply(ctx, cli, keys, jobs, true, false, time.Now())
+	if err != nil {
+		return err
+	}
+	if a.cfg.Executor.NodeID == "" {
+		a.cfg.Executor.NodeID = "dev"
+	}
+	if a.cfg.Executor.OutputDir == "" {
+		a.cfg.Executor.OutputDir = filepath.Join(dataDir, "output")
+	}
+	xcfg, err := a.executorConfig()
+	if err != nil {
+		return err
+	}
+	if a.cfg.Scheduler.ID == "" {
+		a.cfg.Scheduler.ID = "dev"
+	}
+	events, err := a.printEvents(nc)
+	if err != nil {
+		return err
+	}
+	defer events.Unsubscribe()
+
+	fmt.Fprintf(a.stdout, "Aion dev: etcd %s (data in %s), NATS %s\n", etcdSrv.Endpoint(), dataDir, natsSrv.URL())
+	fmt.Fprintf(a.stdout, "applied %s: %d created, %d updated, %d unchanged, %d deleted\n",
+		jobsDir, len(res.Created), len(res.Updated), len(res.Unchanged), len(res.Deleted))
+	if err := printJobSummary(a, jobs, time.Now(), "loaded"); err != nil {
+		return err
+	}
+	fmt.Fprintln(a.stdout, "runs appear below as they happen; Ctrl-C stops")
+	s := scheduler.New(a.schedulerConfig(), cli, nc, a.log)
+	x := executor.New(xcfg, cli, nc, a.log)
+	err = runAll(ctx, s.Run, x.Run)
+	fmt.Fprintln(a.stdout, "stopped")
+	return err
+}
+
+// printEvents prints every fire state change, so dev runs are visible.
+func (a *app) printEvents(nc *nats.Conn) (*nats.Subscription, error) {
+	var mu sync.Mutex
+	return nc.Subscribe(store.SubjectEventsPrefix+">", func(m *nats.Msg) {
+		var ev store.FireEvent
+		if json.Unmarshal(m.Data, &ev) != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		line := fmt.Sprintf("%s  %-9s  %s on %s", ev.At.Local().Format("15:04:05.000"), ev.State, ev.Fire, ev.Node)
+		if ev.ExitCode != nil {
+			line += fmt.Sprintf(" (exit %d)", *ev.ExitCode)
+		}
+		if ev.Summary != "" {
+			line += ": " + ev.Summary
+		}
+		fmt.Fprintln(a.stdout, line)
+	})
+}
