@@ -1,0 +1,146 @@
+package executor_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aionsched/aion/executor"
+	"github.com/aionsched/aion/scheduler/clustertest"
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+func startExecutor(t *testing.T, c *clustertest.Cluster, id string) {
+	t.Helper()
+	cfg := executor.DefaultConfig()
+	cfg.NodeID, cfg.OutputDir, cfg.Grace = id, t.TempDir(), time.Second
+	x := executor.New(cfg, c.Etcd, c.NATS, c.Log)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := x.Run(ctx); err != nil {
+			t.Errorf("executor: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	clustertest.WaitFor(t, 5*time.Second, "registration", func() bool {
+		resp, err := c.Etcd.Get(context.Background(), c.Keys.Node(id))
+		return err == nil && len(resp.Kvs) == 1
+	})
+}
+
+// planFire writes a planned fire record for node, as a leader would.
+func planFire(t *testing.T, c *clustertest.Cluster, id store.FireID, node string) {
+	t.Helper()
+	f := store.Fire{ID: id, Trigger: store.TriggerManual, Nominal: time.Now().UTC(), State: store.FirePlanned, Attempt: 1, Node: node, PlannedAt: time.Now().UTC()}
+	data, _ := json.Marshal(f)
+	if _, err := c.Etcd.Put(context.Background(), c.Keys.Fire(id), string(data)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func dispatch(t *testing.T, c *clustertest.Cluster, node string, d store.Dispatch) {
+	t.Helper()
+	data, _ := json.Marshal(d)
+	if err := c.NATS.Publish(store.DispatchSubject("aion.", node), data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fireRecord(t *testing.T, c *clustertest.Cluster, id store.FireID) store.Fire {
+	t.Helper()
+	resp, err := c.Etcd.Get(context.Background(), c.Keys.Fire(id))
+	if err != nil || len(resp.Kvs) == 0 {
+		t.Fatalf("read fire %s: %v", id, err)
+	}
+	var f store.Fire
+	if err := json.Unmarshal(resp.Kvs[0].Value, &f); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestExecutor_DuplicateDispatchesStartOnce sends the same dispatch to two
+// executors, many times: the claim transaction lets exactly one start, once.
+func TestExecutor_DuplicateDispatchesStartOnce(t *testing.T) {
+	c := clustertest.Start(t)
+	runs := filepath.Join(t.TempDir(), "runs.log")
+	c.Apply(t, `
+name: once
+schedule: manual
+command: echo "$AION_FIRE_ID $AION_ATTEMPT $AION_JOB" >> `+runs+`; sleep 0.2
+`)
+	startExecutor(t, c, "a")
+	startExecutor(t, c, "b")
+	id := store.ManualFireID("once", time.Now())
+	planFire(t, c, id, "a")
+	for range 10 {
+		dispatch(t, c, "a", store.Dispatch{Fire: id, Attempt: 1})
+		dispatch(t, c, "b", store.Dispatch{Fire: id, Attempt: 1}) // not b's: dropped
+	}
+	clustertest.WaitFor(t, 10*time.Second, "the run to finish", func() bool {
+		return fireRecord(t, c, id).State.Final()
+	})
+	f := fireRecord(t, c, id)
+	if f.State != store.FireSucceeded || f.Node != "a" {
+		t.Errorf("fire: state %s on %q (%s), want succeeded on a", f.State, f.Node, f.Reason)
+	}
+	data, err := os.ReadFile(runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.TrimSpace(string(data)), id.String()+" 1 once"; got != want {
+		t.Errorf("job log = %q, want exactly one start %q", got, want)
+	}
+	if f.ExitCode == nil || *f.ExitCode != 0 {
+		t.Errorf("exit code %v", f.ExitCode)
+	}
+}
+
+// TestExecutor_ArgsEnvWorkdirAndOutput runs argv without a shell, with the
+// job's env, the fire's overrides and the workdir, and keeps the output.
+func TestExecutor_ArgsEnvWorkdirAndOutput(t *testing.T) {
+	c := clustertest.Start(t)
+	dir := t.TempDir()
+	c.Apply(t, `
+name: argv
+schedule: manual
+workdir: `+dir+`
+args: ["/bin/sh", "-c", "pwd; echo $GREETING $WHO; echo to-stderr >&2; exit 4", "ignored"]
+env:
+  GREETING: hello
+  WHO: job
+`)
+	startExecutor(t, c, "a")
+	id := store.ManualFireID("argv", time.Now())
+	f := store.Fire{ID: id, Trigger: store.TriggerManual, Nominal: time.Now().UTC(), State: store.FirePlanned, Attempt: 1, Node: "a",
+		Env: map[string]string{"WHO": "override"}}
+	data, _ := json.Marshal(f)
+	if _, err := c.Etcd.Put(context.Background(), c.Keys.Fire(id), string(data)); err != nil {
+		t.Fatal(err)
+	}
+	dispatch(t, c, "a", store.Dispatch{Fire: id, Attempt: 1})
+	clustertest.WaitFor(t, 10*time.Second, "the run to finish", func() bool {
+		return fireRecord(t, c, id).State.Final()
+	})
+	got := fireRecord(t, c, id)
+	if got.State != store.FireFailed || got.ExitCode == nil || *got.ExitCode != 4 {
+		t.Errorf("state %s exit %v, want failed with 4", got.State, got.ExitCode)
+	}
+	for _, want := range []string{dir, "hello override", "to-stderr"} {
+		if !strings.Contains(got.OutputTail, want) {
+			t.Errorf("output %q lacks %q", got.OutputTail, want)
+		}
+	}
+	full, err := os.ReadFile(got.OutputPath)
+	if err != nil || string(full) != got.OutputTail {
+		t.Errorf("full output at %s = %q, %v; want the same as the tail", got.OutputPath, full, err)
+	}
+}
