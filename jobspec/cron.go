@@ -216,12 +216,15 @@ func (s *CronSchedule) Location() *time.Location { return s.loc }
 
 // Next returns the first nominal time strictly after t.
 func (s *CronSchedule) Next(t time.Time) time.Time {
-	return s.nextOccurrence(t).Time
+	if s.elapsed {
+		return s.nextElapsed(t, false).Time
+	}
+	return s.nextFixed(t).Time
 }
 
 func (s *CronSchedule) nextOccurrence(t time.Time) Occurrence {
 	if s.elapsed {
-		return s.nextElapsed(t)
+		return s.nextElapsed(t, true)
 	}
 	return s.nextFixed(t)
 }
@@ -258,8 +261,8 @@ func (s *CronSchedule) nextFixed(t time.Time) Occurrence {
 // fire at every instant whose wall reading matches, so a skipped hour has no
 // runs and a repeated hour has them twice, keeping the real spacing. Within
 // one zone period wall time and instants map one to one, so the search runs
-// per period.
-func (s *CronSchedule) nextElapsed(t time.Time) Occurrence {
+// per period. Only `aion explain` needs the DST annotation (annotate).
+func (s *CronSchedule) nextElapsed(t time.Time, annotate bool) Occurrence {
 	lo, inclusive := t.In(s.loc), false
 	for range 1_000 {
 		_, offset := lo.Zone()
@@ -275,6 +278,9 @@ func (s *CronSchedule) nextElapsed(t time.Time) Occurrence {
 		at := wall.Add(-time.Duration(offset) * time.Second)
 		if end.IsZero() || at.Before(end) {
 			occ := Occurrence{Time: at.In(s.loc), Wall: wall}
+			if !annotate {
+				return occ
+			}
 			if res := resolveWall(wall, s.loc); len(res.instants) == 2 {
 				occ.Shift = FirstOfRepeated
 				if at.Equal(res.instants[1]) {
@@ -293,53 +299,67 @@ func (s *CronSchedule) nextElapsed(t time.Time) Occurrence {
 const searchYears = 9
 
 // nextWall returns the first naive wall time at or after from (a UTC-located
-// naive time) that matches every field.
+// naive time) that matches every field. It works on the fields as integers
+// and jumps to the next set bit of each field, so a search costs a handful
+// of steps rather than one per hour or minute.
 func (s *CronSchedule) nextWall(from time.Time) (time.Time, bool) {
 	t := from
 	if t.Nanosecond() != 0 {
 		t = t.Truncate(time.Second).Add(time.Second)
 	}
-	limit := t.Year() + searchYears
-wrap:
-	if t.Year() > limit {
-		return time.Time{}, false
-	}
-	for s.month&(1<<uint(t.Month())) == 0 {
-		t = time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, time.UTC)
-		if t.Month() == time.January {
-			goto wrap
+	y, mo, d := t.Date()
+	h, mi, sec := t.Clock()
+	month := int(mo)
+	limit := y + searchYears
+	for y <= limit {
+		switch {
+		case sec > 59:
+			mi, sec = mi+1, 0
+		case mi > 59:
+			h, mi = h+1, 0
+		case h > 23:
+			d, h = d+1, 0
+		case month > 12:
+			y, month, d = y+1, 1, 1
+		case d > daysInMonth(y, month):
+			month, d, h, mi, sec = month+1, 1, 0, 0, 0
+		case s.month&(1<<month) == 0:
+			month, d, h, mi, sec = nextBit(s.month, month, 13), 1, 0, 0, 0
+		case !s.dayMatches(y, month, d):
+			d, h, mi, sec = d+1, 0, 0, 0
+		case s.hour&(1<<h) == 0:
+			h, mi, sec = nextBit(s.hour, h, 24), 0, 0
+		case s.minute&(1<<mi) == 0:
+			mi, sec = nextBit(s.minute, mi, 60), 0
+		case s.second&(1<<sec) == 0:
+			sec = nextBit(s.second, sec, 60)
+		default:
+			return time.Date(y, time.Month(month), d, h, mi, sec, 0, time.UTC), true
 		}
 	}
-	for !s.dayMatches(t) {
-		t = time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, time.UTC)
-		if t.Day() == 1 {
-			goto wrap
-		}
-	}
-	for s.hour&(1<<uint(t.Hour())) == 0 {
-		t = t.Truncate(time.Hour).Add(time.Hour)
-		if t.Hour() == 0 {
-			goto wrap
-		}
-	}
-	for s.minute&(1<<uint(t.Minute())) == 0 {
-		t = t.Truncate(time.Minute).Add(time.Minute)
-		if t.Minute() == 0 {
-			goto wrap
-		}
-	}
-	for s.second&(1<<uint(t.Second())) == 0 {
-		t = t.Add(time.Second)
-		if t.Second() == 0 {
-			goto wrap
-		}
-	}
-	return t, true
+	return time.Time{}, false
 }
 
-func (s *CronSchedule) dayMatches(t time.Time) bool {
-	domMatch := s.dom&(1<<uint(t.Day())) != 0
-	dowMatch := s.dow&(1<<uint(t.Weekday())) != 0
+// nextBit returns the first set bit of set above from, or overflow when
+// there is none below it.
+func nextBit(set uint64, from, overflow int) int {
+	rest := set >> uint(from+1) << uint(from+1)
+	if rest == 0 {
+		return overflow
+	}
+	return min(bits.TrailingZeros64(rest), overflow)
+}
+
+func daysInMonth(y, m int) int {
+	if m == 2 && (y%4 != 0 || (y%100 == 0 && y%400 != 0)) {
+		return 28
+	}
+	return daysIn[m]
+}
+
+func (s *CronSchedule) dayMatches(y, month, d int) bool {
+	domMatch := s.dom&(1<<uint(d)) != 0
+	dowMatch := s.dow&(1<<uint(time.Date(y, time.Month(month), d, 0, 0, 0, 0, time.UTC).Weekday())) != 0
 	if s.domStar || s.dowStar {
 		return domMatch && dowMatch
 	}

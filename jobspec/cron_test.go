@@ -241,3 +241,25 @@ func BenchmarkCronNext(b *testing.B) {
 		})
 	}
 }
+
+func FuzzParseCron(f *testing.F) {
+	for _, seed := range []string{"* * * * *", "30 2 * * *", "0 0 29 2 *", "*/15 9-17 * * 1-5", "0 0 13 * 5", "@every 90s", "@weekly", "5-7/2 * * * 7", "? ? ? ? ?", "0 0 31 2,4 *"} {
+		f.Add(seed, "Europe/Berlin", int64(1795514400), false)
+	}
+	f.Add("*/20 * * * * *", "America/New_York", int64(1793500000), true)
+	f.Fuzz(func(t *testing.T, expr, zone string, unix int64, seconds bool) {
+		loc, err := time.LoadLocation(zone)
+		if err != nil || zone == "" || zone == "Local" {
+			loc = time.UTC
+		}
+		s, err := ParseCron(expr, loc, seconds)
+		if err != nil {
+			return
+		}
+		from := time.Unix(unix%(1<<33), 0) // within years 1697 .. 2242
+		next := s.Next(from)
+		if !next.IsZero() && !next.After(from) {
+			t.Fatalf("%q: Next(%s) = %s, not after it", expr, from, next)
+		}
+	})
+}

@@ -41,6 +41,14 @@ func (r wallResolution) first() time.Time {
 // including whole skipped days (Pacific/Apia, 2011-12-30).
 func resolveWall(w time.Time, loc *time.Location) wallResolution {
 	a := naive(w)
+	// Fast path: away from any transition (most of the year), the wall time
+	// has exactly one instant, at the current offset.
+	_, offset := a.In(loc).Zone()
+	guess := a.Add(-time.Duration(offset) * time.Second)
+	if start, end := zoneBounds(guess.In(loc)); !start.IsZero() && !end.IsZero() &&
+		guess.Sub(start) > maxZoneSwing && end.Sub(guess) > maxZoneSwing {
+		return wallResolution{instants: []time.Time{guess.In(loc)}}
+	}
 	var res wallResolution
 	t := a.Add(-maxZoneSwing).In(loc)
 	limit := a.Add(maxZoneSwing)
