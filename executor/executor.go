@@ -125,7 +125,8 @@ func New(cfg Config, etcd *clientv3.Client, nc *nats.Conn, log *zap.Logger) *Exe
 
 // Run registers the node and runs dispatched fires until ctx ends. Then it
 // stops claiming, lets running jobs finish for Grace, kills the rest, and
-// records every result before returning.
+// records every result before returning. If the registration lease is lost
+// it stops the same way and returns an error.
 func (x *Executor) Run(ctx context.Context) error {
 	if err := x.cfg.Validate(); err != nil {
 		return err
@@ -163,12 +164,16 @@ func (x *Executor) Run(ctx context.Context) error {
 	loadTick := time.NewTicker(x.cfg.LoadEvery)
 	defer loadTick.Stop()
 	x.publishLoad()
+	var runErr error
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
 		case <-lease.keepAliveDone:
+			// The leader now counts this node's runs as lost; their results
+			// cannot be recorded. Stop, so a supervisor restarts the node clean.
+			runErr = errors.New("executor: registration lease lost")
 			x.log.Error("registration lease lost; stopping")
 			break loop
 		case d := <-dispatches:
@@ -188,10 +193,10 @@ loop:
 	x.shutdown(&wg, stopRuns)
 	revokeCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if _, err := x.etcd.Revoke(revokeCtx, lease.id); err != nil {
+	if _, err := x.etcd.Revoke(revokeCtx, lease.id); err != nil && runErr == nil {
 		x.log.Warn("revoke registration lease", zap.Error(err))
 	}
-	return nil
+	return runErr
 }
 
 // shutdown waits Grace for running jobs, then kills them and waits for

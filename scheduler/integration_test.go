@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/scheduler"
 	"github.com/aionsched/aion/scheduler/clustertest"
@@ -42,12 +44,18 @@ func startExecutor(t *testing.T, c *clustertest.Cluster, id string, slots int, l
 }
 
 func runUntilCleanup(t *testing.T, run func(context.Context) error) context.CancelFunc {
+	return runUntilCleanupExpecting(t, run, "")
+}
+
+// runUntilCleanupExpecting runs run in the background; an error is a test
+// failure unless it contains expected.
+func runUntilCleanupExpecting(t *testing.T, run func(context.Context) error, expected string) context.CancelFunc {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := run(ctx); err != nil {
+		if err := run(ctx); err != nil && (expected == "" || !strings.Contains(err.Error(), expected)) {
 			t.Errorf("run: %v", err)
 		}
 	}()
@@ -335,4 +343,49 @@ command: sleep 300 & echo $! > %[1]s/child.pid; echo started; wait
 	clustertest.WaitFor(t, 5*time.Second, "the background child to be gone", func() bool {
 		return syscall.Kill(pid, 0) != nil
 	})
+}
+
+func TestCluster_RunOfDeadExecutorBecomesLost(t *testing.T) {
+	c := clustertest.Start(t)
+	startScheduler(t, c, "s1")
+	cfg := executor.DefaultConfig()
+	cfg.NodeID, cfg.OutputDir, cfg.Grace = "doomed", t.TempDir(), 2*time.Second
+	runUntilCleanupExpecting(t, executor.New(cfg, c.Etcd, c.NATS, c.Log).Run, "registration lease lost")
+	c.Apply(t, `
+name: long
+schedule: "*/2 * * * * *"
+cron_seconds: true
+command: sleep 60
+`)
+	var running store.Fire
+	clustertest.WaitFor(t, 10*time.Second, "a running fire", func() bool {
+		for _, f := range c.Fires(t, "long") {
+			if f.State == store.FireRunning {
+				running = f
+				return true
+			}
+		}
+		return false
+	})
+	// The executor's lease ends as if the process had died.
+	resp, err := c.Etcd.Get(context.Background(), c.Keys.Node("doomed"))
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("registration: %v", err)
+	}
+	if _, err := c.Etcd.Revoke(context.Background(), clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitFor(t, 5*time.Second, "the fire to be marked lost", func() bool {
+		for _, f := range c.Fires(t, "long") {
+			if f.ID == running.ID {
+				return f.State == store.FireLost
+			}
+		}
+		return false
+	})
+	for _, f := range c.Fires(t, "long") {
+		if f.ID == running.ID && !strings.Contains(f.Reason, "doomed lost its lease") {
+			t.Errorf("lost fire reason = %q", f.Reason)
+		}
+	}
 }
