@@ -39,14 +39,15 @@ type leader struct {
 	leaseKey string
 	leaseRev int64
 
-	jobs     map[string]*jobEntry
-	children map[string][]string // parent name → child names
-	queue    fireQueue
-	open     map[store.FireID]*openFire
-	pending  map[store.FireID]bool // final fires whose effects are not recorded yet
-	nodes    *placement
-	loads    chan store.LoadReport
-	requests []*mvccpb.KeyValue // run requests found at election, planned first
+	jobs      map[string]*jobEntry
+	children  map[string][]string // parent name → child names
+	queue     fireQueue
+	open      map[store.FireID]*openFire
+	openByJob map[string]int
+	pending   map[store.FireID]bool // final fires whose effects are not recorded yet
+	nodes     *placement
+	loads     chan store.LoadReport
+	requests  []*mvccpb.KeyValue // run requests found at election, planned first
 }
 
 // jobEntry is the leader's view of one job.
@@ -69,18 +70,19 @@ type openFire struct {
 
 func newLeader(s *Scheduler, key string, rev int64) *leader {
 	return &leader{
-		s:        s,
-		keys:     s.keys,
-		log:      s.log,
-		fence:    clientv3.Compare(clientv3.CreateRevision(key), "=", rev),
-		leaseKey: key,
-		leaseRev: rev,
-		jobs:     make(map[string]*jobEntry),
-		children: make(map[string][]string),
-		open:     make(map[store.FireID]*openFire),
-		pending:  make(map[store.FireID]bool),
-		nodes:    newPlacement(),
-		loads:    make(chan store.LoadReport, 256),
+		s:         s,
+		keys:      s.keys,
+		log:       s.log,
+		fence:     clientv3.Compare(clientv3.CreateRevision(key), "=", rev),
+		leaseKey:  key,
+		leaseRev:  rev,
+		jobs:      make(map[string]*jobEntry),
+		children:  make(map[string][]string),
+		open:      make(map[store.FireID]*openFire),
+		openByJob: make(map[string]int),
+		pending:   make(map[store.FireID]bool),
+		nodes:     newPlacement(),
+		loads:     make(chan store.LoadReport, 256),
 	}
 }
 
@@ -298,15 +300,18 @@ func (l *leader) openFire(of *openFire) {
 			return // a stale event; the newer record is known
 		}
 		l.nodes.assigned[old.fire.Node]--
+		l.openByJob[old.fire.ID.Job]--
 		of.dispatchedAt = old.dispatchedAt
 	}
 	l.open[of.fire.ID] = of
 	l.nodes.assigned[of.fire.Node]++
+	l.openByJob[of.fire.ID.Job]++
 }
 
 func (l *leader) closeFire(id store.FireID) {
 	if old, ok := l.open[id]; ok {
 		l.nodes.assigned[old.fire.Node]--
+		l.openByJob[id.Job]--
 		delete(l.open, id)
 	}
 }

@@ -193,14 +193,7 @@ func (l *leader) reloadJob(ctx context.Context, e *jobEntry) error {
 	return nil
 }
 
-func (l *leader) hasOpenFire(job string) bool {
-	for id := range l.open {
-		if id.Job == job {
-			return true
-		}
-	}
-	return false
-}
+func (l *leader) hasOpenFire(job string) bool { return l.openByJob[job] > 0 }
 
 // dispatch publishes the fire to its node. NATS is a hint: a lost message
 // is repaired by reconcile.
@@ -239,14 +232,18 @@ func (l *leader) planRequest(ctx context.Context, kv *mvccpb.KeyValue) error {
 	e, exists := l.jobs[id.Job]
 	if exists {
 		f.Node, f.Reason = l.nodes.choose(e.job, e.sels)
-		data, err := json.Marshal(f)
-		if err != nil {
-			return fmt.Errorf("encode fire: %w", err)
-		}
-		key := l.keys.Fire(id)
-		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
-		ops = append(ops, clientv3.OpPut(key, string(data)))
+	} else {
+		// Recorded anyway, so whoever asked (aion run --wait) learns why.
+		f.State, f.Processed, f.EndedAt = store.FireFailed, true, now.UTC()
+		f.Reason = "the job was deleted before the run could be planned"
 	}
+	data, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("encode fire: %w", err)
+	}
+	key := l.keys.Fire(id)
+	cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+	ops = append(ops, clientv3.OpPut(key, string(data)))
 	rev, err := l.commit(ctx, cmps, ops)
 	if err != nil || rev == 0 || !exists {
 		return err

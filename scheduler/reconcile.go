@@ -70,7 +70,11 @@ func cmpFireID(a, b store.FireID) int {
 func (l *leader) replace(ctx context.Context, of *openFire, now time.Time) error {
 	e, ok := l.jobs[of.fire.ID.Job]
 	if !ok {
-		return nil // the job was deleted; its planned fire stays as history
+		f := of.fire
+		f.State, f.EndedAt = store.FireSkipped, now.UTC()
+		f.Reason = "skipped: the job was deleted before the run started"
+		_, err := l.putFire(ctx, f, of.rev)
+		return err
 	}
 	l.nodes.assigned[of.fire.Node]-- // do not count the fire against its own old node
 	node, reason := l.nodes.choose(e.job, e.sels)

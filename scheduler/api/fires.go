@@ -1,0 +1,218 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// recentFires returns up to limit fire records of job, newest first: by
+// PlannedAt, then by key. Only the records created last are read (twice
+// the limit, by create revision, which is the order the leader planned
+// them in), so a long history is not read whole.
+func (s *Server) recentFires(ctx context.Context, job string, limit int) ([]store.Fire, error) {
+	resp, err := s.etcd.Get(ctx, s.keys.JobFires(job), clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(int64(2*limit)))
+	if err != nil {
+		return nil, fmt.Errorf("read fires of %s: %w", job, err)
+	}
+	fires := make([]store.Fire, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var f store.Fire
+		if err := json.Unmarshal(kv.Value, &f); err != nil {
+			s.log.Warn("bad fire record in etcd", zap.String("key", string(kv.Key)), zap.Error(err))
+			continue
+		}
+		fires = append(fires, f)
+	}
+	slices.SortFunc(fires, func(a, b store.Fire) int {
+		if c := b.PlannedAt.Compare(a.PlannedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID.Suffix, a.ID.Suffix)
+	})
+	return fires[:min(len(fires), limit)], nil
+}
+
+// listFires lists a job's fires; a deleted job's history is still listed.
+func (s *Server) listFires(w http.ResponseWriter, r *http.Request) error {
+	name, err := jobName(r, "name")
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(r, "limit", DefaultFireLimit, 1, MaxFireLimit)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	fires, err := s.recentFires(ctx, name, int(limit))
+	if err != nil {
+		return err
+	}
+	if len(fires) == 0 {
+		exists, err := s.exists(ctx, s.keys.Job(name))
+		if err != nil {
+			return err
+		}
+		if !exists {
+			return errorf(http.StatusNotFound, "no job named %q, and no fires of one", name)
+		}
+	}
+	writeJSON(w, http.StatusOK, FireList{Fires: fires})
+	return nil
+}
+
+func (s *Server) readFire(ctx context.Context, id store.FireID) (store.Fire, error) {
+	var f store.Fire
+	resp, err := s.etcd.Get(ctx, s.keys.Fire(id))
+	if err != nil {
+		return f, fmt.Errorf("read fire %s: %w", id, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return f, errorf(http.StatusNotFound, "no fire %s (a requested run has no record until the leader plans it)", id)
+	}
+	if err := json.Unmarshal(resp.Kvs[0].Value, &f); err != nil {
+		return f, fmt.Errorf("decode fire %s: %w", id, err)
+	}
+	return f, nil
+}
+
+func (s *Server) getFire(w http.ResponseWriter, r *http.Request) error {
+	id, err := fireID(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	f, err := s.readFire(ctx, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, f)
+	return nil
+}
+
+// getLog fetches a piece of a fire's output from the executor that runs or
+// ran it (NATS request-reply on its log subject).
+func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
+	id, err := fireID(r)
+	if err != nil {
+		return err
+	}
+	offset, err := intParam(r, "offset", 0, 0, math.MaxInt64)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	f, err := s.readFire(ctx, id)
+	if err != nil {
+		return err
+	}
+	chunk := LogChunk{Fire: id.String(), State: f.State, Node: f.Node, Final: f.State.Final(), Offset: offset, Data: []byte{}}
+	switch {
+	case chunk.Final && f.OutputPath == "":
+		chunk.Note = "no output was kept for this run"
+		if f.Reason != "" {
+			chunk.Note += ": " + f.Reason
+		}
+		writeJSON(w, http.StatusOK, chunk)
+		return nil
+	case f.Node == "":
+		msg := fmt.Sprintf("fire %s has no executor yet", id)
+		if f.Reason != "" {
+			msg += ": " + f.Reason
+		}
+		return errorf(http.StatusConflict, "%s", msg)
+	case f.State == store.FirePlanned:
+		chunk.Note = "not started yet"
+		writeJSON(w, http.StatusOK, chunk)
+		return nil
+	}
+	req, err := json.Marshal(store.LogRequest{Fire: id, Offset: offset})
+	if err != nil {
+		return fmt.Errorf("encode log request: %w", err)
+	}
+	nctx, ncancel := context.WithTimeout(r.Context(), logTimeout)
+	defer ncancel()
+	msg, err := s.nats.RequestWithContext(nctx, store.LogSubject(s.subjectPrefix, f.Node), req)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return errorf(http.StatusBadGateway, "executor %s does not answer for the output of %s: it is not running (the fire record keeps the last %d bytes)",
+			f.Node, id, len(f.OutputTail))
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return errorf(http.StatusBadGateway, "executor %s did not answer for the output of %s within %s (the fire record keeps the last %d bytes)",
+			f.Node, id, logTimeout, len(f.OutputTail))
+	case err != nil:
+		return errorf(http.StatusBadGateway, "asking executor %s for the output of %s: %v", f.Node, id, err)
+	}
+	var nodeChunk store.LogChunk
+	if err := json.Unmarshal(msg.Data, &nodeChunk); err != nil {
+		return errorf(http.StatusBadGateway, "executor %s sent a bad answer for the output of %s: %v", f.Node, id, err)
+	}
+	if nodeChunk.Error != "" {
+		if !chunk.Final {
+			// Claimed, but the process has not opened its output yet.
+			chunk.Note = "no output yet"
+			writeJSON(w, http.StatusOK, chunk)
+			return nil
+		}
+		return errorf(http.StatusBadGateway, "executor %s: %s", f.Node, nodeChunk.Error)
+	}
+	if nodeChunk.Data != nil {
+		chunk.Data = nodeChunk.Data
+	}
+	chunk.Size = nodeChunk.Size
+	writeJSON(w, http.StatusOK, chunk)
+	return nil
+}
+
+// listNodes merges executor registrations with their latest load report.
+func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	resp, err := s.etcd.Get(ctx, s.keys.Nodes(), clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("read nodes: %w", err)
+	}
+	list := NodeList{Nodes: []NodeInfo{}}
+	registered := make(map[string]bool, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var n store.Node
+		if err := json.Unmarshal(kv.Value, &n); err != nil {
+			s.log.Warn("bad node registration in etcd", zap.String("key", string(kv.Key)), zap.Error(err))
+			continue
+		}
+		registered[n.ID] = true
+		list.Nodes = append(list.Nodes, NodeInfo{Node: n})
+	}
+	now := s.now()
+	s.mu.Lock()
+	for i := range list.Nodes {
+		if l, ok := s.loads[list.Nodes[i].ID]; ok {
+			n := &list.Nodes[i]
+			n.Running, n.Load1, n.MemFree, n.LastReport = l.Running, l.Load1, l.MemFree, l.At
+		}
+	}
+	for id, l := range s.loads {
+		if !registered[id] && now.Sub(l.At) > loadForgetAfter {
+			delete(s.loads, id)
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(list.Nodes, func(a, b NodeInfo) int { return strings.Compare(a.ID, b.ID) })
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}

@@ -1,0 +1,458 @@
+package api
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/aionsched/aion/jobspec"
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// apply parses and checks every file as `aion validate` does and, only if
+// there is no problem at all, stores the set with store.Apply.
+func (s *Server) apply(w http.ResponseWriter, r *http.Request) error {
+	prune, err := boolParam(r, "prune")
+	if err != nil {
+		return err
+	}
+	dryRun, err := boolParam(r, "dry_run")
+	if err != nil {
+		return err
+	}
+	var req ApplyRequest
+	if err := decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	if len(req.Files) == 0 {
+		return errorf(http.StatusBadRequest, "no files: send at least one job file")
+	}
+	var jobs []*jobspec.Job
+	var problems jobspec.ErrorList
+	for i, f := range req.Files {
+		if f.Name == "" {
+			return errorf(http.StatusBadRequest, "files[%d]: empty name: send the path the file was read from", i)
+		}
+		if len(f.Content) > jobspec.MaxFileSize {
+			problems = append(problems, &jobspec.Error{File: f.Name, Msg: fmt.Sprintf("file larger than %d bytes", jobspec.MaxFileSize)})
+			continue
+		}
+		parsed, errs := jobspec.Parse(f.Name, []byte(f.Content))
+		jobs = append(jobs, parsed...)
+		problems = append(problems, errs...)
+	}
+	problems = append(problems, jobspec.CheckSet(jobs)...)
+	if len(problems) > 0 {
+		// The order jobspec.Load reports in: by file, line and column.
+		slices.SortStableFunc(problems, func(a, b *jobspec.Error) int {
+			return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
+		})
+		lines := make([]string, len(problems))
+		for i, p := range problems {
+			lines[i] = p.Error()
+		}
+		return &httpError{status: http.StatusBadRequest, msg: problemCount(len(problems)) + " in the job files, nothing applied", problems: lines}
+	}
+	if len(jobs) == 0 {
+		return errorf(http.StatusBadRequest, "the files define no jobs, nothing applied")
+	}
+	slices.SortFunc(jobs, func(a, b *jobspec.Job) int { return strings.Compare(a.Name, b.Name) })
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	res, err := store.Apply(ctx, s.etcd, s.keys, jobs, prune, dryRun, s.now())
+	if errors.Is(err, store.ErrConflict) {
+		return errorf(http.StatusConflict, "%v; apply again", err)
+	}
+	if err != nil {
+		return fmt.Errorf("apply %d jobs: %w", len(jobs), err)
+	}
+	for _, list := range []*[]string{&res.Created, &res.Updated, &res.Unchanged, &res.Deleted} {
+		if *list == nil {
+			*list = []string{}
+		}
+	}
+	if !dryRun {
+		s.log.Info("jobs applied", zap.Strings("created", res.Created), zap.Strings("updated", res.Updated),
+			zap.Strings("deleted", res.Deleted), zap.Int("unchanged", len(res.Unchanged)))
+	}
+	writeJSON(w, http.StatusOK, ApplyResponse{ApplyResult: res, DryRun: dryRun, Prune: prune})
+	return nil
+}
+
+func problemCount(n int) string {
+	if n == 1 {
+		return "1 problem"
+	}
+	return fmt.Sprintf("%d problems", n)
+}
+
+// listJobs reads every definition and state at one revision.
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	resp, err := s.etcd.Txn(ctx).Then(
+		clientv3.OpGet(s.keys.Jobs(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.keys.States(), clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return fmt.Errorf("read jobs: %w", err)
+	}
+	states := make(map[string]store.JobState)
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		name := strings.TrimPrefix(string(kv.Key), s.keys.States())
+		var st store.JobState
+		if err := json.Unmarshal(kv.Value, &st); err != nil {
+			s.log.Warn("bad job state in etcd", zap.String("key", string(kv.Key)), zap.Error(err))
+			continue
+		}
+		states[name] = st
+	}
+	now := s.now()
+	list := JobList{Jobs: []JobSummary{}}
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+		j, err := decodeJob(kv)
+		if err != nil {
+			s.log.Warn("bad job definition in etcd", zap.Error(err))
+			continue
+		}
+		st := states[j.Name]
+		sum := JobSummary{
+			Name: j.Name, Schedule: runsText(j), Parents: j.Parents, Timezone: j.Timezone, Disabled: j.Disabled,
+			LastFire: st.LastFire, LastResult: st.LastResult, LastSuccess: st.LastSuccess,
+		}
+		if !j.Disabled {
+			if sched, from := s.schedule(j, st, now); sched != nil {
+				if next := sched.Next(from); !next.IsZero() {
+					sum.Next = next.In(j.Location())
+				}
+			}
+		}
+		list.Jobs = append(list.Jobs, sum)
+	}
+	slices.SortFunc(list.Jobs, func(a, b JobSummary) int { return strings.Compare(a.Name, b.Name) })
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
+// runsText says when a job runs: its schedule, "manual" or "after a, b".
+func runsText(j *jobspec.Job) string {
+	switch {
+	case len(j.Parents) > 0:
+		return "after " + strings.Join(j.Parents, ", ")
+	case j.IsManual():
+		return jobspec.Manual
+	default:
+		return j.Schedule
+	}
+}
+
+// schedule returns the job's schedule (nil for manual and dependent jobs)
+// and the time its next run follows: the latest of the high-water mark, the
+// time the job was applied, and now.
+func (s *Server) schedule(j *jobspec.Job, st store.JobState, now time.Time) (jobspec.Schedule, time.Time) {
+	sched, err := j.ParsedSchedule(st.AppliedAt)
+	if err != nil {
+		s.log.Warn("bad schedule in etcd", zap.String("job", j.Name), zap.Error(err))
+		return nil, time.Time{}
+	}
+	if sched == nil {
+		return nil, time.Time{}
+	}
+	from := now
+	for _, t := range []time.Time{st.HighWater, st.AppliedAt} {
+		if t.After(from) {
+			from = t
+		}
+	}
+	return sched, from
+}
+
+func decodeJob(kv *mvccpb.KeyValue) (*jobspec.Job, error) {
+	var j jobspec.Job
+	if err := json.Unmarshal(kv.Value, &j); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+	}
+	return &j, nil
+}
+
+// readJob reads a job's definition and state at one revision; the
+// definition's key-value is returned for compares. It is a 404 when the
+// job does not exist.
+func (s *Server) readJob(ctx context.Context, name string) (*jobspec.Job, *mvccpb.KeyValue, store.JobState, error) {
+	var st store.JobState
+	resp, err := s.etcd.Txn(ctx).Then(clientv3.OpGet(s.keys.Job(name)), clientv3.OpGet(s.keys.State(name))).Commit()
+	if err != nil {
+		return nil, nil, st, fmt.Errorf("read job %s: %w", name, err)
+	}
+	jobKvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(jobKvs) == 0 {
+		return nil, nil, st, errorf(http.StatusNotFound, "no job named %q", name)
+	}
+	j, err := decodeJob(jobKvs[0])
+	if err != nil {
+		return nil, nil, st, err
+	}
+	if stateKvs := resp.Responses[1].GetResponseRange().Kvs; len(stateKvs) > 0 {
+		if err := json.Unmarshal(stateKvs[0].Value, &st); err != nil {
+			return nil, nil, st, fmt.Errorf("decode state of %s: %w", name, err)
+		}
+	}
+	return j, jobKvs[0], st, nil
+}
+
+// nextRunCount is how many coming times a job's detail shows.
+const nextRunCount = 5
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
+	name, err := jobName(r, "name")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	j, _, st, err := s.readJob(ctx, name)
+	if err != nil {
+		return err
+	}
+	fires, err := s.recentFires(ctx, name, DefaultFireLimit)
+	if err != nil {
+		return err
+	}
+	detail := JobDetail{Job: j, State: st, Next: []NextRun{}, Fires: fires}
+	if sched, t := s.schedule(j, st, s.now()); sched != nil {
+		loc := j.Location()
+		for range nextRunCount {
+			occ, ok := jobspec.NextOccurrence(sched, t)
+			if !ok {
+				break
+			}
+			detail.Next = append(detail.Next, NextRun{
+				Time: occ.Time.In(loc), Wall: occ.Wall.Format("2006-01-02T15:04:05"),
+				Shift: shiftName(occ.Shift), Note: occ.Shift.String(),
+			})
+			t = occ.Time
+		}
+	}
+	writeJSON(w, http.StatusOK, detail)
+	return nil
+}
+
+func shiftName(s jobspec.Shift) string {
+	switch s {
+	case jobspec.ShiftedByGap:
+		return "gap"
+	case jobspec.FirstOfRepeated:
+		return "repeated-first"
+	case jobspec.SecondOfRepeated:
+		return "repeated-second"
+	default:
+		return ""
+	}
+}
+
+// setDisabled writes the definition back with Disabled changed, compared on
+// the key's mod revision. The next `aion apply` of the job's file sets it
+// to what the file says again.
+func (s *Server) setDisabled(w http.ResponseWriter, r *http.Request, disabled bool) error {
+	name, err := jobName(r, "name")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	j, kv, _, err := s.readJob(ctx, name)
+	if err != nil {
+		return err
+	}
+	res := EnableResponse{Job: name, Disabled: disabled}
+	if j.Disabled == disabled {
+		writeJSON(w, http.StatusOK, res)
+		return nil
+	}
+	j.Disabled = disabled
+	data, err := json.Marshal(j)
+	if err != nil {
+		return fmt.Errorf("encode job %s: %w", name, err)
+	}
+	key := s.keys.Job(name)
+	resp, err := s.etcd.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+		Then(clientv3.OpPut(key, string(data))).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("write job %s: %w", name, err)
+	}
+	if !resp.Succeeded {
+		return errorf(http.StatusConflict, "job %s changed (or was deleted) while being updated; try again", name)
+	}
+	res.Changed = true
+	s.log.Info("job updated", zap.String("job", name), zap.Bool("disabled", disabled))
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// deleteJob deletes a job's definition and state in one transaction that
+// fails if any job definition changed since they were read, so a child
+// applied meanwhile cannot be left with a missing parent. Its fire history
+// stays.
+func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) error {
+	name, err := jobName(r, "name")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	resp, err := s.etcd.Get(ctx, s.keys.Jobs(), clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("read jobs: %w", err)
+	}
+	var target *mvccpb.KeyValue
+	var children, problems []string
+	for _, kv := range resp.Kvs {
+		j, err := decodeJob(kv)
+		if err != nil {
+			return err
+		}
+		if j.Name == name {
+			target = kv
+			continue
+		}
+		if slices.Contains(j.Parents, name) {
+			children = append(children, j.Name)
+			problems = append(problems, fmt.Sprintf("job %s lists %s in its parents", j.Name, name))
+		}
+	}
+	if target == nil {
+		return errorf(http.StatusNotFound, "no job named %q", name)
+	}
+	if len(children) > 0 {
+		return &httpError{
+			status:   http.StatusConflict,
+			msg:      fmt.Sprintf("job %s is a parent of %s: delete them or change their parents first", name, strings.Join(children, ", ")),
+			problems: problems,
+		}
+	}
+	txn, err := s.etcd.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(s.keys.Job(name)), "=", target.ModRevision),
+			clientv3.Compare(clientv3.ModRevision(s.keys.Jobs()), "<", resp.Header.Revision+1).WithPrefix()).
+		Then(clientv3.OpDelete(s.keys.Job(name)), clientv3.OpDelete(s.keys.State(name)),
+			clientv3.OpDelete(s.keys.Requests()+name+"/", clientv3.WithPrefix())).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("delete job %s: %w", name, err)
+	}
+	if !txn.Succeeded {
+		return errorf(http.StatusConflict, "jobs changed while job %s was being deleted; try again", name)
+	}
+	s.log.Info("job deleted", zap.String("job", name))
+	writeJSON(w, http.StatusOK, DeleteResponse{Deleted: name})
+	return nil
+}
+
+// maxByBytes bounds the "by" of a run request.
+const maxByBytes = 256
+
+// runJob records a manual run request; the leader plans the fire.
+func (s *Server) runJob(w http.ResponseWriter, r *http.Request) error {
+	name, err := jobName(r, "name")
+	if err != nil {
+		return err
+	}
+	var req RunRequest
+	if err := decodeBody(w, r, &req, true); err != nil {
+		return err
+	}
+	if problems := checkEnv(req.Env); len(problems) > 0 {
+		return &httpError{status: http.StatusBadRequest, msg: "bad environment overrides, nothing run", problems: problems}
+	}
+	if len(req.By) > maxByBytes {
+		return errorf(http.StatusBadRequest, "by: longer than %d bytes", maxByBytes)
+	}
+	if req.By == "" {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		req.By = "api client " + host
+	}
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	id, err := store.RequestRun(ctx, s.etcd, s.keys, name, req.Env, req.By, s.now())
+	if errors.Is(err, store.ErrNoSuchJobOrDuplicate) {
+		exists, xerr := s.exists(ctx, s.keys.Job(name))
+		switch {
+		case xerr != nil:
+			return xerr
+		case !exists:
+			return errorf(http.StatusNotFound, "no job named %q", name)
+		default:
+			return errorf(http.StatusConflict, "an identical run of %s was requested at the same instant; try again", name)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	s.log.Info("run requested", zap.Stringer("fire", id), zap.String("by", req.By))
+	writeJSON(w, http.StatusAccepted, RunResponse{Fire: id.String()})
+	return nil
+}
+
+func (s *Server) exists(ctx context.Context, key string) (bool, error) {
+	resp, err := s.etcd.Get(ctx, key, clientv3.WithCountOnly())
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", key, err)
+	}
+	return resp.Count > 0, nil
+}
+
+// checkEnv checks environment overrides as jobspec checks a job's env.
+func checkEnv(env map[string]string) []string {
+	var problems []string
+	size := 0
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		size += len(k) + len(env[k])
+		switch {
+		case !validEnvName(k):
+			problems = append(problems, fmt.Sprintf("env.%s: %q is not a valid variable name: use letters, digits and '_', not starting with a digit", k, k))
+		case strings.HasPrefix(k, "AION_"):
+			problems = append(problems, fmt.Sprintf("env.%s: names starting with AION_ are set by Aion for every run", k))
+		case strings.ContainsRune(env[k], 0):
+			problems = append(problems, fmt.Sprintf("env.%s: value contains a NUL byte", k))
+		}
+	}
+	if size > jobspec.MaxEnvBytes {
+		problems = append(problems, fmt.Sprintf("env: too large: %d bytes, the limit is %d", size, jobspec.MaxEnvBytes))
+	}
+	return problems
+}
+
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range []byte(s) {
+		switch {
+		case c == '_', c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,144 @@
+package api
+
+import (
+	"time"
+
+	"github.com/aionsched/aion/jobspec"
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// The request and response bodies of the API. The CLI decodes the same
+// types, so a change here is a change of the wire format.
+
+// ErrorResponse is the body of every 4xx and 5xx answer.
+type ErrorResponse struct {
+	Error string `json:"error"`
+	// Problems lists the individual problems, one line each: for job files
+	// "file:line:col: field: message", as `aion validate` prints them.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// File is one job file sent to POST /v1/apply.
+type File struct {
+	// Name is the path as the user gave it; problems are reported with it.
+	Name    string `json:"name"`
+	Content string `json:"content"`
+}
+
+// ApplyRequest is the body of POST /v1/apply.
+type ApplyRequest struct {
+	Files []File `json:"files"`
+}
+
+// ApplyResponse says what an apply changed (or would change, with DryRun).
+type ApplyResponse struct {
+	store.ApplyResult
+	DryRun bool `json:"dry_run"`
+	Prune  bool `json:"prune"`
+}
+
+// JobSummary is one row of GET /v1/jobs.
+type JobSummary struct {
+	Name string `json:"name"`
+	// Schedule is the cron or ISO 8601 expression, "manual", or
+	// "after a, b" for a job run after its parents.
+	Schedule string   `json:"schedule"`
+	Parents  []string `json:"parents,omitempty"`
+	Timezone string   `json:"timezone"`
+	Disabled bool     `json:"disabled"`
+	// Next is the next nominal time, in the job's zone; absent for manual,
+	// dependent and disabled jobs and for schedules that have ended.
+	Next        time.Time       `json:"next,omitzero"`
+	LastFire    string          `json:"last_fire,omitempty"`
+	LastResult  store.FireState `json:"last_result,omitempty"`
+	LastSuccess time.Time       `json:"last_success,omitzero"`
+}
+
+// JobList is the body of GET /v1/jobs, sorted by name.
+type JobList struct {
+	Jobs []JobSummary `json:"jobs"`
+}
+
+// NextRun is one coming nominal time of a job, with how DST moved it.
+type NextRun struct {
+	Time time.Time `json:"time"` // in the job's zone
+	// Wall is the wall time the schedule asked for (2006-01-02T15:04:05);
+	// it differs from Time's reading when a DST jump skipped it.
+	Wall string `json:"wall"`
+	// Shift is "", "gap" (skipped by a DST jump: runs right after it),
+	// "repeated-first" or "repeated-second" (a wall time that occurs twice).
+	Shift string `json:"shift,omitempty"`
+	Note  string `json:"note,omitempty"` // Shift in words
+}
+
+// JobDetail is the body of GET /v1/jobs/{name}.
+type JobDetail struct {
+	Job   *jobspec.Job   `json:"job"`
+	State store.JobState `json:"state"`
+	Next  []NextRun      `json:"next"`
+	// Fires are the most recent fire records, newest first.
+	Fires []store.Fire `json:"fires"`
+}
+
+// RunRequest is the body of POST /v1/jobs/{name}/run; it may be empty.
+type RunRequest struct {
+	// Env overrides the job's environment for this run only.
+	Env map[string]string `json:"env,omitempty"`
+	// By says who asked, for the fire record (default: the client address).
+	By string `json:"by,omitempty"`
+}
+
+// RunResponse is the answer to a run request: the ID the fire will have
+// once the leader plans it (GET /v1/fires/{job}/{suffix} is 404 until then).
+type RunResponse struct {
+	Fire string `json:"fire"`
+}
+
+// EnableResponse is the answer to enable and disable.
+type EnableResponse struct {
+	Job      string `json:"job"`
+	Disabled bool   `json:"disabled"`
+	// Changed is false when the job already was in the asked state.
+	Changed bool `json:"changed"`
+}
+
+// DeleteResponse is the answer to DELETE /v1/jobs/{name}.
+type DeleteResponse struct {
+	Deleted string `json:"deleted"`
+}
+
+// FireList is the body of GET /v1/jobs/{name}/fires, newest first.
+type FireList struct {
+	Fires []store.Fire `json:"fires"`
+}
+
+// LogChunk is a piece of a fire's output, from GET
+// /v1/fires/{job}/{suffix}/log?offset=N. Data starts at Offset; Size is
+// the output's length when it was read. Output is complete once Final is
+// true and Offset+len(Data) has reached Size.
+type LogChunk struct {
+	Fire   string          `json:"fire"`
+	State  store.FireState `json:"state"`
+	Node   string          `json:"node,omitempty"`
+	Final  bool            `json:"final"`
+	Offset int64           `json:"offset"`
+	Data   []byte          `json:"data"`
+	Size   int64           `json:"size"`
+	// Note says why there is no output, when there is none to fetch.
+	Note string `json:"note,omitempty"`
+}
+
+// NodeInfo is one executor in GET /v1/nodes: its registration and, when
+// this scheduler has heard one, its latest load report.
+type NodeInfo struct {
+	store.Node
+	Running    int       `json:"running"`
+	Load1      float64   `json:"load1"`
+	MemFree    uint64    `json:"mem_free"`
+	LastReport time.Time `json:"last_report,omitzero"` // zero: no report heard yet
+}
+
+// NodeList is the body of GET /v1/nodes, sorted by ID.
+type NodeList struct {
+	Nodes []NodeInfo `json:"nodes"`
+}
