@@ -389,3 +389,53 @@ command: sleep 60
 		}
 	}
 }
+
+func TestCluster_AppliedChangesTakeEffect(t *testing.T) {
+	c := clustertest.Start(t)
+	startScheduler(t, c, "s1")
+	startExecutor(t, c, "x1", 4, nil)
+	c.Apply(t, `
+jobs:
+  - name: keep
+    schedule: "* * * * * *"
+    cron_seconds: true
+    command: "true"
+  - name: goes
+    schedule: "* * * * * *"
+    cron_seconds: true
+    command: "true"
+`)
+	clustertest.WaitFor(t, 10*time.Second, "both jobs to run", func() bool {
+		return len(clustertest.Final(c.Fires(t, "keep"))) >= 2 && len(clustertest.Final(c.Fires(t, "goes"))) >= 2
+	})
+	// goes leaves the set; keep slows down to every 2 seconds and is disabled later.
+	res := c.Apply(t, `
+jobs:
+  - name: keep
+    schedule: "*/2 * * * * *"
+    cron_seconds: true
+    command: "true"
+`)
+	if strings.Join(res.Deleted, ",") != "goes" || strings.Join(res.Updated, ",") != "keep" {
+		t.Fatalf("apply result %+v, want goes deleted and keep updated", res)
+	}
+	changedAt := time.Now()
+	time.Sleep(4500 * time.Millisecond)
+	for _, f := range c.Fires(t, "goes") {
+		if f.PlannedAt.After(changedAt.Add(500 * time.Millisecond)) {
+			t.Errorf("deleted job planned %s after the apply", f.ID)
+		}
+	}
+	var after []store.Fire
+	for _, f := range c.Fires(t, "keep") {
+		if f.PlannedAt.After(changedAt.Add(500 * time.Millisecond)) {
+			after = append(after, f)
+			if f.Nominal.Second()%2 != 0 {
+				t.Errorf("keep fired at %s, off its new */2 schedule", f.Nominal)
+			}
+		}
+	}
+	if len(after) < 1 {
+		t.Errorf("keep did not fire after its change")
+	}
+}
