@@ -144,3 +144,24 @@ env:
 		t.Errorf("full output at %s = %q, %v; want the same as the tail", got.OutputPath, full, err)
 	}
 }
+
+// TestExecutor_LogRequestsStayInsideTheOutputDirectory asks for a path
+// outside the output directory over NATS, as anyone on the bus could.
+func TestExecutor_LogRequestsStayInsideTheOutputDirectory(t *testing.T) {
+	c := clustertest.Start(t)
+	startExecutor(t, c, "a")
+	for _, id := range []store.FireID{{Job: "x", Suffix: "../../../../etc/hostname"}, {Job: "..", Suffix: "etc"}} {
+		data, _ := json.Marshal(store.LogRequest{Fire: id})
+		msg, err := c.NATS.Request(store.LogSubject("aion.", "a"), data, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var chunk store.LogChunk
+		if err := json.Unmarshal(msg.Data, &chunk); err != nil {
+			t.Fatal(err)
+		}
+		if len(chunk.Data) != 0 || !strings.Contains(chunk.Error, "bad log request") {
+			t.Errorf("request for %v answered %q (error %q), want a refusal", id, chunk.Data, chunk.Error)
+		}
+	}
+}

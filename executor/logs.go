@@ -33,6 +33,9 @@ func (x *Executor) serveLogs() (*nats.Subscription, error) {
 }
 
 func (x *Executor) readChunk(req store.LogRequest) store.LogChunk {
+	if err := req.Fire.Validate(); err != nil {
+		return store.LogChunk{Error: "bad log request: " + err.Error()} // never a path outside OutputDir
+	}
 	f, err := os.Open(x.outputPath(req.Fire))
 	if errors.Is(err, os.ErrNotExist) {
 		return store.LogChunk{Error: "no output kept for " + req.Fire.String() + " on " + x.cfg.NodeID}

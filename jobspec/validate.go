@@ -26,6 +26,11 @@ var (
 	validLabel   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$`)
 )
 
+// ValidName reports whether s can be a job name: 1-63 lower-case letters,
+// digits, '-' or '_', starting with a letter or digit. Such names are safe in
+// etcd keys, file names and NATS subjects.
+func ValidName(s string) bool { return validName.MatchString(s) }
+
 // checker collects the problems of one job.
 type checker struct {
 	pos  Position            // the job's mapping, for fields that are missing

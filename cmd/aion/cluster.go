@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler"
+	"github.com/aionsched/aion/scheduler/api"
 	"github.com/aionsched/aion/scheduler/embedded"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -152,6 +155,36 @@ func runAll(ctx context.Context, runs ...func(context.Context) error) error {
 	return errors.Join(errs...)
 }
 
+// apiRunner serves the HTTP API on addr until ctx ends. ready, if not nil,
+// receives the address actually listened on.
+func (a *app) apiRunner(cli *clientv3.Client, nc *nats.Conn, addr string, ready func(string)) func(context.Context) error {
+	return func(ctx context.Context) error {
+		srv := api.New(cli, nc, store.Keys{Prefix: a.cfg.Etcd.Prefix}, "aion.", a.log, time.Now)
+		if err := srv.Start(ctx); err != nil {
+			return err
+		}
+		defer srv.Close()
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("API listen on %s: %w", addr, err)
+		}
+		if ready != nil {
+			ready(ln.Addr().String())
+		}
+		hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			<-ctx.Done()
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = hs.Shutdown(shutdownCtx)
+		}()
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("API server: %w", err)
+		}
+		return nil
+	}
+}
+
 func newSchedulerCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "scheduler",
@@ -166,7 +199,10 @@ func newSchedulerCommand(a *app) *cobra.Command {
 			defer cli.Close()
 			defer nc.Close()
 			s := scheduler.New(a.schedulerConfig(), cli, nc, a.log)
-			return runAll(cmd.Context(), s.Run)
+			serve := a.apiRunner(cli, nc, a.cfg.Scheduler.Listen, func(addr string) {
+				a.log.Info("API listening", zap.String("url", "http://"+addr))
+			})
+			return runAll(cmd.Context(), s.Run, serve)
 		},
 	}
 	clusterFlags(cmd)
@@ -287,10 +323,13 @@ func (a *app) dev(ctx context.Context, dataDir, jobsDir string) error {
 	if err := printJobSummary(a, jobs, time.Now(), "loaded"); err != nil {
 		return err
 	}
-	fmt.Fprintln(a.stdout, "runs appear below as they happen; Ctrl-C stops")
 	s := scheduler.New(a.schedulerConfig(), cli, nc, a.log)
 	x := executor.New(xcfg, cli, nc, a.log)
-	err = runAll(ctx, s.Run, x.Run)
+	serve := a.apiRunner(cli, nc, a.cfg.Scheduler.Listen, func(addr string) {
+		fmt.Fprintf(a.stdout, "API at http://%s (aion jobs, aion run NAME --wait, aion logs FIRE-ID)\n", addr)
+		fmt.Fprintln(a.stdout, "runs appear below as they happen; Ctrl-C stops")
+	})
+	err = runAll(ctx, s.Run, x.Run, serve)
 	fmt.Fprintln(a.stdout, "stopped")
 	return err
 }

@@ -94,6 +94,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newSchedulerCommand(a),
 		newExecutorCommand(a),
 	)
+	root.AddCommand(clientCommands(a)...)
 	return root
 }
 

@@ -42,6 +42,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -269,25 +270,10 @@ func intParam(r *http.Request, name string, def, lo, hi int64) (int64, error) {
 // (job names are checked by jobspec: lower-case letters, digits, '-', '_').
 func jobName(r *http.Request, wildcard string) (string, error) {
 	name := r.PathValue(wildcard)
-	if !validJobName(name) {
+	if !jobspec.ValidName(name) {
 		return "", errorf(http.StatusBadRequest, "%q is not a job name: job names are 1-63 lower-case letters, digits, '-' or '_'", name)
 	}
 	return name, nil
-}
-
-func validJobName(s string) bool {
-	if len(s) == 0 || len(s) > 63 {
-		return false
-	}
-	for i, c := range []byte(s) {
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case (c == '-' || c == '_') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // fireID returns the fire ID named by the {job} and {suffix} path values.

@@ -389,16 +389,11 @@ func (s *Server) runJob(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := etcdContext(r)
 	defer cancel()
 	id, err := store.RequestRun(ctx, s.etcd, s.keys, name, req.Env, req.By, s.now())
-	if errors.Is(err, store.ErrNoSuchJobOrDuplicate) {
-		exists, xerr := s.exists(ctx, s.keys.Job(name))
-		switch {
-		case xerr != nil:
-			return xerr
-		case !exists:
-			return errorf(http.StatusNotFound, "no job named %q", name)
-		default:
-			return errorf(http.StatusConflict, "an identical run of %s was requested at the same instant; try again", name)
-		}
+	switch {
+	case errors.Is(err, store.ErrNoSuchJob):
+		return errorf(http.StatusNotFound, "no job named %q", name)
+	case errors.Is(err, store.ErrDuplicateRequest):
+		return errorf(http.StatusConflict, "an identical run of %s was requested at the same instant; try again", name)
 	}
 	if err != nil {
 		return err

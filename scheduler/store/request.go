@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,16 +24,22 @@ func RequestRun(ctx context.Context, cli *clientv3.Client, keys Keys, job string
 			clientv3.Compare(clientv3.CreateRevision(keys.Request(id)), "=", 0),
 			clientv3.Compare(clientv3.CreateRevision(keys.Fire(id)), "=", 0)).
 		Then(clientv3.OpPut(keys.Request(id), string(data))).
+		Else(clientv3.OpGet(keys.Job(job), clientv3.WithCountOnly())).
 		Commit()
 	if err != nil {
 		return FireID{}, fmt.Errorf("request run of %s: %w", job, err)
 	}
 	if !resp.Succeeded {
-		return FireID{}, fmt.Errorf("request run of %s: %w", job, ErrNoSuchJobOrDuplicate)
+		if resp.Responses[0].GetResponseRange().Count == 0 {
+			return FireID{}, fmt.Errorf("request run of %s: %w", job, ErrNoSuchJob)
+		}
+		return FireID{}, fmt.Errorf("request run of %s: %w", job, ErrDuplicateRequest)
 	}
 	return id, nil
 }
 
-// ErrNoSuchJobOrDuplicate reports a run request for a job that does not
-// exist, or one identical to a pending request.
-var ErrNoSuchJobOrDuplicate = fmt.Errorf("store: no such job, or the same request is pending")
+// Errors of RequestRun.
+var (
+	ErrNoSuchJob        = errors.New("store: no such job")
+	ErrDuplicateRequest = errors.New("store: an identical run request is pending")
+)

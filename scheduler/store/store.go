@@ -11,9 +11,12 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/aionsched/aion/jobspec"
 )
 
 // DefaultPrefix is the etcd key prefix when none is configured.
@@ -115,11 +118,27 @@ func (id FireID) String() string { return id.Job + "@" + id.Suffix }
 
 // ParseFireID reads job@suffix.
 func ParseFireID(s string) (FireID, error) {
-	job, suffix, ok := strings.Cut(s, "@")
-	if !ok || job == "" || suffix == "" || strings.Contains(suffix, "/") {
-		return FireID{}, fmt.Errorf("fire ID %q: want job@suffix, e.g. backup@2026-11-24T02:00:00Z", s)
+	job, suffix, _ := strings.Cut(s, "@")
+	id := FireID{Job: job, Suffix: suffix}
+	if err := id.Validate(); err != nil {
+		return FireID{}, fmt.Errorf("fire ID %q: %w (want job@suffix, e.g. backup@2026-11-24T02:00:00Z)", s, err)
 	}
-	return FireID{Job: job, Suffix: suffix}, nil
+	return id, nil
+}
+
+// Validate checks that the ID can name a key and a file: a valid job name
+// and a suffix without '/', NUL or a leading '.'. IDs that arrive from
+// outside (API paths, NATS messages) must be validated before use.
+func (id FireID) Validate() error {
+	switch {
+	case !jobspec.ValidName(id.Job):
+		return fmt.Errorf("bad job name %q", id.Job)
+	case id.Suffix == "" || len(id.Suffix) > 200:
+		return errors.New("suffix must be 1 to 200 bytes")
+	case strings.ContainsAny(id.Suffix, "/\x00") || strings.HasPrefix(id.Suffix, "."):
+		return fmt.Errorf("bad suffix %q", id.Suffix)
+	}
+	return nil
 }
 
 // FireState is where a fire is in its life.
