@@ -164,11 +164,18 @@ func (l *leader) process(ctx context.Context, id store.FireID) error {
 			if child == nil || child.job.Disabled || !l.parentsSucceeded(child, states) {
 				continue
 			}
+			childID := store.DependentFireID(name, id)
+			if exists, err := l.exists(ctx, l.keys.Fire(childID)); err != nil || exists {
+				if err != nil {
+					return err
+				}
+				continue // this run was planned before (same chain, same ID)
+			}
 			cs := child.state
 			cs.LastTriggered = now.UTC()
 			states[name] = cs
 			cf := store.Fire{
-				ID: store.DependentFireID(name, id), Trigger: store.TriggerDependency,
+				ID: childID, Trigger: store.TriggerDependency,
 				Nominal: now.UTC(), Attempt: 1, PlannedAt: now.UTC(), State: store.FirePlanned,
 			}
 			if l.hasOpenFire(name) && child.job.Concurrency == jobspec.ConcurrencyForbid {
@@ -180,8 +187,11 @@ func (l *leader) process(ctx context.Context, id store.FireID) error {
 			}
 			data, _ := json.Marshal(cf)
 			key := l.keys.Fire(cf.ID)
-			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
-			ops = append(ops, clientv3.OpPut(key, string(data)))
+			// Created only if new: an existing record of the same ID is
+			// the same run, and must not block recording this result.
+			ops = append(ops, clientv3.OpTxn(
+				[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
+				[]clientv3.Op{clientv3.OpPut(key, string(data))}, nil))
 		}
 	}
 	for name, st := range states {
@@ -233,4 +243,12 @@ func (l *leader) parentsSucceeded(child *jobEntry, pending map[string]store.JobS
 		}
 	}
 	return true
+}
+
+func (l *leader) exists(ctx context.Context, key string) (bool, error) {
+	resp, err := l.s.etcd.Get(ctx, key, clientv3.WithCountOnly())
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", key, err)
+	}
+	return resp.Count > 0, nil
 }

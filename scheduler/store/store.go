@@ -108,9 +108,23 @@ func ManualFireID(job string, at time.Time) FireID {
 }
 
 // DependentFireID is the ID of the run of child caused by the parent fire
-// that completed its set of parents.
+// that completed its set of parents: child@after-<parent job>@<origin>, where
+// the origin is the suffix of the scheduled or manual fire that started the
+// chain. IDs stay short however deep the graph is.
 func DependentFireID(child string, parent FireID) FireID {
-	return FireID{Job: child, Suffix: "after-" + parent.Job + "@" + parent.Suffix}
+	origin := parent.Suffix
+	for {
+		rest, ok := strings.CutPrefix(origin, "after-")
+		if !ok {
+			break
+		}
+		_, inner, ok := strings.Cut(rest, "@")
+		if !ok {
+			break
+		}
+		origin = inner
+	}
+	return FireID{Job: child, Suffix: "after-" + parent.Job + "@" + origin}
 }
 
 // String formats the ID as job@suffix.

@@ -25,3 +25,17 @@ func TestFireID_RoundTripAndValidation(t *testing.T) {
 		t.Errorf("FireIDFromKey(Fire(%s)) = %v, %v", id, back, ok)
 	}
 }
+
+func TestDependentFireID_StaysShortDownAChain(t *testing.T) {
+	root := ScheduledFireID("extract", time.Date(2026, 11, 24, 1, 0, 0, 0, time.UTC))
+	id := root
+	for _, job := range []string{"clean", "build", "report", "publish", "archive"} {
+		id = DependentFireID(job, id)
+	}
+	if got, want := id.String(), "archive@after-publish@2026-11-24T01:00:00Z"; got != want {
+		t.Errorf("ID = %s, want %s", got, want)
+	}
+	if err := id.Validate(); err != nil {
+		t.Error(err)
+	}
+}
