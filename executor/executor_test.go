@@ -6,30 +6,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/scheduler/clustertest"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
 func startExecutor(t *testing.T, c *clustertest.Cluster, id string) {
 	t.Helper()
-	cfg := executor.DefaultConfig()
-	cfg.NodeID, cfg.OutputDir, cfg.Grace = id, t.TempDir(), time.Second
-	x := executor.New(cfg, c.Etcd, c.NATS, c.Log)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := x.Run(ctx); err != nil {
-			t.Errorf("executor: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	c.StartExecutor(t, id, 4, nil)
 	clustertest.WaitFor(t, 5*time.Second, "registration", func() bool {
 		resp, err := c.Etcd.Get(context.Background(), c.Keys.Node(id))
 		return err == nil && len(resp.Kvs) == 1

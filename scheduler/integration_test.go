@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,52 +15,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/aionsched/aion/executor"
-	"github.com/aionsched/aion/scheduler"
 	"github.com/aionsched/aion/scheduler/clustertest"
 	"github.com/aionsched/aion/scheduler/store"
 )
-
-// startScheduler runs a scheduler until the test ends.
-func startScheduler(t *testing.T, c *clustertest.Cluster, id string) context.CancelFunc {
-	t.Helper()
-	cfg := scheduler.DefaultConfig()
-	cfg.ID = id
-	cfg.ReconcileEvery = 200 * time.Millisecond
-	cfg.RedispatchAfter = time.Second
-	s := scheduler.New(cfg, c.Etcd, c.NATS, c.Log)
-	return runUntilCleanup(t, s.Run)
-}
-
-// startExecutor runs an executor until the test ends.
-func startExecutor(t *testing.T, c *clustertest.Cluster, id string, slots int, labels map[string]string) context.CancelFunc {
-	t.Helper()
-	cfg := executor.DefaultConfig()
-	cfg.NodeID, cfg.Slots, cfg.Labels = id, slots, labels
-	cfg.OutputDir = t.TempDir()
-	cfg.Grace = 2 * time.Second
-	x := executor.New(cfg, c.Etcd, c.NATS, c.Log)
-	return runUntilCleanup(t, x.Run)
-}
-
-func runUntilCleanup(t *testing.T, run func(context.Context) error) context.CancelFunc {
-	return runUntilCleanupExpecting(t, run, "")
-}
-
-// runUntilCleanupExpecting runs run in the background; an error is a test
-// failure unless it contains expected.
-func runUntilCleanupExpecting(t *testing.T, run func(context.Context) error, expected string) context.CancelFunc {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := run(ctx); err != nil && (expected == "" || !strings.Contains(err.Error(), expected)) {
-			t.Errorf("run: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return cancel
-}
 
 // runLog is a file outside Aion that jobs append "fire attempt node pid" to.
 func runLog(t *testing.T) string {
@@ -92,8 +48,8 @@ func TestCluster_EverySecondJobFiresOnTimeWithoutGapsOrDuplicates(t *testing.T) 
 	}
 	c := clustertest.Start(t)
 	log := runLog(t)
-	startScheduler(t, c, "s1")
-	startExecutor(t, c, "x1", 4, nil)
+	c.StartScheduler(t, "s1")
+	c.StartExecutor(t, "x1", 4, nil)
 	c.Apply(t, fmt.Sprintf(`
 name: tick
 schedule: "* * * * * *"
@@ -149,9 +105,9 @@ command: echo "$AION_FIRE_ID $AION_ATTEMPT" >> %s
 
 func TestCluster_ConstraintsRouteJobs(t *testing.T) {
 	c := clustertest.Start(t)
-	startScheduler(t, c, "s1")
-	startExecutor(t, c, "eu-1", 4, map[string]string{"zone": "eu"})
-	startExecutor(t, c, "us-1", 4, map[string]string{"zone": "us", "gpu": "true"})
+	c.StartScheduler(t, "s1")
+	c.StartExecutor(t, "eu-1", 4, map[string]string{"zone": "eu"})
+	c.StartExecutor(t, "us-1", 4, map[string]string{"zone": "us", "gpu": "true"})
 	c.Apply(t, `
 jobs:
   - name: in-eu
@@ -199,9 +155,9 @@ jobs:
 
 func TestCluster_LeastLoadedExecutorFirst(t *testing.T) {
 	c := clustertest.Start(t)
-	startScheduler(t, c, "s1")
+	c.StartScheduler(t, "s1")
 	// "busy" has 2 of its 4 slots taken by long runs pinned to it.
-	startExecutor(t, c, "busy", 4, map[string]string{"role": "busy"})
+	c.StartExecutor(t, "busy", 4, map[string]string{"role": "busy"})
 	hogs := `
   - name: hog-1
     schedule: "* * * * * *"
@@ -224,7 +180,7 @@ func TestCluster_LeastLoadedExecutorFirst(t *testing.T) {
 		}
 		return running == 2
 	})
-	startExecutor(t, c, "idle", 4, nil)
+	c.StartExecutor(t, "idle", 4, nil)
 	clustertest.WaitFor(t, 5*time.Second, "idle executor to register", func() bool {
 		resp, err := c.Etcd.Get(context.Background(), c.Keys.Node("idle"))
 		return err == nil && len(resp.Kvs) == 1
@@ -259,8 +215,8 @@ func TestCluster_LeastLoadedExecutorFirst(t *testing.T) {
 func TestCluster_DependenciesRunInOrderAndFailedParentBlocks(t *testing.T) {
 	c := clustertest.Start(t)
 	log := runLog(t)
-	startScheduler(t, c, "s1")
-	startExecutor(t, c, "x1", 4, nil)
+	c.StartScheduler(t, "s1")
+	c.StartExecutor(t, "x1", 4, nil)
 	c.Apply(t, fmt.Sprintf(`
 jobs:
   - name: extract
@@ -312,8 +268,8 @@ jobs:
 func TestCluster_TimeoutKillsTheWholeProcessGroup(t *testing.T) {
 	c := clustertest.Start(t)
 	dir := t.TempDir()
-	startScheduler(t, c, "s1")
-	startExecutor(t, c, "x1", 4, nil)
+	c.StartScheduler(t, "s1")
+	c.StartExecutor(t, "x1", 4, nil)
 	c.Apply(t, fmt.Sprintf(`
 name: slow
 schedule: "* * * * * *"
@@ -347,10 +303,10 @@ command: sleep 300 & echo $! > %[1]s/child.pid; echo started; wait
 
 func TestCluster_RunOfDeadExecutorBecomesLost(t *testing.T) {
 	c := clustertest.Start(t)
-	startScheduler(t, c, "s1")
+	c.StartScheduler(t, "s1")
 	cfg := executor.DefaultConfig()
 	cfg.NodeID, cfg.OutputDir, cfg.Grace = "doomed", t.TempDir(), 2*time.Second
-	runUntilCleanupExpecting(t, executor.New(cfg, c.Etcd, c.NATS, c.Log).Run, "registration lease lost")
+	clustertest.RunUntilCleanup(t, executor.New(cfg, c.Etcd, c.NATS, c.Log).Run, "registration lease lost")
 	c.Apply(t, `
 name: long
 schedule: "*/2 * * * * *"
@@ -392,8 +348,8 @@ command: sleep 60
 
 func TestCluster_AppliedChangesTakeEffect(t *testing.T) {
 	c := clustertest.Start(t)
-	startScheduler(t, c, "s1")
-	startExecutor(t, c, "x1", 4, nil)
+	c.StartScheduler(t, "s1")
+	c.StartExecutor(t, "x1", 4, nil)
 	c.Apply(t, `
 jobs:
   - name: keep

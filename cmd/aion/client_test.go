@@ -15,7 +15,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/aionsched/aion/scheduler/api"
-	"github.com/aionsched/aion/scheduler/api/apitest"
 	"github.com/aionsched/aion/scheduler/clustertest"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -33,8 +32,8 @@ func startCluster(t *testing.T, runs bool) *cluster {
 	requireClientCommands(t)
 	c := clustertest.Start(t)
 	if runs {
-		apitest.StartScheduler(t, c, "s1")
-		apitest.StartExecutor(t, c, "x1", 4, map[string]string{"zone": "eu"})
+		c.StartScheduler(t, "s1")
+		c.StartExecutor(t, "x1", 4, map[string]string{"zone": "eu"})
 	}
 	srv := api.New(c.Etcd, c.NATS, c.Keys, "aion.", c.Log, time.Now)
 	ctx, cancel := context.WithCancel(context.Background())

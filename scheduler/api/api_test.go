@@ -19,7 +19,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/aionsched/aion/scheduler/api/apitest"
 	"github.com/aionsched/aion/scheduler/clustertest"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -577,8 +576,8 @@ func fireURL(base string, id store.FireID) string {
 
 func TestAPI_RunReachesSucceededAndItsLogHasTheOutput(t *testing.T) {
 	c := clustertest.Start(t)
-	apitest.StartScheduler(t, c, "s1")
-	apitest.StartExecutor(t, c, "x1", 4, map[string]string{"zone": "eu"})
+	c.StartScheduler(t, "s1")
+	c.StartExecutor(t, "x1", 4, map[string]string{"zone": "eu"})
 	base := serve(t, c, time.Now)
 	callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("greet.yaml", `name: greet
 schedule: manual
@@ -648,8 +647,8 @@ command: echo "hello $GREETING"; echo "fire $AION_FIRE_ID"
 
 func TestAPI_RunOfAFailingJobRecordsItsExitCode(t *testing.T) {
 	c := clustertest.Start(t)
-	apitest.StartScheduler(t, c, "s1")
-	apitest.StartExecutor(t, c, "x1", 2, nil)
+	c.StartScheduler(t, "s1")
+	c.StartExecutor(t, "x1", 2, nil)
 	base := serve(t, c, time.Now)
 	callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("fail.yaml", "name: fail\nschedule: manual\ncommand: echo oops >&2; exit 7\n"), http.StatusOK)
 	run := callJSON[RunResponse](t, "POST", base+"/v1/jobs/fail/run", nil, http.StatusAccepted)

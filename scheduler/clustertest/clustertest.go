@@ -6,6 +6,8 @@ package clustertest
 import (
 	"context"
 	"encoding/json"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,7 +16,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/jobspec"
+	"github.com/aionsched/aion/scheduler"
 	"github.com/aionsched/aion/scheduler/embedded"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -116,4 +120,41 @@ func Final(fires []store.Fire) []store.Fire {
 		}
 	}
 	return out
+}
+
+// StartScheduler runs a scheduler with test-friendly timings until the test ends.
+func (c *Cluster) StartScheduler(t testing.TB, id string) {
+	t.Helper()
+	cfg := scheduler.DefaultConfig()
+	cfg.ID = id
+	cfg.ReconcileEvery = 200 * time.Millisecond
+	cfg.RedispatchAfter = time.Second
+	RunUntilCleanup(t, scheduler.New(cfg, c.Etcd, c.NATS, c.Log).Run, "")
+}
+
+// StartExecutor runs an executor until the test ends; it keeps run output
+// in a temporary directory and gives running jobs 2 s on stop.
+func (c *Cluster) StartExecutor(t testing.TB, id string, slots int, labels map[string]string) {
+	t.Helper()
+	cfg := executor.DefaultConfig()
+	cfg.NodeID, cfg.Slots, cfg.Labels = id, slots, labels
+	cfg.OutputDir = t.TempDir()
+	cfg.Grace = 2 * time.Second
+	RunUntilCleanup(t, executor.New(cfg, c.Etcd, c.NATS, c.Log).Run, "")
+}
+
+// RunUntilCleanup runs run in a goroutine until the test ends, then cancels
+// its context and waits for it. An error fails the test unless it contains
+// expectedErr (when that is not empty).
+func RunUntilCleanup(t testing.TB, run func(context.Context) error, expectedErr string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := run(ctx); err != nil && (expectedErr == "" || !strings.Contains(err.Error(), expectedErr)) {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
 }
