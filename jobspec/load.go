@@ -25,7 +25,7 @@ func Load(paths ...string) ([]*Job, error) {
 	var files []string
 	var errs ErrorList
 	for _, p := range paths {
-		found, err := jobFiles(p)
+		found, err := Files(p)
 		if err != nil {
 			errs = append(errs, &Error{File: p, Msg: err.Error()})
 			continue
@@ -52,7 +52,10 @@ func Load(paths ...string) ([]*Job, error) {
 	return jobs, nil
 }
 
-func jobFiles(path string) ([]string, error) {
+// Files lists the job files Load reads at path: the file itself, or the
+// *.yaml and *.yml files below a directory, skipping dot-directories and
+// dot-files; a directory without any is an error.
+func Files(path string) ([]string, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, errors.Unwrap(err) // *PathError repeats the path, which the Error already shows

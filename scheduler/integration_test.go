@@ -395,3 +395,29 @@ jobs:
 		t.Errorf("keep did not fire after its change")
 	}
 }
+
+func TestCluster_WaitingFireRunsWhenAnEligibleExecutorAppears(t *testing.T) {
+	c := clustertest.Start(t)
+	c.StartScheduler(t, "s1")
+	c.StartExecutor(t, "earth-1", 2, map[string]string{"zone": "earth"})
+	c.Apply(t, `
+name: on-mars
+schedule: "*/2 * * * * *"
+cron_seconds: true
+command: "true"
+constraints: ["zone=mars"]
+`)
+	clustertest.WaitFor(t, 5*time.Second, "a waiting fire", func() bool {
+		for _, f := range c.Fires(t, "on-mars") {
+			if f.State == store.FirePlanned && strings.Contains(f.Reason, "zone=mars") {
+				return true
+			}
+		}
+		return false
+	})
+	c.StartExecutor(t, "mars-1", 2, map[string]string{"zone": "mars"})
+	clustertest.WaitFor(t, 10*time.Second, "the waiting fire to run on mars-1", func() bool {
+		fires := c.Fires(t, "on-mars")
+		return len(fires) > 0 && fires[0].State == store.FireSucceeded && fires[0].Node == "mars-1"
+	})
+}

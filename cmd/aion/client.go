@@ -7,13 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"os/user"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -250,9 +248,9 @@ func newApplyCommand(a *app) *cobra.Command {
 func readJobFiles(paths []string) ([]api.File, error) {
 	var files []api.File
 	for _, p := range paths {
-		found, err := jobFiles(p)
+		found, err := jobspec.Files(p)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 		for _, name := range found {
 			data, err := os.ReadFile(name)
@@ -261,36 +259,6 @@ func readJobFiles(paths []string) ([]api.File, error) {
 			}
 			files = append(files, api.File{Name: name, Content: string(data)})
 		}
-	}
-	return files, nil
-}
-
-// jobFiles lists the job files at path as jobspec.Load does: the file
-// itself, or the *.yaml and *.yml files below a directory, skipping
-// dot-directories and dot-files.
-func jobFiles(path string) ([]string, error) {
-	info, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !info.IsDir() {
-		return []string{path}, nil
-	}
-	var files []string
-	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && p != path && strings.HasPrefix(d.Name(), ".") {
-			return filepath.SkipDir
-		}
-		if ext := filepath.Ext(p); !d.IsDir() && !strings.HasPrefix(d.Name(), ".") && (ext == ".yaml" || ext == ".yml") {
-			files = append(files, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read directory %s: %w", path, err)
 	}
 	return files, nil
 }
