@@ -110,7 +110,7 @@ type Executor struct {
 	keys store.Keys
 
 	mu      sync.Mutex
-	running map[store.FireID]context.CancelFunc // guarded by mu
+	running map[store.FireID]context.CancelCauseFunc // guarded by mu
 }
 
 // New builds an executor; it does nothing until Run.
@@ -119,7 +119,7 @@ func New(cfg Config, etcd *clientv3.Client, nc *nats.Conn, log *zap.Logger) *Exe
 		cfg: cfg, etcd: etcd, nats: nc,
 		log:     log.Named("executor").With(zap.String("node", cfg.NodeID)),
 		keys:    store.Keys{Prefix: cfg.Prefix},
-		running: make(map[store.FireID]context.CancelFunc),
+		running: make(map[store.FireID]context.CancelCauseFunc),
 	}
 }
 
@@ -160,6 +160,11 @@ func (x *Executor) Run(ctx context.Context) error {
 		return fmt.Errorf("serve logs: %w", err)
 	}
 	defer logs.Unsubscribe()
+	kills, err := x.nats.Subscribe(store.KillSubject(x.cfg.SubjectPrefix, x.cfg.NodeID), x.onKill)
+	if err != nil {
+		return fmt.Errorf("subscribe to kills: %w", err)
+	}
+	defer kills.Unsubscribe()
 	x.log.Info("executor ready", zap.Int("slots", x.cfg.Slots), zap.Any("labels", x.cfg.Labels))
 	loadTick := time.NewTicker(x.cfg.LoadEvery)
 	defer loadTick.Stop()
@@ -318,4 +323,25 @@ func envFor(job *jobspec.Job, f store.Fire) []string {
 		out = append(out, k+"="+v)
 	}
 	return out
+}
+
+// killedError is the cancel cause of a run stopped on request.
+type killedError struct{ reason string }
+
+func (e killedError) Error() string { return e.reason }
+
+// onKill stops a running attempt: its process group gets SIGTERM, then
+// SIGKILL after the grace period, and it is recorded as cancelled.
+func (x *Executor) onKill(m *nats.Msg) {
+	var k store.Kill
+	if err := json.Unmarshal(m.Data, &k); err != nil {
+		return
+	}
+	x.mu.Lock()
+	cancel, ok := x.running[k.Fire]
+	x.mu.Unlock()
+	if ok {
+		x.log.Info("killing run on request", zap.Stringer("fire", k.Fire), zap.String("reason", k.Reason))
+		cancel(killedError{reason: k.Reason})
+	}
 }

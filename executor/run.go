@@ -44,8 +44,8 @@ func (x *Executor) handle(ctx context.Context, d store.Dispatch) {
 	if f.State != store.FirePlanned || f.Node != x.cfg.NodeID || f.Attempt != d.Attempt {
 		return
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	x.mu.Lock()
 	if _, dup := x.running[f.ID]; dup || len(x.running) >= x.cfg.Slots {
 		x.mu.Unlock()
@@ -178,9 +178,13 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 	defer out.Close()
 
 	var cmd *exec.Cmd
-	if job.Command != "" {
-		cmd = exec.Command("/bin/sh", "-c", job.Command)
-	} else {
+	switch {
+	case job.Command != "":
+		// Manual-run arguments become $1, $2, ...; $0 names the job.
+		cmd = exec.Command("/bin/sh", append([]string{"-c", job.Command, job.Name}, f.Args...)...)
+	case len(f.Args) > 0:
+		cmd = exec.Command(job.Args[0], f.Args...)
+	default:
 		cmd = exec.Command(job.Args[0], job.Args[1:]...)
 	}
 	cmd.Env = envFor(job, f)
@@ -215,7 +219,12 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 		res.state, res.reason = store.FireTimedOut, fmt.Sprintf("killed after the %s timeout", job.Timeout)
 		waitErr = x.killGroup(pid, waited)
 	case <-ctx.Done():
-		res.state, res.reason = store.FireFailed, "killed: the executor stopped"
+		var killed killedError
+		if errors.As(context.Cause(ctx), &killed) {
+			res.state, res.reason = store.FireCancelled, "killed: "+killed.reason
+		} else {
+			res.state, res.reason = store.FireFailed, "killed: the executor stopped"
+		}
 		waitErr = x.killGroup(pid, waited)
 	}
 	// Whatever the process left behind in its group goes too.

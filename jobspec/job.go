@@ -76,6 +76,7 @@ const (
 	ConcurrencyAllow   Concurrency = "allow"   // start it anyway
 	ConcurrencyForbid  Concurrency = "forbid"  // skip the new run and record it as skipped
 	ConcurrencyReplace Concurrency = "replace" // cancel the running one, then start
+	ConcurrencyQueue   Concurrency = "queue"   // start after the running one ends; at most one waits
 )
 
 // MisfirePolicy says what happens to nominal times missed while no leader

@@ -69,7 +69,7 @@ func (c *checker) job(j *Job) {
 		c.errorf("user", "want a user name or uid, optionally with :group, got %q", j.User)
 	}
 	c.retries(j.Retries)
-	c.oneOf("concurrency", string(j.Concurrency), ConcurrencyAllow, ConcurrencyForbid, ConcurrencyReplace)
+	c.oneOf("concurrency", string(j.Concurrency), ConcurrencyAllow, ConcurrencyForbid, ConcurrencyReplace, ConcurrencyQueue)
 	c.misfire(j.Misfire)
 	c.parents(j)
 	for i, expr := range j.Constraints {

@@ -43,7 +43,7 @@ type leader struct {
 	children  map[string][]string // parent name → child names
 	queue     fireQueue
 	open      map[store.FireID]*openFire
-	openByJob map[string]int
+	openByJob map[string]map[store.FireID]*openFire
 	pending   map[store.FireID]bool // final fires whose effects are not recorded yet
 	nodes     *placement
 	loads     chan store.LoadReport
@@ -79,7 +79,7 @@ func newLeader(s *Scheduler, key string, rev int64) *leader {
 		jobs:      make(map[string]*jobEntry),
 		children:  make(map[string][]string),
 		open:      make(map[store.FireID]*openFire),
-		openByJob: make(map[string]int),
+		openByJob: make(map[string]map[store.FireID]*openFire),
 		pending:   make(map[store.FireID]bool),
 		nodes:     newPlacement(),
 		loads:     make(chan store.LoadReport, 256),
@@ -300,18 +300,23 @@ func (l *leader) openFire(of *openFire) {
 			return // a stale event; the newer record is known
 		}
 		l.nodes.assigned[old.fire.Node]--
-		l.openByJob[old.fire.ID.Job]--
 		of.dispatchedAt = old.dispatchedAt
 	}
 	l.open[of.fire.ID] = of
 	l.nodes.assigned[of.fire.Node]++
-	l.openByJob[of.fire.ID.Job]++
+	if l.openByJob[of.fire.ID.Job] == nil {
+		l.openByJob[of.fire.ID.Job] = make(map[store.FireID]*openFire)
+	}
+	l.openByJob[of.fire.ID.Job][of.fire.ID] = of
 }
 
 func (l *leader) closeFire(id store.FireID) {
 	if old, ok := l.open[id]; ok {
 		l.nodes.assigned[old.fire.Node]--
-		l.openByJob[id.Job]--
+		delete(l.openByJob[id.Job], id)
+		if len(l.openByJob[id.Job]) == 0 {
+			delete(l.openByJob, id.Job)
+		}
 		delete(l.open, id)
 	}
 }

@@ -107,10 +107,12 @@ func (l *leader) planBatch(ctx context.Context, e *jobEntry, nominals []time.Tim
 	state := e.state
 	state.HighWater = highWater
 	state.Skipped += skipped
+	state.Planned += len(nominals)
 	cmps := []clientv3.Cmp{l.fence, clientv3.Compare(clientv3.ModRevision(l.keys.State(e.job.Name)), "=", e.stateRev)}
 	var ops []clientv3.Op
 	var planned []*openFire
-	busy := l.hasOpenFire(e.job.Name)
+	var replaced []store.FireID
+	ov := l.overlapOf(e.job.Name)
 	for _, nominal := range nominals {
 		f := store.Fire{
 			ID:        store.ScheduledFireID(e.job.Name, nominal),
@@ -119,15 +121,12 @@ func (l *leader) planBatch(ctx context.Context, e *jobEntry, nominals []time.Tim
 			Attempt:   1,
 			PlannedAt: now.UTC(),
 		}
-		if busy && e.job.Concurrency == jobspec.ConcurrencyForbid {
-			f.State, f.Processed = store.FireSkipped, true
-			f.Reason = "skipped: the previous run is still running (concurrency: forbid)"
-			state.Skipped++
-		} else {
+		if ov.admit(e.job, &f, &replaced) {
 			f.State = store.FirePlanned
 			f.Node, f.Reason = l.nodes.choose(e.job, e.sels)
 			planned = append(planned, &openFire{fire: f})
-			busy = true
+		} else {
+			state.Skipped++
 		}
 		data, err := json.Marshal(f)
 		if err != nil {
@@ -151,6 +150,11 @@ func (l *leader) planBatch(ctx context.Context, e *jobEntry, nominals []time.Tim
 		of.rev = rev
 		l.openFire(of)
 		l.dispatch(of, now)
+	}
+	for _, id := range replaced {
+		if err := l.stop(ctx, id, "replaced by a newer run (concurrency: replace)"); err != nil {
+			return false, err
+		}
 	}
 	return true, nil
 }
@@ -193,11 +197,98 @@ func (l *leader) reloadJob(ctx context.Context, e *jobEntry) error {
 	return nil
 }
 
-func (l *leader) hasOpenFire(job string) bool { return l.openByJob[job] > 0 }
+// overlap is what a job has open when new runs are planned for it. Only the
+// leader creates fires, and every creation also writes the job's state key,
+// which planning compares, so this view cannot miss a run that started
+// meanwhile: the check is part of the planning transaction.
+type overlap struct {
+	newest *store.FireID // the most recent open fire, the one new runs follow
+	queued bool          // an open fire already waits for another (queue)
+}
 
-// dispatch publishes the fire to its node. NATS is a hint: a lost message
-// is repaired by reconcile.
+func (l *leader) overlapOf(job string) overlap {
+	var ov overlap
+	for id, of := range l.openByJob[job] {
+		if ov.newest == nil || of.fire.PlannedAt.After(l.open[*ov.newest].fire.PlannedAt) ||
+			(of.fire.PlannedAt.Equal(l.open[*ov.newest].fire.PlannedAt) && cmpFireID(id, *ov.newest) > 0) {
+			ov.newest = &id
+		}
+		if of.fire.After != "" {
+			ov.queued = true
+		}
+	}
+	return ov
+}
+
+// admit applies the job's concurrency policy to a new fire: it returns
+// false (and marks f skipped) when the fire must not run, sets f.After when
+// it must wait, and adds to replaced the fire a replace policy stops.
+func (ov *overlap) admit(job *jobspec.Job, f *store.Fire, replaced *[]store.FireID) bool {
+	if ov.newest != nil {
+		switch job.Concurrency {
+		case jobspec.ConcurrencyForbid:
+			f.State, f.Processed, f.EndedAt = store.FireSkipped, true, f.PlannedAt
+			f.Reason = fmt.Sprintf("skipped: %s is still running (concurrency: forbid)", ov.newest)
+			return false
+		case jobspec.ConcurrencyQueue:
+			if ov.queued {
+				f.State, f.Processed, f.EndedAt = store.FireSkipped, true, f.PlannedAt
+				f.Reason = "skipped: a run is already queued (concurrency: queue)"
+				return false
+			}
+			f.After, ov.queued = ov.newest.String(), true
+		case jobspec.ConcurrencyReplace:
+			f.After = ov.newest.String()
+			*replaced = append(*replaced, *ov.newest)
+		}
+	}
+	id := f.ID
+	ov.newest = &id
+	return true
+}
+
+// ready reports whether a planned fire may be dispatched now: its backoff is
+// over and the fire it waits for has ended.
+func (l *leader) ready(of *openFire, now time.Time) bool {
+	if of.fire.NotBefore.After(now) {
+		return false
+	}
+	if of.fire.After != "" {
+		if after, err := store.ParseFireID(of.fire.After); err == nil {
+			if _, open := l.open[after]; open {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// stop ends an open fire on request: a planned one is recorded as
+// cancelled, a running one is killed by its executor, which records it.
+func (l *leader) stop(ctx context.Context, id store.FireID, reason string) error {
+	of, ok := l.open[id]
+	if !ok {
+		return nil
+	}
+	if of.fire.State == store.FirePlanned {
+		f := of.fire
+		f.State, f.EndedAt, f.Reason = store.FireCancelled, l.now().UTC(), "cancelled: "+reason
+		_, err := l.putFire(ctx, f, of.rev)
+		return err
+	}
+	data, _ := json.Marshal(store.Kill{Fire: id, Attempt: of.fire.Attempt, Reason: reason})
+	if err := l.s.nats.Publish(store.KillSubject(l.s.cfg.SubjectPrefix, of.fire.Node), data); err != nil {
+		l.log.Warn("send kill", zap.Stringer("fire", id), zap.Error(err))
+	}
+	return nil
+}
+
+// dispatch publishes the fire to its node if it is ready. NATS is a hint: a
+// lost message is repaired by reconcile.
 func (l *leader) dispatch(of *openFire, now time.Time) {
+	if !l.ready(of, now) {
+		return // reconcile dispatches it once ready
+	}
 	of.dispatchedAt = now
 	if of.fire.Node == "" {
 		l.log.Info("fire waits", zap.Stringer("fire", of.fire.ID), zap.String("reason", of.fire.Reason))
@@ -209,9 +300,9 @@ func (l *leader) dispatch(of *openFire, now time.Time) {
 	}
 }
 
-// planRequest turns a manual run request into a fire, deleting the request
-// in the same fenced transaction. The fire runs whatever the concurrency
-// policy: a person asked for it.
+// planRequest turns a request into action in one fenced transaction that
+// also deletes it: a manual run becomes a fire (whatever the concurrency
+// policy: a person asked for it), a kill request stops its target.
 func (l *leader) planRequest(ctx context.Context, kv *mvccpb.KeyValue) error {
 	id, ok := l.keys.RequestIDFromKey(string(kv.Key))
 	if !ok {
@@ -223,15 +314,33 @@ func (l *leader) planRequest(ctx context.Context, kv *mvccpb.KeyValue) error {
 		return nil
 	}
 	now := l.now()
-	f := store.Fire{
-		ID: id, Trigger: store.TriggerManual, Nominal: req.At, Attempt: 1, PlannedAt: now.UTC(),
-		State: store.FirePlanned, Env: req.Env, RequestedBy: req.By,
-	}
 	cmps := []clientv3.Cmp{l.fence, clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision)}
 	ops := []clientv3.Op{clientv3.OpDelete(string(kv.Key))}
+	if req.Kill != "" {
+		target, err := store.ParseFireID(req.Kill)
+		if err == nil {
+			if err := l.stop(ctx, target, "killed by "+req.By); err != nil {
+				return err
+			}
+		}
+		_, err = l.commit(ctx, cmps, ops)
+		return err
+	}
+	f := store.Fire{
+		ID: id, Trigger: store.TriggerManual, Nominal: req.At, Attempt: 1, PlannedAt: now.UTC(),
+		State: store.FirePlanned, Env: req.Env, Args: req.Args, Downstream: req.Downstream, RequestedBy: req.By,
+	}
 	e, exists := l.jobs[id.Job]
+	var state store.JobState
 	if exists {
 		f.Node, f.Reason = l.nodes.choose(e.job, e.sels)
+		// Every fire creation writes the job's state, so planning, which
+		// compares it, always sees every open run (see overlap).
+		state = e.state
+		state.Planned++
+		data, _ := json.Marshal(state)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(l.keys.State(id.Job)), "=", e.stateRev))
+		ops = append(ops, clientv3.OpPut(l.keys.State(id.Job), string(data)))
 	} else {
 		// Recorded anyway, so whoever asked (aion run --wait) learns why.
 		f.State, f.Processed, f.EndedAt = store.FireFailed, true, now.UTC()
@@ -245,9 +354,13 @@ func (l *leader) planRequest(ctx context.Context, kv *mvccpb.KeyValue) error {
 	cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
 	ops = append(ops, clientv3.OpPut(key, string(data)))
 	rev, err := l.commit(ctx, cmps, ops)
-	if err != nil || rev == 0 || !exists {
+	if err != nil || !exists {
 		return err
 	}
+	if rev == 0 {
+		return l.reloadJob(ctx, e) // the request stays; the next reconcile plans it
+	}
+	e.state, e.stateRev = state, rev
 	of := &openFire{fire: f, rev: rev}
 	l.openFire(of)
 	l.dispatch(of, now)

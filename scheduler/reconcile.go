@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -34,7 +35,8 @@ func (l *leader) reconcile(ctx context.Context) error {
 		switch {
 		case of.fire.State == store.FireRunning && !l.nodes.live(of.fire.Node):
 			err = l.markLost(ctx, of, now)
-		case of.fire.State == store.FirePlanned && (of.fire.Node == "" || !l.nodes.live(of.fire.Node) || now.Sub(of.dispatchedAt) > l.s.cfg.RedispatchAfter):
+		case of.fire.State == store.FirePlanned && l.ready(of, now) &&
+			(of.fire.Node == "" || !l.nodes.live(of.fire.Node) || now.Sub(of.dispatchedAt) > l.s.cfg.RedispatchAfter):
 			err = l.replace(ctx, of, now)
 		}
 		if err != nil {
@@ -118,9 +120,10 @@ func (l *leader) putFire(ctx context.Context, f store.Fire, rev int64) (int64, e
 		[]clientv3.Op{clientv3.OpPut(key, string(data))})
 }
 
-// process records a final fire's effects in one fenced transaction: the
-// job's last result, and a dependent fire for every child whose parents
-// have all succeeded since the child last ran.
+// process records a final fire's effects in one fenced transaction: a
+// retry when the job allows one (the same fire, next attempt, after a
+// backoff), or else the job's last result and a dependent fire for every
+// child whose parents have all succeeded since the child last ran.
 func (l *leader) process(ctx context.Context, id store.FireID) error {
 	resp, err := l.s.etcd.Get(ctx, l.keys.Fire(id))
 	if err != nil {
@@ -137,12 +140,14 @@ func (l *leader) process(ctx context.Context, id store.FireID) error {
 		return nil
 	}
 	now := l.now()
+	e, ok := l.jobs[id.Job]
+	if ok && retryable(e.job, f) {
+		return l.retry(ctx, e, f, kv.ModRevision, now)
+	}
 	f.Processed = true
 	fireData, _ := json.Marshal(f)
 	cmps := []clientv3.Cmp{l.fence, clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision)}
 	ops := []clientv3.Op{clientv3.OpPut(string(kv.Key), string(fireData))}
-
-	e, ok := l.jobs[id.Job]
 	if !ok { // deleted job: only mark the record
 		if _, err := l.commit(ctx, cmps, ops); err != nil {
 			return err
@@ -158,7 +163,9 @@ func (l *leader) process(ctx context.Context, id store.FireID) error {
 	}
 	states[id.Job] = state
 	var children []*openFire
-	if f.State == store.FireSucceeded {
+	var replaced []store.FireID
+	// A manual run triggers its dependents only when asked (--downstream).
+	if f.State == store.FireSucceeded && (f.Trigger != store.TriggerManual || f.Downstream) {
 		for _, name := range l.children[id.Job] {
 			child := l.jobs[name]
 			if child == nil || child.job.Disabled || !l.parentsSucceeded(child, states) {
@@ -176,22 +183,18 @@ func (l *leader) process(ctx context.Context, id store.FireID) error {
 			states[name] = cs
 			cf := store.Fire{
 				ID: childID, Trigger: store.TriggerDependency,
-				Nominal: now.UTC(), Attempt: 1, PlannedAt: now.UTC(), State: store.FirePlanned,
+				Nominal: now.UTC(), Attempt: 1, PlannedAt: now.UTC(),
 			}
-			if l.hasOpenFire(name) && child.job.Concurrency == jobspec.ConcurrencyForbid {
-				cf.State, cf.Processed = store.FireSkipped, true
-				cf.Reason = "skipped: the previous run is still running (concurrency: forbid)"
-			} else {
+			ov := l.overlapOf(name)
+			if ov.admit(child.job, &cf, &replaced) {
+				cf.State = store.FirePlanned
 				cf.Node, cf.Reason = l.nodes.choose(child.job, child.sels)
 				children = append(children, &openFire{fire: cf})
 			}
 			data, _ := json.Marshal(cf)
 			key := l.keys.Fire(cf.ID)
-			// Created only if new: an existing record of the same ID is
-			// the same run, and must not block recording this result.
-			ops = append(ops, clientv3.OpTxn(
-				[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
-				[]clientv3.Op{clientv3.OpPut(key, string(data))}, nil))
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+			ops = append(ops, clientv3.OpPut(key, string(data)))
 		}
 	}
 	for name, st := range states {
@@ -221,8 +224,77 @@ func (l *leader) process(ctx context.Context, id store.FireID) error {
 		l.openFire(of)
 		l.dispatch(of, now)
 	}
+	for _, r := range replaced {
+		if err := l.stop(ctx, r, "replaced by a newer run (concurrency: replace)"); err != nil {
+			return err
+		}
+	}
+	l.dispatchFollowers(id, now)
 	l.log.Debug("fire finished", zap.Stringer("fire", id), zap.String("state", string(f.State)), zap.Int("children", len(children)))
 	return nil
+}
+
+// retryable reports whether a final fire gets another attempt: failures and
+// timeouts while attempts remain, lost runs only when the job says so.
+func retryable(job *jobspec.Job, f store.Fire) bool {
+	if f.Attempt > job.Retries.Count {
+		return false
+	}
+	switch f.State {
+	case store.FireFailed, store.FireTimedOut:
+		return true
+	case store.FireLost:
+		return job.Retries.OnLost
+	}
+	return false
+}
+
+// backoff is the delay before attempt+1: initial·2^(attempt-1), capped at
+// max, with jitter drawn from its upper half so retries of many fires do
+// not arrive together.
+func backoff(job *jobspec.Job, attempt int) time.Duration {
+	d := job.Retries.Backoff.Initial.D()
+	for i := 1; i < attempt && d < job.Retries.Backoff.Max.D(); i++ {
+		d *= 2
+	}
+	d = min(d, job.Retries.Backoff.Max.D())
+	return d/2 + rand.N(d/2+1)
+}
+
+// retry turns a failed attempt into the next one: the same fire, planned
+// again with a higher attempt number after the backoff, its earlier attempt
+// kept in Attempts.
+func (l *leader) retry(ctx context.Context, e *jobEntry, f store.Fire, rev int64, now time.Time) error {
+	next := f
+	next.Attempts = append(slices.Clone(f.Attempts), store.Attempt{
+		Attempt: f.Attempt, Node: f.Node, State: f.State, Reason: f.Reason,
+		ExitCode: f.ExitCode, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+	})
+	delay := backoff(e.job, f.Attempt)
+	next.Attempt = f.Attempt + 1
+	next.State = store.FirePlanned
+	next.NotBefore = now.Add(delay).UTC()
+	next.Node, next.Reason = "", fmt.Sprintf("retry %d of %d after %s (attempt %d %s)", f.Attempt, e.job.Retries.Count, delay.Round(time.Millisecond), f.Attempt, f.State)
+	next.StartedAt, next.EndedAt, next.PID, next.ExitCode = time.Time{}, time.Time{}, 0, nil
+	next.OutputTail, next.OutputPath = "", ""
+	newRev, err := l.putFire(ctx, next, rev)
+	if err != nil || newRev == 0 {
+		return err // on a conflict the watch brings the newer record
+	}
+	delete(l.pending, f.ID)
+	l.openFire(&openFire{fire: next, rev: newRev})
+	l.log.Info("retry planned", zap.Stringer("fire", f.ID), zap.Int("attempt", next.Attempt), zap.Duration("after", delay))
+	return nil
+}
+
+// dispatchFollowers dispatches the fires that waited for ended (queue and
+// replace), instead of leaving them to the next reconcile.
+func (l *leader) dispatchFollowers(ended store.FireID, now time.Time) {
+	for _, of := range l.openByJob[ended.Job] {
+		if of.fire.After == ended.String() && of.fire.State == store.FirePlanned {
+			l.dispatch(of, now)
+		}
+	}
 }
 
 // parentsSucceeded reports whether every parent of child succeeded after

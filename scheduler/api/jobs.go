@@ -388,7 +388,7 @@ func (s *Server) runJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := etcdContext(r)
 	defer cancel()
-	id, err := store.RequestRun(ctx, s.etcd, s.keys, name, req.Env, req.By, s.now())
+	id, err := store.RequestRun(ctx, s.etcd, s.keys, name, store.RunRequest{Env: req.Env, Args: req.Args, Downstream: req.Downstream, By: req.By, At: s.now()})
 	switch {
 	case errors.Is(err, store.ErrNoSuchJob):
 		return errorf(http.StatusNotFound, "no job named %q", name)

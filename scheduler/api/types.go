@@ -84,6 +84,12 @@ type JobDetail struct {
 type RunRequest struct {
 	// Env overrides the job's environment for this run only.
 	Env map[string]string `json:"env,omitempty"`
+	// Args replace an args job's arguments, or become $1, $2, ... of a
+	// command job, for this run only.
+	Args []string `json:"args,omitempty"`
+	// Downstream also runs the jobs that depend on this one afterwards;
+	// without it a manual run runs the job alone.
+	Downstream bool `json:"downstream,omitempty"`
 	// By says who asked, for the fire record (default: the client address).
 	By string `json:"by,omitempty"`
 }

@@ -10,12 +10,27 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// RequestRun records a request for a manual run of job and returns the ID
-// the fire will have. The job must exist; the leader plans the fire (fenced)
-// and deletes the request in one transaction.
-func RequestRun(ctx context.Context, cli *clientv3.Client, keys Keys, job string, env map[string]string, by string, now time.Time) (FireID, error) {
-	id := ManualFireID(job, now)
-	data, err := json.Marshal(RunRequest{Env: env, By: by, At: now.UTC()})
+// RequestRun records a request for a manual run of job at req.At and
+// returns the ID the fire will have. The job must exist; the leader plans
+// the fire (fenced) and deletes the request in one transaction.
+func RequestRun(ctx context.Context, cli *clientv3.Client, keys Keys, job string, req RunRequest) (FireID, error) {
+	req.At = req.At.UTC()
+	req.Kill = ""
+	return putRequest(ctx, cli, keys, ManualFireID(job, req.At), req)
+}
+
+// RequestKill asks the leader to stop the open fire target: a planned fire
+// is cancelled, a running one is killed by its executor (SIGTERM, then
+// SIGKILL after the grace period) and recorded as cancelled.
+func RequestKill(ctx context.Context, cli *clientv3.Client, keys Keys, target FireID, by string, now time.Time) error {
+	id := FireID{Job: target.Job, Suffix: "kill-" + now.UTC().Format(time.RFC3339Nano)}
+	_, err := putRequest(ctx, cli, keys, id, RunRequest{By: by, At: now.UTC(), Kill: target.String()})
+	return err
+}
+
+func putRequest(ctx context.Context, cli *clientv3.Client, keys Keys, id FireID, req RunRequest) (FireID, error) {
+	job := id.Job
+	data, err := json.Marshal(req)
 	if err != nil {
 		return FireID{}, err
 	}

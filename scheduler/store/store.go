@@ -71,9 +71,13 @@ func (k Keys) RequestIDFromKey(key string) (FireID, bool) {
 
 // RunRequest asks the leader for a manual run, under requests/<job>/<suffix>.
 type RunRequest struct {
-	Env map[string]string `json:"env,omitempty"`
-	By  string            `json:"by,omitempty"` // who asked
-	At  time.Time         `json:"at"`
+	Env        map[string]string `json:"env,omitempty"`
+	Args       []string          `json:"args,omitempty"`
+	Downstream bool              `json:"downstream,omitempty"`
+	By         string            `json:"by,omitempty"` // who asked
+	At         time.Time         `json:"at"`
+	// Kill, when set, asks to stop this open fire instead of starting a run.
+	Kill string `json:"kill,omitempty"`
 }
 
 // Election is the leader election prefix.
@@ -167,6 +171,7 @@ const (
 	FireTimedOut  FireState = "timed_out" // killed after the job's timeout
 	FireLost      FireState = "lost"      // the executor died while running it
 	FireSkipped   FireState = "skipped"   // not run (misfire policy, overlap); Reason says why
+	FireCancelled FireState = "cancelled" // killed on request (aion kill, concurrency: replace); never retried
 )
 
 // Final reports whether the state is an end state.
@@ -193,6 +198,18 @@ type Fire struct {
 	Node    string    `json:"node,omitempty"` // executor chosen, then the one that claimed it
 	// Env overrides the job's environment for this run only (manual runs).
 	Env map[string]string `json:"env,omitempty"`
+	// Args, for a manual run, replace the arguments of an args job, or are
+	// passed to a command job as $1, $2, ...
+	Args []string `json:"args,omitempty"`
+	// Downstream, for a manual run, also runs the dependent jobs afterwards.
+	Downstream bool `json:"downstream,omitempty"`
+	// NotBefore delays the dispatch of a planned retry (backoff).
+	NotBefore time.Time `json:"not_before,omitzero"`
+	// After names the open fire of the same job this one waits for
+	// (concurrency: replace and queue); it is dispatched when that one ends.
+	After string `json:"after,omitempty"`
+	// Attempts holds the earlier attempts of this fire, oldest first.
+	Attempts []Attempt `json:"attempts,omitempty"`
 	// RequestedBy says who triggered a manual run.
 	RequestedBy string `json:"requested_by,omitempty"`
 
@@ -212,6 +229,17 @@ type Fire struct {
 	Processed bool `json:"processed,omitempty"`
 }
 
+// Attempt is the record of one finished attempt of a fire that was retried.
+type Attempt struct {
+	Attempt   int       `json:"attempt"`
+	Node      string    `json:"node,omitempty"`
+	State     FireState `json:"state"`
+	Reason    string    `json:"reason,omitempty"`
+	ExitCode  *int      `json:"exit_code,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	EndedAt   time.Time `json:"ended_at,omitzero"`
+}
+
 // JobState is the scheduling state of a job, under state/<name>; only the
 // leader writes it.
 type JobState struct {
@@ -228,6 +256,10 @@ type JobState struct {
 	// child runs again only when every parent succeeded after it.
 	LastTriggered time.Time `json:"last_triggered,omitzero"`
 	Skipped       int       `json:"skipped,omitempty"` // nominal times skipped in all
+	// Planned counts every fire created for the job. Every creation writes
+	// this record, so a transaction compared on its revision knows that no
+	// run of the job was planned meanwhile.
+	Planned int `json:"planned,omitempty"`
 }
 
 // Node is an executor's registration, under nodes/<id> on its lease.
@@ -297,3 +329,13 @@ type LogChunk struct {
 
 // MaxLogChunk bounds one LogChunk's data.
 const MaxLogChunk = 512 << 10
+
+// KillSubject is the subject an executor receives Kill messages on.
+func KillSubject(prefix, node string) string { return prefix + "kill." + node }
+
+// Kill tells an executor to stop a running attempt.
+type Kill struct {
+	Fire    FireID `json:"fire"`
+	Attempt int    `json:"attempt"`
+	Reason  string `json:"reason"`
+}
