@@ -3,6 +3,7 @@ package executor
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,9 +13,10 @@ import (
 	"github.com/aionsched/aion/scheduler/store"
 )
 
-// outputPath is where the full output of a fire is kept on this node.
-func (x *Executor) outputPath(id store.FireID) string {
-	return filepath.Join(x.cfg.OutputDir, id.Job, id.Suffix+".log")
+// outputPath is where the full output of one attempt of a fire is kept on
+// this node.
+func (x *Executor) outputPath(id store.FireID, attempt int) string {
+	return filepath.Join(x.cfg.OutputDir, id.Job, fmt.Sprintf("%s.%d.log", id.Suffix, max(attempt, 1)))
 }
 
 // serveLogs answers LogRequests for the output of runs on this node.
@@ -36,7 +38,7 @@ func (x *Executor) readChunk(req store.LogRequest) store.LogChunk {
 	if err := req.Fire.Validate(); err != nil {
 		return store.LogChunk{Error: "bad log request: " + err.Error()} // never a path outside OutputDir
 	}
-	f, err := os.Open(x.outputPath(req.Fire))
+	f, err := os.Open(x.outputPath(req.Fire, req.Attempt))
 	if errors.Is(err, os.ErrNotExist) {
 		return store.LogChunk{Error: "no output kept for " + req.Fire.String() + " on " + x.cfg.NodeID}
 	}

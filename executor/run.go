@@ -167,7 +167,7 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 	if job.Container != nil {
 		return runResult{state: store.FireFailed, reason: "container jobs need an executor with the Docker containerizer"}
 	}
-	outPath := x.outputPath(f.ID)
+	outPath := x.outputPath(f.ID, f.Attempt)
 	if err := os.MkdirAll(filepath.Dir(outPath), 0o755); err != nil {
 		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output directory: %v", err)}
 	}
@@ -221,7 +221,7 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 	case <-ctx.Done():
 		var killed killedError
 		if errors.As(context.Cause(ctx), &killed) {
-			res.state, res.reason = store.FireCancelled, "killed: "+killed.reason
+			res.state, res.reason = store.FireCancelled, killed.reason
 		} else {
 			res.state, res.reason = store.FireFailed, "killed: the executor stopped"
 		}

@@ -53,7 +53,36 @@ func clientCommands(a *app) []*cobra.Command {
 		newEnableCommand(a, "enable", false),
 		newEnableCommand(a, "disable", true),
 		newDeleteCommand(a),
+		newKillCommand(a),
 	}
+}
+
+func newKillCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "kill FIRE-ID",
+		Short: "Stop a planned or running run",
+		Long: "Kill asks the cluster to stop a run: a planned one is cancelled, a running one gets SIGTERM,\n" +
+			"then SIGKILL after the executor's grace period. It is recorded as cancelled and not retried.",
+		Example: "  aion kill backup@2026-11-24T02:00:00Z",
+		Args:    usageArgs(cobra.ExactArgs(1)),
+	}
+	format := outputFlag(cmd)
+	cmd.RunE = a.clientRun(format, func(ctx context.Context, c *apiClient, args []string) error {
+		id, err := store.ParseFireID(args[0])
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		raw, err := c.do(ctx, http.MethodPost, firePath(id)+"/kill", nil, api.KillRequest{By: whoAmI()}, nil)
+		if err != nil {
+			return err
+		}
+		if *format == "json" {
+			return a.printJSON(raw)
+		}
+		_, err = fmt.Fprintf(a.stdout, "kill of %s requested\n", id)
+		return err
+	})
+	return cmd
 }
 
 // apiClient calls the Aion API.
@@ -473,17 +502,24 @@ func quoteAll(args []string) []string {
 
 func (a *app) printFires(fires []store.Fire) error {
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "FIRE\tTRIGGER\tSTATE\tNODE\tSTARTED\tDURATION\tEXIT\tREASON")
-	for _, f := range fires {
+	fmt.Fprintln(w, "FIRE\tTRIGGER\tATTEMPT\tSTATE\tNODE\tSTARTED\tDURATION\tEXIT\tREASON")
+	row := func(id string, trigger store.Trigger, attempt int, state store.FireState, node string, started, ended time.Time, code *int, reason string) {
 		took, exit := "-", "-"
-		if !f.StartedAt.IsZero() && !f.EndedAt.IsZero() {
-			took = f.EndedAt.Sub(f.StartedAt).Round(10 * time.Millisecond).String()
+		if !started.IsZero() && !ended.IsZero() {
+			took = ended.Sub(started).Round(10 * time.Millisecond).String()
 		}
-		if f.ExitCode != nil {
-			exit = strconv.Itoa(*f.ExitCode)
+		if code != nil {
+			exit = strconv.Itoa(*code)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.ID, f.Trigger, f.State, orDash(f.Node),
-			formatLocal(f.StartedAt), took, exit, oneLine(f.Reason))
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", id, trigger, attempt, state, orDash(node),
+			formatLocal(started), took, exit, oneLine(reason))
+	}
+	for _, f := range fires {
+		row(f.ID.String(), f.Trigger, f.Attempt, f.State, f.Node, f.StartedAt, f.EndedAt, f.ExitCode, f.Reason)
+		for i := len(f.Attempts) - 1; i >= 0; i-- { // earlier attempts, newest first, under their fire
+			at := f.Attempts[i]
+			row("  ↳ earlier attempt", f.Trigger, at.Attempt, at.State, at.Node, at.StartedAt, at.EndedAt, at.ExitCode, at.Reason)
+		}
 	}
 	return w.Flush()
 }
@@ -498,23 +534,29 @@ func oneLine(s string) string {
 
 func newRunCommand(a *app) *cobra.Command {
 	var (
-		env  []string
-		wait bool
+		env        []string
+		runArgs    []string
+		downstream bool
+		wait       bool
 	)
 	cmd := &cobra.Command{
-		Use:   "run NAME [--env K=V...] [--wait]",
+		Use:   "run NAME [--env K=V...] [--arg A...] [--downstream] [--wait]",
 		Short: "Run a job now",
 		Long: "Run asks the cluster to run a job now, whatever its schedule, and prints the fire ID. --env\n" +
-			"overrides the job's environment for this run only. With --wait it follows the run, streaming its\n" +
-			"output to stdout (the fire ID goes to stderr), and exits with the job's exit code.",
-		Example: "  aion run reindex --env FULL=1\n  aion run backup --wait",
+			"overrides the job's environment for this run only; --arg replaces an args job's arguments, or\n" +
+			"passes $1, $2, ... to a command job. The job runs alone unless --downstream, which also runs the\n" +
+			"jobs that depend on it once it succeeds. With --wait it follows the run (and its retries),\n" +
+			"streaming its output to stdout (the fire ID goes to stderr), and exits with the job's exit code.",
+		Example: "  aion run reindex --env FULL=1\n  aion run backup --wait\n  aion run extract --downstream\n  aion run report --arg 2026-11-24",
 		Args:    usageArgs(cobra.ExactArgs(1)),
 	}
 	format := outputFlag(cmd)
 	cmd.Flags().StringArrayVarP(&env, "env", "e", nil, "NAME=VALUE to set for this run (repeatable)")
 	cmd.Flags().BoolVarP(&wait, "wait", "w", false, "follow the run and exit with its exit code")
+	cmd.Flags().StringArrayVar(&runArgs, "arg", nil, "an argument for this run (repeatable)")
+	cmd.Flags().BoolVar(&downstream, "downstream", false, "also run the dependent jobs afterwards")
 	cmd.RunE = a.clientRun(format, func(ctx context.Context, c *apiClient, args []string) error {
-		req := api.RunRequest{By: whoAmI()}
+		req := api.RunRequest{By: whoAmI(), Args: runArgs, Downstream: downstream}
 		for _, kv := range env {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok || k == "" {
@@ -602,6 +644,7 @@ func whoAmI() string {
 // returns the fire's record as it was last seen, and reports waits to notes.
 func (c *apiClient) streamOutput(ctx context.Context, id store.FireID, w, notes io.Writer, follow bool) (store.Fire, error) {
 	var offset int64
+	attempt := 0
 	noted := make(map[string]bool)
 	note := func(key, format string, args ...any) {
 		if !noted[key] {
@@ -616,6 +659,13 @@ func (c *apiClient) streamOutput(ctx context.Context, id store.FireID, w, notes 
 		var ae *apiError
 		switch {
 		case err == nil:
+			if attempt != 0 && chunk.Attempt != attempt {
+				// A retry: its output is new, from the start.
+				fmt.Fprintf(notes, "aion: %s: attempt %d\n", id, chunk.Attempt)
+				attempt, offset = chunk.Attempt, 0
+				continue
+			}
+			attempt = chunk.Attempt
 			if _, err := w.Write(chunk.Data); err != nil {
 				return store.Fire{}, err
 			}

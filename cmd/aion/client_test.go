@@ -273,7 +273,7 @@ func TestClient_RunWaitStreamsOutputAndExitsWithTheJobsCode(t *testing.T) {
 	}
 
 	code, stdout, stderr = c.aion(t, "history", "greet", "-n", "5")
-	if got := rows(stdout); code != 0 || len(got) != 2 || !strings.HasPrefix(got[0], id+" manual succeeded x1 ") {
+	if got := rows(stdout); code != 0 || len(got) != 2 || !strings.HasPrefix(got[0], id+" manual 1 succeeded x1 ") {
 		t.Errorf("history greet: exit %d, rows %q (want 2, newest %s first)\nstderr:\n%s", code, got, id, stderr)
 	}
 	code, stdout, _ = c.aion(t, "job", "greet")

@@ -23,6 +23,7 @@
 //	GET    /v1/jobs/{name}/fires?limit=N         FireList, newest first
 //	GET    /v1/fires/{job}/{suffix}              store.Fire (fire ID job@suffix)
 //	GET    /v1/fires/{job}/{suffix}/log?offset=N LogChunk
+//	POST   /v1/fires/{job}/{suffix}/kill         KillRequest → 202; 409 when the fire has ended
 //	GET    /v1/nodes                             NodeList
 //	GET    /healthz                              "ok"
 package api
@@ -153,6 +154,7 @@ func (s *Server) Handler() http.Handler {
 		{"GET /v1/jobs/{name}/fires", s.listFires},
 		{"GET /v1/fires/{job}/{suffix}", s.getFire},
 		{"GET /v1/fires/{job}/{suffix}/log", s.getLog},
+		{"POST /v1/fires/{job}/{suffix}/kill", s.killFire},
 		{"GET /v1/nodes", s.listNodes},
 	}
 	for _, rt := range routes {

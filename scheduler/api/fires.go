@@ -121,9 +121,11 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	chunk := LogChunk{Fire: id.String(), State: f.State, Node: f.Node, Final: f.State.Final(), Offset: offset, Data: []byte{}}
+	// Final once no attempt can follow: the leader has recorded the end
+	// (a failed attempt may still be retried until then).
+	chunk := LogChunk{Fire: id.String(), State: f.State, Node: f.Node, Attempt: f.Attempt, Final: f.State.Final() && f.Processed, Offset: offset, Data: []byte{}}
 	switch {
-	case chunk.Final && f.OutputPath == "":
+	case f.State.Final() && f.OutputPath == "":
 		chunk.Note = "no output was kept for this run"
 		if f.Reason != "" {
 			chunk.Note += ": " + f.Reason
@@ -141,7 +143,7 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, chunk)
 		return nil
 	}
-	req, err := json.Marshal(store.LogRequest{Fire: id, Offset: offset})
+	req, err := json.Marshal(store.LogRequest{Fire: id, Attempt: f.Attempt, Offset: offset})
 	if err != nil {
 		return fmt.Errorf("encode log request: %w", err)
 	}
@@ -163,7 +165,7 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadGateway, "executor %s sent a bad answer for the output of %s: %v", f.Node, id, err)
 	}
 	if nodeChunk.Error != "" {
-		if !chunk.Final {
+		if !f.State.Final() {
 			// Claimed, but the process has not opened its output yet.
 			chunk.Note = "no output yet"
 			writeJSON(w, http.StatusOK, chunk)
@@ -214,5 +216,36 @@ func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) error {
 	s.mu.Unlock()
 	slices.SortFunc(list.Nodes, func(a, b NodeInfo) int { return strings.Compare(a.ID, b.ID) })
 	writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
+// killFire asks the leader to stop an open fire: a planned one is
+// cancelled, a running one is killed by its executor.
+func (s *Server) killFire(w http.ResponseWriter, r *http.Request) error {
+	id, err := fireID(r)
+	if err != nil {
+		return err
+	}
+	var req KillRequest
+	if err := decodeBody(w, r, &req, true); err != nil {
+		return err
+	}
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	f, err := s.readFire(ctx, id)
+	if err != nil {
+		return err
+	}
+	if f.State.Final() && f.Processed {
+		return errorf(http.StatusConflict, "fire %s has ended (%s)", id, f.State)
+	}
+	if req.By == "" {
+		req.By = "api client " + r.RemoteAddr
+	}
+	if err := store.RequestKill(ctx, s.etcd, s.keys, id, req.By, s.now()); err != nil {
+		return err
+	}
+	s.log.Info("kill requested", zap.Stringer("fire", id), zap.String("by", req.By))
+	writeJSON(w, http.StatusAccepted, map[string]string{"fire": id.String(), "status": "kill requested"})
 	return nil
 }

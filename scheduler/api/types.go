@@ -123,13 +123,16 @@ type FireList struct {
 // the output's length when it was read. Output is complete once Final is
 // true and Offset+len(Data) has reached Size.
 type LogChunk struct {
-	Fire   string          `json:"fire"`
-	State  store.FireState `json:"state"`
-	Node   string          `json:"node,omitempty"`
-	Final  bool            `json:"final"`
-	Offset int64           `json:"offset"`
-	Data   []byte          `json:"data"`
-	Size   int64           `json:"size"`
+	Fire  string          `json:"fire"`
+	State store.FireState `json:"state"`
+	Node  string          `json:"node,omitempty"`
+	Final bool            `json:"final"`
+	// Attempt is the attempt whose output this is; a retry starts a new
+	// output, so a client following a fire starts again at offset 0.
+	Attempt int    `json:"attempt"`
+	Offset  int64  `json:"offset"`
+	Data    []byte `json:"data"`
+	Size    int64  `json:"size"`
 	// Note says why there is no output, when there is none to fetch.
 	Note string `json:"note,omitempty"`
 }
@@ -147,4 +150,9 @@ type NodeInfo struct {
 // NodeList is the body of GET /v1/nodes, sorted by ID.
 type NodeList struct {
 	Nodes []NodeInfo `json:"nodes"`
+}
+
+// KillRequest asks to stop an open fire.
+type KillRequest struct {
+	By string `json:"by,omitempty"` // who asked (default: the client address)
 }

@@ -315,8 +315,9 @@ func LogSubject(prefix, node string) string { return prefix + "logs." + node }
 
 // LogRequest asks an executor for a run's output from Offset on.
 type LogRequest struct {
-	Fire   FireID `json:"fire"`
-	Offset int64  `json:"offset"`
+	Fire    FireID `json:"fire"`
+	Attempt int    `json:"attempt"` // 0 means 1
+	Offset  int64  `json:"offset"`
 }
 
 // LogChunk is a piece of a run's output: Data starts at the request's
