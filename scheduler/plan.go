@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -25,9 +26,20 @@ func (l *leader) planDue(ctx context.Context) error {
 	return nil
 }
 
+// dueTime is a due nominal time and, when it will not run, why.
+type dueTime struct {
+	at   time.Time
+	skip string
+}
+
+// maxSkipRecords bounds how many skipped times of one planning round get a
+// fire record each; further ones (after a long outage) are only counted.
+const maxSkipRecords = 100
+
 // planJob plans the due nominal times of one job in fenced transactions,
 // applying the misfire policy to those later than the grace, and queues the
-// job at its next time.
+// job at its next time. Every skipped time gets a skipped fire record (up to
+// maxSkipRecords per round, the most recent ones) and is counted.
 func (l *leader) planJob(ctx context.Context, e *jobEntry, now time.Time) error {
 	var due []time.Time
 	t := e.next
@@ -35,97 +47,132 @@ func (l *leader) planJob(ctx context.Context, e *jobEntry, now time.Time) error 
 		due = append(due, t)
 		t = e.sched.Next(t)
 	}
+	countOnly := 0
 	if !t.IsZero() && !t.After(now) {
-		// Too many missed times to list: skip the rest in bulk.
+		// Too many missed times to list: skip the rest in bulk, counted once.
+		countOnly++
 		t = e.sched.Next(now)
 	}
-	run, skipped := l.misfire(e.job, due, now)
-	for len(run) > 0 || skipped > 0 {
-		batch := run[:min(len(run), maxFiresPerTxn)]
-		run = run[len(batch):]
-		highWater := due[len(due)-1]
-		if len(run) > 0 {
-			highWater = batch[len(batch)-1]
+	decided := l.misfire(e, due, now)
+	var entries []dueTime
+	recorded := 0
+	for i := len(decided) - 1; i >= 0; i-- { // keep the most recent skips
+		d := decided[i]
+		if d.skip != "" {
+			if recorded == maxSkipRecords {
+				countOnly++
+				continue
+			}
+			recorded++
 		}
-		ok, err := l.planBatch(ctx, e, batch, skipped, highWater, now)
+		entries = append(entries, d)
+	}
+	slices.Reverse(entries)
+	highWater := due[len(due)-1]
+	for first := true; first || len(entries) > 0; first = false {
+		batch := entries[:min(len(entries), maxFiresPerTxn)]
+		entries = entries[len(batch):]
+		hw := highWater
+		if len(entries) > 0 {
+			hw = batch[len(batch)-1].at
+		}
+		ok, err := l.planBatch(ctx, e, batch, countOnly, hw, now)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			return l.reloadJob(ctx, e) // a conflicting write; plan again from the stored state
 		}
-		skipped = 0
+		countOnly = 0
+	}
+	if countOnly > 0 {
+		l.log.Warn("nominal times skipped without records", zap.String("job", e.job.Name), zap.Int("count", countOnly))
 	}
 	l.queue.set(e, t)
 	return nil
 }
 
-// misfire splits due nominal times into those to run and a count of those
-// skipped, by the job's misfire policy and starting deadline.
-func (l *leader) misfire(job *jobspec.Job, due []time.Time, now time.Time) (run []time.Time, skipped int) {
-	if job.Disabled {
-		return nil, len(due)
-	}
-	var late []time.Time
-	for _, t := range due {
-		age := now.Sub(t)
+// misfire decides, for each due nominal time, whether it runs: times later
+// than the grace follow the job's misfire policy, any time older than the
+// starting deadline is skipped, and a disabled job skips them all.
+func (l *leader) misfire(e *jobEntry, due []time.Time, now time.Time) []dueTime {
+	job := e.job
+	out := make([]dueTime, len(due))
+	var late []int
+	onTime := 0
+	for i, t := range due {
+		out[i].at = t
+		age := now.Sub(t).Round(time.Millisecond)
 		switch {
+		case job.Disabled:
+			out[i].skip = "skipped: the job is disabled"
+		case e.state.Paused:
+			out[i].skip = "skipped: the job is paused: " + e.state.PauseNote
 		case job.Misfire.StartingDeadline > 0 && age > job.Misfire.StartingDeadline.D():
-			skipped++
+			out[i].skip = fmt.Sprintf("skipped: %s late, past the starting deadline of %s", age, job.Misfire.StartingDeadline)
 		case age > l.s.cfg.MisfireGrace:
-			late = append(late, t)
+			late = append(late, i)
 		default:
-			run = append(run, t)
+			onTime++
 		}
 	}
+	keep := 0 // how many of the latest late times run
 	switch job.Misfire.Policy {
-	case jobspec.MisfireSkip:
-		skipped += len(late)
 	case jobspec.MisfireRunAll:
-		keep := min(len(late), job.Misfire.MaxCatchup)
-		skipped += len(late) - keep
-		run = append(late[len(late)-keep:], run...)
-	default: // run-once: the most recent missed time stands for all of them
-		if len(late) > 0 && len(run) == 0 {
-			run = late[len(late)-1:]
-			skipped += len(late) - 1
-		} else {
-			skipped += len(late)
+		keep = min(len(late), job.Misfire.MaxCatchup)
+	case jobspec.MisfireRunOnce:
+		if onTime == 0 && len(late) > 0 {
+			keep = 1
 		}
 	}
-	if skipped > 0 {
-		l.log.Warn("nominal times skipped", zap.String("job", job.Name), zap.Int("skipped", skipped),
-			zap.String("policy", string(job.Misfire.Policy)), zap.Int("run", len(run)))
+	for n, i := range late {
+		if n >= len(late)-keep {
+			continue
+		}
+		age := now.Sub(due[i]).Round(time.Millisecond)
+		switch job.Misfire.Policy {
+		case jobspec.MisfireSkip:
+			out[i].skip = fmt.Sprintf("skipped: missed by %s (misfire: skip)", age)
+		case jobspec.MisfireRunAll:
+			out[i].skip = fmt.Sprintf("skipped: missed by %s, beyond max_catchup %d (misfire: run-all)", age, job.Misfire.MaxCatchup)
+		default:
+			out[i].skip = fmt.Sprintf("skipped: missed by %s; misfire: run-once runs only the latest missed time", age)
+		}
 	}
-	return run, skipped
+	return out
 }
 
-// planBatch writes the fires of nominal times and the new high-water mark in
-// one fenced transaction, then dispatches them. It returns false when a
-// compare other than the fence failed.
-func (l *leader) planBatch(ctx context.Context, e *jobEntry, nominals []time.Time, skipped int, highWater, now time.Time) (bool, error) {
+// planBatch writes the fire records of due times (planned, or skipped with
+// their reason) and the new high-water mark in one fenced transaction, then
+// dispatches the planned ones. countOnly adds skips that get no record. It
+// returns false when a compare other than the fence failed.
+func (l *leader) planBatch(ctx context.Context, e *jobEntry, batch []dueTime, countOnly int, highWater, now time.Time) (bool, error) {
 	state := e.state
 	state.HighWater = highWater
-	state.Skipped += skipped
-	state.Planned += len(nominals)
+	state.Skipped += countOnly
+	state.Planned += len(batch)
 	cmps := []clientv3.Cmp{l.fence, clientv3.Compare(clientv3.ModRevision(l.keys.State(e.job.Name)), "=", e.stateRev)}
 	var ops []clientv3.Op
 	var planned []*openFire
 	var replaced []store.FireID
 	ov := l.overlapOf(e.job.Name)
-	for _, nominal := range nominals {
+	for _, d := range batch {
 		f := store.Fire{
-			ID:        store.ScheduledFireID(e.job.Name, nominal),
+			ID:        store.ScheduledFireID(e.job.Name, d.at),
 			Trigger:   store.TriggerSchedule,
-			Nominal:   nominal.UTC(),
+			Nominal:   d.at.UTC(),
 			Attempt:   1,
 			PlannedAt: now.UTC(),
 		}
-		if ov.admit(e.job, &f, &replaced) {
+		switch {
+		case d.skip != "":
+			f.State, f.Processed, f.EndedAt, f.Reason = store.FireSkipped, true, now.UTC(), d.skip
+			state.Skipped++
+		case ov.admit(e.job, &f, &replaced):
 			f.State = store.FirePlanned
 			f.Node, f.Reason = l.nodes.choose(e.job, e.sels)
 			planned = append(planned, &openFire{fire: f})
-		} else {
+		default:
 			state.Skipped++
 		}
 		data, err := json.Marshal(f)
@@ -213,8 +260,8 @@ func (l *leader) overlapOf(job string) overlap {
 			(of.fire.PlannedAt.Equal(l.open[*ov.newest].fire.PlannedAt) && cmpFireID(id, *ov.newest) > 0) {
 			ov.newest = &id
 		}
-		if of.fire.After != "" {
-			ov.queued = true
+		if of.fire.After != "" && of.fire.State == store.FirePlanned {
+			ov.queued = true // still waiting; once it runs, the next may queue
 		}
 	}
 	return ov

@@ -256,6 +256,11 @@ type JobState struct {
 	// child runs again only when every parent succeeded after it.
 	LastTriggered time.Time `json:"last_triggered,omitzero"`
 	Skipped       int       `json:"skipped,omitempty"` // nominal times skipped in all
+	// Paused jobs skip (and record) their nominal times until resumed.
+	Paused    bool      `json:"paused,omitempty"`
+	PauseNote string    `json:"pause_note,omitempty"`
+	PausedAt  time.Time `json:"paused_at,omitzero"`
+	PausedBy  string    `json:"paused_by,omitempty"`
 	// Planned counts every fire created for the job. Every creation writes
 	// this record, so a transaction compared on its revision knows that no
 	// run of the job was planned meanwhile.
