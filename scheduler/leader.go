@@ -48,6 +48,9 @@ type leader struct {
 	nodes     *placement
 	loads     chan store.LoadReport
 	requests  []*mvccpb.KeyValue // run requests found at election, planned first
+	// requestsDirty says a request could not be applied (a conflicting
+	// write); reconcile reads the pending requests again.
+	requestsDirty bool
 }
 
 // jobEntry is the leader's view of one job.

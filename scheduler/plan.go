@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -107,7 +108,7 @@ func (l *leader) misfire(e *jobEntry, due []time.Time, now time.Time) []dueTime 
 		case job.Disabled:
 			out[i].skip = "skipped: the job is disabled"
 		case e.state.Paused:
-			out[i].skip = "skipped: the job is paused: " + e.state.PauseNote
+			out[i].skip = pausedReason + ": " + e.state.PauseNote
 		case job.Misfire.StartingDeadline > 0 && age > job.Misfire.StartingDeadline.D():
 			out[i].skip = fmt.Sprintf("skipped: %s late, past the starting deadline of %s", age, job.Misfire.StartingDeadline)
 		case age > l.s.cfg.MisfireGrace:
@@ -363,6 +364,9 @@ func (l *leader) planRequest(ctx context.Context, kv *mvccpb.KeyValue) error {
 	now := l.now()
 	cmps := []clientv3.Cmp{l.fence, clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision)}
 	ops := []clientv3.Op{clientv3.OpDelete(string(kv.Key))}
+	if req.Pause != nil {
+		return l.changePause(ctx, id.Job, req, cmps, ops)
+	}
 	if req.Kill != "" {
 		target, err := store.ParseFireID(req.Kill)
 		if err == nil {
@@ -370,7 +374,8 @@ func (l *leader) planRequest(ctx context.Context, kv *mvccpb.KeyValue) error {
 				return err
 			}
 		}
-		_, err = l.commit(ctx, cmps, ops)
+		rev, err := l.commit(ctx, cmps, ops)
+		l.requestsDirty = l.requestsDirty || (err == nil && rev == 0)
 		return err
 	}
 	f := store.Fire{
@@ -405,12 +410,93 @@ func (l *leader) planRequest(ctx context.Context, kv *mvccpb.KeyValue) error {
 		return err
 	}
 	if rev == 0 {
-		return l.reloadJob(ctx, e) // the request stays; the next reconcile plans it
+		l.requestsDirty = true // the request stays; the next reconcile plans it
+		return l.reloadJob(ctx, e)
 	}
 	e.state, e.stateRev = state, rev
 	of := &openFire{fire: f, rev: rev}
 	l.openFire(of)
 	l.dispatch(of, now)
 	l.log.Info("manual run planned", zap.Stringer("fire", id), zap.String("by", req.By))
+	return nil
+}
+
+// pausedReason starts the reason of every time skipped while paused.
+const pausedReason = "skipped: the job is paused"
+
+// changePause pauses or resumes a job by its state (fenced, with the
+// request's deletion). Resuming with catch-up revives the records of times
+// skipped while paused, as the misfire policy chooses: those times were
+// never run, so planning them now still plans each at most once.
+func (l *leader) changePause(ctx context.Context, job string, req store.RunRequest, cmps []clientv3.Cmp, ops []clientv3.Op) error {
+	e, ok := l.jobs[job]
+	if !ok {
+		_, err := l.commit(ctx, cmps, ops)
+		return err
+	}
+	now := l.now()
+	state := e.state
+	var revived []*openFire
+	if req.Pause.Pause {
+		state.Paused, state.PauseNote, state.PausedAt, state.PausedBy = true, req.Pause.Note, now.UTC(), req.By
+	} else {
+		if req.Pause.Catchup && state.Paused {
+			resp, err := l.s.etcd.Get(ctx, l.keys.Fire(store.ScheduledFireID(job, state.PausedAt)),
+				clientv3.WithRange(clientv3.GetPrefixRangeEnd(l.keys.JobFires(job))))
+			if err != nil {
+				return fmt.Errorf("read fires skipped while paused: %w", err)
+			}
+			var skipped []struct {
+				f   store.Fire
+				rev int64
+			}
+			for _, kv := range resp.Kvs {
+				var f store.Fire
+				if json.Unmarshal(kv.Value, &f) == nil && f.State == store.FireSkipped && strings.HasPrefix(f.Reason, pausedReason) {
+					skipped = append(skipped, struct {
+						f   store.Fire
+						rev int64
+					}{f, kv.ModRevision})
+				}
+			}
+			keep := 0
+			switch e.job.Misfire.Policy {
+			case jobspec.MisfireRunOnce:
+				keep = min(len(skipped), 1)
+			case jobspec.MisfireRunAll:
+				keep = min(len(skipped), e.job.Misfire.MaxCatchup, maxFiresPerTxn)
+			}
+			for _, sk := range skipped[len(skipped)-keep:] {
+				f := sk.f
+				f.State, f.Processed, f.EndedAt, f.PlannedAt = store.FirePlanned, false, time.Time{}, now.UTC()
+				f.Node, f.Reason = l.nodes.choose(e.job, e.sels)
+				data, _ := json.Marshal(f)
+				key := l.keys.Fire(f.ID)
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", sk.rev))
+				ops = append(ops, clientv3.OpPut(key, string(data)))
+				revived = append(revived, &openFire{fire: f})
+				state.Planned++
+			}
+		}
+		state.Paused, state.PauseNote, state.PausedAt, state.PausedBy = false, "", time.Time{}, ""
+	}
+	data, _ := json.Marshal(state)
+	cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(l.keys.State(job)), "=", e.stateRev))
+	ops = append(ops, clientv3.OpPut(l.keys.State(job), string(data)))
+	rev, err := l.commit(ctx, cmps, ops)
+	if err != nil {
+		return err
+	}
+	if rev == 0 {
+		l.requestsDirty = true // the request stays; the next reconcile applies it
+		return l.reloadJob(ctx, e)
+	}
+	e.state, e.stateRev = state, rev
+	for _, of := range revived {
+		of.rev = rev
+		l.openFire(of)
+		l.dispatch(of, now)
+	}
+	l.log.Info("pause changed", zap.String("job", job), zap.Bool("paused", state.Paused), zap.Int("caught_up", len(revived)), zap.String("by", req.By))
 	return nil
 }

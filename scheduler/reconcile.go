@@ -48,6 +48,18 @@ func (l *leader) reconcile(ctx context.Context) error {
 			return err
 		}
 	}
+	if l.requestsDirty {
+		l.requestsDirty = false
+		resp, err := l.s.etcd.Get(ctx, l.keys.Requests(), clientv3.WithPrefix())
+		if err != nil {
+			return fmt.Errorf("read requests: %w", err)
+		}
+		for _, kv := range resp.Kvs {
+			if err := l.planRequest(ctx, kv); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

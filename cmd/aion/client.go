@@ -54,7 +54,43 @@ func clientCommands(a *app) []*cobra.Command {
 		newEnableCommand(a, "disable", true),
 		newDeleteCommand(a),
 		newKillCommand(a),
+		newPauseCommand(a, true),
+		newPauseCommand(a, false),
 	}
+}
+
+func newPauseCommand(a *app, pause bool) *cobra.Command {
+	var (
+		note    string
+		catchup bool
+	)
+	cmd := &cobra.Command{
+		Use:   "pause NAME --note TEXT",
+		Short: "Pause a job: its nominal times are skipped and recorded until it is resumed",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+	}
+	verb := "pause"
+	if pause {
+		cmd.Flags().StringVar(&note, "note", "", "why, shown with the job and in each skipped record")
+	} else {
+		verb = "resume"
+		cmd.Use = "resume NAME [--catchup]"
+		cmd.Short = "Resume a paused job; with --catchup, run the times skipped while paused per its misfire policy"
+		cmd.Flags().BoolVar(&catchup, "catchup", false, "run the times skipped while paused (misfire run-once: the latest; run-all: up to max_catchup)")
+	}
+	format := outputFlag(cmd)
+	cmd.RunE = a.clientRun(format, func(ctx context.Context, c *apiClient, args []string) error {
+		raw, err := c.do(ctx, http.MethodPost, jobPath(args[0])+"/"+verb, nil, api.PauseRequest{Note: note, Catchup: catchup, By: whoAmI()}, nil)
+		if err != nil {
+			return err
+		}
+		if *format == "json" {
+			return a.printJSON(raw)
+		}
+		_, err = fmt.Fprintf(a.stdout, "%s of %s requested\n", verb, args[0])
+		return err
+	})
+	return cmd
 }
 
 func newKillCommand(a *app) *cobra.Command {
@@ -444,11 +480,27 @@ func (a *app) printJobDetail(d api.JobDetail) error {
 	}
 	field("Constraints", strings.Join(j.Constraints, ", "))
 	field("Concurrency", string(j.Concurrency))
-	field("Misfire", string(j.Misfire.Policy))
+	misfire := fmt.Sprintf("%s (late beyond the scheduler's grace)", j.Misfire.Policy)
+	if j.Misfire.Policy == jobspec.MisfireRunAll {
+		misfire += fmt.Sprintf(", at most %d", j.Misfire.MaxCatchup)
+	}
+	if j.Misfire.StartingDeadline > 0 {
+		misfire += fmt.Sprintf("; starting deadline %s", j.Misfire.StartingDeadline)
+	}
+	field("Misfire", misfire)
 	if j.Retries.Count > 0 {
-		field("Retries", fmt.Sprintf("%d (backoff %s up to %s)", j.Retries.Count, j.Retries.Backoff.Initial, j.Retries.Backoff.Max))
+		onLost := "lost runs are not retried"
+		if j.Retries.OnLost {
+			onLost = "lost runs are retried too"
+		}
+		field("Retries", fmt.Sprintf("%d on failure or timeout (backoff %s doubling up to %s, jittered); %s", j.Retries.Count, j.Retries.Backoff.Initial, j.Retries.Backoff.Max, onLost))
+	} else {
+		field("Retries", "none")
 	}
 	st := d.State
+	if st.Paused {
+		field("Paused", fmt.Sprintf("since %s by %s: %s (aion resume %s)", formatLocal(st.PausedAt), orDash(st.PausedBy), orDash(st.PauseNote), j.Name))
+	}
 	field("Last fire", st.LastFire)
 	field("Last result", string(st.LastResult))
 	if !st.LastSuccess.IsZero() {

@@ -21,6 +21,8 @@
 //	POST   /v1/jobs/{name}/enable                EnableResponse
 //	POST   /v1/jobs/{name}/disable               EnableResponse
 //	GET    /v1/jobs/{name}/fires?limit=N         FireList, newest first
+//	POST   /v1/jobs/{name}/pause                 PauseRequest{note} → 202
+//	POST   /v1/jobs/{name}/resume                PauseRequest{catchup} → 202
 //	GET    /v1/fires/{job}/{suffix}              store.Fire (fire ID job@suffix)
 //	GET    /v1/fires/{job}/{suffix}/log?offset=N LogChunk
 //	POST   /v1/fires/{job}/{suffix}/kill         KillRequest → 202; 409 when the fire has ended
@@ -152,6 +154,8 @@ func (s *Server) Handler() http.Handler {
 		{"POST /v1/jobs/{name}/enable", func(w http.ResponseWriter, r *http.Request) error { return s.setDisabled(w, r, false) }},
 		{"POST /v1/jobs/{name}/disable", func(w http.ResponseWriter, r *http.Request) error { return s.setDisabled(w, r, true) }},
 		{"GET /v1/jobs/{name}/fires", s.listFires},
+		{"POST /v1/jobs/{name}/pause", func(w http.ResponseWriter, r *http.Request) error { return s.pauseJob(w, r, true) }},
+		{"POST /v1/jobs/{name}/resume", func(w http.ResponseWriter, r *http.Request) error { return s.pauseJob(w, r, false) }},
 		{"GET /v1/fires/{job}/{suffix}", s.getFire},
 		{"GET /v1/fires/{job}/{suffix}/log", s.getLog},
 		{"POST /v1/fires/{job}/{suffix}/kill", s.killFire},

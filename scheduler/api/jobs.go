@@ -451,3 +451,32 @@ func validEnvName(s string) bool {
 	}
 	return true
 }
+
+// pauseJob records a pause or resume request; the leader applies it to the
+// job's state.
+func (s *Server) pauseJob(w http.ResponseWriter, r *http.Request, pause bool) error {
+	name, err := jobName(r, "name")
+	if err != nil {
+		return err
+	}
+	var req PauseRequest
+	if err := decodeBody(w, r, &req, true); err != nil {
+		return err
+	}
+	if len(req.Note) > maxByBytes || len(req.By) > maxByBytes {
+		return errorf(http.StatusBadRequest, "note and by must be at most %d bytes", maxByBytes)
+	}
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	if exists, err := s.exists(ctx, s.keys.Job(name)); err != nil {
+		return err
+	} else if !exists {
+		return errorf(http.StatusNotFound, "no job named %q", name)
+	}
+	change := store.PauseChange{Pause: pause, Note: req.Note, Catchup: req.Catchup && !pause}
+	if err := store.RequestPause(ctx, s.etcd, s.keys, name, change, req.By, s.now()); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"job": name, "pause": pause, "catchup": change.Catchup})
+	return nil
+}

@@ -156,3 +156,10 @@ type NodeList struct {
 type KillRequest struct {
 	By string `json:"by,omitempty"` // who asked (default: the client address)
 }
+
+// PauseRequest pauses (note) or resumes (catchup) a job.
+type PauseRequest struct {
+	Note    string `json:"note,omitempty"`
+	Catchup bool   `json:"catchup,omitempty"`
+	By      string `json:"by,omitempty"`
+}

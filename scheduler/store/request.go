@@ -28,6 +28,13 @@ func RequestKill(ctx context.Context, cli *clientv3.Client, keys Keys, target Fi
 	return err
 }
 
+// RequestPause asks the leader to pause or resume job.
+func RequestPause(ctx context.Context, cli *clientv3.Client, keys Keys, job string, change PauseChange, by string, now time.Time) error {
+	id := FireID{Job: job, Suffix: "pause-" + now.UTC().Format(time.RFC3339Nano)}
+	_, err := putRequest(ctx, cli, keys, id, RunRequest{By: by, At: now.UTC(), Pause: &change})
+	return err
+}
+
 func putRequest(ctx context.Context, cli *clientv3.Client, keys Keys, id FireID, req RunRequest) (FireID, error) {
 	job := id.Job
 	data, err := json.Marshal(req)

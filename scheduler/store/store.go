@@ -78,6 +78,18 @@ type RunRequest struct {
 	At         time.Time         `json:"at"`
 	// Kill, when set, asks to stop this open fire instead of starting a run.
 	Kill string `json:"kill,omitempty"`
+	// Pause, when set, pauses or resumes the job instead of starting a run.
+	Pause *PauseChange `json:"pause,omitempty"`
+}
+
+// PauseChange pauses a job (its nominal times are skipped and recorded) or
+// resumes it; Catchup, on resume, runs the times skipped while paused as
+// the job's misfire policy says (run-once: the latest; run-all: up to
+// max_catchup; skip: none).
+type PauseChange struct {
+	Pause   bool   `json:"pause"`
+	Note    string `json:"note,omitempty"`
+	Catchup bool   `json:"catchup,omitempty"`
 }
 
 // Election is the leader election prefix.
