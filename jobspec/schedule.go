@@ -110,3 +110,15 @@ func NextOccurrence(s Schedule, t time.Time) (occ Occurrence, ok bool) {
 	next := s.Next(t)
 	return Occurrence{Time: next, Wall: naive(next)}, !next.IsZero()
 }
+
+// Between returns the nominal times of s in [from, to], at most max of
+// them; more reports that the range holds more.
+func Between(s Schedule, from, to time.Time, max int) (times []time.Time, more bool) {
+	for t := s.Next(from.Add(-time.Nanosecond)); !t.IsZero() && !t.After(to); t = s.Next(t) {
+		if len(times) == max {
+			return times, true
+		}
+		times = append(times, t)
+	}
+	return times, false
+}

@@ -296,10 +296,22 @@ func (ov *overlap) admit(job *jobspec.Job, f *store.Fire, replaced *[]store.Fire
 }
 
 // ready reports whether a planned fire may be dispatched now: its backoff is
-// over and the fire it waits for has ended.
+// over, the fire it waits for has ended, and its backfill is under its
+// parallel limit.
 func (l *leader) ready(of *openFire, now time.Time) bool {
 	if of.fire.NotBefore.After(now) {
 		return false
+	}
+	if of.fire.Backfill != "" && of.fire.Parallel > 0 && of.dispatchedAt.IsZero() {
+		going := 0
+		for _, o := range l.openByJob[of.fire.ID.Job] {
+			if o.fire.Backfill == of.fire.Backfill && (o.fire.State == store.FireRunning || !o.dispatchedAt.IsZero()) {
+				going++
+			}
+		}
+		if going >= of.fire.Parallel {
+			return false
+		}
 	}
 	if of.fire.After != "" {
 		if after, err := store.ParseFireID(of.fire.After); err == nil {
@@ -366,6 +378,9 @@ func (l *leader) planRequest(ctx context.Context, kv *mvccpb.KeyValue) error {
 	ops := []clientv3.Op{clientv3.OpDelete(string(kv.Key))}
 	if req.Pause != nil {
 		return l.changePause(ctx, id.Job, req, cmps, ops)
+	}
+	if req.Backfill != nil {
+		return l.planBackfill(ctx, id, req, cmps, ops)
 	}
 	if req.Kill != "" {
 		target, err := store.ParseFireID(req.Kill)
@@ -498,5 +513,74 @@ func (l *leader) changePause(ctx context.Context, job string, req store.RunReque
 		l.dispatch(of, now)
 	}
 	l.log.Info("pause changed", zap.String("job", job), zap.Bool("paused", state.Paused), zap.Int("caught_up", len(revived)), zap.String("by", req.By))
+	return nil
+}
+
+// planBackfill plans every nominal time of the request's range that has no
+// fire yet, in transactions of at most maxFiresPerTxn fires each created
+// only if absent; the request is deleted with the last one, so a new leader
+// finishes an interrupted backfill and nothing is planned twice.
+func (l *leader) planBackfill(ctx context.Context, id store.FireID, req store.RunRequest, cmps []clientv3.Cmp, ops []clientv3.Op) error {
+	e, ok := l.jobs[id.Job]
+	if !ok || e.sched == nil {
+		l.log.Warn("backfill of a job without a schedule ignored", zap.String("job", id.Job))
+		_, err := l.commit(ctx, cmps, ops)
+		return err
+	}
+	now := l.now()
+	times, _ := jobspec.Between(e.sched, req.Backfill.From, req.Backfill.To, store.MaxBackfill)
+	var created []*openFire
+	for first := true; first || len(times) > 0; first = false {
+		chunk := times[:min(len(times), maxFiresPerTxn)]
+		times = times[len(chunk):]
+		var chunkCmps []clientv3.Cmp
+		var chunkOps []clientv3.Op
+		var chunkFires []*openFire
+		for _, t := range chunk {
+			f := store.Fire{
+				ID: store.ScheduledFireID(id.Job, t), Trigger: store.TriggerBackfill, Nominal: t.UTC(),
+				State: store.FirePlanned, Attempt: 1, PlannedAt: now.UTC(), RequestedBy: req.By,
+				Backfill: id.Suffix, Parallel: req.Backfill.Parallel,
+			}
+			if exists, err := l.exists(ctx, l.keys.Fire(f.ID)); err != nil {
+				return err
+			} else if exists {
+				continue // planned before, by the schedule or an earlier backfill
+			}
+			f.Node, f.Reason = l.nodes.choose(e.job, e.sels)
+			data, _ := json.Marshal(f)
+			key := l.keys.Fire(f.ID)
+			chunkCmps = append(chunkCmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+			chunkOps = append(chunkOps, clientv3.OpPut(key, string(data)))
+			chunkFires = append(chunkFires, &openFire{fire: f})
+		}
+		state := e.state
+		state.Planned += len(chunkFires)
+		data, _ := json.Marshal(state)
+		chunkCmps = append(chunkCmps, l.fence, clientv3.Compare(clientv3.ModRevision(l.keys.State(id.Job)), "=", e.stateRev))
+		chunkOps = append(chunkOps, clientv3.OpPut(l.keys.State(id.Job), string(data)))
+		if len(times) == 0 { // the last chunk deletes the request
+			chunkCmps = append(chunkCmps, cmps...)
+			chunkOps = append(chunkOps, ops...)
+		}
+		rev, err := l.commit(ctx, chunkCmps, chunkOps)
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			l.requestsDirty = true
+			return l.reloadJob(ctx, e)
+		}
+		e.state, e.stateRev = state, rev
+		for _, of := range chunkFires {
+			of.rev = rev
+			l.openFire(of)
+			created = append(created, of)
+		}
+	}
+	for _, of := range created {
+		l.dispatch(of, now)
+	}
+	l.log.Info("backfill planned", zap.String("job", id.Job), zap.Int("fires", len(created)), zap.Int("parallel", req.Backfill.Parallel))
 	return nil
 }

@@ -54,6 +54,7 @@ func clientCommands(a *app) []*cobra.Command {
 		newEnableCommand(a, "disable", true),
 		newDeleteCommand(a),
 		newKillCommand(a),
+		newBackfillCommand(a),
 		newPauseCommand(a, true),
 		newPauseCommand(a, false),
 	}
@@ -915,6 +916,61 @@ func newDeleteCommand(a *app) *cobra.Command {
 			return a.printJSON(raw)
 		}
 		_, err = fmt.Fprintf(a.stdout, "%s deleted\n", res.Deleted)
+		return err
+	})
+	return cmd
+}
+
+func newBackfillCommand(a *app) *cobra.Command {
+	var (
+		from, to string
+		parallel int
+		dryRun   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "backfill NAME --from T --to T [--dry-run] [--parallel N]",
+		Short: "Run every nominal time of a past (or future) range",
+		Long: "Backfill plans every nominal time of the job in [--from, --to] with the fire IDs normal runs\n" +
+			"have, so times that already ran are left alone and backfilling twice runs nothing twice.\n" +
+			"Times are RFC 3339, or YYYY-MM-DD[THH:MM[:SS]] in UTC.",
+		Example: "  aion backfill report --from 2026-11-01 --to 2026-11-07 --parallel 2\n  aion backfill report --from 2026-11-01 --to 2026-11-07 --dry-run",
+		Args:    usageArgs(cobra.ExactArgs(1)),
+	}
+	cmd.Flags().StringVar(&from, "from", "", "first time of the range (inclusive)")
+	cmd.Flags().StringVar(&to, "to", "", "last time of the range (inclusive)")
+	cmd.Flags().IntVar(&parallel, "parallel", 0, "at most this many of its runs at once (0: no limit)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list the times without planning them")
+	format := outputFlag(cmd)
+	cmd.RunE = a.clientRun(format, func(ctx context.Context, c *apiClient, args []string) error {
+		var req api.BackfillRequest
+		var err error
+		if req.From, err = parseFrom(from, time.UTC); err != nil || from == "" {
+			return &exitError{code: 2, err: fmt.Errorf("backfill: --from: want RFC 3339 or YYYY-MM-DD[THH:MM[:SS]] (UTC)")}
+		}
+		if req.To, err = parseFrom(to, time.UTC); err != nil || to == "" {
+			return &exitError{code: 2, err: fmt.Errorf("backfill: --to: want RFC 3339 or YYYY-MM-DD[THH:MM[:SS]] (UTC)")}
+		}
+		req.Parallel, req.DryRun, req.By = parallel, dryRun, whoAmI()
+		var res api.BackfillResponse
+		raw, err := c.do(ctx, http.MethodPost, jobPath(args[0])+"/backfill", nil, req, &res)
+		if err != nil {
+			return err
+		}
+		if *format == "json" {
+			return a.printJSON(raw)
+		}
+		for _, t := range res.Times {
+			mark := "new"
+			if t.Exists {
+				mark = "exists, left alone"
+			}
+			fmt.Fprintf(a.stdout, "%s  %s\n", t.Fire, mark)
+		}
+		verb := "planned"
+		if dryRun {
+			verb = "would be planned"
+		}
+		_, err = fmt.Fprintf(a.stdout, "%d of %d nominal times %s\n", res.New, len(res.Times), verb)
 		return err
 	})
 	return cmd

@@ -21,6 +21,7 @@
 //	POST   /v1/jobs/{name}/enable                EnableResponse
 //	POST   /v1/jobs/{name}/disable               EnableResponse
 //	GET    /v1/jobs/{name}/fires?limit=N         FireList, newest first
+//	POST   /v1/jobs/{name}/backfill              BackfillRequest → 202 BackfillResponse (200 for a dry run)
 //	POST   /v1/jobs/{name}/pause                 PauseRequest{note} → 202
 //	POST   /v1/jobs/{name}/resume                PauseRequest{catchup} → 202
 //	GET    /v1/fires/{job}/{suffix}              store.Fire (fire ID job@suffix)
@@ -154,6 +155,7 @@ func (s *Server) Handler() http.Handler {
 		{"POST /v1/jobs/{name}/enable", func(w http.ResponseWriter, r *http.Request) error { return s.setDisabled(w, r, false) }},
 		{"POST /v1/jobs/{name}/disable", func(w http.ResponseWriter, r *http.Request) error { return s.setDisabled(w, r, true) }},
 		{"GET /v1/jobs/{name}/fires", s.listFires},
+		{"POST /v1/jobs/{name}/backfill", s.backfillJob},
 		{"POST /v1/jobs/{name}/pause", func(w http.ResponseWriter, r *http.Request) error { return s.pauseJob(w, r, true) }},
 		{"POST /v1/jobs/{name}/resume", func(w http.ResponseWriter, r *http.Request) error { return s.pauseJob(w, r, false) }},
 		{"GET /v1/fires/{job}/{suffix}", s.getFire},

@@ -480,3 +480,64 @@ func (s *Server) pauseJob(w http.ResponseWriter, r *http.Request, pause bool) er
 	writeJSON(w, http.StatusAccepted, map[string]any{"job": name, "pause": pause, "catchup": change.Catchup})
 	return nil
 }
+
+// backfillJob lists the nominal times of a range and, unless it is a dry
+// run, asks the leader to plan those without a fire.
+func (s *Server) backfillJob(w http.ResponseWriter, r *http.Request) error {
+	name, err := jobName(r, "name")
+	if err != nil {
+		return err
+	}
+	var req BackfillRequest
+	if err := decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	switch {
+	case req.From.IsZero() || req.To.IsZero() || req.To.Before(req.From):
+		return errorf(http.StatusBadRequest, "want from <= to, both set (RFC 3339)")
+	case req.Parallel < 0:
+		return errorf(http.StatusBadRequest, "parallel must not be negative")
+	case len(req.By) > maxByBytes:
+		return errorf(http.StatusBadRequest, "by: longer than %d bytes", maxByBytes)
+	}
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	j, _, st, err := s.readJob(ctx, name)
+	if err != nil {
+		return err
+	}
+	sched, err := j.ParsedSchedule(st.AppliedAt)
+	if err != nil {
+		return err
+	}
+	if sched == nil {
+		return errorf(http.StatusBadRequest, "%s has no schedule to backfill (it is manual or runs after its parents)", name)
+	}
+	times, more := jobspec.Between(sched, req.From, req.To, store.MaxBackfill)
+	if more {
+		return errorf(http.StatusBadRequest, "the range holds more than %d nominal times; backfill it in parts", store.MaxBackfill)
+	}
+	res := BackfillResponse{Times: make([]BackfillTime, 0, len(times))}
+	for _, t := range times {
+		id := store.ScheduledFireID(name, t)
+		exists, err := s.exists(ctx, s.keys.Fire(id))
+		if err != nil {
+			return err
+		}
+		res.Times = append(res.Times, BackfillTime{Fire: id.String(), At: t, Exists: exists})
+		if !exists {
+			res.New++
+		}
+	}
+	if req.DryRun {
+		writeJSON(w, http.StatusOK, res)
+		return nil
+	}
+	id, err := store.RequestBackfill(ctx, s.etcd, s.keys, name, store.Backfill{From: req.From, To: req.To, Parallel: req.Parallel}, req.By, s.now())
+	if err != nil {
+		return err
+	}
+	res.Request = id.String()
+	writeJSON(w, http.StatusAccepted, res)
+	return nil
+}

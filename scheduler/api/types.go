@@ -163,3 +163,28 @@ type PauseRequest struct {
 	Catchup bool   `json:"catchup,omitempty"`
 	By      string `json:"by,omitempty"`
 }
+
+// BackfillRequest plans every nominal time of a job in [From, To].
+type BackfillRequest struct {
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	Parallel int       `json:"parallel,omitempty"`
+	DryRun   bool      `json:"dry_run,omitempty"`
+	By       string    `json:"by,omitempty"`
+}
+
+// BackfillTime is one nominal time of a backfill and whether a fire for it
+// exists already (then the backfill leaves it alone).
+type BackfillTime struct {
+	Fire   string    `json:"fire"`
+	At     time.Time `json:"at"`
+	Exists bool      `json:"exists"`
+}
+
+// BackfillResponse lists the times a backfill covers; Request names the
+// backfill (empty for a dry run).
+type BackfillResponse struct {
+	Request string         `json:"request,omitempty"`
+	Times   []BackfillTime `json:"times"`
+	New     int            `json:"new"`
+}

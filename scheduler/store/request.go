@@ -35,6 +35,13 @@ func RequestPause(ctx context.Context, cli *clientv3.Client, keys Keys, job stri
 	return err
 }
 
+// RequestBackfill asks the leader to plan every nominal time of job in the
+// range; it returns the ID naming the backfill.
+func RequestBackfill(ctx context.Context, cli *clientv3.Client, keys Keys, job string, b Backfill, by string, now time.Time) (FireID, error) {
+	id := FireID{Job: job, Suffix: "backfill-" + now.UTC().Format(time.RFC3339Nano)}
+	return putRequest(ctx, cli, keys, id, RunRequest{By: by, At: now.UTC(), Backfill: &b})
+}
+
 func putRequest(ctx context.Context, cli *clientv3.Client, keys Keys, id FireID, req RunRequest) (FireID, error) {
 	job := id.Job
 	data, err := json.Marshal(req)

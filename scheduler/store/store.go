@@ -80,7 +80,22 @@ type RunRequest struct {
 	Kill string `json:"kill,omitempty"`
 	// Pause, when set, pauses or resumes the job instead of starting a run.
 	Pause *PauseChange `json:"pause,omitempty"`
+	// Backfill, when set, plans every nominal time in a range.
+	Backfill *Backfill `json:"backfill,omitempty"`
 }
+
+// Backfill plans every nominal time of a job in [From, To] under the fire
+// IDs normal runs have, so a time that already ran (or was planned) is not
+// planned again: backfilling twice is harmless. At most Parallel of its
+// runs go at once (0: no limit).
+type Backfill struct {
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	Parallel int       `json:"parallel,omitempty"`
+}
+
+// MaxBackfill bounds the nominal times one backfill plans.
+const MaxBackfill = 10_000
 
 // PauseChange pauses a job (its nominal times are skipped and recorded) or
 // resumes it; Catchup, on resume, runs the times skipped while paused as
@@ -197,6 +212,7 @@ const (
 	TriggerSchedule   Trigger = "schedule"
 	TriggerManual     Trigger = "manual"
 	TriggerDependency Trigger = "dependency"
+	TriggerBackfill   Trigger = "backfill"
 )
 
 // Fire is the record of one planned run, under fires/<job>/<suffix>.
@@ -220,6 +236,10 @@ type Fire struct {
 	// After names the open fire of the same job this one waits for
 	// (concurrency: replace and queue); it is dispatched when that one ends.
 	After string `json:"after,omitempty"`
+	// Backfill names the backfill request that planned this fire, and
+	// Parallel its limit on runs at once.
+	Backfill string `json:"backfill,omitempty"`
+	Parallel int    `json:"parallel,omitempty"`
 	// Attempts holds the earlier attempts of this fire, oldest first.
 	Attempts []Attempt `json:"attempts,omitempty"`
 	// RequestedBy says who triggered a manual run.
