@@ -36,6 +36,9 @@ type Job struct {
 
 	// Parents are the jobs that must all succeed before this one runs.
 	Parents []string `yaml:"parents" json:"parents,omitempty"`
+	// SoftFail lets this job's children run even when it fails: its end,
+	// success or failure, counts as done for them.
+	SoftFail bool `yaml:"soft_fail" json:"soft_fail,omitempty"`
 	// Constraints select executor nodes by label, all of which must hold:
 	// "zone=eu", "disk!=hdd", "tier in (a,b)", "gpu", "!spot".
 	Constraints []string   `yaml:"constraints" json:"constraints,omitempty"`

@@ -173,11 +173,16 @@ func (l *leader) process(ctx context.Context, id store.FireID) error {
 	if f.State == store.FireSucceeded {
 		state.LastSuccess = f.EndedAt
 	}
+	unblocks := f.State == store.FireSucceeded ||
+		(e.job.SoftFail && (f.State == store.FireFailed || f.State == store.FireTimedOut || f.State == store.FireLost))
+	if unblocks {
+		state.LastDone = f.EndedAt
+	}
 	states[id.Job] = state
 	var children []*openFire
 	var replaced []store.FireID
 	// A manual run triggers its dependents only when asked (--downstream).
-	if f.State == store.FireSucceeded && (f.Trigger != store.TriggerManual || f.Downstream) {
+	if unblocks && (f.Trigger != store.TriggerManual || f.Downstream) {
 		for _, name := range l.children[id.Job] {
 			child := l.jobs[name]
 			if child == nil || child.job.Disabled || !l.parentsSucceeded(child, states) {
@@ -309,8 +314,8 @@ func (l *leader) dispatchFollowers(ended store.FireID, now time.Time) {
 	}
 }
 
-// parentsSucceeded reports whether every parent of child succeeded after
-// the child was last triggered (Chronos semantics), using the states about
+// parentsSucceeded reports whether every parent of child succeeded (or
+// failed softly, soft_fail) after the child was last triggered (Chronos semantics), using the states about
 // to be written where they differ from the stored ones.
 func (l *leader) parentsSucceeded(child *jobEntry, pending map[string]store.JobState) bool {
 	for _, p := range child.job.Parents {
@@ -322,7 +327,11 @@ func (l *leader) parentsSucceeded(child *jobEntry, pending map[string]store.JobS
 			}
 			st = pe.state
 		}
-		if st.LastSuccess.IsZero() || !st.LastSuccess.After(child.state.LastTriggered) {
+		done := st.LastDone
+		if done.IsZero() {
+			done = st.LastSuccess // states written before LastDone existed
+		}
+		if done.IsZero() || !done.After(child.state.LastTriggered) {
 			return false
 		}
 	}

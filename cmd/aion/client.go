@@ -899,16 +899,22 @@ func newEnableCommand(a *app, verb string, disable bool) *cobra.Command {
 
 func newDeleteCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "delete NAME",
+		Use:   "delete NAME [--cascade]",
 		Short: "Delete a stored job (its fire history is kept)",
 		Long: "Delete removes a job's definition and scheduling state. It is refused while other jobs list the\n" +
-			"job in their parents. A job still in your job files comes back with the next `aion apply`.",
+			"job in their parents, unless --cascade, which deletes every job that depends on it too.\n" +
+			"A job still in your job files comes back with the next `aion apply`.",
 		Args: usageArgs(cobra.ExactArgs(1)),
 	}
+	cascade := cmd.Flags().Bool("cascade", false, "also delete the jobs that depend on it, recursively")
 	format := outputFlag(cmd)
 	cmd.RunE = a.clientRun(format, func(ctx context.Context, c *apiClient, args []string) error {
 		var res api.DeleteResponse
-		raw, err := c.do(ctx, http.MethodDelete, jobPath(args[0]), nil, nil, &res)
+		var query url.Values
+		if *cascade {
+			query = url.Values{"cascade": {"true"}}
+		}
+		raw, err := c.do(ctx, http.MethodDelete, jobPath(args[0]), query, nil, &res)
 		if err != nil {
 			return err
 		}
@@ -916,6 +922,9 @@ func newDeleteCommand(a *app) *cobra.Command {
 			return a.printJSON(raw)
 		}
 		_, err = fmt.Fprintf(a.stdout, "%s deleted\n", res.Deleted)
+		for _, c := range res.Cascaded {
+			fmt.Fprintf(a.stdout, "%s deleted (depends on %s)\n", c, res.Deleted)
+		}
 		return err
 	})
 	return cmd

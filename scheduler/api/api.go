@@ -16,7 +16,7 @@
 //	POST   /v1/apply?prune=true&dry_run=true     apply job files (ApplyRequest → ApplyResponse)
 //	GET    /v1/jobs                              JobList
 //	GET    /v1/jobs/{name}                       JobDetail
-//	DELETE /v1/jobs/{name}                       DeleteResponse; 409 while other jobs list it in parents
+//	DELETE /v1/jobs/{name}?cascade=true          DeleteResponse; 409 while other jobs list it in parents, unless cascade
 //	POST   /v1/jobs/{name}/run                   RunRequest → 202 RunResponse
 //	POST   /v1/jobs/{name}/enable                EnableResponse
 //	POST   /v1/jobs/{name}/disable               EnableResponse

@@ -546,6 +546,37 @@ func TestAPI_DeleteIsRefusedWhileOtherJobsListItAsParent(t *testing.T) {
 	callJSON[ErrorResponse](t, "DELETE", base+"/v1/jobs/extract", nil, http.StatusNotFound)
 }
 
+func TestAPI_DeleteWithCascadeRemovesEveryDescendant(t *testing.T) {
+	c := clustertest.Start(t)
+	base := serve(t, c, time.Now)
+	callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("jobs.yaml", `jobs:
+  - name: extract
+    schedule: manual
+    command: "true"
+  - name: clean
+    parents: [extract]
+    command: "true"
+  - name: report
+    parents: [clean]
+    command: "true"
+  - name: other
+    schedule: manual
+    command: "true"
+`), http.StatusOK)
+	res := callJSON[DeleteResponse](t, "DELETE", base+"/v1/jobs/extract?cascade=true", nil, http.StatusOK)
+	if res.Deleted != "extract" || !slices.Equal(res.Cascaded, []string{"clean", "report"}) {
+		t.Errorf("deleted %q with %q, want extract with [clean report]", res.Deleted, res.Cascaded)
+	}
+	for _, name := range []string{"extract", "clean", "report"} {
+		if keyExists(t, c, c.Keys.Job(name)) || keyExists(t, c, c.Keys.State(name)) {
+			t.Errorf("%s: definition or state still stored", name)
+		}
+	}
+	if !keyExists(t, c, c.Keys.Job("other")) {
+		t.Error("an unrelated job was deleted")
+	}
+}
+
 // waitFinal polls the fire until it is final and returns it.
 func waitFinal(t *testing.T, base, fire string) store.Fire {
 	t.Helper()

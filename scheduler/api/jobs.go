@@ -318,7 +318,7 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("read jobs: %w", err)
 	}
 	var target *mvccpb.KeyValue
-	var children, problems []string
+	childrenOf := make(map[string][]string)
 	for _, kv := range resp.Kvs {
 		j, err := decodeJob(kv)
 		if err != nil {
@@ -326,28 +326,45 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) error {
 		}
 		if j.Name == name {
 			target = kv
-			continue
 		}
-		if slices.Contains(j.Parents, name) {
-			children = append(children, j.Name)
-			problems = append(problems, fmt.Sprintf("job %s lists %s in its parents", j.Name, name))
+		for _, p := range j.Parents {
+			childrenOf[p] = append(childrenOf[p], j.Name)
 		}
 	}
 	if target == nil {
 		return errorf(http.StatusNotFound, "no job named %q", name)
 	}
-	if len(children) > 0 {
+	cascade := r.URL.Query().Get("cascade") == "true"
+	children := childrenOf[name]
+	if len(children) > 0 && !cascade {
+		var problems []string
+		for _, c := range children {
+			problems = append(problems, fmt.Sprintf("job %s lists %s in its parents", c, name))
+		}
 		return &httpError{
 			status:   http.StatusConflict,
-			msg:      fmt.Sprintf("job %s is a parent of %s: delete them or change their parents first", name, strings.Join(children, ", ")),
+			msg:      fmt.Sprintf("job %s is a parent of %s: delete them too (--cascade) or change their parents first", name, strings.Join(children, ", ")),
 			problems: problems,
 		}
+	}
+	// With cascade, every descendant goes too, in the same transaction.
+	deleted := []string{name}
+	for i := 0; i < len(deleted); i++ {
+		for _, c := range childrenOf[deleted[i]] {
+			if !slices.Contains(deleted, c) {
+				deleted = append(deleted, c)
+			}
+		}
+	}
+	ops := make([]clientv3.Op, 0, 3*len(deleted))
+	for _, d := range deleted {
+		ops = append(ops, clientv3.OpDelete(s.keys.Job(d)), clientv3.OpDelete(s.keys.State(d)),
+			clientv3.OpDelete(s.keys.Requests()+d+"/", clientv3.WithPrefix()))
 	}
 	txn, err := s.etcd.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(s.keys.Job(name)), "=", target.ModRevision),
 			clientv3.Compare(clientv3.ModRevision(s.keys.Jobs()), "<", resp.Header.Revision+1).WithPrefix()).
-		Then(clientv3.OpDelete(s.keys.Job(name)), clientv3.OpDelete(s.keys.State(name)),
-			clientv3.OpDelete(s.keys.Requests()+name+"/", clientv3.WithPrefix())).
+		Then(ops...).
 		Commit()
 	if err != nil {
 		return fmt.Errorf("delete job %s: %w", name, err)
@@ -355,8 +372,8 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) error {
 	if !txn.Succeeded {
 		return errorf(http.StatusConflict, "jobs changed while job %s was being deleted; try again", name)
 	}
-	s.log.Info("job deleted", zap.String("job", name))
-	writeJSON(w, http.StatusOK, DeleteResponse{Deleted: name})
+	s.log.Info("jobs deleted", zap.Strings("jobs", deleted))
+	writeJSON(w, http.StatusOK, DeleteResponse{Deleted: name, Cascaded: deleted[1:]})
 	return nil
 }
 

@@ -110,7 +110,8 @@ type EnableResponse struct {
 
 // DeleteResponse is the answer to DELETE /v1/jobs/{name}.
 type DeleteResponse struct {
-	Deleted string `json:"deleted"`
+	Deleted  string   `json:"deleted"`
+	Cascaded []string `json:"cascaded,omitempty"` // descendants deleted with it (cascade=true)
 }
 
 // FireList is the body of GET /v1/jobs/{name}/fires, newest first.

@@ -284,6 +284,9 @@ type JobState struct {
 	LastFire    string    `json:"last_fire,omitempty"`
 	LastResult  FireState `json:"last_result,omitempty"`
 	LastSuccess time.Time `json:"last_success,omitzero"` // when the last successful run ended
+	// LastDone is when the last run that unblocks children ended: a
+	// success, or any failure of a soft_fail job.
+	LastDone time.Time `json:"last_done,omitzero"`
 	// LastTriggered is when the job's last dependency run was planned: a
 	// child runs again only when every parent succeeded after it.
 	LastTriggered time.Time `json:"last_triggered,omitzero"`
