@@ -125,6 +125,8 @@ func (l *leader) run(ctx context.Context) error {
 	l.requests = nil
 	reconcile := time.NewTicker(l.s.cfg.ReconcileEvery)
 	defer reconcile.Stop()
+	compact := time.NewTicker(l.s.cfg.CompactEvery)
+	defer compact.Stop()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -155,6 +157,10 @@ func (l *leader) run(ctx context.Context) error {
 			l.nodes.report(r)
 		case <-reconcile.C:
 			if err := l.reconcile(ctx); err != nil {
+				return err
+			}
+		case <-compact.C:
+			if err := l.compact(ctx); err != nil {
 				return err
 			}
 		case <-timer.C:

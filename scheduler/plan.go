@@ -324,21 +324,40 @@ func (l *leader) ready(of *openFire, now time.Time) bool {
 }
 
 // stop ends an open fire on request: a planned one is recorded as
-// cancelled, a running one is killed by its executor, which records it.
+// cancelled, a running one is killed by its executor, which records it. A
+// fire claimed while being cancelled is read again and killed instead.
 func (l *leader) stop(ctx context.Context, id store.FireID, reason string) error {
 	of, ok := l.open[id]
 	if !ok {
 		return nil
 	}
-	if of.fire.State == store.FirePlanned {
-		f := of.fire
-		f.State, f.EndedAt, f.Reason = store.FireCancelled, l.now().UTC(), "cancelled: "+reason
-		_, err := l.putFire(ctx, f, of.rev)
-		return err
-	}
-	data, _ := json.Marshal(store.Kill{Fire: id, Attempt: of.fire.Attempt, Reason: reason})
-	if err := l.s.nats.Publish(store.KillSubject(l.s.cfg.SubjectPrefix, of.fire.Node), data); err != nil {
-		l.log.Warn("send kill", zap.Stringer("fire", id), zap.Error(err))
+	f, rev := of.fire, of.rev
+	for range 3 {
+		if f.State.Final() {
+			return nil
+		}
+		if f.State == store.FireRunning {
+			data, _ := json.Marshal(store.Kill{Fire: id, Attempt: f.Attempt, Reason: reason})
+			if err := l.s.nats.Publish(store.KillSubject(l.s.cfg.SubjectPrefix, f.Node), data); err != nil {
+				l.log.Warn("send kill", zap.Stringer("fire", id), zap.Error(err))
+			}
+			return nil
+		}
+		cancelled := f
+		cancelled.State, cancelled.EndedAt, cancelled.Reason = store.FireCancelled, l.now().UTC(), "cancelled: "+reason
+		newRev, err := l.putFire(ctx, cancelled, rev)
+		if err != nil || newRev != 0 {
+			return err
+		}
+		// The record changed (claimed, most likely): read it and go again.
+		resp, err := l.s.etcd.Get(ctx, l.keys.Fire(id))
+		if err != nil {
+			return fmt.Errorf("read fire %s: %w", id, err)
+		}
+		if len(resp.Kvs) == 0 || json.Unmarshal(resp.Kvs[0].Value, &f) != nil {
+			return nil
+		}
+		rev = resp.Kvs[0].ModRevision
 	}
 	return nil
 }

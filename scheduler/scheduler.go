@@ -44,6 +44,11 @@ type Config struct {
 	// MisfireGrace is how late a nominal time may be planned as a normal
 	// run; later ones follow the job's misfire policy.
 	MisfireGrace time.Duration
+	// HistoryKeep is how many fire records each job keeps; older final
+	// ones are deleted (running and unprocessed ones never). 0 keeps all.
+	HistoryKeep int
+	// CompactEvery is how often the leader trims fire history.
+	CompactEvery time.Duration
 	// Now is the clock; tests inject one.
 	Now func() time.Time
 }
@@ -59,6 +64,8 @@ func DefaultConfig() Config {
 		ReconcileEvery:  time.Second,
 		RedispatchAfter: 5 * time.Second,
 		MisfireGrace:    time.Minute,
+		HistoryKeep:     100,
+		CompactEvery:    time.Minute,
 		Now:             time.Now,
 	}
 }
@@ -70,8 +77,10 @@ func (c Config) Validate() error {
 		return errors.New("scheduler: empty ID")
 	case c.SessionTTL < time.Second:
 		return fmt.Errorf("scheduler: session TTL %s is below etcd's 1s minimum", c.SessionTTL)
-	case c.ReconcileEvery <= 0 || c.RedispatchAfter <= 0 || c.MisfireGrace < 0:
-		return errors.New("scheduler: reconcile, redispatch and misfire intervals must be positive")
+	case c.ReconcileEvery <= 0 || c.RedispatchAfter <= 0 || c.MisfireGrace < 0 || c.CompactEvery <= 0:
+		return errors.New("scheduler: reconcile, redispatch, compaction and misfire intervals must be positive")
+	case c.HistoryKeep < 0:
+		return errors.New("scheduler: history keep must not be negative")
 	case c.Now == nil:
 		return errors.New("scheduler: nil clock")
 	}

@@ -122,13 +122,17 @@ func Final(fires []store.Fire) []store.Fire {
 	return out
 }
 
-// StartScheduler runs a scheduler with test-friendly timings until the test ends.
-func (c *Cluster) StartScheduler(t testing.TB, id string) {
+// StartScheduler runs a scheduler with test-friendly timings until the test
+// ends; tune adjusts its configuration further.
+func (c *Cluster) StartScheduler(t testing.TB, id string, tune ...func(*scheduler.Config)) {
 	t.Helper()
 	cfg := scheduler.DefaultConfig()
 	cfg.ID = id
 	cfg.ReconcileEvery = 200 * time.Millisecond
 	cfg.RedispatchAfter = time.Second
+	for _, f := range tune {
+		f(&cfg)
+	}
 	RunUntilCleanup(t, scheduler.New(cfg, c.Etcd, c.NATS, c.Log).Run, "")
 }
 

@@ -1,0 +1,55 @@
+package scheduler_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/aionsched/aion/scheduler"
+	"github.com/aionsched/aion/scheduler/clustertest"
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+func TestCompact_KeepsTheNewestRecordsAndNeverAnOpenOne(t *testing.T) {
+	c := clustertest.Start(t)
+	c.StartScheduler(t, "s1", func(cfg *scheduler.Config) {
+		cfg.HistoryKeep = 4
+		cfg.CompactEvery = 300 * time.Millisecond
+	})
+	c.StartExecutor(t, "x1", 4, nil)
+	c.Apply(t, `
+jobs:
+  - name: tick
+    schedule: "* * * * * *"
+    cron_seconds: true
+    command: "true"
+  - name: long
+    schedule: manual
+    command: sleep 30
+`)
+	id, err := store.RequestRun(t.Context(), c.Etcd, c.Keys, "long", store.RunRequest{At: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	clustertest.WaitFor(t, 15*time.Second, "eight seconds of tick runs", func() bool {
+		fires := c.Fires(t, "tick")
+		return len(fires) > 0 && fires[len(fires)-1].Nominal.Sub(start) >= 8*time.Second
+	})
+	time.Sleep(time.Second)
+	fires := c.Fires(t, "tick")
+	if len(fires) > 4+2 { // the newest 4, plus at most the runs since the last compaction
+		t.Errorf("%d tick records kept, want about 4", len(fires))
+	}
+	last := fires[len(fires)-1]
+	if time.Since(last.Nominal) > 3*time.Second {
+		t.Errorf("the newest record %s is old: compaction deleted new ones", last.ID)
+	}
+	// The long run is open: it is never deleted, whatever the keep.
+	found := false
+	for _, f := range c.Fires(t, "long") {
+		found = found || f.ID == id
+	}
+	if !found {
+		t.Errorf("the running fire %s was deleted", id)
+	}
+}
