@@ -712,7 +712,7 @@ func TestAPI_LogAnswersWhenThereIsNoOutputToFetch(t *testing.T) {
 	unplaced := store.Fire{ID: store.FireID{Job: "j", Suffix: "2026-11-24T02:00:00Z"}, State: store.FirePlanned, Reason: "no executor satisfies zone=mars", PlannedAt: now}
 	ghost := store.Fire{ID: store.FireID{Job: "j", Suffix: "2026-11-24T03:00:00.5Z"}, State: store.FireRunning, Node: "ghost", PlannedAt: now, StartedAt: now}
 	waiting := store.Fire{ID: store.FireID{Job: "j", Suffix: "2026-11-24T04:00:00Z"}, State: store.FirePlanned, Node: "ghost", PlannedAt: now}
-	skipped := store.Fire{ID: store.FireID{Job: "j", Suffix: "2026-11-24T05:00:00Z"}, State: store.FireSkipped, Reason: "skipped: the previous run is still running", PlannedAt: now}
+	skipped := store.Fire{ID: store.FireID{Job: "j", Suffix: "2026-11-24T05:00:00Z"}, State: store.FireSkipped, Processed: true, Reason: "skipped: the previous run is still running", PlannedAt: now}
 	for _, f := range []store.Fire{unplaced, ghost, waiting, skipped} {
 		putFire(t, c, f)
 	}
