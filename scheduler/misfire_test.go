@@ -1,0 +1,104 @@
+package scheduler_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aionsched/aion/scheduler"
+	"github.com/aionsched/aion/scheduler/clustertest"
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// TestMisfire_PoliciesAfterATenMinuteOutage simulates a cluster that was
+// down for ten minutes: each job's high-water mark is set ten minutes back
+// before the leader starts, as if it had stopped planning then. Each policy
+// must produce exactly the expected fire records for the ten missed times.
+func TestMisfire_PoliciesAfterATenMinuteOutage(t *testing.T) {
+	c := clustertest.Start(t)
+	c.StartExecutor(t, "x1", 8, nil)
+	jobs := map[string]string{
+		"skipper":  "policy: skip",
+		"once":     "policy: run-once",
+		"all":      "policy: run-all\n      max_catchup: 3",
+		"deadline": "policy: run-all\n      max_catchup: 10\n      starting_deadline: 270s",
+	}
+	var yaml strings.Builder
+	yaml.WriteString("jobs:\n")
+	for name, misfire := range jobs {
+		fmt.Fprintf(&yaml, "  - name: %s\n    schedule: \"* * * * *\"\n    concurrency: allow\n    command: \"true\"\n    misfire:\n      %s\n", name, misfire)
+	}
+	c.Apply(t, yaml.String())
+
+	// The outage: planning stopped ten minutes ago. The schedule is every
+	// minute, so from the last planned time T0 the missed times are
+	// T0+1m .. T0+10m, all older than the (test) grace of 1 s once the
+	// leader starts, provided we are not within a second of a minute.
+	for time.Now().Second() == 59 || time.Now().Second() == 0 {
+		time.Sleep(200 * time.Millisecond)
+	}
+	t0 := time.Now().UTC().Truncate(time.Minute).Add(-10 * time.Minute)
+	ctx := context.Background()
+	for name := range jobs {
+		data, _ := json.Marshal(store.JobState{HighWater: t0, AppliedAt: t0})
+		if _, err := c.Etcd.Put(ctx, c.Keys.State(name), string(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.StartScheduler(t, "s1", func(cfg *scheduler.Config) { cfg.MisfireGrace = time.Second })
+
+	type want struct{ ran, skipped int }
+	wants := map[string]want{
+		"skipper":  {0, 10},
+		"once":     {1, 9},
+		"all":      {3, 7},
+		"deadline": {4, 6}, // T0+7m..T0+10m are within 270 s; T0+6m too when we run early in the minute (below)
+	}
+	clustertest.WaitFor(t, 10*time.Second, "the catch-up to be recorded", func() bool {
+		for name, w := range wants {
+			if len(c.Fires(t, name)) < w.ran+w.skipped {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(time.Second)
+	for name, w := range wants {
+		var ran, skipped []string
+		for _, f := range c.Fires(t, name) {
+			if !f.Nominal.After(t0) || f.Nominal.After(t0.Add(10*time.Minute)) {
+				continue // only the ten missed times
+			}
+			if f.State == store.FireSkipped {
+				skipped = append(skipped, f.Nominal.Format("15:04")+" "+f.Reason)
+			} else {
+				ran = append(ran, f.Nominal.Format("15:04"))
+			}
+		}
+		w := w
+		if name == "deadline" {
+			// Whether T0+6m is within 270 s depends on the second we run at.
+			age := time.Since(t0.Add(6 * time.Minute))
+			if age <= 270*time.Second {
+				w = want{5, 5}
+			}
+		}
+		if len(ran) != w.ran || len(skipped) != w.skipped {
+			t.Errorf("%s: ran %v, skipped %d %v; want %d ran and %d skipped", name, ran, len(skipped), skipped, w.ran, w.skipped)
+		}
+		// The runs are the most recent missed times.
+		for i, r := range ran {
+			if want := t0.Add(time.Duration(10-len(ran)+1+i) * time.Minute).Format("15:04"); r != want {
+				t.Errorf("%s: run %d at %s, want %s (the latest missed times run)", name, i, r, want)
+			}
+		}
+		for _, s := range skipped {
+			if !strings.Contains(s, "misfire") && !strings.Contains(s, "starting deadline") {
+				t.Errorf("%s: skipped record without its reason: %q", name, s)
+			}
+		}
+	}
+}
