@@ -50,6 +50,11 @@ type Config struct {
 	Grace time.Duration
 	// LoadEvery is the load report interval.
 	LoadEvery time.Duration
+	// OutputRetention is how long full output files are kept; 0 keeps
+	// them forever. The output of a running fire is never deleted.
+	OutputRetention time.Duration
+	// SweepEvery is how often old output files are deleted.
+	SweepEvery time.Duration
 }
 
 // DefaultConfig returns a one-slot-per-CPU-ish node with a 5 s lease.
@@ -65,6 +70,9 @@ func DefaultConfig() Config {
 		TailBytes:     4 << 10,
 		Grace:         10 * time.Second,
 		LoadEvery:     time.Second,
+		// A week of output, swept hourly.
+		OutputRetention: 7 * 24 * time.Hour,
+		SweepEvery:      time.Hour,
 	}
 }
 
@@ -92,6 +100,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("executor: lease TTL %s is below etcd's 1s minimum", c.LeaseTTL)
 	case c.OutputDir == "":
 		return errors.New("executor: empty output directory")
+	case c.OutputRetention < 0 || c.SweepEvery <= 0:
+		return errors.New("executor: output retention must not be negative and the sweep interval must be positive")
 	}
 	for k, v := range c.Labels {
 		if _, err := jobspec.ParseSelector(k + "=" + v); err != nil {
@@ -168,7 +178,10 @@ func (x *Executor) Run(ctx context.Context) error {
 	x.log.Info("executor ready", zap.Int("slots", x.cfg.Slots), zap.Any("labels", x.cfg.Labels))
 	loadTick := time.NewTicker(x.cfg.LoadEvery)
 	defer loadTick.Stop()
+	sweepTick := time.NewTicker(x.cfg.SweepEvery)
+	defer sweepTick.Stop()
 	x.publishLoad()
+	x.sweepOutput(time.Now())
 	var runErr error
 loop:
 	for {
@@ -192,6 +205,8 @@ loop:
 			}()
 		case <-loadTick.C:
 			x.publishLoad()
+		case now := <-sweepTick.C:
+			x.sweepOutput(now)
 		}
 	}
 	_ = sub.Unsubscribe()

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
 
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -56,4 +60,40 @@ func (x *Executor) readChunk(req store.LogRequest) store.LogChunk {
 		return store.LogChunk{Error: err.Error()}
 	}
 	return store.LogChunk{Data: data, Size: info.Size()}
+}
+
+// sweepOutput deletes output files older than OutputRetention, except those
+// of runs still going on this node.
+func (x *Executor) sweepOutput(now time.Time) {
+	if x.cfg.OutputRetention == 0 {
+		return
+	}
+	x.mu.Lock()
+	running := make(map[string]bool, len(x.running))
+	for id := range x.running {
+		running[filepath.Join(x.cfg.OutputDir, id.Job)+string(filepath.Separator)+id.Suffix+"."] = true
+	}
+	x.mu.Unlock()
+	deleted := 0
+	_ = filepath.WalkDir(x.cfg.OutputDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".log") {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || now.Sub(info.ModTime()) < x.cfg.OutputRetention {
+			return nil
+		}
+		for prefix := range running {
+			if strings.HasPrefix(p, prefix) {
+				return nil
+			}
+		}
+		if os.Remove(p) == nil {
+			deleted++
+		}
+		return nil
+	})
+	if deleted > 0 {
+		x.log.Info("old output deleted", zap.Int("files", deleted), zap.Duration("retention", x.cfg.OutputRetention))
+	}
 }

@@ -43,6 +43,8 @@ func schedulerFlags(cmd *cobra.Command) {
 	f.String("listen", "127.0.0.1:8080", "HTTP API address")
 	f.Duration("session-ttl", 5*time.Second, "leader session TTL")
 	f.Duration("misfire-grace", time.Minute, "nominal times later than this follow the job's misfire policy")
+	f.Int("history", 100, "fire records kept per job (0: all)")
+	configFlag(f, "history", "scheduler.history")
 	configFlag(f, "id", "scheduler.id")
 	configFlag(f, "listen", "scheduler.listen")
 	configFlag(f, "session-ttl", "scheduler.session_ttl")
@@ -56,6 +58,8 @@ func executorFlags(cmd *cobra.Command, defaultOutput string) {
 	f.Int("slots", 4, "runs at once")
 	f.String("output-dir", defaultOutput, "where the full output of runs is kept")
 	f.Duration("grace", 10*time.Second, "how long running jobs may finish on stop")
+	f.Duration("output-retention", 7*24*time.Hour, "how long full output is kept (0: forever)")
+	configFlag(f, "output-retention", "executor.output_retention")
 	configFlag(f, "node-id", "executor.node_id")
 	configFlag(f, "labels", "executor.labels")
 	configFlag(f, "slots", "executor.slots")
@@ -75,6 +79,7 @@ func (a *app) schedulerConfig() scheduler.Config {
 		cfg.SessionTTL = a.cfg.Scheduler.SessionTTL
 	}
 	cfg.MisfireGrace = a.cfg.Scheduler.MisfireGrace
+	cfg.HistoryKeep = a.cfg.Scheduler.History
 	return cfg
 }
 
@@ -92,6 +97,7 @@ func (a *app) executorConfig() (executor.Config, error) {
 	cfg.Prefix = a.cfg.Etcd.Prefix
 	cfg.OutputDir = a.cfg.Executor.OutputDir
 	cfg.Grace = a.cfg.Executor.Grace
+	cfg.OutputRetention = a.cfg.Executor.OutputRetention
 	if err := cfg.Validate(); err != nil {
 		return cfg, &exitError{code: 2, err: err}
 	}

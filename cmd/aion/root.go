@@ -36,13 +36,15 @@ type config struct {
 		Listen       string        `mapstructure:"listen"`
 		SessionTTL   time.Duration `mapstructure:"session_ttl"`
 		MisfireGrace time.Duration `mapstructure:"misfire_grace"`
+		History      int           `mapstructure:"history"`
 	} `mapstructure:"scheduler"`
 	Executor struct {
-		NodeID    string        `mapstructure:"node_id"`
-		Labels    string        `mapstructure:"labels"`
-		Slots     int           `mapstructure:"slots"`
-		OutputDir string        `mapstructure:"output_dir"`
-		Grace     time.Duration `mapstructure:"grace"`
+		NodeID          string        `mapstructure:"node_id"`
+		Labels          string        `mapstructure:"labels"`
+		Slots           int           `mapstructure:"slots"`
+		OutputDir       string        `mapstructure:"output_dir"`
+		Grace           time.Duration `mapstructure:"grace"`
+		OutputRetention time.Duration `mapstructure:"output_retention"`
 	} `mapstructure:"executor"`
 }
 
