@@ -242,6 +242,9 @@ func (l *leader) onEvent(ctx context.Context, ev *clientv3.Event) error {
 			l.setState(e, ev.Kv)
 		}
 	case strings.HasPrefix(key, l.keys.Fires()):
+		if ev.IsCreate() {
+			l.countFire(ev.Kv.Value)
+		}
 		if id := l.onFire(ev.Kv, deleted); id != nil {
 			return l.process(ctx, *id)
 		}
@@ -411,4 +414,17 @@ func (l *leader) firstNext(e *jobEntry) time.Time {
 		from = l.now()
 	}
 	return e.sched.Next(from)
+}
+
+// countFire counts a newly created fire record in the metrics.
+func (l *leader) countFire(value []byte) {
+	var f store.Fire
+	if json.Unmarshal(value, &f) != nil {
+		return
+	}
+	if f.State == store.FireSkipped {
+		l.s.metrics.skipped.WithLabelValues(skipReason(f.Reason)).Inc()
+		return
+	}
+	l.s.metrics.planned.Inc()
 }

@@ -69,6 +69,9 @@ func (l *leader) planJob(ctx context.Context, e *jobEntry, now time.Time) error 
 		entries = append(entries, d)
 	}
 	slices.Reverse(entries)
+	if countOnly > 0 {
+		l.s.metrics.skipped.WithLabelValues("misfire").Add(float64(countOnly))
+	}
 	highWater := due[len(due)-1]
 	for first := true; first || len(entries) > 0; first = false {
 		batch := entries[:min(len(entries), maxFiresPerTxn)]

@@ -299,6 +299,7 @@ func (l *leader) retry(ctx context.Context, e *jobEntry, f store.Fire, rev int64
 		return err // on a conflict the watch brings the newer record
 	}
 	delete(l.pending, f.ID)
+	l.s.metrics.retries.Inc()
 	l.openFire(&openFire{fire: next, rev: newRev})
 	l.log.Info("retry planned", zap.Stringer("fire", f.ID), zap.Int("attempt", next.Attempt), zap.Duration("after", delay))
 	return nil

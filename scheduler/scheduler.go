@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
@@ -89,16 +90,25 @@ func (c Config) Validate() error {
 
 // Scheduler campaigns for leadership and, while leader, plans and dispatches runs.
 type Scheduler struct {
-	cfg  Config
-	etcd *clientv3.Client
-	nats *nats.Conn
-	log  *zap.Logger
-	keys store.Keys
+	cfg     Config
+	etcd    *clientv3.Client
+	nats    *nats.Conn
+	log     *zap.Logger
+	keys    store.Keys
+	metrics *Metrics
 }
 
-// New builds a scheduler; it does nothing until Run.
-func New(cfg Config, etcd *clientv3.Client, nc *nats.Conn, log *zap.Logger) *Scheduler {
-	return &Scheduler{cfg: cfg, etcd: etcd, nats: nc, log: log.Named("scheduler").With(zap.String("id", cfg.ID)), keys: store.Keys{Prefix: cfg.Prefix}}
+// New builds a scheduler; it does nothing until Run. Without WithMetrics its
+// metrics go to a private registry nobody reads.
+func New(cfg Config, etcd *clientv3.Client, nc *nats.Conn, log *zap.Logger, opts ...Option) *Scheduler {
+	s := &Scheduler{cfg: cfg, etcd: etcd, nats: nc, log: log.Named("scheduler").With(zap.String("id", cfg.ID)), keys: store.Keys{Prefix: cfg.Prefix}}
+	for _, opt := range opts {
+		opt(s)
+	}
+	if s.metrics == nil {
+		s.metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	return s
 }
 
 // Run campaigns for leadership until ctx ends. Each time it wins, it leads
@@ -150,7 +160,9 @@ func (s *Scheduler) term(ctx context.Context) error {
 	}()
 	s.log.Info("elected leader", zap.String("key", election.Key()), zap.Int64("rev", election.Rev()))
 	l := newLeader(s, election.Key(), election.Rev())
+	s.metrics.leader.Set(1)
 	err = l.run(leaderCtx)
+	s.metrics.leader.Set(0)
 	if ctx.Err() != nil {
 		// Shutting down: hand leadership over now rather than after the TTL.
 		resignCtx, done := context.WithTimeout(context.Background(), 2*time.Second)

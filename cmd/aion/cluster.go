@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -163,7 +166,7 @@ func runAll(ctx context.Context, runs ...func(context.Context) error) error {
 
 // apiRunner serves the HTTP API on addr until ctx ends. ready, if not nil,
 // receives the address actually listened on.
-func (a *app) apiRunner(cli *clientv3.Client, nc *nats.Conn, addr string, ready func(string)) func(context.Context) error {
+func (a *app) apiRunner(cli *clientv3.Client, nc *nats.Conn, addr string, metrics prometheus.Gatherer, ready func(string)) func(context.Context) error {
 	return func(ctx context.Context) error {
 		srv := api.New(cli, nc, store.Keys{Prefix: a.cfg.Etcd.Prefix}, "aion.", a.log, time.Now)
 		if err := srv.Start(ctx); err != nil {
@@ -177,7 +180,10 @@ func (a *app) apiRunner(cli *clientv3.Client, nc *nats.Conn, addr string, ready 
 		if ready != nil {
 			ready(ln.Addr().String())
 		}
-		hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+		mux.Handle("/", srv.Handler())
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			<-ctx.Done()
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -204,8 +210,9 @@ func newSchedulerCommand(a *app) *cobra.Command {
 			}
 			defer cli.Close()
 			defer nc.Close()
-			s := scheduler.New(a.schedulerConfig(), cli, nc, a.log)
-			serve := a.apiRunner(cli, nc, a.cfg.Scheduler.Listen, func(addr string) {
+			reg := newRegistry()
+			s := scheduler.New(a.schedulerConfig(), cli, nc, a.log, scheduler.WithMetrics(scheduler.NewMetrics(reg)))
+			serve := a.apiRunner(cli, nc, a.cfg.Scheduler.Listen, reg, func(addr string) {
 				a.log.Info("API listening", zap.String("url", "http://"+addr))
 			})
 			return runAll(cmd.Context(), s.Run, serve)
@@ -329,9 +336,10 @@ func (a *app) dev(ctx context.Context, dataDir, jobsDir string) error {
 	if err := printJobSummary(a, jobs, time.Now(), "loaded"); err != nil {
 		return err
 	}
-	s := scheduler.New(a.schedulerConfig(), cli, nc, a.log)
+	reg := newRegistry()
+	s := scheduler.New(a.schedulerConfig(), cli, nc, a.log, scheduler.WithMetrics(scheduler.NewMetrics(reg)))
 	x := executor.New(xcfg, cli, nc, a.log)
-	serve := a.apiRunner(cli, nc, a.cfg.Scheduler.Listen, func(addr string) {
+	serve := a.apiRunner(cli, nc, a.cfg.Scheduler.Listen, reg, func(addr string) {
 		fmt.Fprintf(a.stdout, "API at http://%s (aion jobs, aion run NAME --wait, aion logs FIRE-ID)\n", addr)
 		fmt.Fprintln(a.stdout, "runs appear below as they happen; Ctrl-C stops")
 	})
@@ -359,4 +367,12 @@ func (a *app) printEvents(nc *nats.Conn) (*nats.Subscription, error) {
 		}
 		fmt.Fprintln(a.stdout, line)
 	})
+}
+
+// newRegistry is a Prometheus registry with the Go runtime and process
+// collectors; the scheduler adds its own metrics, served at /metrics.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
