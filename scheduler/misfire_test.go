@@ -102,3 +102,43 @@ func TestMisfire_PoliciesAfterATenMinuteOutage(t *testing.T) {
 		}
 	}
 }
+
+// TestMisfire_FiftyDueAtOnceForbidRunsOne makes fifty nominal times of a
+// forbid job due in the same planning round (run-all catch-up after an
+// outage): exactly one runs, the other 49 are skipped as overlaps.
+func TestMisfire_FiftyDueAtOnceForbidRunsOne(t *testing.T) {
+	c := clustertest.Start(t)
+	c.StartExecutor(t, "x1", 8, nil)
+	c.Apply(t, `
+name: burst
+schedule: "* * * * * *"
+cron_seconds: true
+concurrency: forbid
+command: sleep 3
+misfire:
+  policy: run-all
+  max_catchup: 50
+`)
+	t0 := time.Now().UTC().Truncate(time.Second).Add(-50 * time.Second)
+	data, _ := json.Marshal(store.JobState{HighWater: t0, AppliedAt: t0})
+	if _, err := c.Etcd.Put(context.Background(), c.Keys.State("burst"), string(data)); err != nil {
+		t.Fatal(err)
+	}
+	c.StartScheduler(t, "s1", func(cfg *scheduler.Config) { cfg.MisfireGrace = time.Hour })
+	clustertest.WaitFor(t, 10*time.Second, "fifty records", func() bool { return len(c.Fires(t, "burst")) >= 50 })
+	open, overlaps := 0, 0
+	for _, f := range c.Fires(t, "burst") {
+		if !f.Nominal.After(t0) || f.Nominal.After(t0.Add(50*time.Second)) {
+			continue
+		}
+		switch {
+		case f.State == store.FireSkipped && strings.Contains(f.Reason, "concurrency: forbid"):
+			overlaps++
+		case f.State != store.FireSkipped:
+			open++
+		}
+	}
+	if open != 1 || overlaps != 49 {
+		t.Errorf("%d runs and %d overlap skips among the fifty times, want 1 and 49", open, overlaps)
+	}
+}

@@ -498,6 +498,9 @@ func (a *app) printJobDetail(d api.JobDetail) error {
 	} else {
 		field("Retries", "none")
 	}
+	if j.SoftFail {
+		field("Soft fail", "yes: its children run even when it fails")
+	}
 	st := d.State
 	if st.Paused {
 		field("Paused", fmt.Sprintf("since %s by %s: %s (aion resume %s)", formatLocal(st.PausedAt), orDash(st.PausedBy), orDash(st.PauseNote), j.Name))
