@@ -189,6 +189,9 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-lease.keepAliveDone:
+			if ctx.Err() != nil {
+				break loop // the keep-alive ended because we are stopping
+			}
 			// The leader now counts this node's runs as lost; their results
 			// cannot be recorded. Stop, so a supervisor restarts the node clean.
 			runErr = errors.New("executor: registration lease lost")
