@@ -757,3 +757,28 @@ func TestAPI_HealthAndUnknownRoutes(t *testing.T) {
 		t.Errorf("nodes of an empty cluster: %+v", nodes)
 	}
 }
+
+func TestAPI_BackfillDryRunListsTimesAndWritesNothing(t *testing.T) {
+	c := clustertest.Start(t)
+	base := serve(t, c, time.Now)
+	callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("jobs.yaml", `name: report
+schedule: "0 6 * * *"
+command: "true"
+`), http.StatusOK)
+	// One of the seven days ran already: a backfill leaves it alone.
+	putFire(t, c, store.Fire{ID: store.ScheduledFireID("report", time.Date(2026, 11, 3, 6, 0, 0, 0, time.UTC)), State: store.FireSucceeded, Processed: true})
+	before := snapshot(t, c)
+	req := BackfillRequest{From: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 7, 23, 59, 0, 0, time.UTC), DryRun: true}
+	res := callJSON[BackfillResponse](t, "POST", base+"/v1/jobs/report/backfill", req, http.StatusOK)
+	if len(res.Times) != 7 || res.New != 6 || res.Request != "" {
+		t.Errorf("dry run: %d times, %d new, request %q; want 7, 6 and none", len(res.Times), res.New, res.Request)
+	}
+	if res.Times[2].Fire != "report@2026-11-03T06:00:00Z" || !res.Times[2].Exists {
+		t.Errorf("third time %+v, want the existing report@2026-11-03T06:00:00Z", res.Times[2])
+	}
+	assertUnchanged(t, c, before, "a dry-run backfill")
+	req.DryRun = false
+	req.To = req.From.Add(-time.Hour)
+	callJSON[ErrorResponse](t, "POST", base+"/v1/jobs/report/backfill", req, http.StatusBadRequest)
+	assertUnchanged(t, c, before, "a backfill with to before from")
+}
