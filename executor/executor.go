@@ -144,6 +144,7 @@ func (x *Executor) Run(ctx context.Context) error {
 	if err := os.MkdirAll(x.cfg.OutputDir, 0o755); err != nil {
 		return fmt.Errorf("executor output directory: %w", err)
 	}
+	x.killOrphans()
 	lease, err := x.register(ctx)
 	if err != nil {
 		return err
@@ -336,6 +337,7 @@ func envFor(job *jobspec.Job, f store.Fire) []string {
 	env["AION_FIRE_ID"] = f.ID.String()
 	env["AION_SCHEDULED_TIME"] = f.Nominal.UTC().Format(time.RFC3339)
 	env["AION_ATTEMPT"] = strconv.Itoa(f.Attempt)
+	env["AION_NODE"] = f.Node
 	out := make([]string, 0, len(env))
 	for k, v := range env {
 		out = append(out, k+"="+v)

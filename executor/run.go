@@ -202,6 +202,13 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 		return runResult{state: store.FireFailed, reason: fmt.Sprintf("start: %v", err), outputPath: outPath}
 	}
 	pid := cmd.Process.Pid
+	// The process group is written down, so that if this executor dies the
+	// next one started on this output directory kills what it left behind.
+	pidFile := strings.TrimSuffix(outPath, ".log") + ".pgid"
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		x.log.Warn("write process group file", zap.Error(err))
+	}
+	defer os.Remove(pidFile)
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 

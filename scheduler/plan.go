@@ -167,6 +167,7 @@ func (l *leader) planBatch(ctx context.Context, e *jobEntry, batch []dueTime, co
 			Nominal:   d.at.UTC(),
 			Attempt:   1,
 			PlannedAt: now.UTC(),
+			PlannedBy: l.s.cfg.ID,
 		}
 		switch {
 		case d.skip != "":
@@ -416,7 +417,7 @@ func (l *leader) planRequest(ctx context.Context, kv *mvccpb.KeyValue) error {
 		return err
 	}
 	f := store.Fire{
-		ID: id, Trigger: store.TriggerManual, Nominal: req.At, Attempt: 1, PlannedAt: now.UTC(),
+		ID: id, Trigger: store.TriggerManual, Nominal: req.At, Attempt: 1, PlannedAt: now.UTC(), PlannedBy: l.s.cfg.ID,
 		State: store.FirePlanned, Env: req.Env, Args: req.Args, Downstream: req.Downstream, RequestedBy: req.By,
 	}
 	e, exists := l.jobs[id.Job]
@@ -561,7 +562,7 @@ func (l *leader) planBackfill(ctx context.Context, id store.FireID, req store.Ru
 		for _, t := range chunk {
 			f := store.Fire{
 				ID: store.ScheduledFireID(id.Job, t), Trigger: store.TriggerBackfill, Nominal: t.UTC(),
-				State: store.FirePlanned, Attempt: 1, PlannedAt: now.UTC(), RequestedBy: req.By,
+				State: store.FirePlanned, Attempt: 1, PlannedAt: now.UTC(), PlannedBy: l.s.cfg.ID, RequestedBy: req.By,
 				Backfill: id.Suffix, Parallel: req.Backfill.Parallel,
 			}
 			if exists, err := l.exists(ctx, l.keys.Fire(f.ID)); err != nil {

@@ -200,7 +200,7 @@ func (l *leader) process(ctx context.Context, id store.FireID) error {
 			states[name] = cs
 			cf := store.Fire{
 				ID: childID, Trigger: store.TriggerDependency,
-				Nominal: now.UTC(), Attempt: 1, PlannedAt: now.UTC(),
+				Nominal: now.UTC(), Attempt: 1, PlannedAt: now.UTC(), PlannedBy: l.s.cfg.ID,
 			}
 			ov := l.overlapOf(name)
 			if ov.admit(child.job, &cf, &replaced) {
@@ -289,6 +289,7 @@ func (l *leader) retry(ctx context.Context, e *jobEntry, f store.Fire, rev int64
 	})
 	delay := backoff(e.job, f.Attempt)
 	next.Attempt = f.Attempt + 1
+	next.PlannedBy = l.s.cfg.ID
 	next.State = store.FirePlanned
 	next.NotBefore = now.Add(delay).UTC()
 	next.Node, next.Reason = "", fmt.Sprintf("retry %d of %d after %s (attempt %d %s)", f.Attempt, e.job.Retries.Count, delay.Round(time.Millisecond), f.Attempt, f.State)

@@ -246,6 +246,8 @@ type Fire struct {
 	RequestedBy string `json:"requested_by,omitempty"`
 
 	PlannedAt time.Time `json:"planned_at"`
+	// PlannedBy is the scheduler that created the record (the leader then).
+	PlannedBy string    `json:"planned_by,omitempty"`
 	StartedAt time.Time `json:"started_at,omitzero"`
 	EndedAt   time.Time `json:"ended_at,omitzero"`
 	PID       int       `json:"pid,omitempty"`
