@@ -71,6 +71,7 @@ func (l *leader) planJob(ctx context.Context, e *jobEntry, now time.Time) error 
 	slices.Reverse(entries)
 	if countOnly > 0 {
 		l.s.metrics.skipped.WithLabelValues("misfire").Add(float64(countOnly))
+		l.log.Warn("nominal times skipped without records", zap.String("job", e.job.Name), zap.Int("count", countOnly))
 	}
 	highWater := due[len(due)-1]
 	for first := true; first || len(entries) > 0; first = false {
@@ -88,9 +89,6 @@ func (l *leader) planJob(ctx context.Context, e *jobEntry, now time.Time) error 
 			return l.reloadJob(ctx, e) // a conflicting write; plan again from the stored state
 		}
 		countOnly = 0
-	}
-	if countOnly > 0 {
-		l.log.Warn("nominal times skipped without records", zap.String("job", e.job.Name), zap.Int("count", countOnly))
 	}
 	l.queue.set(e, t)
 	return nil

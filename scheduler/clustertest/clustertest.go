@@ -31,6 +31,8 @@ type Cluster struct {
 	NATSURL string
 	Keys    store.Keys
 	Log     *zap.Logger
+
+	natsSrv *embedded.NATS
 }
 
 // Start starts the servers; they stop when the test ends.
@@ -59,7 +61,21 @@ func Start(t testing.TB) *Cluster {
 		t.Fatalf("nats client: %v", err)
 	}
 	t.Cleanup(nc.Close)
-	return &Cluster{Etcd: cli, NATS: nc, EtcdURL: e.Endpoint(), NATSURL: n.URL(), Keys: store.Keys{Prefix: store.DefaultPrefix}, Log: log}
+	return &Cluster{Etcd: cli, NATS: nc, EtcdURL: e.Endpoint(), NATSURL: n.URL(), Keys: store.Keys{Prefix: store.DefaultPrefix}, Log: log, natsSrv: n}
+}
+
+// RestartNATS stops the NATS server, waits down, and starts it again on the
+// same address; clients reconnect on their own.
+func (c *Cluster) RestartNATS(t testing.TB, down time.Duration) {
+	t.Helper()
+	c.natsSrv.Close()
+	time.Sleep(down)
+	n, err := embedded.StartNATS(strings.TrimPrefix(c.NATSURL, "nats://"))
+	if err != nil {
+		t.Fatalf("restart nats: %v", err)
+	}
+	t.Cleanup(n.Close)
+	c.natsSrv = n
 }
 
 // Apply parses YAML job definitions and applies them (with prune).
