@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -135,8 +136,12 @@ func New(cfg Config, etcd *clientv3.Client, nc *nats.Conn, log *zap.Logger) *Exe
 
 // Run registers the node and runs dispatched fires until ctx ends. Then it
 // stops claiming, lets running jobs finish for Grace, kills the rest, and
-// records every result before returning. If the registration lease is lost
-// it stops the same way and returns an error.
+// records every result before returning.
+//
+// If the registration lease is lost (etcd unreachable for longer than the
+// lease TTL) the leader counts this node's runs as lost and may retry them
+// elsewhere, so the executor kills them at once, then registers again on a
+// new lease and goes on.
 func (x *Executor) Run(ctx context.Context) error {
 	if err := x.cfg.Validate(); err != nil {
 		return err
@@ -149,9 +154,6 @@ func (x *Executor) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	runCtx, stopRuns := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopRuns()
 	dispatches := make(chan store.Dispatch, 1024)
 	sub, err := x.nats.Subscribe(store.DispatchSubject(x.cfg.SubjectPrefix, x.cfg.NodeID), func(m *nats.Msg) {
 		var d store.Dispatch
@@ -166,6 +168,7 @@ func (x *Executor) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("subscribe to dispatches: %w", err)
 	}
+	defer sub.Unsubscribe()
 	logs, err := x.serveLogs()
 	if err != nil {
 		return fmt.Errorf("serve logs: %w", err)
@@ -177,27 +180,54 @@ func (x *Executor) Run(ctx context.Context) error {
 	}
 	defer kills.Unsubscribe()
 	x.log.Info("executor ready", zap.Int("slots", x.cfg.Slots), zap.Any("labels", x.cfg.Labels))
+	x.sweepOutput(time.Now())
+	for {
+		lost := x.serve(ctx, lease, dispatches)
+		if !lost {
+			revokeCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if _, err := x.etcd.Revoke(revokeCtx, lease.id); err != nil {
+				x.log.Warn("revoke registration lease", zap.Error(err))
+			}
+			cancel()
+			return nil
+		}
+		if lease, err = x.registerAgain(ctx, lease.id); err != nil {
+			return nil // ctx ended while etcd was unreachable
+		}
+		x.log.Info("registered again on a new lease")
+	}
+}
+
+// errLeaseLost is the cancel cause of runs killed because the node lost
+// its registration.
+var errLeaseLost = errors.New("killed: the executor lost its etcd registration, so its runs count as lost")
+
+// serve runs dispatched fires under one registration until ctx ends (it
+// returns false once running jobs are done) or the lease is lost (it kills
+// the running jobs and returns true once their processes are gone).
+func (x *Executor) serve(ctx context.Context, lease registration, dispatches <-chan store.Dispatch) (lost bool) {
+	var wg sync.WaitGroup
+	runCtx, stopRuns := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopRuns(nil)
 	loadTick := time.NewTicker(x.cfg.LoadEvery)
 	defer loadTick.Stop()
 	sweepTick := time.NewTicker(x.cfg.SweepEvery)
 	defer sweepTick.Stop()
 	x.publishLoad()
-	x.sweepOutput(time.Now())
-	var runErr error
-loop:
 	for {
 		select {
 		case <-ctx.Done():
-			break loop
+			x.shutdown(&wg, stopRuns)
+			return false
 		case <-lease.keepAliveDone:
-			if ctx.Err() != nil {
-				break loop // the keep-alive ended because we are stopping
+			if ctx.Err() != nil { // the keep-alive ended because we are stopping
+				x.shutdown(&wg, stopRuns)
+				return false
 			}
-			// The leader now counts this node's runs as lost; their results
-			// cannot be recorded. Stop, so a supervisor restarts the node clean.
-			runErr = errors.New("executor: registration lease lost")
-			x.log.Error("registration lease lost; stopping")
-			break loop
+			x.log.Error("registration lease lost: killing running jobs, then registering again", zap.Int("running", x.busy()))
+			stopRuns(errLeaseLost)
+			wg.Wait()
+			return true
 		case d := <-dispatches:
 			if x.busy() >= x.cfg.Slots {
 				continue // stays planned; the leader dispatches it again when a slot is free
@@ -213,19 +243,38 @@ loop:
 			x.sweepOutput(now)
 		}
 	}
-	_ = sub.Unsubscribe()
-	x.shutdown(&wg, stopRuns)
-	revokeCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if _, err := x.etcd.Revoke(revokeCtx, lease.id); err != nil && runErr == nil {
-		x.log.Warn("revoke registration lease", zap.Error(err))
+}
+
+// registerAgain registers on a new lease, retrying with backoff while etcd
+// is unreachable, until it succeeds or ctx ends. The old lease is revoked
+// first: etcd may still hold it (leases do not expire while etcd has no
+// quorum), and with it the node's key.
+func (x *Executor) registerAgain(ctx context.Context, old clientv3.LeaseID) (registration, error) {
+	wait := 500 * time.Millisecond
+	for {
+		revokeCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := x.etcd.Revoke(revokeCtx, old)
+		cancel()
+		if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			x.log.Warn("revoke the lost registration lease", zap.Error(err), zap.Duration("retry_in", wait))
+		}
+		lease, err := x.register(ctx)
+		if err == nil {
+			return lease, nil
+		}
+		x.log.Warn("register again", zap.Error(err), zap.Duration("retry_in", wait))
+		select {
+		case <-ctx.Done():
+			return registration{}, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, x.cfg.LeaseTTL)
 	}
-	return runErr
 }
 
 // shutdown waits Grace for running jobs, then kills them and waits for
 // their results to be recorded.
-func (x *Executor) shutdown(wg *sync.WaitGroup, stopRuns context.CancelFunc) {
+func (x *Executor) shutdown(wg *sync.WaitGroup, stopRuns context.CancelCauseFunc) {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	if n := x.busy(); n > 0 {
@@ -237,7 +286,7 @@ func (x *Executor) shutdown(wg *sync.WaitGroup, stopRuns context.CancelFunc) {
 	case <-time.After(x.cfg.Grace):
 	}
 	x.log.Warn("grace period over: killing running jobs", zap.Int("running", x.busy()))
-	stopRuns()
+	stopRuns(errors.New("killed: the executor stopped"))
 	<-done
 }
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/aionsched/aion/scheduler/clustertest"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -149,5 +151,54 @@ func TestExecutor_LogRequestsStayInsideTheOutputDirectory(t *testing.T) {
 		if len(chunk.Data) != 0 || !strings.Contains(chunk.Error, "bad log request") {
 			t.Errorf("request for %v answered %q (error %q), want a refusal", id, chunk.Data, chunk.Error)
 		}
+	}
+}
+
+// TestExecutor_LostLeaseKillsRunsAndRegistersAgain revokes the node's lease
+// while a job runs, as etcd does when the node cannot reach it for longer
+// than the TTL: the job is killed (the leader counts it lost and may run it
+// elsewhere), and the node registers again and takes new work.
+func TestExecutor_LostLeaseKillsRunsAndRegistersAgain(t *testing.T) {
+	c := clustertest.Start(t)
+	marker := filepath.Join(t.TempDir(), "survived")
+	c.Apply(t, `
+name: long
+schedule: manual
+command: sleep 3; touch `+marker+`
+`)
+	startExecutor(t, c, "a")
+	ctx := context.Background()
+	node, err := c.Etcd.Get(ctx, c.Keys.Node("a"))
+	if err != nil || len(node.Kvs) != 1 {
+		t.Fatalf("node key: %v", err)
+	}
+	first := store.ManualFireID("long", time.Now())
+	planFire(t, c, first, "a")
+	dispatch(t, c, "a", store.Dispatch{Fire: first, Attempt: 1})
+	clustertest.WaitFor(t, 5*time.Second, "the run to start", func() bool {
+		return fireRecord(t, c, first).State == store.FireRunning
+	})
+	if _, err := c.Etcd.Revoke(ctx, clientv3.LeaseID(node.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitFor(t, 10*time.Second, "a new registration", func() bool {
+		resp, err := c.Etcd.Get(ctx, c.Keys.Node("a"))
+		return err == nil && len(resp.Kvs) == 1 && resp.Kvs[0].Lease != node.Kvs[0].Lease
+	})
+	time.Sleep(4 * time.Second)
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the run went on after its node lost its registration")
+	}
+	if f := fireRecord(t, c, first); f.State != store.FireFailed || !strings.Contains(f.Reason, "registration") {
+		t.Errorf("first fire: %s (%s), want failed for the lost registration", f.State, f.Reason)
+	}
+	second := store.ManualFireID("long", time.Now().Add(time.Second))
+	planFire(t, c, second, "a")
+	dispatch(t, c, "a", store.Dispatch{Fire: second, Attempt: 1})
+	clustertest.WaitFor(t, 10*time.Second, "the second run to finish", func() bool {
+		return fireRecord(t, c, second).State.Final()
+	})
+	if f := fireRecord(t, c, second); f.State != store.FireSucceeded {
+		t.Errorf("second fire after registering again: %s (%s)", f.State, f.Reason)
 	}
 }

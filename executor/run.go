@@ -227,9 +227,12 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 		waitErr = x.killGroup(pid, waited)
 	case <-ctx.Done():
 		var killed killedError
-		if errors.As(context.Cause(ctx), &killed) {
+		switch cause := context.Cause(ctx); {
+		case errors.As(cause, &killed):
 			res.state, res.reason = store.FireCancelled, killed.reason
-		} else {
+		case cause != nil && cause != context.Canceled:
+			res.state, res.reason = store.FireFailed, cause.Error()
+		default:
 			res.state, res.reason = store.FireFailed, "killed: the executor stopped"
 		}
 		waitErr = x.killGroup(pid, waited)

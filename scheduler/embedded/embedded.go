@@ -32,6 +32,11 @@ type EtcdConfig struct {
 	// applying a job set is one transaction.
 	MaxTxnOps uint
 	Log       *zap.Logger
+	// Name, InitialCluster ("name=http://peer,...") and Token make the
+	// member part of a multi-member cluster; empty means a cluster of one.
+	Name           string
+	InitialCluster string
+	Token          string
 }
 
 // StartEtcd starts etcd and waits until it serves clients.
@@ -47,14 +52,27 @@ func StartEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	ec := embed.NewConfig()
 	ec.Dir = cfg.Dir
 	ec.Name = "aion-dev"
+	if cfg.Name != "" {
+		ec.Name = cfg.Name
+	}
 	ec.ListenClientUrls = []url.URL{*clientURL}
 	ec.AdvertiseClientUrls = []url.URL{*clientURL}
 	ec.ListenPeerUrls = []url.URL{*peerURL}
 	ec.AdvertisePeerUrls = []url.URL{*peerURL}
 	ec.InitialCluster = fmt.Sprintf("%s=%s", ec.Name, peerURL)
+	if cfg.InitialCluster != "" {
+		ec.InitialCluster = cfg.InitialCluster
+	}
+	if cfg.Token != "" {
+		ec.InitialClusterToken = cfg.Token
+	}
 	if cfg.MaxTxnOps > 0 {
 		ec.MaxTxnOps = cfg.MaxTxnOps
 	}
+	// Every fire is a write; without compaction etcd keeps every old
+	// revision until its space quota runs out. An hour of history is kept.
+	ec.AutoCompactionMode = "periodic"
+	ec.AutoCompactionRetention = "1h"
 	ec.LogLevel = "error"
 	log := cfg.Log
 	if log == nil {
@@ -78,6 +96,16 @@ func StartEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 		return nil, errors.New("etcd did not become ready within 60s")
 	}
 	return &Etcd{server: srv, endpoint: clientURL.String()}, nil
+}
+
+// FreeAddr returns a loopback host:port that was free a moment ago, for
+// configurations that must name every member's address up front.
+func FreeAddr() (string, error) {
+	u, err := listenURL("")
+	if err != nil {
+		return "", err
+	}
+	return u.Host, nil
 }
 
 // Endpoint is the client URL, e.g. http://127.0.0.1:23790.

@@ -16,8 +16,9 @@ import (
 // TestScenario_ClockJumps moves the leader's clock an hour forward, then
 // back. Forward: the hour's 3600 every-second times are due at once; the
 // one or two within the misfire grace run, and with run-once all older ones
-// are skipped (the newest 100 with records, all counted). Back: the high-water mark is an hour ahead of the
-// clock, so nothing is planned again.
+// are skipped (the newest 100 with records, all counted). Back: the
+// high-water mark is an hour ahead of the clock, so nothing is planned
+// again, and it never moves back.
 func TestScenario_ClockJumps(t *testing.T) {
 	c := clustertest.Start(t)
 	var offset atomic.Int64
@@ -70,6 +71,15 @@ misfire:
 	time.Sleep(4 * time.Second)
 	if after := len(c.Fires(t, "tick")); after != before {
 		t.Errorf("%d new fires after the clock went back an hour, want none (the high-water mark is ahead)", after-before)
+	}
+	events, err := ReadHistory(t.Context(), c.Etcd, c.Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := CheckHistory(c.Keys, events)
+	t.Logf("history: %d changes checked", h.Events)
+	for _, v := range h.Violations() {
+		t.Error(v)
 	}
 }
 

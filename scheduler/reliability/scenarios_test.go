@@ -57,7 +57,8 @@ func (w *world) waitLeader(t *testing.T, not string) string {
 	return leader
 }
 
-// check runs the checker for an every-second job over (from, to].
+// check runs the checker for an every-second job over (from, to], and
+// fails the test on any protocol violation in etcd's history.
 func (w *world) check(t *testing.T, job string, from, to time.Time) Report {
 	sched, err := jobspec.ParseCron("* * * * * *", nil, true)
 	if err != nil {
@@ -67,6 +68,16 @@ func (w *world) check(t *testing.T, job string, from, to time.Time) Report {
 	if err != nil {
 		t.Fatal(err)
 	}
+	events, err := ReadHistory(t.Context(), w.c.Etcd, w.c.Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := CheckHistory(w.c.Keys, events)
+	for _, v := range h.Violations() {
+		t.Error(v)
+	}
+	t.Logf("history: %d changes to etcd checked, %d high-water regressions, %d fires created by a non-leader",
+		h.Events, len(h.HighWaterBackwards), len(h.NonLeaderFires))
 	return Check(sched, job, from.Truncate(time.Second), to.Truncate(time.Second), w.c.Fires(t, job), runs)
 }
 

@@ -1,0 +1,192 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/aionsched/aion/scheduler/clustertest"
+	"github.com/aionsched/aion/scheduler/embedded"
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// etcdCluster is three embedded etcd members in the test process, each of
+// which can be stopped and started again on its data directory.
+type etcdCluster struct {
+	t       *testing.T
+	configs []embedded.EtcdConfig
+	mu      sync.Mutex
+	members []*embedded.Etcd
+	clients []string
+}
+
+func startEtcdCluster(t *testing.T) *etcdCluster {
+	ec := &etcdCluster{t: t}
+	var peers []string
+	for i := range 3 {
+		clientAddr, err1 := embedded.FreeAddr()
+		peerAddr, err2 := embedded.FreeAddr()
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		name := fmt.Sprintf("m%d", i)
+		peers = append(peers, name+"=http://"+peerAddr)
+		ec.configs = append(ec.configs, embedded.EtcdConfig{Dir: filepath.Join(t.TempDir(), name), ClientAddr: clientAddr, PeerAddr: peerAddr,
+			Name: name, Token: "aion-test", MaxTxnOps: 10_000, Log: zap.NewNop()})
+		ec.clients = append(ec.clients, "http://"+clientAddr)
+	}
+	for i := range ec.configs {
+		ec.configs[i].InitialCluster = strings.Join(peers, ",")
+	}
+	ec.members = make([]*embedded.Etcd, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func() { defer wg.Done(); ec.start(i) }()
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for i := range 3 {
+			ec.stop(i)
+		}
+	})
+	return ec
+}
+
+func (ec *etcdCluster) start(i int) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m, err := embedded.StartEtcd(ctx, ec.configs[i])
+	if err != nil {
+		ec.t.Errorf("start etcd member %d: %v", i, err)
+		return
+	}
+	ec.mu.Lock()
+	ec.members[i] = m
+	ec.mu.Unlock()
+}
+
+func (ec *etcdCluster) stop(i int) {
+	ec.mu.Lock()
+	m := ec.members[i]
+	ec.members[i] = nil
+	ec.mu.Unlock()
+	if m != nil {
+		m.Close()
+	}
+}
+
+// newEtcdWorld is a world whose etcd is the three-member cluster.
+func newEtcdWorld(t *testing.T, ec *etcdCluster, misfireGrace time.Duration) *world {
+	if testing.Short() {
+		t.Skip("fault injection runs processes for about 30 seconds")
+	}
+	nsrv, err := embedded.StartNATS("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nsrv.Close)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: ec.clients, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	nc, err := nats.Connect(nsrv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	c := &clustertest.Cluster{Etcd: cli, NATS: nc, EtcdURL: strings.Join(ec.clients, ","), NATSURL: nsrv.URL(), Keys: store.Keys{Prefix: store.DefaultPrefix}, Log: zap.NewNop()}
+	w := &world{c: c, bin: clustertest.BuildAion(t), schedulers: map[string]*clustertest.Process{}, executors: map[string]*clustertest.Process{},
+		runLog: filepath.Join(t.TempDir(), "runs.log")}
+	common := []string{"--etcd", c.EtcdURL, "--nats", c.NATSURL}
+	for _, id := range []string{"s1", "s2"} {
+		w.schedulers[id] = clustertest.StartProcess(t, w.bin, id, append([]string{"scheduler", "--id", id, "--listen", "127.0.0.1:0",
+			"--session-ttl", ttl.String(), "--misfire-grace", misfireGrace.String()}, common...)...)
+	}
+	w.executors["x1"] = clustertest.StartProcess(t, w.bin, "x1", append([]string{"executor", "--node-id", "x1", "--output-dir", t.TempDir()}, common...)...)
+	return w
+}
+
+// TestScenario_OneEtcdMemberOfThreeKilled stops one member of three:
+// the quorum holds and nothing is missed or duplicated.
+func TestScenario_OneEtcdMemberOfThreeKilled(t *testing.T) {
+	ec := startEtcdCluster(t)
+	w := newEtcdWorld(t, ec, time.Minute)
+	w.c.Apply(t, everySecondJob(w.runLog))
+	w.waitLeader(t, "")
+	time.Sleep(3 * time.Second)
+	from := time.Now()
+	ec.stop(0)
+	time.Sleep(10 * time.Second)
+	to := time.Now().Add(-2 * time.Second)
+	r := w.check(t, "tick", from, to)
+	t.Logf("one of three etcd members down: %s", r)
+	if len(r.Missed) != 0 || len(r.Duplicates) != 0 {
+		t.Errorf("missed %v, duplicates %v; want none", r.Missed, r.Duplicates)
+	}
+}
+
+// TestScenario_EtcdQuorumLostFor20s stops two members of three for 20 s:
+// nothing can be planned or started meanwhile; afterwards the missed times
+// follow the job's misfire policy (skip, with a 5 s grace), each skipped
+// one recorded.
+func TestScenario_EtcdQuorumLostFor20s(t *testing.T) {
+	ec := startEtcdCluster(t)
+	w := newEtcdWorld(t, ec, 5*time.Second)
+	w.c.Apply(t, fmt.Sprintf(`
+name: tick
+schedule: "* * * * * *"
+cron_seconds: true
+concurrency: allow
+command: %q
+misfire:
+  policy: skip
+`, LoggedCommand(w.runLog, "true")))
+	w.waitLeader(t, "")
+	time.Sleep(3 * time.Second)
+	// Stopping a member is graceful (a leader hands over first) and takes
+	// a few seconds; the quorum is surely gone once both stops return.
+	stopping := time.Now()
+	var wg sync.WaitGroup
+	for _, i := range []int{1, 2} {
+		wg.Add(1)
+		go func() { defer wg.Done(); ec.stop(i) }()
+	}
+	wg.Wait()
+	lostAt := time.Now()
+	t.Logf("two members stopped in %s", lostAt.Sub(stopping).Round(time.Millisecond))
+	time.Sleep(20 * time.Second)
+	backAt := time.Now()
+	for _, i := range []int{1, 2} {
+		wg.Add(1)
+		go func() { defer wg.Done(); ec.start(i) }()
+	}
+	wg.Wait()
+	time.Sleep(3*ttl + 5*time.Second)
+	to := time.Now().Add(-2 * time.Second)
+	r := w.check(t, "tick", lostAt.Add(time.Second), to)
+	runs, _ := ReadRuns(w.runLog)
+	for _, run := range runs {
+		if run.Start.After(lostAt.Add(2*time.Second)) && run.Start.Before(backAt) {
+			t.Errorf("%s started at %s, while etcd had no quorum", run.Fire, run.Start.Format("15:04:05.000"))
+		}
+	}
+	t.Logf("etcd quorum lost for 20 s: %s", r)
+	if len(r.Duplicates) != 0 {
+		t.Errorf("duplicates %v", r.Duplicates)
+	}
+	// skip with a 5 s grace: times missed by more than 5 s are skipped, with
+	// a record each; none is missed without a record.
+	if len(r.Missed) != 0 || r.Skipped < 10 {
+		t.Errorf("%d missed without a record (%v), %d skipped with records; want 0 and at least 10", len(r.Missed), r.Missed, r.Skipped)
+	}
+}
