@@ -1,7 +1,8 @@
 // Package executor owns the node agent of Aion: it registers the node under
 // an etcd lease, publishes its load every second over NATS, claims each fire
 // dispatched to it with an etcd transaction before starting it, runs the
-// command (shell or argv) with the job's environment, workdir and timeout,
+// command (shell or argv on the host, or in a Docker container through
+// package containerizer) with the job's environment, workdir and timeout,
 // keeps its output (a tail in the fire record, all of it on disk), and
 // records the result with a transaction guarded by its claim.
 //
@@ -14,10 +15,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +31,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/aionsched/aion/executor/containerizer"
 	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -56,7 +60,36 @@ type Config struct {
 	OutputRetention time.Duration
 	// SweepEvery is how often old output files are deleted.
 	SweepEvery time.Duration
+	// Docker says whether this node runs container jobs (see DockerMode).
+	// DefaultConfig leaves it off; aion executor and aion dev default to
+	// auto.
+	Docker DockerMode
+	// PullTimeout bounds each image pull of a container job.
+	PullTimeout time.Duration
 }
+
+// DockerMode says whether an executor runs container jobs.
+type DockerMode string
+
+// The Docker modes. A node that runs containers advertises it with the
+// label DockerLabel=true, which the leader requires of container jobs.
+const (
+	// DockerAuto uses the Docker engine if one answers a ping at start
+	// (client.FromEnv: DOCKER_HOST, else the local socket); otherwise the
+	// node runs host jobs only.
+	DockerAuto DockerMode = "auto"
+	// DockerOn refuses to start without a Docker engine.
+	DockerOn DockerMode = "on"
+	// DockerOff runs host jobs only.
+	DockerOff DockerMode = "off"
+)
+
+// The labels an executor sets itself when it can run containers. The
+// scheduler's placement requires DockerLabel=true of container jobs.
+const (
+	DockerLabel        = "aion.docker"
+	DockerVersionLabel = "aion.docker.version"
+)
 
 // DefaultConfig returns a one-slot-per-CPU-ish node with a 5 s lease.
 func DefaultConfig() Config {
@@ -74,6 +107,8 @@ func DefaultConfig() Config {
 		// A week of output, swept hourly.
 		OutputRetention: 7 * 24 * time.Hour,
 		SweepEvery:      time.Hour,
+		Docker:          DockerOff,
+		PullTimeout:     containerizer.DefaultPullTimeout,
 	}
 }
 
@@ -103,8 +138,15 @@ func (c Config) Validate() error {
 		return errors.New("executor: empty output directory")
 	case c.OutputRetention < 0 || c.SweepEvery <= 0:
 		return errors.New("executor: output retention must not be negative and the sweep interval must be positive")
+	case c.Docker != DockerAuto && c.Docker != DockerOn && c.Docker != DockerOff:
+		return fmt.Errorf("executor: docker mode %q: want auto, on or off", c.Docker)
+	case c.PullTimeout < 0:
+		return errors.New("executor: the image pull timeout must not be negative")
 	}
 	for k, v := range c.Labels {
+		if k == DockerLabel || k == DockerVersionLabel {
+			return fmt.Errorf("executor: label %s is set by the executor when it finds a Docker engine (see the docker mode), not by configuration", k)
+		}
 		if _, err := jobspec.ParseSelector(k + "=" + v); err != nil {
 			return fmt.Errorf("executor: label %s=%s: %w", k, v, err)
 		}
@@ -120,8 +162,23 @@ type Executor struct {
 	log  *zap.Logger
 	keys store.Keys
 
+	// containers runs container jobs; nil when this node has no Docker
+	// engine. Set by Run before any job runs.
+	containers containerEngine
+
 	mu      sync.Mutex
 	running map[store.FireID]context.CancelCauseFunc // guarded by mu
+
+	claimCalls  chan claimCall  // to the claim committers
+	resultCalls chan resultCall // to the result committers
+}
+
+// containerEngine runs container jobs: *containerizer.Engine on the node's
+// Docker engine.
+type containerEngine interface {
+	Run(ctx context.Context, s containerizer.Spec, out io.Writer) (containerizer.Result, error)
+	Remove(ctx context.Context, id string) error
+	RemoveLeftovers(ctx context.Context, node string) ([]containerizer.Leftover, error)
 }
 
 // New builds an executor; it does nothing until Run.
@@ -131,6 +188,9 @@ func New(cfg Config, etcd *clientv3.Client, nc *nats.Conn, log *zap.Logger) *Exe
 		log:     log.Named("executor").With(zap.String("node", cfg.NodeID)),
 		keys:    store.Keys{Prefix: cfg.Prefix},
 		running: make(map[store.FireID]context.CancelCauseFunc),
+
+		claimCalls:  make(chan claimCall),
+		resultCalls: make(chan resultCall),
 	}
 }
 
@@ -150,10 +210,25 @@ func (x *Executor) Run(ctx context.Context) error {
 		return fmt.Errorf("executor output directory: %w", err)
 	}
 	x.killOrphans()
+	// Claims and results go through committers that outlive every run.
+	commitCtx, stopCommitters := context.WithCancel(context.WithoutCancel(ctx))
+	waitCommitters := x.runCommitters(commitCtx)
+	defer func() { stopCommitters(); waitCommitters() }()
+	engine, err := x.connectDocker(ctx)
+	if err != nil {
+		return err
+	}
+	if engine != nil {
+		defer engine.Close()
+		x.containers = engine
+	}
 	lease, err := x.register(ctx)
 	if err != nil {
 		return err
 	}
+	// Holding the registration proves no other live executor is this node,
+	// so containers labelled with it belong to a dead predecessor.
+	x.removeLeftoverContainers(ctx)
 	dispatches := make(chan store.Dispatch, 1024)
 	sub, err := x.nats.Subscribe(store.DispatchSubject(x.cfg.SubjectPrefix, x.cfg.NodeID), func(m *nats.Msg) {
 		var d store.Dispatch
@@ -195,6 +270,7 @@ func (x *Executor) Run(ctx context.Context) error {
 			return nil // ctx ended while etcd was unreachable
 		}
 		x.log.Info("registered again on a new lease")
+		x.removeLeftoverContainers(ctx) // any the killed runs could not remove
 	}
 }
 
@@ -371,8 +447,8 @@ func memAvailable() uint64 {
 	return 0
 }
 
-// envFor builds a run's environment: the executor's own, the job's, the
-// fire's overrides, then the AION_* variables.
+// envFor builds a host run's environment: the executor's own, the job's,
+// the fire's overrides, then the AION_* variables.
 func envFor(job *jobspec.Job, f store.Fire) []string {
 	env := make(map[string]string)
 	for _, kv := range os.Environ() {
@@ -380,6 +456,12 @@ func envFor(job *jobspec.Job, f store.Fire) []string {
 			env[k] = v
 		}
 	}
+	return envList(runEnv(env, job, f))
+}
+
+// runEnv adds to env the job's variables, the fire's overrides, then the
+// AION_* variables. A container run gets only these (on top of its image's).
+func runEnv(env map[string]string, job *jobspec.Job, f store.Fire) map[string]string {
 	maps.Copy(env, job.Env)
 	maps.Copy(env, f.Env)
 	env["AION_JOB"] = job.Name
@@ -387,9 +469,13 @@ func envFor(job *jobspec.Job, f store.Fire) []string {
 	env["AION_SCHEDULED_TIME"] = f.Nominal.UTC().Format(time.RFC3339)
 	env["AION_ATTEMPT"] = strconv.Itoa(f.Attempt)
 	env["AION_NODE"] = f.Node
+	return env
+}
+
+func envList(env map[string]string) []string {
 	out := make([]string, 0, len(env))
-	for k, v := range env {
-		out = append(out, k+"="+v)
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
 	}
 	return out
 }

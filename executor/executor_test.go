@@ -202,3 +202,103 @@ command: sleep 3; touch `+marker+`
 		t.Errorf("second fire after registering again: %s (%s)", f.State, f.Reason)
 	}
 }
+
+// TestExecutor_ForgedDispatchRunsTheStoredRecord sends a dispatch whose
+// copy of the record is not what etcd holds (here: an env override the
+// leader never wrote) at the record's real revision: the claim compares the
+// value, so the executor goes by the stored record.
+func TestExecutor_ForgedDispatchRunsTheStoredRecord(t *testing.T) {
+	c := clustertest.Start(t)
+	out := filepath.Join(t.TempDir(), "out")
+	c.Apply(t, `
+name: honest
+schedule: manual
+command: echo "who=${WHO:-nobody}" >> `+out+`
+`)
+	startExecutor(t, c, "a")
+	id := store.ManualFireID("honest", time.Now())
+	planFire(t, c, id, "a")
+	resp, err := c.Etcd.Get(t.Context(), c.Keys.Fire(id))
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("read fire: %v", err)
+	}
+	forged := fireRecord(t, c, id)
+	forged.Env = map[string]string{"WHO": "mallory"}
+	data, _ := json.Marshal(forged)
+	for range 3 {
+		dispatch(t, c, "a", store.Dispatch{Fire: id, Attempt: 1, Rev: resp.Kvs[0].ModRevision, Record: data})
+	}
+	clustertest.WaitFor(t, 10*time.Second, "the run to finish", func() bool {
+		return fireRecord(t, c, id).State.Final()
+	})
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "who=nobody\n" {
+		t.Errorf("job wrote %q, want one run of the stored record: %q", got, "who=nobody\n")
+	}
+	if f := fireRecord(t, c, id); f.State != store.FireSucceeded || len(f.Env) != 0 {
+		t.Errorf("fire %s with env %v, want succeeded without the forged env", f.State, f.Env)
+	}
+}
+
+// TestExecutor_BurstOfDispatchesEachRunsOnce dispatches 100 fires at once
+// (the claims and results are committed in batches) and some of them
+// twice: each runs exactly once and records its result.
+func TestExecutor_BurstOfDispatchesEachRunsOnce(t *testing.T) {
+	c := clustertest.Start(t)
+	runs := filepath.Join(t.TempDir(), "runs.log")
+	c.Apply(t, `
+name: burst
+schedule: manual
+concurrency: allow
+command: echo "$AION_FIRE_ID" >> `+runs+`
+`)
+	c.StartExecutor(t, "a", 200, nil)
+	clustertest.WaitFor(t, 5*time.Second, "registration", func() bool {
+		resp, err := c.Etcd.Get(t.Context(), c.Keys.Node("a"))
+		return err == nil && len(resp.Kvs) == 1
+	})
+	base := time.Now()
+	var ds []store.Dispatch
+	for i := range 100 {
+		id := store.ManualFireID("burst", base.Add(time.Duration(i)*time.Millisecond))
+		planFire(t, c, id, "a")
+		resp, err := c.Etcd.Get(t.Context(), c.Keys.Fire(id))
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("read fire: %v", err)
+		}
+		ds = append(ds, store.Dispatch{Fire: id, Attempt: 1, Rev: resp.Kvs[0].ModRevision, Record: resp.Kvs[0].Value})
+	}
+	for i, d := range ds {
+		dispatch(t, c, "a", d)
+		if i%3 == 0 {
+			dispatch(t, c, "a", d)
+		}
+	}
+	clustertest.WaitFor(t, 20*time.Second, "100 results", func() bool {
+		return len(clustertest.Final(c.Fires(t, "burst"))) == 100
+	})
+	for _, f := range c.Fires(t, "burst") {
+		if f.State != store.FireSucceeded {
+			t.Errorf("%s: %s (%s)", f.ID, f.State, f.Reason)
+		}
+	}
+	data, err := os.ReadFile(runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[string]int)
+	for _, line := range strings.Fields(string(data)) {
+		seen[line]++
+	}
+	if len(seen) != 100 {
+		t.Errorf("%d distinct fires ran, want 100", len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s ran %d times", id, n)
+		}
+	}
+}

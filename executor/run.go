@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/aionsched/aion/jobspec"
@@ -27,57 +26,36 @@ import (
 // dropped: each attempt starts at most once.
 func (x *Executor) handle(ctx context.Context, d store.Dispatch) {
 	log := x.log.With(zap.Stringer("fire", d.Fire))
-	key := x.keys.Fire(d.Fire)
-	resp, err := x.etcd.Get(ctx, key)
-	if err != nil {
-		log.Warn("read fire", zap.Error(err))
-		return
-	}
-	if len(resp.Kvs) == 0 {
-		return
-	}
-	var f store.Fire
-	if err := json.Unmarshal(resp.Kvs[0].Value, &f); err != nil {
-		log.Warn("bad fire record", zap.Error(err))
-		return
-	}
-	if f.State != store.FirePlanned || f.Node != x.cfg.NodeID || f.Attempt != d.Attempt {
-		return
-	}
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	x.mu.Lock()
-	if _, dup := x.running[f.ID]; dup || len(x.running) >= x.cfg.Slots {
+	if _, dup := x.running[d.Fire]; dup || len(x.running) >= x.cfg.Slots {
 		x.mu.Unlock()
 		return
 	}
-	x.running[f.ID] = cancel
+	x.running[d.Fire] = cancel
 	x.mu.Unlock()
 	defer func() {
 		x.mu.Lock()
-		delete(x.running, f.ID)
+		delete(x.running, d.Fire)
 		x.mu.Unlock()
 	}()
 
-	// Claim: planned → running, compared on the record's revision.
-	f.State = store.FireRunning
-	f.StartedAt = time.Now().UTC()
-	f.Reason = ""
-	claimRev, err := x.putFire(ctx, f, resp.Kvs[0].ModRevision)
-	if err != nil || claimRev == 0 {
-		if err != nil {
-			log.Warn("claim", zap.Error(err))
-		}
-		return // someone else changed the record first: not ours to run
+	c, ok, err := x.claimBatched(ctx, d)
+	if err != nil {
+		log.Warn("claim", zap.Error(err))
 	}
+	if !ok {
+		return
+	}
+	f, claimRev := c.fire, c.rev
 	x.emit(f)
 
-	job, err := x.loadJob(ctx, f.ID.Job)
 	var result runResult
-	if err != nil {
-		result = runResult{state: store.FireFailed, reason: err.Error()}
+	if c.jobErr != nil {
+		result = runResult{state: store.FireFailed, reason: c.jobErr.Error()}
 	} else {
-		result = x.execute(runCtx, job, f)
+		result = x.execute(runCtx, c.job, f)
 	}
 	f.State, f.Reason, f.PID = result.state, result.reason, result.pid
 	f.ExitCode = result.exitCode
@@ -86,7 +64,10 @@ func (x *Executor) handle(ctx context.Context, d store.Dispatch) {
 	// Record the result even when shutting down: it must not be lost.
 	recordCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer done()
-	rev, err := x.putFire(recordCtx, f, claimRev)
+	rev, err := x.recordBatched(recordCtx, f, claimRev)
+	if result.cleanup != nil {
+		defer result.cleanup() // after the result is recorded, or could not be
+	}
 	switch {
 	case err != nil:
 		log.Error("record result", zap.Error(err))
@@ -97,42 +78,6 @@ func (x *Executor) handle(ctx context.Context, d store.Dispatch) {
 		log.Debug("run finished", zap.String("state", string(f.State)), zap.Intp("exit_code", f.ExitCode),
 			zap.Duration("took", f.EndedAt.Sub(f.StartedAt)))
 	}
-}
-
-// putFire writes f if its record is still at rev; it returns the new
-// revision, or 0 when the record changed.
-func (x *Executor) putFire(ctx context.Context, f store.Fire, rev int64) (int64, error) {
-	data, err := json.Marshal(f)
-	if err != nil {
-		return 0, err
-	}
-	key := x.keys.Fire(f.ID)
-	resp, err := x.etcd.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
-		Then(clientv3.OpPut(key, string(data))).
-		Commit()
-	if err != nil {
-		return 0, err
-	}
-	if !resp.Succeeded {
-		return 0, nil
-	}
-	return resp.Header.Revision, nil
-}
-
-func (x *Executor) loadJob(ctx context.Context, name string) (*jobspec.Job, error) {
-	resp, err := x.etcd.Get(ctx, x.keys.Job(name))
-	if err != nil {
-		return nil, fmt.Errorf("read job %s: %w", name, err)
-	}
-	if len(resp.Kvs) == 0 {
-		return nil, fmt.Errorf("job %s was deleted before it ran", name)
-	}
-	var j jobspec.Job
-	if err := json.Unmarshal(resp.Kvs[0].Value, &j); err != nil {
-		return nil, fmt.Errorf("decode job %s: %w", name, err)
-	}
-	return &j, nil
 }
 
 func (x *Executor) emit(f store.Fire) {
@@ -159,14 +104,14 @@ type runResult struct {
 	pid        int
 	tail       string
 	outputPath string
+	// cleanup, if set, runs once the result is recorded (a container run
+	// removes its container).
+	cleanup func()
 }
 
-// execute runs the job's process in its own process group, so a timeout or
-// shutdown kills everything it started.
+// execute runs the job: a container job in its container, any other in its
+// own process group, so a timeout or shutdown kills everything it started.
 func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) runResult {
-	if job.Container != nil {
-		return runResult{state: store.FireFailed, reason: "container jobs need an executor with the Docker containerizer"}
-	}
 	outPath := x.outputPath(f.ID, f.Attempt)
 	if err := os.MkdirAll(filepath.Dir(outPath), 0o755); err != nil {
 		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output directory: %v", err)}
@@ -176,6 +121,9 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output file: %v", err)}
 	}
 	defer out.Close()
+	if job.Container != nil {
+		return x.executeContainer(ctx, job, f, out, outPath)
+	}
 
 	var cmd *exec.Cmd
 	switch {
@@ -226,15 +174,7 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 		res.state, res.reason = store.FireTimedOut, fmt.Sprintf("killed after the %s timeout", job.Timeout)
 		waitErr = x.killGroup(pid, waited)
 	case <-ctx.Done():
-		var killed killedError
-		switch cause := context.Cause(ctx); {
-		case errors.As(cause, &killed):
-			res.state, res.reason = store.FireCancelled, killed.reason
-		case cause != nil && cause != context.Canceled:
-			res.state, res.reason = store.FireFailed, cause.Error()
-		default:
-			res.state, res.reason = store.FireFailed, "killed: the executor stopped"
-		}
+		res.state, res.reason = stopped(ctx)
 		waitErr = x.killGroup(pid, waited)
 	}
 	// Whatever the process left behind in its group goes too.
@@ -258,6 +198,21 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 	}
 	res.tail = tail(outPath, x.cfg.TailBytes)
 	return res
+}
+
+// stopped is the state and reason of a run stopped because ctx ended: a
+// kill request cancels it, anything else (the executor stopping, or losing
+// its registration) fails it with the cause.
+func stopped(ctx context.Context) (store.FireState, string) {
+	var killed killedError
+	switch cause := context.Cause(ctx); {
+	case errors.As(cause, &killed):
+		return store.FireCancelled, killed.reason
+	case cause != nil && cause != context.Canceled:
+		return store.FireFailed, cause.Error()
+	default:
+		return store.FireFailed, "killed: the executor stopped"
+	}
 }
 
 // killGroup sends SIGTERM to the process group, then SIGKILL after the

@@ -18,6 +18,57 @@ type decoder struct {
 	errs ErrorList
 	// at records where each field path was written, for later checks.
 	at map[string]Position
+	// aliases is the file's budget for alias expansion; aliasDepth > 0
+	// while decoding inside an alias that was charged already.
+	aliases    *aliasBudget
+	aliasDepth int
+}
+
+// aliasBudget counts down the values that aliases may still expand to in
+// one file; exceeded is set once the one error about it was reported.
+type aliasBudget struct {
+	left     int
+	exceeded bool
+}
+
+// expand charges the values the alias expands to against the file's
+// budget. It returns false, reporting the problem once per file, when they
+// do not fit: the alias is then not decoded.
+func (d *decoder) expand(alias *yaml.Node, path string) bool {
+	if d.aliasDepth > 0 {
+		return true // part of an alias charged whole
+	}
+	b := d.aliases
+	if b.exceeded {
+		return false
+	}
+	b.left -= countValues(alias, b.left)
+	if b.left < 0 {
+		b.exceeded = true
+		d.errorf(alias, path, "alias *%s: the aliases in this file expand to more than %d values", alias.Value, MaxAliasValues)
+		return false
+	}
+	return true
+}
+
+// countValues counts the nodes n expands to, following aliases, but stops
+// soon after the count passes limit (aliases may even form cycles).
+func countValues(n *yaml.Node, limit int) int {
+	count := 1
+	stack := []*yaml.Node{n}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for n.Kind == yaml.AliasNode {
+			n = n.Alias
+		}
+		count += len(n.Content)
+		if count > limit {
+			return count
+		}
+		stack = append(stack, n.Content...)
+	}
+	return count
 }
 
 func (d *decoder) pos(n *yaml.Node) Position {
@@ -32,8 +83,15 @@ var textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 
 // decode fills v (addressable) from n; path names the field in messages.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
-	for n.Kind == yaml.AliasNode {
-		n = n.Alias
+	if n.Kind == yaml.AliasNode {
+		if !d.expand(n, path) {
+			return
+		}
+		d.aliasDepth++
+		defer func() { d.aliasDepth-- }()
+		for n.Kind == yaml.AliasNode {
+			n = n.Alias
+		}
 	}
 	if d.at != nil && path != "" {
 		d.at[path] = d.pos(n)

@@ -2,6 +2,7 @@ package jobspec
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -108,6 +109,7 @@ func readFile(path string) ([]byte, error) {
 func Parse(file string, data []byte) ([]*Job, ErrorList) {
 	var jobs []*Job
 	var errs ErrorList
+	aliases := &aliasBudget{left: MaxAliasValues}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
 		var doc yaml.Node
@@ -122,7 +124,7 @@ func Parse(file string, data []byte) ([]*Job, ErrorList) {
 		if len(doc.Content) == 0 {
 			continue
 		}
-		docJobs, docErrs := parseDocument(file, doc.Content[0])
+		docJobs, docErrs := parseDocument(file, doc.Content[0], aliases)
 		jobs = append(jobs, docJobs...)
 		errs = append(errs, docErrs...)
 	}
@@ -130,7 +132,7 @@ func Parse(file string, data []byte) ([]*Job, ErrorList) {
 	return jobs, errs
 }
 
-func parseDocument(file string, root *yaml.Node) ([]*Job, ErrorList) {
+func parseDocument(file string, root *yaml.Node, aliases *aliasBudget) ([]*Job, ErrorList) {
 	d := &decoder{file: file}
 	if root.Kind != yaml.MappingNode {
 		d.errorf(root, "", "want a job (a mapping with name, schedule, command...) or a mapping with a jobs list, got %s", kindName(root))
@@ -159,7 +161,7 @@ func parseDocument(file string, root *yaml.Node) ([]*Job, ErrorList) {
 	}
 	var jobs []*Job
 	for i, n := range nodes {
-		job, errs := decodeJob(file, n, prefixes[i])
+		job, errs := decodeJob(file, n, prefixes[i], aliases)
 		d.errs = append(d.errs, errs...)
 		if job != nil {
 			jobs = append(jobs, job)
@@ -170,11 +172,17 @@ func parseDocument(file string, root *yaml.Node) ([]*Job, ErrorList) {
 
 // decodeJob decodes and checks one job; the job is returned even when it has
 // problems so that set checks still see its name.
-func decodeJob(file string, n *yaml.Node, prefix string) (*Job, ErrorList) {
-	for n.Kind == yaml.AliasNode {
-		n = n.Alias
+func decodeJob(file string, n *yaml.Node, prefix string, aliases *aliasBudget) (*Job, ErrorList) {
+	d := &decoder{file: file, at: make(map[string]Position), aliases: aliases}
+	if n.Kind == yaml.AliasNode {
+		if !d.expand(n, prefix) {
+			return nil, d.errs
+		}
+		d.aliasDepth++ // the job is charged whole; aliases inside it are not charged again
+		for n.Kind == yaml.AliasNode {
+			n = n.Alias
+		}
 	}
-	d := &decoder{file: file, at: make(map[string]Position)}
 	if n.Kind != yaml.MappingNode {
 		d.errorf(n, prefix, "want a job (a mapping with name, schedule, command...), got %s", kindName(n))
 		return nil, d.errs
@@ -185,6 +193,13 @@ func decodeJob(file string, n *yaml.Node, prefix string) (*Job, ErrorList) {
 	c := &checker{pos: job.Source, at: d.at}
 	c.job(job)
 	errs := append(d.errs, c.errs...)
+	if len(errs) == 0 {
+		// Each field within its limit can still add up (long lists, a huge
+		// image name): bound the definition as it is stored in etcd.
+		if data, err := json.Marshal(job); err == nil && len(data) > MaxJobBytes {
+			errs = append(errs, job.Source.errorf(prefix, "job %s is too large: %d bytes as stored, the limit is %d (shorten its long values and lists)", job.Name, len(data), MaxJobBytes))
+		}
+	}
 	if job.Name == "" || !validName.MatchString(job.Name) {
 		return nil, errs
 	}

@@ -17,6 +17,12 @@ const (
 	MaxEnvBytes     = 64 << 10
 	MaxParents      = 64
 	MaxTextBytes    = 4 << 10 // description, owner, label values
+	// MaxJobBytes bounds a whole definition as stored in etcd (JSON), well
+	// below etcd's default request limit of 1.5 MiB.
+	MaxJobBytes = 1 << 20
+	// MaxAliasValues bounds the values that aliases (*name) expand to in one
+	// file, so that a small file cannot expand into millions of values.
+	MaxAliasValues = 100_000
 )
 
 var (
@@ -154,7 +160,11 @@ func (c *checker) command(j *Job) {
 		size += len(a)
 	}
 	if size > MaxCommandBytes {
-		c.errorf("command", "too long: %d bytes, the limit is %d", size, MaxCommandBytes)
+		field := "command"
+		if j.Command == "" {
+			field = "args" // report it where it was written
+		}
+		c.errorf(field, "too long: %d bytes, the limit is %d", size, MaxCommandBytes)
 	}
 	if len(j.Args) > 0 && j.Args[0] == "" {
 		c.errorf("args[0]", "the program to run must not be empty")

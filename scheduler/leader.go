@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,8 +22,13 @@ import (
 // another scheduler leads now, so this one stops acting at once.
 var errNotLeader = errors.New("scheduler: not leader")
 
-// maxFiresPerTxn keeps a planning transaction under etcd's default limit of
-// 128 operations (each fire is one put, plus the state put).
+// maxTxnOps is etcd's default limit on the operations, and on the
+// compares, of one transaction; planning stays under it, so Aion works
+// with an etcd configured as shipped.
+const maxTxnOps = 128
+
+// maxFiresPerTxn bounds the fires of one job planned in one transaction:
+// a job with more due times (catching up) is planned alone, in batches.
 const maxFiresPerTxn = 60
 
 // maxCatchupScan bounds how many missed nominal times are enumerated after
@@ -45,6 +51,7 @@ type leader struct {
 	open      map[store.FireID]*openFire
 	openByJob map[string]map[store.FireID]*openFire
 	pending   map[store.FireID]bool // final fires whose effects are not recorded yet
+	finished  []finishedFire        // fires seen ending in the watch response being handled
 	nodes     *placement
 	loads     chan store.LoadReport
 	requests  []*mvccpb.KeyValue // run requests found at election, planned first
@@ -153,6 +160,9 @@ func (l *leader) run(ctx context.Context) error {
 					return err
 				}
 			}
+			if err := l.processFinished(ctx); err != nil {
+				return err
+			}
 		case r := <-l.loads:
 			l.nodes.report(r)
 		case <-reconcile.C:
@@ -169,40 +179,55 @@ func (l *leader) run(ctx context.Context) error {
 }
 
 // loadSnapshot reads everything the leader needs at one revision and
-// returns that revision, from which the watch continues.
+// returns that revision, from which the watch continues. It reads in
+// pages, and walks jobs and their states (both in name order) side by
+// side, so a million jobs need no second copy in memory.
 func (l *leader) loadSnapshot(ctx context.Context) (int64, error) {
-	resp, err := l.s.etcd.Get(ctx, l.keys.Prefix, clientv3.WithPrefix())
+	head, err := l.s.etcd.Get(ctx, l.keys.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return 0, fmt.Errorf("read state: %w", err)
 	}
-	states := make(map[string]*mvccpb.KeyValue)
-	var jobs, fires, requests []*mvccpb.KeyValue
-	for _, kv := range resp.Kvs {
-		key := string(kv.Key)
-		switch {
-		case strings.HasPrefix(key, l.keys.Jobs()):
-			jobs = append(jobs, kv)
-		case strings.HasPrefix(key, l.keys.States()):
-			states[strings.TrimPrefix(key, l.keys.States())] = kv
-		case strings.HasPrefix(key, l.keys.Fires()):
-			fires = append(fires, kv)
-		case strings.HasPrefix(key, l.keys.Nodes()):
-			l.onNode(kv, false)
-		case strings.HasPrefix(key, l.keys.Requests()):
-			requests = append(requests, kv)
+	rev := head.Header.Revision
+	if err := newPager(l.s.etcd, l.keys.Nodes(), rev).each(ctx, func(kv *mvccpb.KeyValue) { l.onNode(kv, false) }); err != nil {
+		return 0, err
+	}
+	jobs, states := newPager(l.s.etcd, l.keys.Jobs(), rev), newPager(l.s.etcd, l.keys.States(), rev)
+	for {
+		kv, err := jobs.next(ctx)
+		if err != nil {
+			return 0, err
 		}
-	}
-	for _, kv := range jobs {
+		if kv == nil {
+			break
+		}
 		name := strings.TrimPrefix(string(kv.Key), l.keys.Jobs())
-		l.putJob(name, kv.Value, states[name])
+		var state *mvccpb.KeyValue
+		for {
+			st, err := states.peek(ctx)
+			if err != nil {
+				return 0, err
+			}
+			if st == nil || strings.TrimPrefix(string(st.Key), l.keys.States()) > name {
+				break
+			}
+			if _, err := states.next(ctx); err != nil {
+				return 0, err
+			}
+			if strings.TrimPrefix(string(st.Key), l.keys.States()) == name {
+				state = st
+			}
+		}
+		l.putJob(name, kv.Value, state)
 	}
-	for _, kv := range fires {
-		l.onFire(kv, false)
+	if err := newPager(l.s.etcd, l.keys.Fires(), rev).each(ctx, func(kv *mvccpb.KeyValue) { l.onFire(kv, false) }); err != nil {
+		return 0, err
 	}
-	l.requests = requests
+	if err := newPager(l.s.etcd, l.keys.Requests(), rev).each(ctx, func(kv *mvccpb.KeyValue) { l.requests = append(l.requests, kv) }); err != nil {
+		return 0, err
+	}
 	l.log.Info("leading", zap.Int("jobs", len(l.jobs)), zap.Int("open_fires", len(l.open)),
-		zap.Int("executors", len(l.nodes.nodes)), zap.Int64("revision", resp.Header.Revision))
-	return resp.Header.Revision, nil
+		zap.Int("executors", len(l.nodes.nodes)), zap.Int64("revision", rev))
+	return rev, nil
 }
 
 // onEvent applies one watched change.
@@ -245,8 +270,8 @@ func (l *leader) onEvent(ctx context.Context, ev *clientv3.Event) error {
 		if ev.IsCreate() {
 			l.countFire(ev.Kv.Value)
 		}
-		if id := l.onFire(ev.Kv, deleted); id != nil {
-			return l.process(ctx, *id)
+		if f, ended := l.onFire(ev.Kv, deleted); ended {
+			l.finished = append(l.finished, finishedFire{fire: f, kv: ev.Kv})
 		}
 	case strings.HasPrefix(key, l.keys.Nodes()):
 		l.onNode(ev.Kv, deleted)
@@ -276,33 +301,33 @@ func (l *leader) onNode(kv *mvccpb.KeyValue, deleted bool) {
 	l.nodes.register(n)
 }
 
-// onFire tracks a fire record; it returns the fire's ID when the fire is
-// final and its effects still have to be recorded.
-func (l *leader) onFire(kv *mvccpb.KeyValue, deleted bool) *store.FireID {
+// onFire tracks a fire record; it reports the fire when it is final and
+// its effects still have to be recorded.
+func (l *leader) onFire(kv *mvccpb.KeyValue, deleted bool) (store.Fire, bool) {
 	id, ok := l.keys.FireIDFromKey(string(kv.Key))
 	if !ok {
-		return nil
+		return store.Fire{}, false
 	}
 	if deleted {
 		l.closeFire(id)
-		return nil
+		return store.Fire{}, false
 	}
 	var f store.Fire
 	if err := json.Unmarshal(kv.Value, &f); err != nil {
 		l.log.Warn("bad fire record", zap.String("key", string(kv.Key)), zap.Error(err))
-		return nil
+		return store.Fire{}, false
 	}
 	if !f.State.Final() {
 		l.openFire(&openFire{fire: f, rev: kv.ModRevision})
-		return nil
+		return store.Fire{}, false
 	}
 	l.closeFire(id)
 	if f.Processed {
 		delete(l.pending, id)
-		return nil
+		return store.Fire{}, false
 	}
 	l.pending[id] = true
-	return &id
+	return f, true
 }
 
 // openFire records an open fire, keeping the per-node counts right.
@@ -333,6 +358,7 @@ func (l *leader) closeFire(id store.FireID) {
 	}
 }
 
+// putJob adds a job and queues it.
 func (l *leader) putJob(name string, data []byte, state *mvccpb.KeyValue) {
 	e := &jobEntry{index: -1}
 	if state != nil {
@@ -342,16 +368,31 @@ func (l *leader) putJob(name string, data []byte, state *mvccpb.KeyValue) {
 		return
 	}
 	l.jobs[name] = e
-	l.rebuildChildren()
+	l.link(name, nil, e.job.Parents)
 	l.queue.set(e, l.firstNext(e))
 }
 
 func (l *leader) updateJob(e *jobEntry, data []byte) {
+	parents := e.job.Parents
 	if !l.decodeJob(e, e.job.Name, data) {
 		return
 	}
-	l.rebuildChildren()
+	l.link(e.job.Name, parents, e.job.Parents)
 	l.queue.set(e, l.firstNext(e))
+}
+
+// link moves child from the children lists of its old parents to those of
+// its new ones.
+func (l *leader) link(child string, oldParents, newParents []string) {
+	for _, p := range oldParents {
+		l.children[p] = slices.DeleteFunc(l.children[p], func(c string) bool { return c == child })
+		if len(l.children[p]) == 0 {
+			delete(l.children, p)
+		}
+	}
+	for _, p := range newParents {
+		l.children[p] = append(l.children[p], child)
+	}
 }
 
 func (l *leader) decodeJob(e *jobEntry, name string, data []byte) bool {
@@ -378,7 +419,7 @@ func (l *leader) removeJob(name string) {
 	if e, ok := l.jobs[name]; ok {
 		l.queue.remove(e)
 		delete(l.jobs, name)
-		l.rebuildChildren()
+		l.link(name, e.job.Parents, nil)
 	}
 }
 
@@ -389,15 +430,6 @@ func (l *leader) setState(e *jobEntry, kv *mvccpb.KeyValue) {
 		return
 	}
 	e.state, e.stateRev = st, kv.ModRevision
-}
-
-func (l *leader) rebuildChildren() {
-	clear(l.children)
-	for name, e := range l.jobs {
-		for _, p := range e.job.Parents {
-			l.children[p] = append(l.children[p], name)
-		}
-	}
 }
 
 // firstNext is the job's next nominal time after its high-water mark (or

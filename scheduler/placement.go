@@ -9,7 +9,8 @@ import (
 	"github.com/aionsched/aion/scheduler/store"
 )
 
-// dockerLabel is the label executors set when they can run containers.
+// dockerLabel is the label executors set to "true" when they found a Docker
+// engine (executor.DockerLabel); only such nodes get container jobs.
 const dockerLabel = "aion.docker"
 
 // placement is the leader's table of live executors. Liveness comes from

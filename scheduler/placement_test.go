@@ -4,9 +4,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler/store"
 )
+
+// The leader requires the label that executors with Docker set.
+func TestPlacement_DockerLabelIsTheExecutors(t *testing.T) {
+	if dockerLabel != executor.DockerLabel {
+		t.Errorf("placement requires %q of container jobs, executors set %q", dockerLabel, executor.DockerLabel)
+	}
+}
 
 func TestPlacement_ChoosesLeastLoadedEligibleNode(t *testing.T) {
 	p := newPlacement()

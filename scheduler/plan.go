@@ -16,15 +16,52 @@ import (
 	"github.com/aionsched/aion/scheduler/store"
 )
 
-// planDue plans every job whose next nominal time has come.
+// planDue plans every job whose next nominal time has come. Jobs with a
+// few due times (the usual case: one) are planned together, as many per
+// fenced transaction as etcd's default limit of 128 operations allows, so
+// a thousand jobs due at one instant take a few transactions, not a
+// thousand. A job catching up on many times is planned alone, in batches.
 func (l *leader) planDue(ctx context.Context) error {
 	now := l.now()
-	for e := l.queue.peek(); e != nil && !e.next.After(now); e = l.queue.peek() {
-		if err := l.planJob(ctx, e, now); err != nil {
-			return err
+	var group []jobPlan
+	size := 1 // compares in the group's transaction: the fence, then per job
+	flush := func() error {
+		if len(group) == 0 {
+			return nil
 		}
+		ok, err := l.planGroup(ctx, group, now)
+		if err == nil && !ok {
+			// A conflicting write: plan each job again from its stored state.
+			for _, p := range group {
+				if err = l.reloadJob(ctx, p.e); err != nil {
+					break
+				}
+			}
+		}
+		group, size = group[:0], 1
+		return err
 	}
-	return nil
+	for e := l.queue.peek(); e != nil && !e.next.After(now); e = l.queue.peek() {
+		p := l.prepare(e, now)
+		cost := len(p.entries) + 1 // fire compares (puts) and the state's
+		if cost > maxFiresPerTxn {
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := l.planCatchup(ctx, p, now); err != nil {
+				return err
+			}
+			continue
+		}
+		if size+cost > maxTxnOps {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		group = append(group, p)
+		size += cost
+	}
+	return flush()
 }
 
 // dueTime is a due nominal time and, when it will not run, why.
@@ -33,15 +70,26 @@ type dueTime struct {
 	skip string
 }
 
+// jobPlan is what planning writes for one job: a fire record for each due
+// time (planned, or skipped with its reason), and the job's state with its
+// new high-water mark.
+type jobPlan struct {
+	e         *jobEntry
+	entries   []dueTime
+	countOnly int // skipped times that get no record, only a count
+	highWater time.Time
+}
+
 // maxSkipRecords bounds how many skipped times of one planning round get a
 // fire record each; further ones (after a long outage) are only counted.
 const maxSkipRecords = 100
 
-// planJob plans the due nominal times of one job in fenced transactions,
-// applying the misfire policy to those later than the grace, and queues the
-// job at its next time. Every skipped time gets a skipped fire record (up to
-// maxSkipRecords per round, the most recent ones) and is counted.
-func (l *leader) planJob(ctx context.Context, e *jobEntry, now time.Time) error {
+// prepare lists the due nominal times of one job, applying the misfire
+// policy to those later than the grace, and queues the job at its next
+// time. Every skipped time gets a skipped fire record (up to
+// maxSkipRecords per round, the most recent ones) and is counted. If the
+// plan is not committed, reloadJob queues the job again where it was.
+func (l *leader) prepare(e *jobEntry, now time.Time) jobPlan {
 	var due []time.Time
 	t := e.next
 	for !t.IsZero() && !t.After(now) && len(due) < maxCatchupScan {
@@ -73,24 +121,30 @@ func (l *leader) planJob(ctx context.Context, e *jobEntry, now time.Time) error 
 		l.s.metrics.skipped.WithLabelValues("misfire").Add(float64(countOnly))
 		l.log.Warn("nominal times skipped without records", zap.String("job", e.job.Name), zap.Int("count", countOnly))
 	}
-	highWater := due[len(due)-1]
-	for first := true; first || len(entries) > 0; first = false {
+	l.queue.set(e, t)
+	return jobPlan{e: e, entries: entries, countOnly: countOnly, highWater: due[len(due)-1]}
+}
+
+// planCatchup plans one job's many due times in transactions of at most
+// maxFiresPerTxn fires, each moving the high-water mark to its last time.
+func (l *leader) planCatchup(ctx context.Context, p jobPlan, now time.Time) error {
+	entries, countOnly := p.entries, p.countOnly
+	for len(entries) > 0 {
 		batch := entries[:min(len(entries), maxFiresPerTxn)]
 		entries = entries[len(batch):]
-		hw := highWater
+		hw := p.highWater
 		if len(entries) > 0 {
 			hw = batch[len(batch)-1].at
 		}
-		ok, err := l.planBatch(ctx, e, batch, countOnly, hw, now)
+		ok, err := l.planGroup(ctx, []jobPlan{{e: p.e, entries: batch, countOnly: countOnly, highWater: hw}}, now)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return l.reloadJob(ctx, e) // a conflicting write; plan again from the stored state
+			return l.reloadJob(ctx, p.e) // a conflicting write; plan again from the stored state
 		}
 		countOnly = 0
 	}
-	l.queue.set(e, t)
 	return nil
 }
 
@@ -144,58 +198,78 @@ func (l *leader) misfire(e *jobEntry, due []time.Time, now time.Time) []dueTime 
 	return out
 }
 
-// planBatch writes the fire records of due times (planned, or skipped with
-// their reason) and the new high-water mark in one fenced transaction, then
-// dispatches the planned ones. countOnly adds skips that get no record. It
-// returns false when a compare other than the fence failed.
-func (l *leader) planBatch(ctx context.Context, e *jobEntry, batch []dueTime, countOnly int, highWater, now time.Time) (bool, error) {
-	state := e.state
-	state.HighWater = highWater
-	state.Skipped += countOnly
-	state.Planned += len(batch)
-	cmps := []clientv3.Cmp{l.fence, clientv3.Compare(clientv3.ModRevision(l.keys.State(e.job.Name)), "=", e.stateRev)}
+// planGroup writes the plans of several jobs in one fenced transaction —
+// their fire records and their states, each compared on its revision —
+// then dispatches the planned fires. It returns false when a compare other
+// than the fence failed: nothing was written.
+func (l *leader) planGroup(ctx context.Context, plans []jobPlan, now time.Time) (bool, error) {
+	cmps := []clientv3.Cmp{l.fence}
 	var ops []clientv3.Op
+	states := make([]store.JobState, len(plans))
 	var planned []*openFire
 	var replaced []store.FireID
-	ov := l.overlapOf(e.job.Name)
-	for _, d := range batch {
-		f := store.Fire{
-			ID:        store.ScheduledFireID(e.job.Name, d.at),
-			Trigger:   store.TriggerSchedule,
-			Nominal:   d.at.UTC(),
-			Attempt:   1,
-			PlannedAt: now.UTC(),
-			PlannedBy: l.s.cfg.ID,
+	// Placement counts open fires per node; the fires of this transaction
+	// are counted while it is built, so they spread over the nodes, and
+	// released once it is done (openFire counts the committed ones).
+	release := func() {
+		for _, of := range planned {
+			l.nodes.assigned[of.fire.Node]--
 		}
-		switch {
-		case d.skip != "":
-			f.State, f.Processed, f.EndedAt, f.Reason = store.FireSkipped, true, now.UTC(), d.skip
-			state.Skipped++
-		case ov.admit(e.job, &f, &replaced):
-			f.State = store.FirePlanned
-			f.Node, f.Reason = l.nodes.choose(e.job, e.sels)
-			planned = append(planned, &openFire{fire: f})
-		default:
-			state.Skipped++
+	}
+	for i, p := range plans {
+		e := p.e
+		state := e.state
+		state.HighWater = p.highWater
+		state.Skipped += p.countOnly
+		state.Planned += len(p.entries)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(l.keys.State(e.job.Name)), "=", e.stateRev))
+		ov := l.overlapOf(e.job.Name)
+		for _, d := range p.entries {
+			f := store.Fire{
+				ID:        store.ScheduledFireID(e.job.Name, d.at),
+				Trigger:   store.TriggerSchedule,
+				Nominal:   d.at.UTC(),
+				Attempt:   1,
+				PlannedAt: now.UTC(),
+				PlannedBy: l.s.cfg.ID,
+			}
+			switch {
+			case d.skip != "":
+				f.State, f.Processed, f.EndedAt, f.Reason = store.FireSkipped, true, now.UTC(), d.skip
+				state.Skipped++
+			case ov.admit(e.job, &f, &replaced):
+				f.State = store.FirePlanned
+				f.Node, f.Reason = l.nodes.choose(e.job, e.sels)
+				l.nodes.assigned[f.Node]++
+				planned = append(planned, &openFire{fire: f})
+			default:
+				state.Skipped++
+			}
+			data, err := json.Marshal(f)
+			if err != nil {
+				release()
+				return false, fmt.Errorf("encode fire: %w", err)
+			}
+			key := l.keys.Fire(f.ID)
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+			ops = append(ops, clientv3.OpPut(key, string(data)))
 		}
-		data, err := json.Marshal(f)
+		stateData, err := json.Marshal(state)
 		if err != nil {
-			return false, fmt.Errorf("encode fire: %w", err)
+			release()
+			return false, fmt.Errorf("encode state: %w", err)
 		}
-		key := l.keys.Fire(f.ID)
-		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
-		ops = append(ops, clientv3.OpPut(key, string(data)))
+		ops = append(ops, clientv3.OpPut(l.keys.State(e.job.Name), string(stateData)))
+		states[i] = state
 	}
-	stateData, err := json.Marshal(state)
-	if err != nil {
-		return false, fmt.Errorf("encode state: %w", err)
-	}
-	ops = append(ops, clientv3.OpPut(l.keys.State(e.job.Name), string(stateData)))
 	rev, err := l.commit(ctx, cmps, ops)
+	release()
 	if err != nil || rev == 0 {
 		return false, err
 	}
-	e.state, e.stateRev = state, rev
+	for i, p := range plans {
+		p.e.state, p.e.stateRev = states[i], rev
+	}
 	for _, of := range planned {
 		of.rev = rev
 		l.openFire(of)
@@ -375,7 +449,8 @@ func (l *leader) dispatch(of *openFire, now time.Time) {
 		l.log.Info("fire waits", zap.Stringer("fire", of.fire.ID), zap.String("reason", of.fire.Reason))
 		return
 	}
-	data, _ := json.Marshal(store.Dispatch{Fire: of.fire.ID, Attempt: of.fire.Attempt})
+	record, _ := json.Marshal(of.fire)
+	data, _ := json.Marshal(store.Dispatch{Fire: of.fire.ID, Attempt: of.fire.Attempt, Rev: of.rev, Record: record})
 	if err := l.s.nats.Publish(store.DispatchSubject(l.s.cfg.SubjectPrefix, of.fire.Node), data); err != nil {
 		l.log.Warn("dispatch", zap.Stringer("fire", of.fire.ID), zap.Error(err))
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -169,15 +170,7 @@ func (l *leader) process(ctx context.Context, id store.FireID) error {
 	}
 	states := map[string]store.JobState{}
 	state := e.state
-	state.LastFire, state.LastResult = id.String(), f.State
-	if f.State == store.FireSucceeded {
-		state.LastSuccess = f.EndedAt
-	}
-	unblocks := f.State == store.FireSucceeded ||
-		(e.job.SoftFail && (f.State == store.FireFailed || f.State == store.FireTimedOut || f.State == store.FireLost))
-	if unblocks {
-		state.LastDone = f.EndedAt
-	}
+	unblocks := recordResult(&state, e.job, f)
 	states[id.Job] = state
 	var children []*openFire
 	var replaced []store.FireID
@@ -248,6 +241,131 @@ func (l *leader) process(ctx context.Context, id store.FireID) error {
 	}
 	l.dispatchFollowers(id, now)
 	l.log.Debug("fire finished", zap.Stringer("fire", id), zap.String("state", string(f.State)), zap.Int("children", len(children)))
+	return nil
+}
+
+// recordResult writes a final fire's result into its job's state and
+// reports whether it unblocks the job's children: a success, or any
+// failure of a soft_fail job.
+func recordResult(state *store.JobState, job *jobspec.Job, f store.Fire) bool {
+	state.LastFire, state.LastResult = f.ID.String(), f.State
+	if f.State == store.FireSucceeded {
+		state.LastSuccess = f.EndedAt
+	}
+	unblocks := f.State == store.FireSucceeded ||
+		(job.SoftFail && (f.State == store.FireFailed || f.State == store.FireTimedOut || f.State == store.FireLost))
+	if unblocks {
+		state.LastDone = f.EndedAt
+	}
+	return unblocks
+}
+
+// finishedFire is a fire seen final in the watch, with its record.
+type finishedFire struct {
+	fire store.Fire
+	kv   *mvccpb.KeyValue
+}
+
+// processFinished records the effects of the fires that ended in the last
+// watch response. A fire whose only effect is its job's last result (no
+// retry due, no dependent jobs) is recorded with many others in one fenced
+// transaction; the others go one by one through process.
+func (l *leader) processFinished(ctx context.Context) error {
+	finished := l.finished
+	l.finished = nil
+	var group []finishedFire
+	jobs := make(map[string]bool)
+	size := 1 // compares: the fence, then one per fire and one per job
+	flush := func() error {
+		if len(group) == 0 {
+			return nil
+		}
+		err := l.processGroup(ctx, group)
+		group, size = group[:0], 1
+		clear(jobs)
+		return err
+	}
+	for _, ff := range finished {
+		id := ff.fire.ID
+		if !l.pending[id] {
+			continue // processed meanwhile
+		}
+		e := l.jobs[id.Job]
+		if e == nil || retryable(e.job, ff.fire) || len(l.children[id.Job]) > 0 {
+			if err := l.process(ctx, id); err != nil {
+				return err
+			}
+			continue
+		}
+		cost := 1
+		if !jobs[id.Job] {
+			cost++
+		}
+		if size+cost > maxTxnOps {
+			if err := flush(); err != nil {
+				return err
+			}
+			cost = 2
+		}
+		group = append(group, ff)
+		jobs[id.Job] = true
+		size += cost
+	}
+	return flush()
+}
+
+// processGroup marks the fires processed and records each job's last
+// result in one fenced transaction, compared on every record's revision.
+// If any record changed meanwhile, each fire goes through process instead.
+func (l *leader) processGroup(ctx context.Context, group []finishedFire) error {
+	cmps := []clientv3.Cmp{l.fence}
+	var ops []clientv3.Op
+	states := make(map[string]store.JobState)
+	for _, ff := range group {
+		f := ff.fire
+		f.Processed = true
+		data, err := json.Marshal(f)
+		if err != nil {
+			return fmt.Errorf("encode fire: %w", err)
+		}
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(string(ff.kv.Key)), "=", ff.kv.ModRevision))
+		ops = append(ops, clientv3.OpPut(string(ff.kv.Key), string(data)))
+		e := l.jobs[f.ID.Job]
+		st, ok := states[f.ID.Job]
+		if !ok {
+			st = e.state
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(l.keys.State(f.ID.Job)), "=", e.stateRev))
+		}
+		recordResult(&st, e.job, f)
+		states[f.ID.Job] = st
+	}
+	for name, st := range states {
+		data, err := json.Marshal(st)
+		if err != nil {
+			return fmt.Errorf("encode state: %w", err)
+		}
+		ops = append(ops, clientv3.OpPut(l.keys.State(name), string(data)))
+	}
+	rev, err := l.commit(ctx, cmps, ops)
+	if err != nil {
+		return err
+	}
+	if rev == 0 {
+		for _, ff := range group {
+			if err := l.process(ctx, ff.fire.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for name, st := range states {
+		l.jobs[name].state, l.jobs[name].stateRev = st, rev
+	}
+	now := l.now()
+	for _, ff := range group {
+		delete(l.pending, ff.fire.ID)
+		l.dispatchFollowers(ff.fire.ID, now)
+	}
 	return nil
 }
 

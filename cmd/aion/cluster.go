@@ -62,7 +62,11 @@ func executorFlags(cmd *cobra.Command, defaultOutput string) {
 	f.String("output-dir", defaultOutput, "where the full output of runs is kept")
 	f.Duration("grace", 10*time.Second, "how long running jobs may finish on stop")
 	f.Duration("output-retention", 7*24*time.Hour, "how long full output is kept (0: forever)")
+	f.String("docker", string(executor.DockerAuto), "run container jobs: auto (if a Docker engine answers at start), on (refuse to start without one) or off")
+	f.Duration("pull-timeout", executor.DefaultConfig().PullTimeout, "how long an image pull of a container job may take")
 	configFlag(f, "output-retention", "executor.output_retention")
+	configFlag(f, "docker", "executor.docker")
+	configFlag(f, "pull-timeout", "executor.pull_timeout")
 	configFlag(f, "node-id", "executor.node_id")
 	configFlag(f, "labels", "executor.labels")
 	configFlag(f, "slots", "executor.slots")
@@ -101,6 +105,8 @@ func (a *app) executorConfig() (executor.Config, error) {
 	cfg.OutputDir = a.cfg.Executor.OutputDir
 	cfg.Grace = a.cfg.Executor.Grace
 	cfg.OutputRetention = a.cfg.Executor.OutputRetention
+	cfg.Docker = executor.DockerMode(a.cfg.Executor.Docker)
+	cfg.PullTimeout = a.cfg.Executor.PullTimeout
 	if err := cfg.Validate(); err != nil {
 		return cfg, &exitError{code: 2, err: err}
 	}

@@ -45,6 +45,8 @@ type config struct {
 		OutputDir       string        `mapstructure:"output_dir"`
 		Grace           time.Duration `mapstructure:"grace"`
 		OutputRetention time.Duration `mapstructure:"output_retention"`
+		Docker          string        `mapstructure:"docker"`
+		PullTimeout     time.Duration `mapstructure:"pull_timeout"`
 	} `mapstructure:"executor"`
 }
 
@@ -95,6 +97,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newDevCommand(a),
 		newSchedulerCommand(a),
 		newExecutorCommand(a),
+		newBenchCommand(a),
 	)
 	root.AddCommand(clientCommands(a)...)
 	return root

@@ -39,10 +39,12 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -170,7 +172,43 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern == "" {
+			// No route: the mux answers 404 or 405 (or redirects to a
+			// cleaned path); errors go out as JSON like every other.
+			w = &jsonErrorWriter{ResponseWriter: w, method: r.Method, path: r.URL.Path}
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// jsonErrorWriter replaces the plain-text body of an error the mux writes
+// itself (no route, method not allowed) with an ErrorResponse.
+type jsonErrorWriter struct {
+	http.ResponseWriter
+	method, path string
+	replaced     bool
+}
+
+func (w *jsonErrorWriter) WriteHeader(status int) {
+	if status < 400 {
+		w.ResponseWriter.WriteHeader(status)
+		return
+	}
+	w.replaced = true
+	w.Header().Del("Content-Length")
+	msg := fmt.Sprintf("%s %s: %s", w.method, w.path, strings.ToLower(http.StatusText(status)))
+	if allow := w.Header().Get("Allow"); allow != "" {
+		msg += ": use " + allow
+	}
+	writeJSON(w.ResponseWriter, status, ErrorResponse{Error: msg})
+}
+
+func (w *jsonErrorWriter) Write(p []byte) (int, error) {
+	if w.replaced {
+		return len(p), nil // the mux's text, already replaced
+	}
+	return w.ResponseWriter.Write(p)
 }
 
 // httpError is an answer other than 2xx that a handler chose.
@@ -199,6 +237,8 @@ func (s *Server) wrap(pattern string, h func(http.ResponseWriter, *http.Request)
 		var he *httpError
 		switch {
 		case errors.As(err, &he):
+		case etcdRefusedSize(err) != nil:
+			he = etcdRefusedSize(err)
 		case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
 			he = errorf(http.StatusServiceUnavailable, "etcd did not answer in time: %v", err)
 		default:
@@ -213,6 +253,25 @@ func (s *Server) wrap(pattern string, h func(http.ResponseWriter, *http.Request)
 		}
 		writeJSON(w, he.status, ErrorResponse{Error: he.msg, Problems: he.problems})
 	})
+}
+
+// etcdRefusedSize turns etcd's refusal of a request beyond its limits into
+// a 413 naming the limit; it is nil for other errors. Nothing was written:
+// each request is one transaction.
+func etcdRefusedSize(err error) *httpError {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, rpctypes.ErrTooManyOps):
+		return errorf(http.StatusRequestEntityTooLarge,
+			"the change needs more operations than etcd allows in one transaction (etcd's --max-txn-ops, 128 by default), nothing written")
+	case errors.Is(err, rpctypes.ErrRequestTooLarge),
+		// The client refuses, before sending, what etcd would refuse anyway.
+		strings.Contains(err.Error(), "code = ResourceExhausted desc = trying to send message larger than max"):
+		return errorf(http.StatusRequestEntityTooLarge,
+			"the change is larger than etcd accepts in one request (etcd's --max-request-bytes, 1.5 MiB by default), nothing written")
+	}
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

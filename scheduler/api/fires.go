@@ -143,6 +143,10 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, chunk)
 		return nil
 	}
+	if !validNode(f.Node) {
+		// Executors refuse such IDs; this record was not written by Aion.
+		return errorf(http.StatusBadGateway, "fire %s names executor %q, which is not a valid node ID: its output cannot be asked for", id, f.Node)
+	}
 	req, err := json.Marshal(store.LogRequest{Fire: id, Attempt: f.Attempt, Offset: offset})
 	if err != nil {
 		return fmt.Errorf("encode log request: %w", err)
@@ -179,6 +183,21 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
 	chunk.Size = nodeChunk.Size
 	writeJSON(w, http.StatusOK, chunk)
 	return nil
+}
+
+// validNode reports whether a node ID is one NATS subject token as
+// executors require: letters, digits, '-' and '_' (no '.', '*', '>' or
+// white space, which would change the subject it is part of).
+func validNode(id string) bool {
+	if id == "" || len(id) > 63 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !(c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // listNodes merges executor registrations with their latest load report.
@@ -230,6 +249,9 @@ func (s *Server) killFire(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(w, r, &req, true); err != nil {
 		return err
 	}
+	if len(req.By) > maxByBytes {
+		return errorf(http.StatusBadRequest, "by: longer than %d bytes", maxByBytes)
+	}
 	ctx, cancel := etcdContext(r)
 	defer cancel()
 	f, err := s.readFire(ctx, id)
@@ -243,7 +265,8 @@ func (s *Server) killFire(w http.ResponseWriter, r *http.Request) error {
 		req.By = "api client " + r.RemoteAddr
 	}
 	if err := store.RequestKill(ctx, s.etcd, s.keys, id, req.By, s.now()); err != nil {
-		return err
+		// The history of a deleted job stays, but nothing acts on it.
+		return requestError(err, id.Job, "kill")
 	}
 	s.log.Info("kill requested", zap.Stringer("fire", id), zap.String("by", req.By))
 	writeJSON(w, http.StatusAccepted, map[string]string{"fire": id.String(), "status": "kill requested"})

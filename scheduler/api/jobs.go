@@ -58,9 +58,14 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) error {
 		slices.SortStableFunc(problems, func(a, b *jobspec.Error) int {
 			return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
 		})
-		lines := make([]string, len(problems))
-		for i, p := range problems {
-			lines[i] = p.Error()
+		// A few megabytes of bad YAML can hold a million problems; the
+		// answer lists the first maxProblems.
+		lines := make([]string, 0, min(len(problems), maxProblems+1))
+		for _, p := range problems[:min(len(problems), maxProblems)] {
+			lines = append(lines, p.Error())
+		}
+		if len(problems) > maxProblems {
+			lines = append(lines, fmt.Sprintf("... and %d more", len(problems)-maxProblems))
 		}
 		return &httpError{status: http.StatusBadRequest, msg: problemCount(len(problems)) + " in the job files, nothing applied", problems: lines}
 	}
@@ -73,6 +78,10 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) error {
 	res, err := store.Apply(ctx, s.etcd, s.keys, jobs, prune, dryRun, s.now())
 	if errors.Is(err, store.ErrConflict) {
 		return errorf(http.StatusConflict, "%v; apply again", err)
+	}
+	if he := etcdRefusedSize(err); he != nil {
+		he.msg = fmt.Sprintf("applying %d jobs: %s", len(jobs), he.msg)
+		return he
 	}
 	if err != nil {
 		return fmt.Errorf("apply %d jobs: %w", len(jobs), err)
@@ -89,6 +98,9 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, ApplyResponse{ApplyResult: res, DryRun: dryRun, Prune: prune})
 	return nil
 }
+
+// maxProblems bounds the problems an answer lists.
+const maxProblems = 1000
 
 func problemCount(n int) string {
 	if n == 1 {
@@ -311,6 +323,10 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	cascade, err := boolParam(r, "cascade")
+	if err != nil {
+		return err
+	}
 	ctx, cancel := etcdContext(r)
 	defer cancel()
 	resp, err := s.etcd.Get(ctx, s.keys.Jobs(), clientv3.WithPrefix())
@@ -334,7 +350,6 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) error {
 	if target == nil {
 		return errorf(http.StatusNotFound, "no job named %q", name)
 	}
-	cascade := r.URL.Query().Get("cascade") == "true"
 	children := childrenOf[name]
 	if len(children) > 0 && !cascade {
 		var problems []string
@@ -393,6 +408,9 @@ func (s *Server) runJob(w http.ResponseWriter, r *http.Request) error {
 	if problems := checkEnv(req.Env); len(problems) > 0 {
 		return &httpError{status: http.StatusBadRequest, msg: "bad environment overrides, nothing run", problems: problems}
 	}
+	if problems := checkArgs(req.Args); len(problems) > 0 {
+		return &httpError{status: http.StatusBadRequest, msg: "bad arguments, nothing run", problems: problems}
+	}
 	if len(req.By) > maxByBytes {
 		return errorf(http.StatusBadRequest, "by: longer than %d bytes", maxByBytes)
 	}
@@ -406,18 +424,25 @@ func (s *Server) runJob(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := etcdContext(r)
 	defer cancel()
 	id, err := store.RequestRun(ctx, s.etcd, s.keys, name, store.RunRequest{Env: req.Env, Args: req.Args, Downstream: req.Downstream, By: req.By, At: s.now()})
-	switch {
-	case errors.Is(err, store.ErrNoSuchJob):
-		return errorf(http.StatusNotFound, "no job named %q", name)
-	case errors.Is(err, store.ErrDuplicateRequest):
-		return errorf(http.StatusConflict, "an identical run of %s was requested at the same instant; try again", name)
-	}
 	if err != nil {
-		return err
+		return requestError(err, name, "run")
 	}
 	s.log.Info("run requested", zap.Stringer("fire", id), zap.String("by", req.By))
 	writeJSON(w, http.StatusAccepted, RunResponse{Fire: id.String()})
 	return nil
+}
+
+// requestError turns the errors of store's request functions into
+// answers: the job was deleted meanwhile, or the same request was made at
+// the same instant.
+func requestError(err error, job, what string) error {
+	switch {
+	case errors.Is(err, store.ErrNoSuchJob):
+		return errorf(http.StatusNotFound, "no job named %q", job)
+	case errors.Is(err, store.ErrDuplicateRequest):
+		return errorf(http.StatusConflict, "an identical %s of %s was requested at the same instant; try again", what, job)
+	}
+	return err
 }
 
 func (s *Server) exists(ctx context.Context, key string) (bool, error) {
@@ -450,6 +475,24 @@ func checkEnv(env map[string]string) []string {
 	}
 	if size > jobspec.MaxEnvBytes {
 		problems = append(problems, fmt.Sprintf("env: too large: %d bytes, the limit is %d", size, jobspec.MaxEnvBytes))
+	}
+	return problems
+}
+
+// checkArgs checks argument overrides as jobspec checks a job's args: at
+// most MaxCommandBytes in all, counting one more byte per argument (its
+// terminator) so that a flood of empty arguments counts too.
+func checkArgs(args []string) []string {
+	var problems []string
+	size := 0
+	for i, a := range args {
+		size += len(a) + 1
+		if strings.ContainsRune(a, 0) {
+			problems = append(problems, fmt.Sprintf("args[%d]: contains a NUL byte", i))
+		}
+	}
+	if size > jobspec.MaxCommandBytes {
+		problems = append(problems, fmt.Sprintf("args: too long: %d bytes (one more per argument), the limit is %d", size, jobspec.MaxCommandBytes))
 	}
 	return problems
 }
@@ -492,7 +535,7 @@ func (s *Server) pauseJob(w http.ResponseWriter, r *http.Request, pause bool) er
 	}
 	change := store.PauseChange{Pause: pause, Note: req.Note, Catchup: req.Catchup && !pause}
 	if err := store.RequestPause(ctx, s.etcd, s.keys, name, change, req.By, s.now()); err != nil {
-		return err
+		return requestError(err, name, "pause or resume")
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"job": name, "pause": pause, "catchup": change.Catchup})
 	return nil
@@ -534,13 +577,20 @@ func (s *Server) backfillJob(w http.ResponseWriter, r *http.Request) error {
 	if more {
 		return errorf(http.StatusBadRequest, "the range holds more than %d nominal times; backfill it in parts", store.MaxBackfill)
 	}
+	// One read of the job's fire keys (bounded by history retention), not
+	// one per time: a range may hold store.MaxBackfill times.
+	fireKeys, err := s.etcd.Get(ctx, s.keys.JobFires(name), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return fmt.Errorf("read fires of %s: %w", name, err)
+	}
+	have := make(map[string]bool, len(fireKeys.Kvs))
+	for _, kv := range fireKeys.Kvs {
+		have[string(kv.Key)] = true
+	}
 	res := BackfillResponse{Times: make([]BackfillTime, 0, len(times))}
 	for _, t := range times {
 		id := store.ScheduledFireID(name, t)
-		exists, err := s.exists(ctx, s.keys.Fire(id))
-		if err != nil {
-			return err
-		}
+		exists := have[s.keys.Fire(id)]
 		res.Times = append(res.Times, BackfillTime{Fire: id.String(), At: t, Exists: exists})
 		if !exists {
 			res.New++
@@ -552,7 +602,7 @@ func (s *Server) backfillJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	id, err := store.RequestBackfill(ctx, s.etcd, s.keys, name, store.Backfill{From: req.From, To: req.To, Parallel: req.Parallel}, req.By, s.now())
 	if err != nil {
-		return err
+		return requestError(err, name, "backfill")
 	}
 	res.Request = id.String()
 	writeJSON(w, http.StatusAccepted, res)

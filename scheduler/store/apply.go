@@ -10,7 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/aionsched/aion/jobspec"
 )
@@ -24,15 +27,39 @@ type ApplyResult struct {
 }
 
 // ErrConflict reports that the stored jobs changed while an apply was
-// computed; nothing was written and the apply can be retried.
+// computed; the apply can be retried. Nothing was written, unless the set
+// was too large for one transaction (then the error says how much was).
 var ErrConflict = errors.New("store: jobs changed concurrently, nothing applied")
 
-// Apply stores a validated job set in one etcd transaction: new and changed
-// definitions are written, a state record is created for new jobs, and with
-// prune the stored jobs missing from the set are deleted (with their state;
-// their fire history stays). The transaction compares every definition it
-// read, so a concurrent change makes it fail whole (ErrConflict). With
-// dryRun nothing is written.
+// chunkChanges is how many job changes go in one transaction when a set is
+// too large for a single one: at most three operations each (definition,
+// state, and the state's guard), under etcd's default limit of 128.
+const chunkChanges = 40
+
+// chunkBytes bounds the values written by one transaction of a chunked
+// apply, under etcd's default --max-request-bytes of 1.5 MiB.
+const chunkBytes = 1 << 20
+
+// change is the write of one job: a compare on what was read, its ops, and
+// how many bytes they write.
+type change struct {
+	cmp  clientv3.Cmp
+	ops  []clientv3.Op
+	size int
+}
+
+// Apply stores a validated job set: new and changed definitions are
+// written, a state record is created for new jobs, and with prune the
+// stored jobs missing from the set are deleted (with their state; their
+// fire history stays). Every write compares the definition it read, so a
+// concurrent change makes it fail (ErrConflict). With dryRun nothing is
+// written.
+//
+// The set is written in one transaction, all or nothing. When etcd refuses
+// it as too large (more operations than its --max-txn-ops, or bytes than
+// its --max-request-bytes), it is written in transactions of chunkChanges
+// jobs instead: then a conflict stops it midway, the error says how many
+// changes were written, and applying again finishes the rest.
 func Apply(ctx context.Context, cli *clientv3.Client, keys Keys, jobs []*jobspec.Job, prune, dryRun bool, now time.Time) (ApplyResult, error) {
 	var res ApplyResult
 	existing, err := cli.Get(ctx, keys.Jobs(), clientv3.WithPrefix())
@@ -46,8 +73,7 @@ func Apply(ctx context.Context, cli *clientv3.Client, keys Keys, jobs []*jobspec
 		stored[name] = kv.ModRevision
 		values[name] = kv.Value
 	}
-	var cmps []clientv3.Cmp
-	var ops []clientv3.Op
+	var changes []change
 	inSet := make(map[string]bool, len(jobs))
 	for _, j := range jobs {
 		inSet[j.Name] = true
@@ -60,18 +86,19 @@ func Apply(ctx context.Context, cli *clientv3.Client, keys Keys, jobs []*jobspec
 		switch {
 		case !exists:
 			res.Created = append(res.Created, j.Name)
-			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
 			state, _ := json.Marshal(JobState{AppliedAt: now.UTC()})
 			stateKey := keys.State(j.Name)
-			ops = append(ops, clientv3.OpPut(key, string(data)), clientv3.OpTxn(
-				[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(stateKey), "=", 0)},
-				[]clientv3.Op{clientv3.OpPut(stateKey, string(state))}, nil))
+			changes = append(changes, change{cmp: clientv3.Compare(clientv3.CreateRevision(key), "=", 0), size: len(data) + len(state), ops: []clientv3.Op{
+				clientv3.OpPut(key, string(data)),
+				clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(stateKey), "=", 0)},
+					[]clientv3.Op{clientv3.OpPut(stateKey, string(state))}, nil),
+			}})
 		case bytes.Equal(values[j.Name], data):
 			res.Unchanged = append(res.Unchanged, j.Name)
 		default:
 			res.Updated = append(res.Updated, j.Name)
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
-			ops = append(ops, clientv3.OpPut(key, string(data)))
+			changes = append(changes, change{cmp: clientv3.Compare(clientv3.ModRevision(key), "=", rev), size: len(data),
+				ops: []clientv3.Op{clientv3.OpPut(key, string(data))}})
 		}
 	}
 	if prune {
@@ -80,24 +107,76 @@ func Apply(ctx context.Context, cli *clientv3.Client, keys Keys, jobs []*jobspec
 				continue
 			}
 			res.Deleted = append(res.Deleted, name)
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(keys.Job(name)), "=", rev))
-			ops = append(ops, clientv3.OpDelete(keys.Job(name)), clientv3.OpDelete(keys.State(name)))
+			changes = append(changes, change{cmp: clientv3.Compare(clientv3.ModRevision(keys.Job(name)), "=", rev),
+				ops: []clientv3.Op{clientv3.OpDelete(keys.Job(name)), clientv3.OpDelete(keys.State(name))}})
 		}
 	}
 	for _, list := range [][]string{res.Created, res.Updated, res.Unchanged, res.Deleted} {
 		slices.Sort(list)
 	}
-	if dryRun || len(ops) == 0 {
+	if dryRun || len(changes) == 0 {
 		return res, nil
 	}
-	resp, err := cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
-	if err != nil {
-		return ApplyResult{}, fmt.Errorf("apply %d changes in one transaction: %w", len(ops), err)
+	ok, err := commitChanges(ctx, cli, changes)
+	if tooLarge(err) {
+		return res, commitChunks(ctx, cli, changes)
 	}
-	if !resp.Succeeded {
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("apply %d changes in one transaction: %w", len(changes), err)
+	}
+	if !ok {
 		return ApplyResult{}, ErrConflict
 	}
 	return res, nil
+}
+
+func commitChanges(ctx context.Context, cli *clientv3.Client, changes []change) (bool, error) {
+	cmps := make([]clientv3.Cmp, 0, len(changes))
+	var ops []clientv3.Op
+	for _, c := range changes {
+		cmps = append(cmps, c.cmp)
+		ops = append(ops, c.ops...)
+	}
+	resp, err := cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return false, err
+	}
+	return resp.Succeeded, nil
+}
+
+// commitChunks writes changes in transactions of at most chunkChanges
+// jobs and chunkBytes.
+func commitChunks(ctx context.Context, cli *clientv3.Client, changes []change) error {
+	written := 0
+	for written < len(changes) {
+		end, size := written, 0
+		for end < len(changes) && end-written < chunkChanges && (end == written || size+changes[end].size <= chunkBytes) {
+			size += changes[end].size
+			end++
+		}
+		ok, err := commitChanges(ctx, cli, changes[written:end])
+		if err == nil && !ok {
+			err = ErrConflict
+		}
+		if err != nil {
+			return fmt.Errorf("the set is too large for one etcd transaction, so it is written in parts: %d of %d changes were written, then: %w; apply again to finish",
+				written, len(changes), err)
+		}
+		written = end
+	}
+	return nil
+}
+
+// tooLarge reports whether etcd (or the gRPC client) refused a transaction
+// for its size.
+func tooLarge(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
+		return true
+	}
+	return status.Code(err) == codes.ResourceExhausted
 }
 
 // LoadJobs reads every stored job definition.

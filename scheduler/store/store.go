@@ -324,10 +324,16 @@ const (
 func DispatchSubject(prefix, node string) string { return prefix + "dispatch." + node }
 
 // Dispatch tells an executor to claim and run a fire. It is a hint; the
-// fire record is the truth.
+// fire record is the truth. It carries the record as the leader wrote it
+// and its revision, so the executor can claim in one transaction that
+// compares both (and reads the job's definition) instead of reading the
+// record first; a dispatch whose record does not match etcd's is only a
+// prompt to read it.
 type Dispatch struct {
 	Fire    FireID `json:"fire"`
 	Attempt int    `json:"attempt"`
+	Rev     int64  `json:"rev,omitempty"`    // the record's mod revision
+	Record  []byte `json:"record,omitempty"` // the record's value at Rev
 }
 
 // LoadReport is an executor's load, published every second.

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aionsched/aion/scheduler/bench"
+)
+
+// benchReport is what `aion bench --json` prints.
+type benchReport struct {
+	Executors int                    `json:"executors"`
+	Slots     int                    `json:"slots_per_executor"`
+	Lateness  []bench.LatenessResult `json:"lateness,omitempty"`
+	Manual    *bench.ManualResult    `json:"manual_trigger,omitempty"`
+	Scale     []bench.ScaleResult    `json:"scale,omitempty"`
+}
+
+func newBenchCommand(a *app) *cobra.Command {
+	var (
+		rates            []int
+		warmup, measure  time.Duration
+		executors, slots int
+		manualRuns       int
+		asJSON           bool
+		cpuProfile       string
+		scale            []int
+		ttl              time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure fire lateness, manual trigger latency, and the cost of many jobs",
+		Long: `bench starts an embedded etcd and NATS, one scheduler and several executors in
+this process, and measures, from the fire records:
+
+  - lateness (claim, the moment the process starts, minus the nominal time) of
+    every-second /bin/true jobs at each rate of fires per second (--rates);
+  - manual trigger latency: a run request written to etcd (what aion run does)
+    to the start of its process (--manual);
+  - with --scale N: N registered yearly jobs (plus one every-second job) on a
+    fresh etcd, two "aion scheduler" processes of this binary: apply time, the
+    leader's RSS and idle CPU, then SIGKILL the leader and time the takeover.
+
+Figures go in BENCHMARKS.md with the command line that produced them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("cpu profile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
+			report := benchReport{Executors: executors, Slots: slots}
+			if slices.ContainsFunc(rates, func(r int) bool { return r > 0 }) || manualRuns > 0 {
+				if err := benchLateness(a, cmd, &report, rates, warmup, measure, manualRuns, asJSON); err != nil {
+					return err
+				}
+			}
+			for _, n := range scale {
+				res, err := benchScale(cmd, n, ttl)
+				if err != nil {
+					return err
+				}
+				report.Scale = append(report.Scale, res)
+				if !asJSON {
+					fmt.Fprintln(a.stdout, res)
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(report)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntSliceVar(&rates, "rates", []int{1, 100, 1000}, "fires per second to measure lateness at (each is that many every-second jobs; 0: none)")
+	f.DurationVar(&warmup, "warmup", 3*time.Second, "time to run before measuring each rate")
+	f.DurationVar(&measure, "measure", 10*time.Second, "measured time per rate")
+	f.IntVar(&executors, "executors", 4, "executors in the process")
+	f.IntVar(&slots, "slots", 256, "slots per executor")
+	f.IntVar(&manualRuns, "manual", 100, "manual triggers to time, one after another (0: none)")
+	f.IntSliceVar(&scale, "scale", nil, "numbers of registered jobs to measure scheduler memory, idle CPU and takeover with (e.g. 100000,1000000)")
+	f.DurationVar(&ttl, "session-ttl", 5*time.Second, "session TTL of the scheduler processes in the scale runs")
+	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (go tool pprof) to this file")
+	return cmd
+}
+
+// benchScale measures one number of registered jobs on a fresh stack whose
+// schedulers are processes of this binary.
+func benchScale(cmd *cobra.Command, n int, ttl time.Duration) (bench.ScaleResult, error) {
+	bin, err := os.Executable()
+	if err != nil {
+		return bench.ScaleResult{}, err
+	}
+	stack, err := bench.Start(cmd.Context(), bench.StackConfig{Executors: 1, Slots: 16, NoScheduler: true})
+	if err != nil {
+		return bench.ScaleResult{}, err
+	}
+	defer stack.Close()
+	return bench.Scale(cmd.Context(), stack, bin, n, ttl)
+}
+
+// benchLateness measures lateness at each rate, then manual triggers, on
+// one in-process stack.
+func benchLateness(a *app, cmd *cobra.Command, report *benchReport, rates []int, warmup, measure time.Duration, manualRuns int, asJSON bool) error {
+	ctx := cmd.Context()
+	stack, err := bench.Start(ctx, bench.StackConfig{Executors: report.Executors, Slots: report.Slots, Log: a.log})
+	if err != nil {
+		return err
+	}
+	defer stack.Close()
+	if !asJSON {
+		fmt.Fprintf(a.stdout, "stack: embedded etcd + NATS, 1 scheduler, %d executors × %d slots\n", report.Executors, report.Slots)
+	}
+	for _, rate := range rates {
+		if rate <= 0 {
+			continue
+		}
+		res, err := bench.Lateness(ctx, stack, rate, warmup, measure)
+		if err != nil {
+			return err
+		}
+		report.Lateness = append(report.Lateness, res)
+		if !asJSON {
+			fmt.Fprintln(a.stdout, res)
+		}
+	}
+	if manualRuns > 0 {
+		res, err := bench.Manual(ctx, stack, manualRuns)
+		if err != nil {
+			return err
+		}
+		report.Manual = &res
+		if !asJSON {
+			fmt.Fprintln(a.stdout, res)
+		}
+	}
+	return nil
+}

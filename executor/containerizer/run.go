@@ -1,0 +1,264 @@
+package containerizer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/pkg/stdcopy"
+	"go.uber.org/zap"
+
+	"github.com/aionsched/aion/jobspec"
+)
+
+// Result is how a container ended.
+type Result struct {
+	// ContainerID names the container once created, even when Run fails
+	// later; the caller removes it (Remove) once the result is recorded.
+	ContainerID string
+	// PID is the container's first process as the host sees it, read just
+	// after the start; 0 when the container had ended by then.
+	PID      int
+	ExitCode int // 128+N when killed by signal N
+	// OOMKilled: the kernel killed a process of the container for going
+	// over its memory limit.
+	OOMKilled bool
+	// TimedOut: Spec.Timeout passed and the container was stopped.
+	TimedOut bool
+	// Stopped: ctx ended and the container was stopped.
+	Stopped bool
+}
+
+// ImageError says why a run's image is not there to run.
+type ImageError struct {
+	Image string
+	Pull  jobspec.PullPolicy
+	Err   error // nil when the image is missing and pull is never
+}
+
+func (e *ImageError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("image %q not found locally and pull is %s", e.Image, e.Pull)
+	}
+	return fmt.Sprintf("pull image %q (pull: %s): %v", e.Image, e.Pull, e.Err)
+}
+
+func (e *ImageError) Unwrap() error { return e.Err }
+
+// Run pulls the image as the spec's policy says, creates the container,
+// starts it with its stdout and stderr written to out (in the order the
+// engine sends them), and waits for it to end. It stops the container
+// (SIGTERM, then SIGKILL after Grace) when the timeout passes or ctx ends.
+//
+// An error means the container did not run to an end (no image, bad
+// configuration, engine unreachable). Either way, a Result with a
+// ContainerID names a container the caller must Remove.
+func (e *Engine) Run(ctx context.Context, s Spec, out io.Writer) (Result, error) {
+	if err := e.ensureImage(ctx, s.Image, s.Pull); err != nil {
+		return Result{}, err
+	}
+	created, err := e.cli.ContainerCreate(ctx, containerConfig(s), hostConfig(s), nil, nil, "")
+	if err != nil {
+		return Result{}, fmt.Errorf("create container: %w", err)
+	}
+	res := Result{ContainerID: created.ID}
+	log := e.log.With(zap.String("container", shortID(created.ID)), zap.String("fire", s.Labels[LabelFire]))
+	for _, w := range created.Warnings {
+		log.Info("engine warning on create", zap.String("warning", w))
+	}
+	// Whatever happens next, the engine must not be left waiting on us: calls
+	// that end the container run even when ctx has ended.
+	bg := context.WithoutCancel(ctx)
+
+	// Attach before start, as docker run does, so no output is lost.
+	attached, err := e.cli.ContainerAttach(ctx, created.ID, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return res, fmt.Errorf("attach to container: %w", err)
+	}
+	defer attached.Close()
+	copied := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(out, out, attached.Reader)
+		copied <- err
+	}()
+	waitCtx, stopWaiting := context.WithCancel(bg)
+	defer stopWaiting()
+	if err := e.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		return res, fmt.Errorf("start container: %w", err)
+	}
+	// Waiting for "not running" after the start returns at once if it has
+	// already ended.
+	waited, waitErr := e.cli.ContainerWait(waitCtx, created.ID, container.WaitConditionNotRunning)
+	if info, err := e.cli.ContainerInspect(bg, created.ID); err == nil && info.State != nil {
+		res.PID = info.State.Pid
+	}
+
+	var timeout <-chan time.Time
+	if s.Timeout > 0 {
+		timer := time.NewTimer(s.Timeout)
+		defer timer.Stop()
+		timeout = timer.C
+	}
+	done := ctx.Done()
+	var ended container.WaitResponse
+wait:
+	for {
+		select {
+		case <-timeout:
+			timeout, res.TimedOut = nil, true
+			log.Debug("timeout: stopping container", zap.Duration("timeout", s.Timeout))
+			e.stop(bg, created.ID, s.Grace)
+		case <-done:
+			done, res.Stopped = nil, true
+			log.Debug("stopping container", zap.NamedError("cause", context.Cause(ctx)))
+			e.stop(bg, created.ID, s.Grace)
+		case ended = <-waited:
+			break wait
+		case err := <-waitErr:
+			return res, fmt.Errorf("wait for container: %w", err)
+		}
+	}
+	res.ExitCode = int(ended.StatusCode)
+	if ended.Error != nil && ended.Error.Message != "" {
+		return res, fmt.Errorf("wait for container: %s", ended.Error.Message)
+	}
+	// The engine closes the attached stream once the container's output is
+	// all sent; a broken engine must not hold the run forever.
+	select {
+	case err := <-copied:
+		if err != nil {
+			log.Warn("container output", zap.Error(err))
+		}
+	case <-time.After(10 * time.Second):
+		log.Warn("container ended but its output stream did not; the output may be cut short")
+	}
+	info, err := e.cli.ContainerInspect(bg, created.ID)
+	if err != nil {
+		return res, fmt.Errorf("inspect ended container: %w", err)
+	}
+	if info.State != nil {
+		res.ExitCode, res.OOMKilled = info.State.ExitCode, info.State.OOMKilled
+	}
+	return res, nil
+}
+
+// stop sends SIGTERM and, after grace (rounded up to whole seconds, as the
+// API takes it), SIGKILL; it returns when the container has stopped.
+func (e *Engine) stop(ctx context.Context, id string, grace time.Duration) {
+	secs := int(math.Ceil(max(grace, 0).Seconds()))
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
+	defer cancel()
+	if err := e.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}); err != nil && !cerrdefs.IsNotFound(err) {
+		e.log.Warn("stop container; killing it", zap.String("container", shortID(id)), zap.Error(err))
+		if err := e.cli.ContainerKill(ctx, id, "KILL"); err != nil {
+			e.log.Warn("kill container", zap.String("container", shortID(id)), zap.Error(err))
+		}
+	}
+}
+
+// Remove removes a container, killing it first if it still runs. A
+// container that is already gone is not an error.
+func (e *Engine) Remove(ctx context.Context, id string) error {
+	if id == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err := e.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove container %s: %w", shortID(id), err)
+	}
+	return nil
+}
+
+// ensureImage makes the image present per the pull policy.
+func (e *Engine) ensureImage(ctx context.Context, ref string, pull jobspec.PullPolicy) error {
+	_, err := e.cli.ImageInspect(ctx, ref)
+	switch {
+	case err != nil && !cerrdefs.IsNotFound(err):
+		return fmt.Errorf("inspect image %q: %w", ref, err)
+	case err == nil && pull != jobspec.PullAlways:
+		return nil
+	case err != nil && pull == jobspec.PullNever:
+		return &ImageError{Image: ref, Pull: pull}
+	}
+	if err := e.pull(ctx, ref); err != nil {
+		return &ImageError{Image: ref, Pull: pull, Err: err}
+	}
+	return nil
+}
+
+// errPullTimeout is the cause of a pull that took longer than allowed.
+var errPullTimeout = errors.New("containerizer: pull timed out")
+
+// pull pulls ref within the engine's pull timeout. The engine reports
+// failures inside the progress stream, so the stream is read to the end.
+func (e *Engine) pull(ctx context.Context, ref string) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, e.pullTimeout, errPullTimeout)
+	defer cancel()
+	started := time.Now()
+	e.log.Info("pulling image", zap.String("image", ref))
+	err := func() error {
+		rc, err := e.cli.ImagePull(ctx, ref, image.PullOptions{})
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		dec := json.NewDecoder(rc)
+		for {
+			var m struct {
+				Error       string `json:"error"`
+				ErrorDetail struct {
+					Message string `json:"message"`
+				} `json:"errorDetail"`
+			}
+			if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			if m.ErrorDetail.Message != "" {
+				return errors.New(m.ErrorDetail.Message)
+			}
+			if m.Error != "" {
+				return errors.New(m.Error)
+			}
+		}
+	}()
+	if errors.Is(context.Cause(ctx), errPullTimeout) {
+		return fmt.Errorf("no image after %s (the pull timeout)", e.pullTimeout)
+	}
+	if err != nil {
+		return err
+	}
+	e.log.Info("image pulled", zap.String("image", ref), zap.Duration("took", time.Since(started)))
+	return nil
+}
+
+func containerConfig(s Spec) *container.Config {
+	return &container.Config{
+		Image: s.Image, Entrypoint: s.Entrypoint, Cmd: s.Cmd,
+		Env: s.Env, WorkingDir: s.WorkingDir, User: s.User, Labels: s.Labels,
+	}
+}
+
+func hostConfig(s Spec) *container.HostConfig {
+	hc := &container.HostConfig{
+		Binds:       s.Binds,
+		NetworkMode: container.NetworkMode(s.Network),
+		Resources:   container.Resources{NanoCPUs: s.NanoCPUs, Memory: s.Memory},
+	}
+	if s.Memory > 0 {
+		hc.Resources.MemorySwap = s.Memory // no swap beyond the limit
+	}
+	return hc
+}
+
+func shortID(id string) string { return id[:min(len(id), 12)] }

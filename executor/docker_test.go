@@ -1,0 +1,444 @@
+package executor_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/aionsched/aion/executor"
+	"github.com/aionsched/aion/executor/containerizer/containertest"
+	"github.com/aionsched/aion/scheduler/clustertest"
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// dockerNode returns a node ID no other test uses: containers are found by
+// their node label, and packages test in parallel on the one engine.
+func dockerNode(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	node := "dk-" + hex.EncodeToString(b)
+	containertest.RemoveContainersAtEnd(t, node)
+	return node
+}
+
+// startDockerExecutor runs an executor in the given Docker mode until the
+// test ends and returns its registration once it is there.
+func startDockerExecutor(t *testing.T, c *clustertest.Cluster, node string, mode executor.DockerMode) store.Node {
+	t.Helper()
+	cfg := executor.DefaultConfig()
+	cfg.NodeID, cfg.Slots, cfg.Docker = node, 4, mode
+	cfg.OutputDir = t.TempDir()
+	cfg.Grace = time.Second
+	clustertest.RunUntilCleanup(t, executor.New(cfg, c.Etcd, c.NATS, c.Log).Run, "")
+	return waitRegistered(t, c, node)
+}
+
+func waitRegistered(t *testing.T, c *clustertest.Cluster, node string) store.Node {
+	t.Helper()
+	var n store.Node
+	clustertest.WaitFor(t, 10*time.Second, node+" to register", func() bool {
+		resp, err := c.Etcd.Get(context.Background(), c.Keys.Node(node))
+		return err == nil && len(resp.Kvs) == 1 && json.Unmarshal(resp.Kvs[0].Value, &n) == nil
+	})
+	return n
+}
+
+// runFire plans a fire of job on node, dispatches it and waits for its end.
+func runFire(t *testing.T, c *clustertest.Cluster, job, node string, args []string) store.Fire {
+	t.Helper()
+	id := startFire(t, c, job, node, args)
+	clustertest.WaitFor(t, 20*time.Second, id.String()+" to end", func() bool {
+		return fireRecord(t, c, id).State.Final()
+	})
+	return fireRecord(t, c, id)
+}
+
+func startFire(t *testing.T, c *clustertest.Cluster, job, node string, args []string) store.FireID {
+	t.Helper()
+	id := store.ManualFireID(job, time.Now())
+	f := store.Fire{ID: id, Trigger: store.TriggerManual, Nominal: time.Now().UTC(), State: store.FirePlanned,
+		Attempt: 1, Node: node, PlannedAt: time.Now().UTC(), Args: args}
+	data, _ := json.Marshal(f)
+	if _, err := c.Etcd.Put(context.Background(), c.Keys.Fire(id), string(data)); err != nil {
+		t.Fatal(err)
+	}
+	dispatch(t, c, node, store.Dispatch{Fire: id, Attempt: 1})
+	return id
+}
+
+// waitContainerRunning waits for node's one container to be started.
+func waitContainerRunning(t *testing.T, node string) {
+	t.Helper()
+	clustertest.WaitFor(t, 10*time.Second, "the container of "+node+" to run", func() bool {
+		list := containertest.Containers(t, node)
+		return len(list) == 1 && list[0].State == "running"
+	})
+}
+
+func waitNoContainers(t *testing.T, node string) {
+	t.Helper()
+	clustertest.WaitFor(t, 10*time.Second, "the containers of "+node+" to be removed", func() bool {
+		return len(containertest.Containers(t, node)) == 0
+	})
+}
+
+func exitCode(f store.Fire) string {
+	if f.ExitCode == nil {
+		return "none"
+	}
+	return fmt.Sprint(*f.ExitCode)
+}
+
+// TestDocker_NodeAdvertisesDockerOnlyWithAnEngine: an executor that finds
+// the engine labels its node; with Docker off, or no engine answering,
+// the node has no such label and still runs host jobs; with Docker on and
+// no engine, the executor does not start.
+func TestDocker_NodeAdvertisesDockerOnlyWithAnEngine(t *testing.T) {
+	containertest.Client(t)
+	c := clustertest.Start(t)
+	if n := startDockerExecutor(t, c, dockerNode(t), executor.DockerAuto); n.Labels[executor.DockerLabel] != "true" || n.Labels[executor.DockerVersionLabel] == "" {
+		t.Errorf("auto with an engine: labels %v, want %s=true and the engine version", n.Labels, executor.DockerLabel)
+	}
+	if n := startDockerExecutor(t, c, dockerNode(t), executor.DockerOff); n.Labels[executor.DockerLabel] != "" {
+		t.Errorf("off: labels %v, want no %s", n.Labels, executor.DockerLabel)
+	}
+
+	t.Setenv("DOCKER_HOST", "tcp://127.0.0.1:1") // nothing listens there
+	node := dockerNode(t)
+	if n := startDockerExecutor(t, c, node, executor.DockerAuto); n.Labels[executor.DockerLabel] != "" {
+		t.Errorf("auto without an engine: labels %v, want no %s", n.Labels, executor.DockerLabel)
+	}
+	c.Apply(t, "name: host\nschedule: manual\ncommand: echo on the host\n")
+	if f := runFire(t, c, "host", node, nil); f.State != store.FireSucceeded {
+		t.Errorf("host job on a node without Docker: %s (%s)", f.State, f.Reason)
+	}
+	cfg := executor.DefaultConfig()
+	cfg.NodeID, cfg.Docker, cfg.OutputDir = dockerNode(t), executor.DockerOn, t.TempDir()
+	err := executor.New(cfg, c.Etcd, c.NATS, c.Log).Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "docker mode is on, but no engine answers") {
+		t.Errorf("on without an engine: Run = %v, want a refusal", err)
+	}
+}
+
+// TestDocker_ExitCodesEnvVolumesUserAndOutput runs container jobs through
+// the whole protocol: the run sees the job's env, the run's overrides and
+// the AION_* variables but not the executor's environment, writes to a
+// bind-mounted directory as the job's user, and its output lands in the
+// record and the output file like a host run's. The container is removed.
+func TestDocker_ExitCodesEnvVolumesUserAndOutput(t *testing.T) {
+	img := containertest.HelperImage(t)
+	c := clustertest.Start(t)
+	node := dockerNode(t)
+	data := t.TempDir()
+	if err := os.Chmod(data, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LEAKED_FROM_EXECUTOR", "yes")
+	c.Apply(t, fmt.Sprintf(`
+jobs:
+  - name: greet
+    schedule: manual
+    command: echo hello $GREETING $1 from $0; err to-stderr; env AION_FIRE_ID AION_JOB AION_ATTEMPT AION_NODE LEAKED_FROM_EXECUTOR; pwd; id; write /data/out.txt $AION_FIRE_ID
+    workdir: /tmp
+    env: {GREETING: world}
+    container:
+      image: %[1]s
+      pull: never
+      network: none
+      user: "65534:65534"
+      volumes: ["%[2]s:/data:rw"]
+  - name: fail
+    schedule: manual
+    args: ["/helper", "exit", "3"]
+    container: {image: %[1]s, pull: never}
+  - name: image-default
+    schedule: manual
+    container: {image: %[1]s, pull: never}
+`, img, data))
+	startDockerExecutor(t, c, node, executor.DockerOn)
+
+	f := runFire(t, c, "greet", node, []string{"arg1"})
+	if f.State != store.FireSucceeded || exitCode(f) != "0" {
+		t.Fatalf("greet: %s exit %s (%s)\n%s", f.State, exitCode(f), f.Reason, f.OutputTail)
+	}
+	for _, want := range []string{
+		"hello world arg1 from greet\n", "to-stderr\n",
+		"AION_FIRE_ID=" + f.ID.String() + "\n", "AION_JOB=greet\n", "AION_ATTEMPT=1\n", "AION_NODE=" + node + "\n",
+		"LEAKED_FROM_EXECUTOR=\n", "/tmp\n", "uid=65534 gid=65534\n",
+	} {
+		if !strings.Contains(f.OutputTail, want) {
+			t.Errorf("output lacks %q:\n%s", want, f.OutputTail)
+		}
+	}
+	if full, err := os.ReadFile(f.OutputPath); err != nil || string(full) != f.OutputTail {
+		t.Errorf("full output at %s = %q, %v; want the same as the tail", f.OutputPath, full, err)
+	}
+	if written, err := os.ReadFile(filepath.Join(data, "out.txt")); err != nil || string(written) != f.ID.String()+"\n" {
+		t.Errorf("file written through the volume: %q, %v", written, err)
+	}
+
+	if f := runFire(t, c, "fail", node, nil); f.State != store.FireFailed || exitCode(f) != "3" || f.Reason != "exit status 3" {
+		t.Errorf("fail: %s exit %s (%s), want failed with exit status 3", f.State, exitCode(f), f.Reason)
+	}
+	if f := runFire(t, c, "image-default", node, nil); f.State != store.FireSucceeded || f.OutputTail != "the image's own command\n" {
+		t.Errorf("image-default: %s (%s) output %q, want the image's CMD run", f.State, f.Reason, f.OutputTail)
+	}
+	waitNoContainers(t, node)
+}
+
+// TestDocker_TimeoutStopsThenKills: a run that ignores SIGTERM outlives its
+// timeout by the grace period, then is killed and recorded timed out.
+func TestDocker_TimeoutStopsThenKills(t *testing.T) {
+	t.Parallel()
+	img := containertest.HelperImage(t)
+	c := clustertest.Start(t)
+	node := dockerNode(t)
+	c.Apply(t, fmt.Sprintf(`
+name: stubborn
+schedule: manual
+command: ignore-term; echo started; sleep 1m; echo never
+timeout: 1s
+container: {image: %s, pull: never}
+`, img))
+	startDockerExecutor(t, c, node, executor.DockerOn) // grace 1s
+
+	f := runFire(t, c, "stubborn", node, nil)
+	took := f.EndedAt.Sub(f.StartedAt)
+	if f.State != store.FireTimedOut || exitCode(f) != "137" || f.Reason != "killed after the 1s timeout" {
+		t.Errorf("stubborn: %s exit %s (%s), want timed_out, killed (137)", f.State, exitCode(f), f.Reason)
+	}
+	if took < 2*time.Second || took > 10*time.Second {
+		t.Errorf("took %s, want the 1s timeout plus the 1s grace before SIGKILL", took)
+	}
+	if f.OutputTail != "started\n" {
+		t.Errorf("output %q", f.OutputTail)
+	}
+	waitNoContainers(t, node)
+}
+
+// TestDocker_MemoryLimitKillIsReportedAsSuch: a run over resources.memory
+// is killed by the kernel and recorded as out of memory.
+func TestDocker_MemoryLimitKillIsReportedAsSuch(t *testing.T) {
+	t.Parallel()
+	img := containertest.HelperImage(t)
+	if info, err := containertest.Client(t).Info(t.Context()); err != nil || !info.MemoryLimit {
+		t.Skipf("the Docker engine cannot limit memory (info: %v)", err)
+	}
+	c := clustertest.Start(t)
+	node := dockerNode(t)
+	c.Apply(t, fmt.Sprintf(`
+name: greedy
+schedule: manual
+args: ["/helper", "alloc", "512"]
+resources: {memory: 32Mi, cpus: 0.5}
+timeout: 30s
+container: {image: %s, pull: never}
+`, img))
+	startDockerExecutor(t, c, node, executor.DockerOn)
+
+	f := runFire(t, c, "greedy", node, nil)
+	if f.State != store.FireFailed || exitCode(f) != "137" || f.Reason != "killed: out of memory (limit 32MiB)" {
+		t.Errorf("greedy: %s exit %s (%s), want failed: killed: out of memory (limit 32MiB), exit 137", f.State, exitCode(f), f.Reason)
+	}
+	waitNoContainers(t, node)
+}
+
+// TestDocker_OutputStreamsAndKillCancels reads a running container's output
+// over NATS as aion logs -f does, then kills the run on request.
+func TestDocker_OutputStreamsAndKillCancels(t *testing.T) {
+	t.Parallel()
+	img := containertest.HelperImage(t)
+	c := clustertest.Start(t)
+	node := dockerNode(t)
+	c.Apply(t, fmt.Sprintf(`
+name: long
+schedule: manual
+command: echo first; sleep 1m; echo never
+container: {image: %s, pull: never}
+`, img))
+	startDockerExecutor(t, c, node, executor.DockerOn)
+
+	id := startFire(t, c, "long", node, nil)
+	var chunk store.LogChunk
+	clustertest.WaitFor(t, 10*time.Second, "the first line in the running container's output", func() bool {
+		data, _ := json.Marshal(store.LogRequest{Fire: id, Attempt: 1})
+		msg, err := c.NATS.Request(store.LogSubject("aion.", node), data, 2*time.Second)
+		return err == nil && json.Unmarshal(msg.Data, &chunk) == nil && string(chunk.Data) == "first\n"
+	})
+	if f := fireRecord(t, c, id); f.State != store.FireRunning {
+		t.Fatalf("state %s while its output streams, want running", f.State)
+	}
+	if len(containertest.Containers(t, node)) != 1 {
+		t.Error("want one container while it runs")
+	}
+	kill, _ := json.Marshal(store.Kill{Fire: id, Attempt: 1, Reason: "killed by test"})
+	if err := c.NATS.Publish(store.KillSubject("aion.", node), kill); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitFor(t, 10*time.Second, "the run to end", func() bool { return fireRecord(t, c, id).State.Final() })
+	if f := fireRecord(t, c, id); f.State != store.FireCancelled || f.Reason != "killed by test" || f.OutputTail != "first\n" || f.PID == 0 {
+		t.Errorf("killed run: %s (%s) output %q PID %d, want cancelled, with the container's PID", f.State, f.Reason, f.OutputTail, f.PID)
+	}
+	waitNoContainers(t, node)
+}
+
+// TestDocker_MissingImageFailsClearly: with pull never, or a registry that
+// cannot be reached, the run fails at once and says why.
+func TestDocker_MissingImageFailsClearly(t *testing.T) {
+	t.Parallel()
+	containertest.HelperImage(t)
+	c := clustertest.Start(t)
+	node := dockerNode(t)
+	c.Apply(t, `
+jobs:
+  - name: never
+    schedule: manual
+    command: echo hi
+    container: {image: "aion-test-absent:1", pull: never}
+  - name: always
+    schedule: manual
+    command: echo hi
+    container: {image: "127.0.0.1:1/aion-test-absent:1", pull: always}
+`)
+	startDockerExecutor(t, c, node, executor.DockerOn)
+	if f := runFire(t, c, "never", node, nil); f.State != store.FireFailed || f.Reason != `image "aion-test-absent:1" not found locally and pull is never` {
+		t.Errorf("pull never: %s (%s)", f.State, f.Reason)
+	}
+	if f := runFire(t, c, "always", node, nil); f.State != store.FireFailed || !strings.HasPrefix(f.Reason, `pull image "127.0.0.1:1/aion-test-absent:1" (pull: always): `) {
+		t.Errorf("pull always, no registry: %s (%s)", f.State, f.Reason)
+	}
+}
+
+// TestDocker_LostLeaseStopsContainers: an executor that loses its
+// registration kills its container runs like its host runs, and registers
+// again.
+func TestDocker_LostLeaseStopsContainers(t *testing.T) {
+	t.Parallel()
+	img := containertest.HelperImage(t)
+	c := clustertest.Start(t)
+	node := dockerNode(t)
+	c.Apply(t, fmt.Sprintf(`
+name: long
+schedule: manual
+command: sleep 1m
+container: {image: %s, pull: never}
+`, img))
+	startDockerExecutor(t, c, node, executor.DockerOn)
+	reg, err := c.Etcd.Get(t.Context(), c.Keys.Node(node))
+	if err != nil || len(reg.Kvs) != 1 {
+		t.Fatalf("node key: %v", err)
+	}
+	id := startFire(t, c, "long", node, nil)
+	waitContainerRunning(t, node)
+	if _, err := c.Etcd.Revoke(t.Context(), clientv3.LeaseID(reg.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitFor(t, 10*time.Second, "the run to end", func() bool { return fireRecord(t, c, id).State.Final() })
+	if f := fireRecord(t, c, id); f.State != store.FireFailed || !strings.Contains(f.Reason, "registration") {
+		t.Errorf("run of a node that lost its lease: %s (%s)", f.State, f.Reason)
+	}
+	waitNoContainers(t, node)
+	waitRegistered(t, c, node)
+}
+
+// TestDocker_RestartedExecutorRemovesLeftoverContainers SIGKILLs an
+// executor process while its container runs: the container outlives it, and
+// the executor started again on the node removes it before taking work.
+func TestDocker_RestartedExecutorRemovesLeftoverContainers(t *testing.T) {
+	t.Parallel()
+	img := containertest.HelperImage(t)
+	if testing.Short() {
+		t.Skip("builds the aion binary")
+	}
+	bin := clustertest.BuildAion(t)
+	c := clustertest.Start(t)
+	node := dockerNode(t)
+	c.Apply(t, fmt.Sprintf(`
+name: long
+schedule: manual
+command: echo started; sleep 1m
+container: {image: %s, pull: never}
+`, img))
+	x := clustertest.StartProcess(t, bin, node, "executor", "--node-id", node, "--docker", "on",
+		"--output-dir", t.TempDir(), "--grace", "1s", "--etcd", c.EtcdURL, "--nats", c.NATSURL)
+	reg := waitRegistered(t, c, node)
+	if reg.Labels[executor.DockerLabel] != "true" {
+		t.Fatalf("labels %v", reg.Labels)
+	}
+	id := startFire(t, c, "long", node, nil)
+	waitContainerRunning(t, node)
+	x.Kill()
+	time.Sleep(500 * time.Millisecond)
+	if left := containertest.Containers(t, node); len(left) != 1 || left[0].State != "running" {
+		t.Fatalf("after SIGKILL of the executor: %d containers, want the run's still running", len(left))
+	}
+	// The dead executor's lease would end within its TTL; end it now.
+	resp, err := c.Etcd.Get(t.Context(), c.Keys.Node(node))
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("node key: %v", err)
+	}
+	if _, err := c.Etcd.Revoke(t.Context(), clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	x.Restart()
+	waitRegistered(t, c, node)
+	waitNoContainers(t, node)
+	if f := fireRecord(t, c, id); f.State != store.FireRunning {
+		t.Errorf("fire %s, want it still running in the record: only the leader marks it lost", f.State)
+	}
+}
+
+// TestDocker_ContainerJobsGoOnlyToDockerNodes runs a container job through
+// the scheduler with one node that has Docker and one that does not: every
+// run goes to the Docker node. A container fire dispatched to the other
+// anyway fails with a clear reason.
+func TestDocker_ContainerJobsGoOnlyToDockerNodes(t *testing.T) {
+	t.Parallel()
+	img := containertest.HelperImage(t)
+	c := clustertest.Start(t)
+	withDocker, without := dockerNode(t), dockerNode(t)
+	c.Apply(t, fmt.Sprintf(`
+name: boxed
+schedule: manual
+concurrency: allow
+args: ["/helper", "echo", "boxed"]
+container: {image: %s, pull: never}
+`, img))
+	startDockerExecutor(t, c, without, executor.DockerOff)
+	startDockerExecutor(t, c, withDocker, executor.DockerOn)
+	c.StartScheduler(t, "s1")
+	var ids []store.FireID
+	for i := range 6 {
+		id, err := store.RequestRun(t.Context(), c.Etcd, c.Keys, "boxed", store.RunRequest{At: time.Now().Add(time.Duration(i) * time.Millisecond), By: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	clustertest.WaitFor(t, 30*time.Second, "six runs to end", func() bool {
+		return len(clustertest.Final(c.Fires(t, "boxed"))) == len(ids)
+	})
+	for _, f := range c.Fires(t, "boxed") {
+		if !slices.Contains(ids, f.ID) {
+			continue
+		}
+		if f.Node != withDocker || f.State != store.FireSucceeded {
+			t.Errorf("%s: %s on %s (%s), want succeeded on %s", f.ID, f.State, f.Node, f.Reason, withDocker)
+		}
+	}
+
+	if f := runFire(t, c, "boxed", without, nil); f.State != store.FireFailed || !strings.Contains(f.Reason, "need an executor with a Docker engine") {
+		t.Errorf("container fire on a node without Docker: %s (%s)", f.State, f.Reason)
+	}
+}

@@ -1,0 +1,167 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/aionsched/aion/jobspec"
+	"github.com/aionsched/aion/scheduler/embedded"
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// testLeader is a leader on a real etcd and NATS whose clock the caller
+// moves, loaded (as after an election) with n every-second jobs and the
+// given executor nodes.
+func testLeader(tb testing.TB, n int, nodes ...store.Node) (*leader, *atomic.Int64) {
+	tb.Helper()
+	ctx := context.Background()
+	etcdSrv, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{Dir: tb.TempDir(), MaxTxnOps: 10_000})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(etcdSrv.Close)
+	natsSrv, err := embedded.StartNATS("")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(natsSrv.Close)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdSrv.Endpoint()}, Logger: zap.NewNop()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = cli.Close() })
+	nc, err := nats.Connect(natsSrv.URL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	var yaml strings.Builder
+	yaml.WriteString("jobs:\n")
+	for i := range n {
+		fmt.Fprintf(&yaml, "  - name: j%05d\n    schedule: \"* * * * * *\"\n    cron_seconds: true\n    concurrency: allow\n    args: [\"/bin/true\"]\n", i)
+	}
+	jobs, errs := jobspec.Parse("bench.yaml", []byte(yaml.String()))
+	if len(errs) > 0 {
+		tb.Fatal(errs)
+	}
+	if _, err := store.Apply(ctx, cli, store.Keys{Prefix: store.DefaultPrefix}, jobs, false, false, time.Now()); err != nil {
+		tb.Fatal(err)
+	}
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	cfg := DefaultConfig()
+	cfg.ID = "bench"
+	cfg.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	s := New(cfg, cli, nc, zap.NewNop())
+	fence, err := cli.Put(ctx, "/bench/leader", "bench")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	l := newLeader(s, "/bench/leader", fence.Header.Revision)
+	if _, err := l.loadSnapshot(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	for _, node := range nodes {
+		l.nodes.register(node)
+	}
+	return l, &clock
+}
+
+// TestPlanDue_OneTransactionSpreadsFiresOverNodes plans 100 jobs due at
+// once: they are written together, and their fires are spread evenly over
+// four nodes of equal size, not all given to the one with the lowest load
+// average (the fires of a transaction count while it is built).
+func TestPlanDue_OneTransactionSpreadsFiresOverNodes(t *testing.T) {
+	var nodes []store.Node
+	for i := range 4 {
+		nodes = append(nodes, store.Node{ID: fmt.Sprintf("x%d", i), Slots: 100})
+	}
+	l, clock := testLeader(t, 100, nodes...)
+	for i, n := range nodes {
+		l.nodes.report(store.LoadReport{Node: n.ID, Load1: float64(i)})
+	}
+	clock.Add(int64(1500 * time.Millisecond))
+	if err := l.planDue(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	perNode := make(map[string]int)
+	revs := make(map[int64]bool)
+	for _, of := range l.open {
+		perNode[of.fire.Node]++
+		revs[of.rev] = true
+	}
+	if len(l.open) < 100 {
+		t.Fatalf("%d fires planned, want at least 100 (one per job)", len(l.open))
+	}
+	for _, n := range nodes {
+		if got, want := perNode[n.ID], len(l.open)/4; got < want-1 || got > want+1 {
+			t.Errorf("node %s got %d of %d fires, want about %d: %v", n.ID, got, len(l.open), want, perNode)
+		}
+	}
+	// 100 jobs, each a fire and a state: two transactions under etcd's 128 operations.
+	if len(revs) > 4 {
+		t.Errorf("fires written in %d transactions, want a few", len(revs))
+	}
+}
+
+// BenchmarkPlanDue measures planning: each iteration moves the clock one
+// second, so each of the 1,000 every-second jobs is due once, and plans
+// them all (fenced transactions on a real etcd, dispatches on NATS).
+func BenchmarkPlanDue(b *testing.B) {
+	l, clock := testLeader(b, 1000, store.Node{ID: "x1", Slots: 1 << 30})
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		clock.Add(int64(time.Second))
+		if err := l.planDue(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(1000*b.N)/b.Elapsed().Seconds(), "fires/s")
+}
+
+// BenchmarkQueue measures the due-time heap: take the job due first and
+// queue it at a later time, among 100,000 jobs.
+func BenchmarkQueue(b *testing.B) {
+	var q fireQueue
+	base := time.Now()
+	for range 100_000 {
+		q.set(&jobEntry{index: -1}, base.Add(time.Duration(rand.IntN(3600))*time.Second))
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		e := q.peek()
+		q.set(e, e.next.Add(time.Duration(1+rand.IntN(3600))*time.Second))
+	}
+}
+
+// BenchmarkPlacementChoose measures choosing a node among 100, half of
+// which match the job's constraint.
+func BenchmarkPlacementChoose(b *testing.B) {
+	p := newPlacement()
+	for i := range 100 {
+		zone := "eu"
+		if i%2 == 1 {
+			zone = "us"
+		}
+		p.register(store.Node{ID: fmt.Sprintf("x%03d", i), Slots: 1 << 20, Labels: map[string]string{"zone": zone}})
+	}
+	job := &jobspec.Job{Name: "j"}
+	sels, err := jobspec.ParseSelectors([]string{"zone=eu"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		node, _ := p.choose(job, sels)
+		p.assigned[node]++
+	}
+}
