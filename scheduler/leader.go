@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -79,13 +80,10 @@ type openFire struct {
 }
 
 func newLeader(s *Scheduler, key string, rev int64) *leader {
-	return &leader{
+	l := &leader{
 		s:         s,
 		keys:      s.keys,
 		log:       s.log,
-		fence:     clientv3.Compare(clientv3.CreateRevision(key), "=", rev),
-		leaseKey:  key,
-		leaseRev:  rev,
 		jobs:      make(map[string]*jobEntry),
 		children:  make(map[string][]string),
 		open:      make(map[store.FireID]*openFire),
@@ -94,12 +92,22 @@ func newLeader(s *Scheduler, key string, rev int64) *leader {
 		nodes:     newPlacement(),
 		loads:     make(chan store.LoadReport, 256),
 	}
+	l.elected(key, rev)
+	return l
+}
+
+// elected sets the fence: every write of this term compares the creation
+// revision of the election key the term won.
+func (l *leader) elected(key string, rev int64) {
+	l.fence = clientv3.Compare(clientv3.CreateRevision(key), "=", rev)
+	l.leaseKey, l.leaseRev = key, rev
 }
 
 func (l *leader) now() time.Time { return l.s.cfg.Now() }
 
-// run leads until ctx ends or leadership is lost.
-func (l *leader) run(ctx context.Context) error {
+// run leads until ctx ends or leadership is lost. jobsRev is the revision
+// its jobs were loaded at by follow (0: none loaded yet).
+func (l *leader) run(ctx context.Context, jobsRev int64) error {
 	sub, err := l.s.nats.Subscribe(store.SubjectLoad, func(m *nats.Msg) {
 		var r store.LoadReport
 		if json.Unmarshal(m.Data, &r) == nil {
@@ -114,7 +122,7 @@ func (l *leader) run(ctx context.Context) error {
 	}
 	defer sub.Unsubscribe()
 
-	rev, err := l.loadSnapshot(ctx)
+	rev, err := l.loadSnapshot(ctx, jobsRev)
 	if err != nil {
 		return err
 	}
@@ -179,39 +187,54 @@ func (l *leader) run(ctx context.Context) error {
 }
 
 // loadSnapshot reads everything the leader needs at one revision and
-// returns that revision, from which the watch continues. It reads in
-// pages, and walks jobs and their states (both in name order) side by
-// side, so a million jobs need no second copy in memory.
-func (l *leader) loadSnapshot(ctx context.Context) (int64, error) {
+// returns that revision, from which the watch continues. When follow has
+// loaded the jobs already (at jobsRev), the rest is read at that same
+// revision; if etcd has compacted it meanwhile, everything is read afresh.
+func (l *leader) loadSnapshot(ctx context.Context, jobsRev int64) (int64, error) {
+	if jobsRev > 0 {
+		err := l.loadRest(ctx, jobsRev)
+		if err == nil {
+			return jobsRev, nil
+		}
+		if !errors.Is(err, rpctypes.ErrCompacted) {
+			return 0, err
+		}
+		l.log.Info("the standby copy of the jobs is older than etcd's history: reading everything again", zap.Int64("revision", jobsRev))
+		fresh := newLeader(l.s, l.leaseKey, l.leaseRev)
+		*l = *fresh
+	}
 	head, err := l.s.etcd.Get(ctx, l.keys.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return 0, fmt.Errorf("read state: %w", err)
 	}
 	rev := head.Header.Revision
-	if err := newPager(l.s.etcd, l.keys.Nodes(), rev).each(ctx, func(kv *mvccpb.KeyValue) { l.onNode(kv, false) }); err != nil {
+	if err := l.loadJobs(ctx, rev); err != nil {
 		return 0, err
 	}
+	return rev, l.loadRest(ctx, rev)
+}
+
+// loadJobs reads the jobs with their states at rev, in pages, walking both
+// (in name order) side by side so a million jobs need no second copy.
+func (l *leader) loadJobs(ctx context.Context, rev int64) error {
 	jobs, states := newPager(l.s.etcd, l.keys.Jobs(), rev), newPager(l.s.etcd, l.keys.States(), rev)
 	for {
 		kv, err := jobs.next(ctx)
-		if err != nil {
-			return 0, err
-		}
-		if kv == nil {
-			break
+		if err != nil || kv == nil {
+			return err
 		}
 		name := strings.TrimPrefix(string(kv.Key), l.keys.Jobs())
 		var state *mvccpb.KeyValue
 		for {
 			st, err := states.peek(ctx)
 			if err != nil {
-				return 0, err
+				return err
 			}
 			if st == nil || strings.TrimPrefix(string(st.Key), l.keys.States()) > name {
 				break
 			}
 			if _, err := states.next(ctx); err != nil {
-				return 0, err
+				return err
 			}
 			if strings.TrimPrefix(string(st.Key), l.keys.States()) == name {
 				state = st
@@ -219,15 +242,22 @@ func (l *leader) loadSnapshot(ctx context.Context) (int64, error) {
 		}
 		l.putJob(name, kv.Value, state)
 	}
+}
+
+// loadRest reads the executors, the fires and the run requests at rev.
+func (l *leader) loadRest(ctx context.Context, rev int64) error {
+	if err := newPager(l.s.etcd, l.keys.Nodes(), rev).each(ctx, func(kv *mvccpb.KeyValue) { l.onNode(kv, false) }); err != nil {
+		return err
+	}
 	if err := newPager(l.s.etcd, l.keys.Fires(), rev).each(ctx, func(kv *mvccpb.KeyValue) { l.onFire(kv, false) }); err != nil {
-		return 0, err
+		return err
 	}
 	if err := newPager(l.s.etcd, l.keys.Requests(), rev).each(ctx, func(kv *mvccpb.KeyValue) { l.requests = append(l.requests, kv) }); err != nil {
-		return 0, err
+		return err
 	}
 	l.log.Info("leading", zap.Int("jobs", len(l.jobs)), zap.Int("open_fires", len(l.open)),
 		zap.Int("executors", len(l.nodes.nodes)), zap.Int64("revision", rev))
-	return rev, nil
+	return nil
 }
 
 // onEvent applies one watched change.

@@ -140,7 +140,15 @@ func (s *Scheduler) term(ctx context.Context) error {
 	}
 	defer session.Close()
 	election := concurrency.NewElection(session, s.keys.Election())
-	if err := election.Campaign(ctx, s.cfg.ID); err != nil {
+	// While campaigning, keep the jobs warm for a quick takeover.
+	campaignCtx, stopCampaign := context.WithCancel(ctx)
+	defer stopCampaign()
+	campaign := make(chan error, 1)
+	go func() { campaign <- election.Campaign(campaignCtx, s.cfg.ID) }()
+	l := newLeader(s, "", 0)
+	jobsRev, err := l.follow(ctx, campaign)
+	if err != nil {
+		stopCampaign()
 		return fmt.Errorf("campaign: %w", err)
 	}
 	select {
@@ -159,9 +167,9 @@ func (s *Scheduler) term(ctx context.Context) error {
 		}
 	}()
 	s.log.Info("elected leader", zap.String("key", election.Key()), zap.Int64("rev", election.Rev()))
-	l := newLeader(s, election.Key(), election.Rev())
+	l.elected(election.Key(), election.Rev())
 	s.metrics.leader.Set(1)
-	err = l.run(leaderCtx)
+	err = l.run(leaderCtx, jobsRev)
 	s.metrics.leader.Set(0)
 	if ctx.Err() != nil {
 		// Shutting down: hand leadership over now rather than after the TTL.

@@ -422,22 +422,6 @@ func TestAPI_OversizedInputsAreRefusedWithTheirLimitAndChangeNothing(t *testing.
 		names = append(names, fmt.Sprintf("p%d", i))
 	}
 	parents.WriteString("  - name: child\n    command: \"true\"\n    parents: [" + strings.Join(names, ", ") + "]\n")
-	// Many jobs, each within every limit, that together exceed what etcd
-	// takes in one request: over its 1.5 MiB limit, and over the 2 MiB the
-	// client sends at most.
-	manyJobs := func(n int) ApplyRequest {
-		var b strings.Builder
-		b.WriteString("jobs:\n")
-		for i := range n {
-			fmt.Fprintf(&b, "  - name: j%d\n    schedule: manual\n    command: %s\n", i, strings.Repeat("x", jobspec.MaxCommandBytes))
-		}
-		return files("many.yaml", b.String())
-	}
-	var tiny strings.Builder
-	tiny.WriteString("jobs:\n")
-	for i := range 5001 { // 10002 operations: one over the test cluster's --max-txn-ops
-		fmt.Fprintf(&tiny, "  - {name: t%d, schedule: manual, command: x}\n", i)
-	}
 	notRun := "nothing run"
 	tests := []oversizeCase{
 		{"command", "POST", "/v1/apply?prune=true", files("big.yaml", command(jobspec.MaxCommandBytes+1)), 400,
@@ -452,12 +436,6 @@ func TestAPI_OversizedInputsAreRefusedWithTheirLimitAndChangeNothing(t *testing.
 			"1 problem in the job files, nothing applied", []string{"huge.yaml: file larger than 4194304 bytes"}},
 		{"body", "POST", "/v1/apply", `{"files":[{"name":"a.yaml","content":"` + strings.Repeat(" ", MaxBodyBytes) + `"}]}`, 413,
 			"request body larger than 8388608 bytes", nil},
-		{"set over etcd's request limit", "POST", "/v1/apply", manyJobs(25), 413,
-			"applying 25 jobs: the change is larger than etcd accepts in one request (etcd's --max-request-bytes, 1.5 MiB by default), nothing written", nil},
-		{"set over the client's message limit", "POST", "/v1/apply", manyJobs(40), 413,
-			"applying 40 jobs: the change is larger than etcd accepts in one request (etcd's --max-request-bytes, 1.5 MiB by default), nothing written", nil},
-		{"set over etcd's operations limit", "POST", "/v1/apply", files("tiny.yaml", tiny.String()), 413,
-			"applying 5001 jobs: the change needs more operations than etcd allows in one transaction (etcd's --max-txn-ops, 128 by default), nothing written", nil},
 		{"run: env", "POST", "/v1/jobs/beta/run", RunRequest{Env: map[string]string{"A": strings.Repeat("x", jobspec.MaxEnvBytes)}}, 400,
 			"bad environment overrides, " + notRun, []string{"env: too large: 65537 bytes, the limit is 65536"}},
 		{"run: args", "POST", "/v1/jobs/beta/run", RunRequest{Args: []string{strings.Repeat("x", jobspec.MaxCommandBytes)}}, 400,
@@ -479,6 +457,14 @@ func TestAPI_OversizedInputsAreRefusedWithTheirLimitAndChangeNothing(t *testing.
 			assertUnchanged(t, c, before, tt.name)
 		})
 	}
+
+	// Fields without a limit of their own that add up: the whole job is
+	// too large as stored.
+	huge := callJSON[ErrorResponse](t, "POST", base+"/v1/apply", files("huge.yaml", "name: huge\nschedule: manual\ncontainer:\n  image: "+strings.Repeat("i", jobspec.MaxJobBytes)+"\n"), http.StatusBadRequest)
+	if len(huge.Problems) != 1 || !strings.HasPrefix(huge.Problems[0], "huge.yaml:1:1: job huge is too large: ") || !strings.HasSuffix(huge.Problems[0], " bytes as stored, the limit is 1048576 (shorten its long values and lists)") {
+		t.Errorf("answer to a job too large as stored: %q %q", huge.Error, huge.Problems)
+	}
+	assertUnchanged(t, c, before, "a job too large as stored")
 
 	// A file of 200000 problems (800 KB): the answer lists the first 1000.
 	flood := callJSON[ErrorResponse](t, "POST", base+"/v1/apply", files("flood.yaml", "jobs:\n"+strings.Repeat("- 1\n", 200_000)), http.StatusBadRequest)
@@ -649,4 +635,37 @@ func TestAPI_KillOfAFireOfADeletedJobIs404(t *testing.T) {
 		t.Errorf("kill: %q", e.Error)
 	}
 	assertUnchanged(t, c, before, "a refused kill")
+}
+
+// TestAPI_EtcdSizeRefusalsAre413: requests are bounded well below etcd's
+// limits, but a cluster may be set up with lower ones: etcd's refusals (and
+// the client's, for messages over 2 MiB), as a real etcd gives them, are
+// answered 413 naming the limit, not 500.
+func TestAPI_EtcdSizeRefusalsAre413(t *testing.T) {
+	c := clustertest.Start(t)
+	ctx := context.Background()
+	_, serverRefused := c.Etcd.Put(ctx, c.Keys.Prefix+"big", strings.Repeat("x", 1600<<10))
+	_, clientRefused := c.Etcd.Put(ctx, c.Keys.Prefix+"big", strings.Repeat("x", 3<<20))
+	ops := make([]clientv3.Op, 10_001) // the test cluster's --max-txn-ops is 10000
+	for i := range ops {
+		ops[i] = clientv3.OpPut(fmt.Sprintf("%sop/%d", c.Keys.Prefix, i), "x")
+	}
+	_, tooManyOps := c.Etcd.Txn(ctx).Then(ops...).Commit()
+	size := "the change is larger than etcd accepts in one request (etcd's --max-request-bytes, 1.5 MiB by default), nothing written"
+	for err, want := range map[error]string{
+		serverRefused: size,
+		clientRefused: size,
+		tooManyOps:    "the change needs more operations than etcd allows in one transaction (etcd's --max-txn-ops, 128 by default), nothing written",
+	} {
+		he := etcdRefusedSize(fmt.Errorf("request run of x: %w", err))
+		if he == nil || he.status != http.StatusRequestEntityTooLarge || he.msg != want {
+			t.Errorf("etcd error %v: answer %+v, want 413 %q", err, he, want)
+		}
+	}
+	if he := etcdRefusedSize(context.DeadlineExceeded); he != nil {
+		t.Errorf("a timeout: answer %+v, want none", he)
+	}
+	if got := etcdState(t, c, false); len(got) != 0 {
+		t.Errorf("refused writes left %d keys", len(got))
+	}
 }

@@ -79,9 +79,10 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) error {
 	if errors.Is(err, store.ErrConflict) {
 		return errorf(http.StatusConflict, "%v; apply again", err)
 	}
-	if he := etcdRefusedSize(err); he != nil {
-		he.msg = fmt.Sprintf("applying %d jobs: %s", len(jobs), he.msg)
-		return he
+	if etcdRefusedSize(err) != nil {
+		// store.Apply writes a set too large for one transaction in parts;
+		// its error says how much was written when a part was refused.
+		return errorf(http.StatusRequestEntityTooLarge, "applying %d jobs: %v", len(jobs), err)
 	}
 	if err != nil {
 		return fmt.Errorf("apply %d jobs: %w", len(jobs), err)
