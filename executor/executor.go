@@ -112,14 +112,11 @@ func DefaultConfig() Config {
 	}
 }
 
-var (
-	validNodeID   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
-	invalidNodeID = regexp.MustCompile(`[^A-Za-z0-9_-]`)
-)
+var invalidNodeID = regexp.MustCompile(`[^A-Za-z0-9_-]`)
 
 func sanitizeNodeID(s string) string {
 	s = invalidNodeID.ReplaceAllString(s, "-")
-	if !validNodeID.MatchString(s) {
+	if !store.ValidNodeID(s) {
 		return "node"
 	}
 	return s
@@ -128,7 +125,7 @@ func sanitizeNodeID(s string) string {
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
 	switch {
-	case !validNodeID.MatchString(c.NodeID):
+	case !store.ValidNodeID(c.NodeID):
 		return fmt.Errorf("executor: node ID %q: use letters, digits, '-' and '_' (it is part of NATS subjects)", c.NodeID)
 	case c.Slots < 1:
 		return fmt.Errorf("executor: slots must be at least 1, got %d", c.Slots)

@@ -325,6 +325,12 @@ func (l *leader) onNode(kv *mvccpb.KeyValue, deleted bool) {
 		l.log.Warn("bad executor registration", zap.String("key", string(kv.Key)), zap.Error(err))
 		return
 	}
+	if n.ID != id || !store.ValidNodeID(id) {
+		// Its ID would go into NATS subjects: a dot or a wildcard there
+		// would reach other nodes.
+		l.log.Warn("executor registration with a bad node ID: ignored", zap.String("key", string(kv.Key)), zap.String("id", n.ID))
+		return
+	}
 	if !l.nodes.live(n.ID) {
 		l.log.Info("executor registered", zap.String("node", n.ID), zap.Any("labels", n.Labels), zap.Int("slots", n.Slots))
 	}
@@ -441,8 +447,25 @@ func (l *leader) decodeJob(e *jobEntry, name string, data []byte) bool {
 		l.log.Error("bad constraints in etcd", zap.String("job", name), zap.Error(err))
 		return false
 	}
-	e.job, e.sched, e.sels = &j, sched, sels
+	e.job, e.sched, e.sels = planningView(&j), sched, sels
 	return true
+}
+
+// planningView keeps of a job what the leader reads: names, schedule,
+// policies and placement. The command, environment, descriptions and
+// labels are the executor's business (it reads the job from etcd when it
+// claims a run); dropping them here halves what a million jobs cost the
+// leader in memory.
+func planningView(j *jobspec.Job) *jobspec.Job {
+	v := &jobspec.Job{
+		Name: j.Name, Schedule: j.Schedule, Timezone: j.Timezone, CronSeconds: j.CronSeconds,
+		Parents: j.Parents, Constraints: j.Constraints, Disabled: j.Disabled, SoftFail: j.SoftFail,
+		Retries: j.Retries, Concurrency: j.Concurrency, Misfire: j.Misfire,
+	}
+	if j.Container != nil {
+		v.Container = &jobspec.Container{} // placement only asks whether there is one
+	}
+	return v
 }
 
 func (l *leader) removeJob(name string) {

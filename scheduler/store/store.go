@@ -13,6 +13,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -319,6 +320,14 @@ const (
 	// SubjectEventsPrefix carries FireEvent for every fire state change: aion.events.<job>.
 	SubjectEventsPrefix = "aion.events."
 )
+
+// validNodeID is what a node ID may be: it is a NATS subject token and an
+// etcd key segment, so no dots, wildcards, spaces or slashes.
+var validNodeID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
+
+// ValidNodeID reports whether s can name an executor node: 1-63 letters,
+// digits, '-' or '_', starting with a letter or digit.
+func ValidNodeID(s string) bool { return validNodeID.MatchString(s) }
 
 // DispatchSubject is the subject an executor receives its Dispatch messages on.
 func DispatchSubject(prefix, node string) string { return prefix + "dispatch." + node }
