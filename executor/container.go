@@ -3,8 +3,8 @@ package executor
 import (
 	"context"
 	"fmt"
-	"io"
 	"maps"
+	"os"
 	"regexp"
 	"time"
 
@@ -86,7 +86,7 @@ func (x *Executor) removeLeftoverContainers(ctx context.Context) {
 // executeContainer runs a container job. Its output goes to out, the same
 // per-attempt file a host run writes, so the tail and aion logs work alike.
 // The container is removed after the result is recorded (runResult.cleanup).
-func (x *Executor) executeContainer(ctx context.Context, job *jobspec.Job, f store.Fire, out io.Writer, outPath string) runResult {
+func (x *Executor) executeContainer(ctx context.Context, job *jobspec.Job, f store.Fire, out *os.File, outPath string) runResult {
 	res := runResult{outputPath: outPath}
 	if x.containers == nil {
 		res.state, res.reason = store.FireFailed, "container jobs need an executor with a Docker engine, and "+x.cfg.NodeID+" has none"
@@ -105,7 +105,7 @@ func (x *Executor) executeContainer(ctx context.Context, job *jobspec.Job, f sto
 		}
 	}
 	res.pid = ran.PID
-	res.tail = tail(outPath, x.cfg.TailBytes)
+	res.tail = tail(out, x.cfg.TailBytes)
 	if err == nil {
 		code := ran.ExitCode
 		res.exitCode = &code

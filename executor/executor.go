@@ -166,6 +166,8 @@ type Executor struct {
 	mu      sync.Mutex
 	running map[store.FireID]context.CancelCauseFunc // guarded by mu
 
+	dirs sync.Map // output directories known to exist
+
 	claimCalls  chan claimCall  // to the claim committers
 	resultCalls chan resultCall // to the result committers
 }
@@ -206,7 +208,6 @@ func (x *Executor) Run(ctx context.Context) error {
 	if err := os.MkdirAll(x.cfg.OutputDir, 0o755); err != nil {
 		return fmt.Errorf("executor output directory: %w", err)
 	}
-	x.killOrphans()
 	// Claims and results go through committers that outlive every run.
 	commitCtx, stopCommitters := context.WithCancel(context.WithoutCancel(ctx))
 	waitCommitters := x.runCommitters(commitCtx)
@@ -224,7 +225,8 @@ func (x *Executor) Run(ctx context.Context) error {
 		return err
 	}
 	// Holding the registration proves no other live executor is this node,
-	// so containers labelled with it belong to a dead predecessor.
+	// so runs and containers marked with it belong to a dead predecessor.
+	x.killOrphans()
 	x.removeLeftoverContainers(ctx)
 	dispatches := make(chan store.Dispatch, 1024)
 	sub, err := x.nats.Subscribe(store.DispatchSubject(x.cfg.SubjectPrefix, x.cfg.NodeID), func(m *nats.Msg) {
@@ -445,15 +447,22 @@ func memAvailable() uint64 {
 }
 
 // envFor builds a host run's environment: the executor's own, the job's,
-// the fire's overrides, then the AION_* variables.
-func envFor(job *jobspec.Job, f store.Fire) []string {
+// the fire's overrides, then the AION_* variables, with AION_OUTPUT, the
+// file the run's output goes to (which also marks the run as this
+// executor's for killOrphans).
+func envFor(job *jobspec.Job, f store.Fire, outPath string) []string {
 	env := make(map[string]string)
 	for _, kv := range os.Environ() {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			env[k] = v
 		}
 	}
-	return envList(runEnv(env, job, f))
+	env = runEnv(env, job, f)
+	if abs, err := filepath.Abs(outPath); err == nil {
+		outPath = abs
+	}
+	env["AION_OUTPUT"] = outPath
+	return envList(env)
 }
 
 // runEnv adds to env the job's variables, the fire's overrides, then the

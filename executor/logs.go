@@ -8,9 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -98,23 +96,4 @@ func (x *Executor) sweepOutput(now time.Time) {
 	if deleted > 0 {
 		x.log.Info("old output deleted", zap.Int("files", deleted), zap.Duration("retention", x.cfg.OutputRetention))
 	}
-}
-
-// killOrphans kills the process groups of runs that a previous executor on
-// this output directory left running when it died, and removes their
-// files. Their fires are already lost (or will be, when the lease ends).
-func (x *Executor) killOrphans() {
-	_ = filepath.WalkDir(x.cfg.OutputDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".pgid") {
-			return nil
-		}
-		data, err := os.ReadFile(p)
-		if pgid, perr := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && perr == nil && pgid > 1 {
-			if syscall.Kill(-pgid, syscall.SIGKILL) == nil {
-				x.log.Warn("killed a run left by a previous executor", zap.String("file", p), zap.Int("pgid", pgid))
-			}
-		}
-		_ = os.Remove(p)
-		return nil
-	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -61,6 +62,9 @@ func (x *Executor) handle(ctx context.Context, d store.Dispatch) {
 	f.ExitCode = result.exitCode
 	f.EndedAt = time.Now().UTC()
 	f.OutputTail, f.OutputPath = result.tail, result.outputPath
+	if !result.startedAt.IsZero() {
+		f.StartedAt = result.startedAt.UTC() // the process itself, not the claim
+	}
 	// Record the result even when shutting down: it must not be lost.
 	recordCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer done()
@@ -107,16 +111,24 @@ type runResult struct {
 	// cleanup, if set, runs once the result is recorded (a container run
 	// removes its container).
 	cleanup func()
+	// startedAt is when the process was started (zero: as claimed).
+	startedAt time.Time
 }
 
 // execute runs the job: a container job in its container, any other in its
 // own process group, so a timeout or shutdown kills everything it started.
 func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) runResult {
 	outPath := x.outputPath(f.ID, f.Attempt)
-	if err := os.MkdirAll(filepath.Dir(outPath), 0o755); err != nil {
+	if err := x.ensureDir(filepath.Dir(outPath)); err != nil {
 		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output directory: %v", err)}
 	}
-	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	if errors.Is(err, fs.ErrNotExist) { // the directory went since it was cached
+		x.dirs.Delete(filepath.Dir(outPath))
+		if err = x.ensureDir(filepath.Dir(outPath)); err == nil {
+			out, err = os.OpenFile(outPath, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+		}
+	}
 	if err != nil {
 		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output file: %v", err)}
 	}
@@ -135,7 +147,7 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 	default:
 		cmd = exec.Command(job.Args[0], job.Args[1:]...)
 	}
-	cmd.Env = envFor(job, f)
+	cmd.Env = envFor(job, f, outPath)
 	cmd.Dir = job.Workdir
 	cmd.Stdout, cmd.Stderr = out, out // a file, so Wait never waits on pipes held by grandchildren
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -146,17 +158,11 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 		}
 		cmd.SysProcAttr.Credential = cred
 	}
+	startedAt := time.Now()
 	if err := cmd.Start(); err != nil {
 		return runResult{state: store.FireFailed, reason: fmt.Sprintf("start: %v", err), outputPath: outPath}
 	}
 	pid := cmd.Process.Pid
-	// The process group is written down, so that if this executor dies the
-	// next one started on this output directory kills what it left behind.
-	pidFile := strings.TrimSuffix(outPath, ".log") + ".pgid"
-	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(pid)), 0o644); err != nil {
-		x.log.Warn("write process group file", zap.Error(err))
-	}
-	defer os.Remove(pidFile)
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 
@@ -166,7 +172,7 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 		defer timer.Stop()
 		timeout = timer.C
 	}
-	res := runResult{pid: pid, outputPath: outPath}
+	res := runResult{pid: pid, outputPath: outPath, startedAt: startedAt}
 	var waitErr error
 	select {
 	case waitErr = <-waited:
@@ -196,7 +202,7 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 			res.state, res.reason = store.FireFailed, waitErr.Error()
 		}
 	}
-	res.tail = tail(outPath, x.cfg.TailBytes)
+	res.tail = tail(out, x.cfg.TailBytes)
 	return res
 }
 
@@ -230,12 +236,8 @@ func (x *Executor) killGroup(pid int, waited <-chan error) error {
 	}
 }
 
-func tail(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
+// tail returns the last n bytes of the output file f, as valid UTF-8.
+func tail(f *os.File, n int) string {
 	info, err := f.Stat()
 	if err != nil {
 		return ""
@@ -246,6 +248,19 @@ func tail(path string, n int) string {
 		return ""
 	}
 	return strings.ToValidUTF8(string(buf), "\uFFFD")
+}
+
+// ensureDir creates an output directory once; later runs of the job find
+// it in the cache and cost no file system call.
+func (x *Executor) ensureDir(dir string) error {
+	if _, ok := x.dirs.Load(dir); ok {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	x.dirs.Store(dir, struct{}{})
+	return nil
 }
 
 // credential resolves "user[:group]" (names or numbers) for running as them.

@@ -63,7 +63,7 @@ type leader struct {
 
 // jobEntry is the leader's view of one job.
 type jobEntry struct {
-	job      *jobspec.Job
+	job      *jobPolicy
 	sched    jobspec.Schedule // nil for manual and dependent jobs
 	sels     []jobspec.Selector
 	state    store.JobState
@@ -404,6 +404,7 @@ func (l *leader) putJob(name string, data []byte, state *mvccpb.KeyValue) {
 		return
 	}
 	l.jobs[name] = e
+	l.s.metrics.jobs.Set(float64(len(l.jobs)))
 	l.link(name, nil, e.job.Parents)
 	l.queue.set(e, l.firstNext(e))
 }
@@ -447,31 +448,38 @@ func (l *leader) decodeJob(e *jobEntry, name string, data []byte) bool {
 		l.log.Error("bad constraints in etcd", zap.String("job", name), zap.Error(err))
 		return false
 	}
-	e.job, e.sched, e.sels = planningView(&j), sched, sels
+	e.job, e.sched, e.sels = policyOf(&j), sched, sels
 	return true
 }
 
-// planningView keeps of a job what the leader reads: names, schedule,
-// policies and placement. The command, environment, descriptions and
-// labels are the executor's business (it reads the job from etcd when it
-// claims a run); dropping them here halves what a million jobs cost the
-// leader in memory.
-func planningView(j *jobspec.Job) *jobspec.Job {
-	v := &jobspec.Job{
-		Name: j.Name, Schedule: j.Schedule, Timezone: j.Timezone, CronSeconds: j.CronSeconds,
-		Parents: j.Parents, Constraints: j.Constraints, Disabled: j.Disabled, SoftFail: j.SoftFail,
-		Retries: j.Retries, Concurrency: j.Concurrency, Misfire: j.Misfire,
+// jobPolicy is what the leader keeps of a job: what planning, placement,
+// retries and dependencies read. The command, environment, descriptions
+// and labels are the executor's business (it reads the job from etcd when
+// it claims a run); keeping them out, and this struct small, is what lets
+// a leader hold a million jobs.
+type jobPolicy struct {
+	Name        string
+	Parents     []string
+	Disabled    bool
+	SoftFail    bool
+	Container   bool // runs in a container: only on nodes with Docker
+	Concurrency jobspec.Concurrency
+	Misfire     jobspec.Misfire
+	Retries     jobspec.Retries
+}
+
+func policyOf(j *jobspec.Job) *jobPolicy {
+	return &jobPolicy{
+		Name: j.Name, Parents: j.Parents, Disabled: j.Disabled, SoftFail: j.SoftFail, Container: j.Container != nil,
+		Concurrency: j.Concurrency, Misfire: j.Misfire, Retries: j.Retries,
 	}
-	if j.Container != nil {
-		v.Container = &jobspec.Container{} // placement only asks whether there is one
-	}
-	return v
 }
 
 func (l *leader) removeJob(name string) {
 	if e, ok := l.jobs[name]; ok {
 		l.queue.remove(e)
 		delete(l.jobs, name)
+		l.s.metrics.jobs.Set(float64(len(l.jobs)))
 		l.link(name, e.job.Parents, nil)
 	}
 }

@@ -11,6 +11,7 @@ import (
 // are in each job's state record.
 type Metrics struct {
 	leader  prometheus.Gauge
+	jobs    prometheus.Gauge
 	planned prometheus.Counter
 	skipped *prometheus.CounterVec
 	retries prometheus.Counter
@@ -22,6 +23,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "aion_scheduler_leader", Help: "1 while this scheduler is the leader.",
 		}),
+		jobs: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "aion_scheduler_jobs",
+			Help: "Jobs this scheduler holds in memory: as leader, or as standby ready to lead (0 until loaded).",
+		}),
 		planned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "aion_fires_planned_total", Help: "Fires planned to run (scheduled, manual, dependent, backfill).",
 		}),
@@ -32,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "aion_fire_retries_total", Help: "Retries planned after failed, timed-out or lost attempts.",
 		}),
 	}
-	reg.MustRegister(m.leader, m.planned, m.skipped, m.retries)
+	reg.MustRegister(m.leader, m.jobs, m.planned, m.skipped, m.retries)
 	return m
 }
 

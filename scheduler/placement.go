@@ -54,13 +54,13 @@ func (p *placement) report(r store.LoadReport) {
 // choose picks the eligible node with the lowest share of busy slots; ties
 // go to the lower load average, then round-robin. It returns "" and the
 // reason when no node is eligible.
-func (p *placement) choose(job *jobspec.Job, sels []jobspec.Selector) (string, string) {
+func (p *placement) choose(job *jobPolicy, sels []jobspec.Selector) (string, string) {
 	var best []string
 	bestShare, bestLoad := 2.0, 0.0
 	full, unmatched := 0, 0
 	for _, id := range p.sortedIDs() {
 		info := p.nodes[id]
-		if !jobspec.MatchAll(sels, info.reg.Labels) || (job.Container != nil && info.reg.Labels[dockerLabel] != "true") {
+		if !jobspec.MatchAll(sels, info.reg.Labels) || (job.Container && info.reg.Labels[dockerLabel] != "true") {
 			unmatched++
 			continue
 		}
@@ -84,7 +84,7 @@ func (p *placement) choose(job *jobspec.Job, sels []jobspec.Selector) (string, s
 	return best[p.turn%len(best)], ""
 }
 
-func (p *placement) whyNone(job *jobspec.Job, sels []jobspec.Selector, full, unmatched int) string {
+func (p *placement) whyNone(job *jobPolicy, sels []jobspec.Selector, full, unmatched int) string {
 	switch {
 	case len(p.nodes) == 0:
 		return "waiting for an executor: none is registered"
@@ -95,7 +95,7 @@ func (p *placement) whyNone(job *jobspec.Job, sels []jobspec.Selector, full, unm
 		for _, s := range sels {
 			needs = append(needs, s.String())
 		}
-		if job.Container != nil {
+		if job.Container {
 			needs = append(needs, dockerLabel+"=true")
 		}
 		return fmt.Sprintf("waiting for an executor matching %s (%d full, %d not matching)", strings.Join(needs, ", "), full, unmatched)

@@ -347,7 +347,7 @@ func (l *leader) overlapOf(job string) overlap {
 // admit applies the job's concurrency policy to a new fire: it returns
 // false (and marks f skipped) when the fire must not run, sets f.After when
 // it must wait, and adds to replaced the fire a replace policy stops.
-func (ov *overlap) admit(job *jobspec.Job, f *store.Fire, replaced *[]store.FireID) bool {
+func (ov *overlap) admit(job *jobPolicy, f *store.Fire, replaced *[]store.FireID) bool {
 	if ov.newest != nil {
 		switch job.Concurrency {
 		case jobspec.ConcurrencyForbid:

@@ -191,7 +191,7 @@ func BenchmarkPlacementChoose(b *testing.B) {
 		}
 		p.register(store.Node{ID: fmt.Sprintf("x%03d", i), Slots: 1 << 20, Labels: map[string]string{"zone": zone}})
 	}
-	job := &jobspec.Job{Name: "j"}
+	job := &jobPolicy{Name: "j"}
 	sels, err := jobspec.ParseSelectors([]string{"zone=eu"})
 	if err != nil {
 		b.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -247,7 +246,7 @@ func (l *leader) process(ctx context.Context, id store.FireID) error {
 // recordResult writes a final fire's result into its job's state and
 // reports whether it unblocks the job's children: a success, or any
 // failure of a soft_fail job.
-func recordResult(state *store.JobState, job *jobspec.Job, f store.Fire) bool {
+func recordResult(state *store.JobState, job *jobPolicy, f store.Fire) bool {
 	state.LastFire, state.LastResult = f.ID.String(), f.State
 	if f.State == store.FireSucceeded {
 		state.LastSuccess = f.EndedAt
@@ -371,7 +370,7 @@ func (l *leader) processGroup(ctx context.Context, group []finishedFire) error {
 
 // retryable reports whether a final fire gets another attempt: failures and
 // timeouts while attempts remain, lost runs only when the job says so.
-func retryable(job *jobspec.Job, f store.Fire) bool {
+func retryable(job *jobPolicy, f store.Fire) bool {
 	if f.Attempt > job.Retries.Count {
 		return false
 	}
@@ -387,7 +386,7 @@ func retryable(job *jobspec.Job, f store.Fire) bool {
 // backoff is the delay before attempt+1: initial·2^(attempt-1), capped at
 // max, with jitter drawn from its upper half so retries of many fires do
 // not arrive together.
-func backoff(job *jobspec.Job, attempt int) time.Duration {
+func backoff(job *jobPolicy, attempt int) time.Duration {
 	d := job.Retries.Backoff.Initial.D()
 	for i := 1; i < attempt && d < job.Retries.Backoff.Max.D(); i++ {
 		d *= 2

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -26,6 +27,7 @@ func (l *leader) follow(ctx context.Context, campaign <-chan error) (int64, erro
 	if err := l.loadJobs(ctx, rev); err != nil {
 		return 0, err
 	}
+	l.log.Info("standby: jobs loaded", zap.Int("jobs", len(l.jobs)), zap.Int64("revision", rev))
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	watch := l.s.etcd.Watch(clientv3.WithRequireLeader(wctx), l.keys.Prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))

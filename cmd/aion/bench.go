@@ -15,23 +15,31 @@ import (
 
 // benchReport is what `aion bench --json` prints.
 type benchReport struct {
-	Executors int                    `json:"executors"`
-	Slots     int                    `json:"slots_per_executor"`
-	Lateness  []bench.LatenessResult `json:"lateness,omitempty"`
-	Manual    *bench.ManualResult    `json:"manual_trigger,omitempty"`
-	Scale     []bench.ScaleResult    `json:"scale,omitempty"`
+	Executors int `json:"executors"`
+	// ExecutorProcesses says the executors ran as processes, not in the
+	// process holding etcd and the scheduler.
+	ExecutorProcesses bool                   `json:"executor_processes"`
+	Slots             int                    `json:"slots_per_executor"`
+	Lateness          []bench.LatenessResult `json:"lateness,omitempty"`
+	// Ceiling is the highest measured rate that every nominal time met
+	// with p99 lateness under 100 ms (0: none did).
+	Ceiling int                 `json:"ceiling_fires_per_second"`
+	Manual  *bench.ManualResult `json:"manual_trigger,omitempty"`
+	Scale   []bench.ScaleResult `json:"scale,omitempty"`
 }
 
 func newBenchCommand(a *app) *cobra.Command {
 	var (
-		rates            []int
-		warmup, measure  time.Duration
-		executors, slots int
-		manualRuns       int
-		asJSON           bool
-		cpuProfile       string
-		scale            []int
-		ttl              time.Duration
+		rates             []int
+		warmup, measure   time.Duration
+		executors, slots  int
+		manualRuns        int
+		asJSON            bool
+		cpuProfile        string
+		scale             []int
+		executorProcesses bool
+		schedulerEnv      []string
+		ttl               time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -61,14 +69,14 @@ Figures go in BENCHMARKS.md with the command line that produced them.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
-			report := benchReport{Executors: executors, Slots: slots}
+			report := benchReport{Executors: executors, Slots: slots, ExecutorProcesses: executorProcesses}
 			if slices.ContainsFunc(rates, func(r int) bool { return r > 0 }) || manualRuns > 0 {
 				if err := benchLateness(a, cmd, &report, rates, warmup, measure, manualRuns, asJSON); err != nil {
 					return err
 				}
 			}
 			for _, n := range scale {
-				res, err := benchScale(cmd, n, ttl)
+				res, err := benchScale(cmd, n, ttl, schedulerEnv)
 				if err != nil {
 					return err
 				}
@@ -91,9 +99,11 @@ Figures go in BENCHMARKS.md with the command line that produced them.`,
 	f.DurationVar(&measure, "measure", 10*time.Second, "measured time per rate")
 	f.IntVar(&executors, "executors", 4, "executors in the process")
 	f.IntVar(&slots, "slots", 256, "slots per executor")
+	f.BoolVar(&executorProcesses, "executor-processes", true, "run the executors as aion executor processes (as in production) rather than in the bench process")
 	f.IntVar(&manualRuns, "manual", 100, "manual triggers to time, one after another (0: none)")
 	f.IntSliceVar(&scale, "scale", nil, "numbers of registered jobs to measure scheduler memory, idle CPU and takeover with (e.g. 100000,1000000)")
 	f.DurationVar(&ttl, "session-ttl", 5*time.Second, "session TTL of the scheduler processes in the scale runs")
+	f.StringArrayVar(&schedulerEnv, "scheduler-env", nil, "KEY=VALUE added to the environment of the scheduler processes in the scale runs (e.g. GOMEMLIMIT=900MiB)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (go tool pprof) to this file")
 	return cmd
@@ -101,7 +111,7 @@ Figures go in BENCHMARKS.md with the command line that produced them.`,
 
 // benchScale measures one number of registered jobs on a fresh stack whose
 // schedulers are processes of this binary.
-func benchScale(cmd *cobra.Command, n int, ttl time.Duration) (bench.ScaleResult, error) {
+func benchScale(cmd *cobra.Command, n int, ttl time.Duration, env []string) (bench.ScaleResult, error) {
 	bin, err := os.Executable()
 	if err != nil {
 		return bench.ScaleResult{}, err
@@ -111,20 +121,33 @@ func benchScale(cmd *cobra.Command, n int, ttl time.Duration) (bench.ScaleResult
 		return bench.ScaleResult{}, err
 	}
 	defer stack.Close()
-	return bench.Scale(cmd.Context(), stack, bin, n, ttl)
+	return bench.Scale(cmd.Context(), stack, bin, n, ttl, env)
 }
 
 // benchLateness measures lateness at each rate, then manual triggers, on
 // one in-process stack.
 func benchLateness(a *app, cmd *cobra.Command, report *benchReport, rates []int, warmup, measure time.Duration, manualRuns int, asJSON bool) error {
 	ctx := cmd.Context()
-	stack, err := bench.Start(ctx, bench.StackConfig{Executors: report.Executors, Slots: report.Slots, Log: a.log})
+	cfg := bench.StackConfig{Executors: report.Executors, Slots: report.Slots, Log: a.log}
+	if report.ExecutorProcesses {
+		bin, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		cfg.ExecutorBinary = bin
+	}
+	stack, err := bench.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer stack.Close()
 	if !asJSON {
-		fmt.Fprintf(a.stdout, "stack: embedded etcd + NATS, 1 scheduler, %d executors × %d slots\n", report.Executors, report.Slots)
+		where := "in this process"
+		if report.ExecutorProcesses {
+			where = "as processes"
+		}
+		fmt.Fprintf(a.stdout, "stack: embedded etcd (%s) + NATS and 1 scheduler in this process, %d executors × %d slots %s\n",
+			stack.EtcdURL, report.Executors, report.Slots, where)
 	}
 	for _, rate := range rates {
 		if rate <= 0 {
@@ -138,6 +161,14 @@ func benchLateness(a *app, cmd *cobra.Command, report *benchReport, rates []int,
 		if !asJSON {
 			fmt.Fprintln(a.stdout, res)
 		}
+	}
+	for _, r := range report.Lateness {
+		if r.Missed == 0 && r.Lateness.P99 < 100*time.Millisecond && r.Rate > report.Ceiling {
+			report.Ceiling = r.Rate
+		}
+	}
+	if len(report.Lateness) > 0 && !asJSON {
+		fmt.Fprintf(a.stdout, "ceiling: %d fires/s (the highest rate measured with nothing missed and p99 lateness under 100 ms)\n", report.Ceiling)
 	}
 	if manualRuns > 0 {
 		res, err := bench.Manual(ctx, stack, manualRuns)

@@ -49,7 +49,11 @@ type StackConfig struct {
 	// NoScheduler leaves scheduling to scheduler processes the caller
 	// starts (StartScheduler).
 	NoScheduler bool
-	Log         *zap.Logger
+	// ExecutorBinary, when set, runs the executors as processes of that
+	// aion binary, as in production (a run's fork and exec then happen
+	// outside the process holding etcd); else they run in this process.
+	ExecutorBinary string
+	Log            *zap.Logger
 }
 
 // Start starts a stack; Close stops it.
@@ -101,6 +105,17 @@ func Start(ctx context.Context, cfg StackConfig) (*Stack, error) {
 		s.run(runCtx, scheduler.New(scfg, s.Etcd, s.NATS, log).Run)
 	}
 	for i := range cfg.Executors {
+		if cfg.ExecutorBinary != "" {
+			id := fmt.Sprintf("x%d", i+1)
+			p, err := s.startProcess(ctx, cfg.ExecutorBinary, nil, "executor", "--node-id", id, "--slots", fmt.Sprint(cfg.Slots),
+				"--output-dir", fmt.Sprintf("%s/output/%s", dir, id), "--grace", "1s", "--docker", "off")
+			if err != nil {
+				s.Close()
+				return nil, err
+			}
+			s.stop = append(s.stop, p.kill)
+			continue
+		}
 		xcfg := executor.DefaultConfig()
 		xcfg.NodeID = fmt.Sprintf("x%d", i+1)
 		xcfg.Slots = cfg.Slots

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -50,7 +53,9 @@ func (r ScaleResult) String() string {
 // with NoScheduler, runs two `aion scheduler` processes (bin) with the
 // given session TTL, and measures the leader's memory and idle CPU, then
 // SIGKILLs it and times the other's takeover.
-func Scale(ctx context.Context, s *Stack, bin string, n int, ttl time.Duration) (ScaleResult, error) {
+//
+// env is added to the scheduler processes' environment (e.g. GOMEMLIMIT).
+func Scale(ctx context.Context, s *Stack, bin string, n int, ttl time.Duration, env []string) (ScaleResult, error) {
 	res := ScaleResult{Jobs: n}
 	jobs, err := Jobs(Rare, "rare", n)
 	if err != nil {
@@ -68,7 +73,7 @@ func Scale(ctx context.Context, s *Stack, bin string, n int, ttl time.Duration) 
 	defer s.deleteJobs(context.WithoutCancel(ctx), "rare-")
 	defer s.deleteJobs(context.WithoutCancel(ctx), "tick-")
 
-	a, err := s.startScheduler(ctx, bin, "a", ttl)
+	a, err := s.startScheduler(ctx, bin, "a", ttl, env)
 	if err != nil {
 		return res, err
 	}
@@ -76,12 +81,15 @@ func Scale(ctx context.Context, s *Stack, bin string, n int, ttl time.Duration) 
 	if _, err := s.waitFirstFire(ctx, "a", time.Time{}, 10*time.Minute); err != nil {
 		return res, fmt.Errorf("first leader: %w", err)
 	}
-	b, err := s.startScheduler(ctx, bin, "b", ttl)
+	b, err := s.startScheduler(ctx, bin, "b", ttl, env)
 	if err != nil {
 		return res, err
 	}
 	defer b.kill()
-	time.Sleep(5 * time.Second) // settle: the follower has connected, the leader is idle
+	if err := b.waitJobs(ctx, n+1, 10*time.Minute); err != nil {
+		return res, fmt.Errorf("standby: %w", err)
+	}
+	time.Sleep(2 * time.Second) // settle: the leader is idle
 	cpu0, t0 := a.cpu(), time.Now()
 	time.Sleep(10 * time.Second)
 	res.IdleCPU = (a.cpu() - cpu0).Seconds() / time.Since(t0).Seconds()
@@ -108,17 +116,62 @@ func Scale(ctx context.Context, s *Stack, bin string, n int, ttl time.Duration) 
 
 // process is a scheduler process started by the bench.
 type process struct {
-	cmd *exec.Cmd
+	cmd  *exec.Cmd
+	addr string // its API, with /metrics
 }
 
-func (s *Stack) startScheduler(ctx context.Context, bin, id string, ttl time.Duration) (*process, error) {
-	cmd := exec.CommandContext(context.WithoutCancel(ctx), bin, "scheduler", "--id", id, "--etcd", s.EtcdURL, "--nats", s.NATSURL,
-		"--listen", "127.0.0.1:0", "--session-ttl", ttl.String(), "--log-level", "warn")
+func (s *Stack) startScheduler(ctx context.Context, bin, id string, ttl time.Duration, env []string) (*process, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	p, err := s.startProcess(ctx, bin, env, "scheduler", "--id", id, "--listen", addr, "--session-ttl", ttl.String())
+	if err != nil {
+		return nil, err
+	}
+	p.addr = addr
+	return p, nil
+}
+
+// startProcess runs `bin command args...` against the stack's etcd and
+// NATS, with env added to its environment, logging warnings and errors to
+// this process's stderr.
+func (s *Stack) startProcess(ctx context.Context, bin string, env []string, command string, args ...string) (*process, error) {
+	args = append([]string{command, "--etcd", s.EtcdURL, "--nats", s.NATSURL, "--log-level", "warn"}, args...)
+	cmd := exec.CommandContext(context.WithoutCancel(ctx), bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start scheduler %s: %w", id, err)
+		return nil, fmt.Errorf("start %s %s: %w", bin, command, err)
 	}
 	return &process{cmd: cmd}, nil
+}
+
+// waitJobs waits until the process holds at least n jobs in memory (its
+// aion_scheduler_jobs metric): as a standby, it is then ready to lead.
+func (p *process) waitJobs(ctx context.Context, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + p.addr + "/metrics"); err == nil {
+			data, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, line := range strings.Split(string(data), "\n") {
+				if v, ok := strings.CutPrefix(line, "aion_scheduler_jobs "); ok {
+					if f, err := strconv.ParseFloat(v, 64); err == nil && int(f) >= n {
+						return nil
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("scheduler did not hold %d jobs within %s", n, timeout)
 }
 
 func (p *process) kill() {

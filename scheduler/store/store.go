@@ -248,7 +248,9 @@ type Fire struct {
 
 	PlannedAt time.Time `json:"planned_at"`
 	// PlannedBy is the scheduler that created the record (the leader then).
-	PlannedBy string    `json:"planned_by,omitempty"`
+	PlannedBy string `json:"planned_by,omitempty"`
+	// StartedAt is when the executor claimed the run; once the run has
+	// ended, when its process (not container) actually started.
 	StartedAt time.Time `json:"started_at,omitzero"`
 	EndedAt   time.Time `json:"ended_at,omitzero"`
 	PID       int       `json:"pid,omitempty"`
