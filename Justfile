@@ -21,11 +21,21 @@ lint:
 # Benchmarks of the hot paths (see BENCHMARKS.md for recorded figures).
 bench:
     go test ./jobspec -run '^$' -bench . -benchmem
+    go test ./scheduler -run '^$' -bench . -benchmem
+
+# End to end: lateness, manual trigger latency (add --scale 1000000 for many jobs).
+bench-e2e:
+    go run ./cmd/aion bench --rates 1,100,200,500,1000 --manual 100
+
+# The fault-injection scenarios, with their figures.
+reliability:
+    go test ./scheduler/reliability -count=1 -v
 
 # Fuzz the parsers for a minute each.
 fuzz:
     go test ./jobspec -run '^$' -fuzz FuzzParseISO8601 -fuzztime 60s
     go test ./jobspec -run '^$' -fuzz FuzzParse -fuzztime 60s
+    go test ./scheduler/api -run '^$' -fuzz FuzzAPI -fuzztime 60s -fuzzminimizetime 2s
 
 build:
     go build -o bin/aion ./cmd/aion

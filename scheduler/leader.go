@@ -203,15 +203,20 @@ func (l *leader) loadSnapshot(ctx context.Context, jobsRev int64) (int64, error)
 		fresh := newLeader(l.s, l.leaseKey, l.leaseRev)
 		*l = *fresh
 	}
+	rev, err := l.loadJobsNow(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return rev, l.loadRest(ctx, rev)
+}
+
+// loadJobsNow loads the jobs at etcd's current revision and returns it.
+func (l *leader) loadJobsNow(ctx context.Context) (int64, error) {
 	head, err := l.s.etcd.Get(ctx, l.keys.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return 0, fmt.Errorf("read state: %w", err)
 	}
-	rev := head.Header.Revision
-	if err := l.loadJobs(ctx, rev); err != nil {
-		return 0, err
-	}
-	return rev, l.loadRest(ctx, rev)
+	return head.Header.Revision, l.loadJobs(ctx, head.Header.Revision)
 }
 
 // loadJobs reads the jobs with their states at rev, in pages, walking both

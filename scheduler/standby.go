@@ -19,12 +19,8 @@ import (
 // follows their changes until campaign reports (nil: elected), and returns
 // the revision its copy is at.
 func (l *leader) follow(ctx context.Context, campaign <-chan error) (int64, error) {
-	head, err := l.s.etcd.Get(ctx, l.keys.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	rev, err := l.loadJobsNow(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("read state: %w", err)
-	}
-	rev := head.Header.Revision
-	if err := l.loadJobs(ctx, rev); err != nil {
 		return 0, err
 	}
 	l.log.Info("standby: jobs loaded", zap.Int("jobs", len(l.jobs)), zap.Int64("revision", rev))

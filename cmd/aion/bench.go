@@ -149,6 +149,16 @@ func benchLateness(a *app, cmd *cobra.Command, report *benchReport, rates []int,
 		fmt.Fprintf(a.stdout, "stack: embedded etcd (%s) + NATS and 1 scheduler in this process, %d executors × %d slots %s\n",
 			stack.EtcdURL, report.Executors, report.Slots, where)
 	}
+	if manualRuns > 0 {
+		res, err := bench.Manual(ctx, stack, manualRuns)
+		if err != nil {
+			return err
+		}
+		report.Manual = &res
+		if !asJSON {
+			fmt.Fprintln(a.stdout, res)
+		}
+	}
 	for _, rate := range rates {
 		if rate <= 0 {
 			continue
@@ -169,16 +179,6 @@ func benchLateness(a *app, cmd *cobra.Command, report *benchReport, rates []int,
 	}
 	if len(report.Lateness) > 0 && !asJSON {
 		fmt.Fprintf(a.stdout, "ceiling: %d fires/s (the highest rate measured with nothing missed and p99 lateness under 100 ms)\n", report.Ceiling)
-	}
-	if manualRuns > 0 {
-		res, err := bench.Manual(ctx, stack, manualRuns)
-		if err != nil {
-			return err
-		}
-		report.Manual = &res
-		if !asJSON {
-			fmt.Fprintln(a.stdout, res)
-		}
 	}
 	return nil
 }

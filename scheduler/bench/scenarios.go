@@ -143,7 +143,7 @@ func Manual(ctx context.Context, s *Stack, n int) (ManualResult, error) {
 		if err != nil {
 			return ManualResult{}, err
 		}
-		f, err := s.waitStarted(ctx, id, 10*time.Second)
+		f, err := s.waitEnded(ctx, id, 10*time.Second)
 		if err != nil {
 			return ManualResult{}, err
 		}
@@ -152,8 +152,9 @@ func Manual(ctx context.Context, s *Stack, n int) (ManualResult, error) {
 	return ManualResult{Runs: n, Latency: Summarise(lat)}, nil
 }
 
-// waitStarted watches a fire record until it has a start time.
-func (s *Stack) waitStarted(ctx context.Context, id store.FireID, timeout time.Duration) (store.Fire, error) {
+// waitEnded watches a fire record until the run has ended; its start time
+// is then when its process started.
+func (s *Stack) waitEnded(ctx context.Context, id store.FireID, timeout time.Duration) (store.Fire, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	key := s.Keys.Fire(id)
@@ -163,7 +164,7 @@ func (s *Stack) waitStarted(ctx context.Context, id store.FireID, timeout time.D
 	}
 	decode := func(value []byte) (store.Fire, bool) {
 		var f store.Fire
-		return f, json.Unmarshal(value, &f) == nil && !f.StartedAt.IsZero()
+		return f, json.Unmarshal(value, &f) == nil && f.State.Final() && !f.StartedAt.IsZero()
 	}
 	if len(resp.Kvs) == 1 {
 		if f, ok := decode(resp.Kvs[0].Value); ok {
@@ -177,5 +178,5 @@ func (s *Stack) waitStarted(ctx context.Context, id store.FireID, timeout time.D
 			}
 		}
 	}
-	return store.Fire{}, fmt.Errorf("fire %s did not start within %s", id, timeout)
+	return store.Fire{}, fmt.Errorf("fire %s did not end within %s", id, timeout)
 }
