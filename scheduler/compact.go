@@ -16,19 +16,21 @@ import (
 // they were planned) and deletes older ones, in fenced transactions that
 // compare each record's revision: a record that changed meanwhile, a fire
 // still open, or one whose effects are not recorded yet is never deleted.
+// Only jobs over the limit are read (the leader counts records as it sees
+// them), so a million jobs that rarely fire cost nothing here.
 func (l *leader) compact(ctx context.Context) error {
 	keep := l.s.cfg.HistoryKeep
 	if keep == 0 {
 		return nil
 	}
-	for _, name := range sortedNames(l.jobs) {
-		count, err := l.s.etcd.Get(ctx, l.keys.JobFires(name), clientv3.WithPrefix(), clientv3.WithCountOnly())
-		if err != nil {
-			return fmt.Errorf("count fires of %s: %w", name, err)
+	var over []string
+	for name, n := range l.records {
+		if _, ok := l.jobs[name]; ok && n > keep {
+			over = append(over, name)
 		}
-		if int(count.Count) <= keep {
-			continue
-		}
+	}
+	slices.Sort(over)
+	for _, name := range over {
 		resp, err := l.s.etcd.Get(ctx, l.keys.JobFires(name), clientv3.WithPrefix())
 		if err != nil {
 			return fmt.Errorf("read fires of %s: %w", name, err)
@@ -74,13 +76,4 @@ func (l *leader) compact(ctx context.Context) error {
 func (l *leader) commitDeletes(ctx context.Context, cmps []clientv3.Cmp, ops []clientv3.Op) error {
 	_, err := l.commit(ctx, append([]clientv3.Cmp{l.fence}, cmps...), ops)
 	return err // a record that changed is left for the next round
-}
-
-func sortedNames(jobs map[string]*jobEntry) []string {
-	names := make([]string, 0, len(jobs))
-	for name := range jobs {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
 }

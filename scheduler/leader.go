@@ -52,6 +52,7 @@ type leader struct {
 	open      map[store.FireID]*openFire
 	openByJob map[string]map[store.FireID]*openFire
 	pending   map[store.FireID]bool // final fires whose effects are not recorded yet
+	records   map[string]int        // fire records in etcd per job
 	finished  []finishedFire        // fires seen ending in the watch response being handled
 	nodes     *placement
 	loads     chan store.LoadReport
@@ -89,6 +90,7 @@ func newLeader(s *Scheduler, key string, rev int64) *leader {
 		open:      make(map[store.FireID]*openFire),
 		openByJob: make(map[string]map[store.FireID]*openFire),
 		pending:   make(map[store.FireID]bool),
+		records:   make(map[string]int),
 		nodes:     newPlacement(),
 		loads:     make(chan store.LoadReport, 256),
 	}
@@ -254,7 +256,10 @@ func (l *leader) loadRest(ctx context.Context, rev int64) error {
 	if err := newPager(l.s.etcd, l.keys.Nodes(), rev).each(ctx, func(kv *mvccpb.KeyValue) { l.onNode(kv, false) }); err != nil {
 		return err
 	}
-	if err := newPager(l.s.etcd, l.keys.Fires(), rev).each(ctx, func(kv *mvccpb.KeyValue) { l.onFire(kv, false) }); err != nil {
+	if err := newPager(l.s.etcd, l.keys.Fires(), rev).each(ctx, func(kv *mvccpb.KeyValue) {
+		l.countRecord(kv, +1)
+		l.onFire(kv, false)
+	}); err != nil {
 		return err
 	}
 	if err := newPager(l.s.etcd, l.keys.Requests(), rev).each(ctx, func(kv *mvccpb.KeyValue) { l.requests = append(l.requests, kv) }); err != nil {
@@ -302,8 +307,12 @@ func (l *leader) onEvent(ctx context.Context, ev *clientv3.Event) error {
 			l.setState(e, ev.Kv)
 		}
 	case strings.HasPrefix(key, l.keys.Fires()):
-		if ev.IsCreate() {
+		switch {
+		case ev.IsCreate():
 			l.countFire(ev.Kv.Value)
+			l.countRecord(ev.Kv, +1)
+		case deleted:
+			l.countRecord(ev.Kv, -1)
 		}
 		if f, ended := l.onFire(ev.Kv, deleted); ended {
 			l.finished = append(l.finished, finishedFire{fire: f, kv: ev.Kv})
@@ -512,6 +521,21 @@ func (l *leader) firstNext(e *jobEntry) time.Time {
 		from = l.now()
 	}
 	return e.sched.Next(from)
+}
+
+// countRecord keeps the number of fire records each job has in etcd, so
+// that compaction looks only at jobs over their history limit instead of
+// asking etcd about every job.
+func (l *leader) countRecord(kv *mvccpb.KeyValue, delta int) {
+	id, ok := l.keys.FireIDFromKey(string(kv.Key))
+	if !ok {
+		return
+	}
+	if n := l.records[id.Job] + delta; n > 0 {
+		l.records[id.Job] = n
+	} else {
+		delete(l.records, id.Job)
+	}
 }
 
 // countFire counts a newly created fire record in the metrics.

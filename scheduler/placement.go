@@ -20,6 +20,7 @@ const dockerLabel = "aion.docker"
 // Only the leader loop touches it.
 type placement struct {
 	nodes    map[string]*nodeInfo
+	ids      []string       // the keys of nodes, sorted: choose's order
 	assigned map[string]int // open fires per node
 	turn     int            // round-robin among equals
 }
@@ -39,9 +40,19 @@ func (p *placement) register(n store.Node) {
 		return
 	}
 	p.nodes[n.ID] = &nodeInfo{reg: n}
+	i, _ := slices.BinarySearch(p.ids, n.ID)
+	p.ids = slices.Insert(p.ids, i, n.ID)
 }
 
-func (p *placement) unregister(id string) { delete(p.nodes, id) }
+func (p *placement) unregister(id string) {
+	if _, ok := p.nodes[id]; !ok {
+		return
+	}
+	delete(p.nodes, id)
+	if i, found := slices.BinarySearch(p.ids, id); found {
+		p.ids = slices.Delete(p.ids, i, i+1)
+	}
+}
 
 func (p *placement) live(id string) bool { _, ok := p.nodes[id]; return ok }
 
@@ -58,7 +69,7 @@ func (p *placement) choose(job *jobPolicy, sels []jobspec.Selector) (string, str
 	var best []string
 	bestShare, bestLoad := 2.0, 0.0
 	full, unmatched := 0, 0
-	for _, id := range p.sortedIDs() {
+	for _, id := range p.ids {
 		info := p.nodes[id]
 		if !jobspec.MatchAll(sels, info.reg.Labels) || (job.Container && info.reg.Labels[dockerLabel] != "true") {
 			unmatched++
@@ -100,13 +111,4 @@ func (p *placement) whyNone(job *jobPolicy, sels []jobspec.Selector, full, unmat
 		}
 		return fmt.Sprintf("waiting for an executor matching %s (%d full, %d not matching)", strings.Join(needs, ", "), full, unmatched)
 	}
-}
-
-func (p *placement) sortedIDs() []string {
-	ids := make([]string, 0, len(p.nodes))
-	for id := range p.nodes {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
 }

@@ -170,8 +170,8 @@ func BenchmarkPlanDue(b *testing.B) {
 func BenchmarkQueue(b *testing.B) {
 	var q fireQueue
 	base := time.Now()
-	for range 100_000 {
-		q.set(&jobEntry{index: -1}, base.Add(time.Duration(rand.IntN(3600))*time.Second))
+	for i := range 100_000 {
+		q.set(&jobEntry{index: -1, job: &jobPolicy{Name: fmt.Sprintf("j%06d", i)}}, base.Add(time.Duration(rand.IntN(3600))*time.Second))
 	}
 	b.ResetTimer()
 	for b.Loop() {

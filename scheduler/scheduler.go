@@ -1,13 +1,15 @@
 // Package scheduler owns the leader side of Aion: etcd leader election, the
-// fire loop that plans every due nominal time in a fenced etcd transaction,
-// placement of runs on the least-loaded eligible executor, dispatch over
-// NATS, reconciliation of unclaimed and lost fires, and dependent-job
+// hot standby (a campaigning scheduler keeps the jobs loaded), the fire loop
+// that plans every due nominal time in fenced etcd transactions (many jobs
+// each), placement of runs on the least-loaded eligible executor, dispatch
+// over NATS, reconciliation of unclaimed and lost fires, and dependent-job
 // triggering. Several schedulers run; only the elected leader plans.
 //
 //	s := scheduler.New(cfg, etcdClient, natsConn, logger)
 //	err := s.Run(ctx) // campaigns, leads while elected, campaigns again; returns when ctx ends
 //
-// See ../shared/DESIGN.md for the run protocol this package implements.
+// See ../shared/DESIGN.md for the run protocol this package implements, and
+// docs/architecture.md for where it departs from it.
 package scheduler
 
 import (
