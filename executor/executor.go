@@ -127,6 +127,8 @@ func (c Config) Validate() error {
 	switch {
 	case !store.ValidNodeID(c.NodeID):
 		return fmt.Errorf("executor: node ID %q: use letters, digits, '-' and '_' (it is part of NATS subjects)", c.NodeID)
+	case !store.ValidSubjectPrefix(c.SubjectPrefix):
+		return fmt.Errorf("executor: NATS subject prefix %q: want tokens of letters, digits, '-' or '_', each ending in '.', e.g. \"aion.\"", c.SubjectPrefix)
 	case c.Slots < 1:
 		return fmt.Errorf("executor: slots must be at least 1, got %d", c.Slots)
 	case c.LeaseTTL < time.Second:

@@ -78,6 +78,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.ID == "":
 		return errors.New("scheduler: empty ID")
+	case !store.ValidSubjectPrefix(c.SubjectPrefix):
+		return fmt.Errorf("scheduler: NATS subject prefix %q: want tokens of letters, digits, '-' or '_', each ending in '.', e.g. \"aion.\"", c.SubjectPrefix)
 	case c.SessionTTL < time.Second:
 		return fmt.Errorf("scheduler: session TTL %s is below etcd's 1s minimum", c.SessionTTL)
 	case c.ReconcileEvery <= 0 || c.RedispatchAfter <= 0 || c.MisfireGrace < 0 || c.CompactEvery <= 0:

@@ -172,8 +172,10 @@ func ParseFireID(s string) (FireID, error) {
 	return id, nil
 }
 
-// Validate checks that the ID can name a key and a file: a valid job name
-// and a suffix without '/', NUL or a leading '.'. IDs that arrive from
+// Validate checks that the ID can name a key, a file and a log line: a
+// valid job name and a suffix without '/', NUL, NATS wildcards ('*', '>'),
+// spaces or control characters, and no leading '.'. Aion's own suffixes are
+// times and words joined by '-', ':', '.' and '@'. IDs that arrive from
 // outside (API paths, NATS messages) must be validated before use.
 func (id FireID) Validate() error {
 	switch {
@@ -181,8 +183,10 @@ func (id FireID) Validate() error {
 		return fmt.Errorf("bad job name %q", id.Job)
 	case id.Suffix == "" || len(id.Suffix) > 200:
 		return errors.New("suffix must be 1 to 200 bytes")
-	case strings.ContainsAny(id.Suffix, "/\x00") || strings.HasPrefix(id.Suffix, "."):
-		return fmt.Errorf("bad suffix %q", id.Suffix)
+	case strings.HasPrefix(id.Suffix, "."):
+		return fmt.Errorf("bad suffix %q: it must not start with '.'", id.Suffix)
+	case strings.IndexFunc(id.Suffix, func(r rune) bool { return r <= ' ' || r == 0x7f || strings.ContainsRune("/*>", r) }) >= 0:
+		return fmt.Errorf("bad suffix %q: no '/', '*', '>', spaces or control characters", id.Suffix)
 	}
 	return nil
 }
@@ -330,6 +334,13 @@ var validNodeID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
 // ValidNodeID reports whether s can name an executor node: 1-63 letters,
 // digits, '-' or '_', starting with a letter or digit.
 func ValidNodeID(s string) bool { return validNodeID.MatchString(s) }
+
+var validSubjectPrefix = regexp.MustCompile(`^([A-Za-z0-9_-]+\.)+$`)
+
+// ValidSubjectPrefix reports whether s can start Aion's NATS subjects: one
+// or more tokens of letters, digits, '-' or '_', each followed by '.', as
+// in "aion.".
+func ValidSubjectPrefix(s string) bool { return validSubjectPrefix.MatchString(s) }
 
 // DispatchSubject is the subject an executor receives its Dispatch messages on.
 func DispatchSubject(prefix, node string) string { return prefix + "dispatch." + node }
