@@ -137,19 +137,9 @@ func (x *Executor) claimMany(ctx context.Context, batch []claimCall) {
 			c.reply <- claimReply{c: cl, ok: ok, err: err}
 			continue
 		}
-		var f store.Fire
-		if err := json.Unmarshal(d.Record, &f); err != nil {
-			c.reply <- claimReply{err: fmt.Errorf("bad fire record in dispatch: %w", err)}
-			continue
-		}
-		if f.ID != d.Fire || f.State != store.FirePlanned || f.Node != x.cfg.NodeID || f.Attempt != d.Attempt {
-			c.reply <- claimReply{}
-			continue
-		}
-		f.State, f.StartedAt, f.Reason = store.FireRunning, time.Now().UTC(), ""
-		data, err := json.Marshal(f)
-		if err != nil {
-			c.reply <- claimReply{err: fmt.Errorf("encode fire: %w", err)}
+		f, data, ok, err := x.claimable(d, d.Record)
+		if err != nil || !ok {
+			c.reply <- claimReply{err: err}
 			continue
 		}
 		todo = append(todo, pending{call: c, fire: f, data: data})

@@ -43,19 +43,9 @@ func (x *Executor) claim(ctx context.Context, d store.Dispatch) (claimed, bool, 
 		raw, rev = resp.Kvs[0].Value, resp.Kvs[0].ModRevision
 	}
 	for range 2 {
-		var f store.Fire
-		if err := json.Unmarshal(raw, &f); err != nil {
-			return claimed{}, false, fmt.Errorf("bad fire record: %w", err)
-		}
-		if f.ID != d.Fire || f.State != store.FirePlanned || f.Node != x.cfg.NodeID || f.Attempt != d.Attempt {
-			return claimed{}, false, nil
-		}
-		f.State = store.FireRunning
-		f.StartedAt = time.Now().UTC()
-		f.Reason = ""
-		data, err := json.Marshal(f)
-		if err != nil {
-			return claimed{}, false, fmt.Errorf("encode fire: %w", err)
+		f, data, ok, err := x.claimable(d, raw)
+		if err != nil || !ok {
+			return claimed{}, false, err
 		}
 		resp, err := x.etcd.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(key), "=", rev), clientv3.Compare(clientv3.Value(key), "=", string(raw))).
@@ -76,6 +66,25 @@ func (x *Executor) claim(ctx context.Context, d store.Dispatch) (claimed, bool, 
 		raw = kvs[0].Value // same revision, other bytes: go by the stored record
 	}
 	return claimed{}, false, nil
+}
+
+// claimable decodes a fire record (as dispatched, or as stored) and, if it
+// is this node's planned attempt of the dispatched fire, returns it as
+// claimed (running, started now) with its encoding.
+func (x *Executor) claimable(d store.Dispatch, raw []byte) (store.Fire, []byte, bool, error) {
+	var f store.Fire
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return store.Fire{}, nil, false, fmt.Errorf("bad fire record: %w", err)
+	}
+	if f.ID != d.Fire || f.State != store.FirePlanned || f.Node != x.cfg.NodeID || f.Attempt != d.Attempt {
+		return store.Fire{}, nil, false, nil
+	}
+	f.State, f.StartedAt, f.Reason = store.FireRunning, time.Now().UTC(), ""
+	data, err := json.Marshal(f)
+	if err != nil {
+		return store.Fire{}, nil, false, fmt.Errorf("encode fire: %w", err)
+	}
+	return f, data, true, nil
 }
 
 func decodeJob(name string, r *etcdserverpb.RangeResponse) (*jobspec.Job, error) {

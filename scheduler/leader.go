@@ -77,6 +77,7 @@ type jobEntry struct {
 type openFire struct {
 	fire         store.Fire
 	rev          int64
+	record       []byte // the record as stored at rev, when known: dispatches carry it
 	dispatchedAt time.Time
 }
 
@@ -258,7 +259,7 @@ func (l *leader) loadRest(ctx context.Context, rev int64) error {
 	}
 	if err := newPager(l.s.etcd, l.keys.Fires(), rev).each(ctx, func(kv *mvccpb.KeyValue) {
 		l.countRecord(kv, +1)
-		l.onFire(kv, false)
+		l.onFire(kv, false, false)
 	}); err != nil {
 		return err
 	}
@@ -309,12 +310,11 @@ func (l *leader) onEvent(ctx context.Context, ev *clientv3.Event) error {
 	case strings.HasPrefix(key, l.keys.Fires()):
 		switch {
 		case ev.IsCreate():
-			l.countFire(ev.Kv.Value)
 			l.countRecord(ev.Kv, +1)
 		case deleted:
 			l.countRecord(ev.Kv, -1)
 		}
-		if f, ended := l.onFire(ev.Kv, deleted); ended {
+		if f, ended := l.onFire(ev.Kv, deleted, ev.IsCreate()); ended {
 			l.finished = append(l.finished, finishedFire{fire: f, kv: ev.Kv})
 		}
 	case strings.HasPrefix(key, l.keys.Nodes()):
@@ -353,7 +353,7 @@ func (l *leader) onNode(kv *mvccpb.KeyValue, deleted bool) {
 
 // onFire tracks a fire record; it reports the fire when it is final and
 // its effects still have to be recorded.
-func (l *leader) onFire(kv *mvccpb.KeyValue, deleted bool) (store.Fire, bool) {
+func (l *leader) onFire(kv *mvccpb.KeyValue, deleted, created bool) (store.Fire, bool) {
 	id, ok := l.keys.FireIDFromKey(string(kv.Key))
 	if !ok {
 		return store.Fire{}, false
@@ -367,8 +367,11 @@ func (l *leader) onFire(kv *mvccpb.KeyValue, deleted bool) (store.Fire, bool) {
 		l.log.Warn("bad fire record", zap.String("key", string(kv.Key)), zap.Error(err))
 		return store.Fire{}, false
 	}
+	if created {
+		l.countFire(f)
+	}
 	if !f.State.Final() {
-		l.openFire(&openFire{fire: f, rev: kv.ModRevision})
+		l.openFire(&openFire{fire: f, rev: kv.ModRevision, record: kv.Value})
 		return store.Fire{}, false
 	}
 	l.closeFire(id)
@@ -539,11 +542,7 @@ func (l *leader) countRecord(kv *mvccpb.KeyValue, delta int) {
 }
 
 // countFire counts a newly created fire record in the metrics.
-func (l *leader) countFire(value []byte) {
-	var f store.Fire
-	if json.Unmarshal(value, &f) != nil {
-		return
-	}
+func (l *leader) countFire(f store.Fire) {
 	if f.State == store.FireSkipped {
 		l.s.metrics.skipped.WithLabelValues(skipReason(f.Reason)).Inc()
 		return

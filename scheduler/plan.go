@@ -225,6 +225,7 @@ func (l *leader) planGroup(ctx context.Context, plans []jobPlan, now time.Time) 
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(l.keys.State(e.job.Name)), "=", e.stateRev))
 		ov := l.overlapOf(e.job.Name)
 		for _, d := range p.entries {
+			var of *openFire
 			f := store.Fire{
 				ID:        store.ScheduledFireID(e.job.Name, d.at),
 				Trigger:   store.TriggerSchedule,
@@ -241,7 +242,8 @@ func (l *leader) planGroup(ctx context.Context, plans []jobPlan, now time.Time) 
 				f.State = store.FirePlanned
 				f.Node, f.Reason = l.nodes.choose(e.job, e.sels)
 				l.nodes.assigned[f.Node]++
-				planned = append(planned, &openFire{fire: f})
+				of = &openFire{fire: f}
+				planned = append(planned, of)
 			default:
 				state.Skipped++
 			}
@@ -249,6 +251,9 @@ func (l *leader) planGroup(ctx context.Context, plans []jobPlan, now time.Time) 
 			if err != nil {
 				release()
 				return false, fmt.Errorf("encode fire: %w", err)
+			}
+			if of != nil {
+				of.record = data // the dispatch carries the record as written
 			}
 			key := l.keys.Fire(f.ID)
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
@@ -449,7 +454,10 @@ func (l *leader) dispatch(of *openFire, now time.Time) {
 		l.log.Info("fire waits", zap.Stringer("fire", of.fire.ID), zap.String("reason", of.fire.Reason))
 		return
 	}
-	record, _ := json.Marshal(of.fire)
+	record := of.record
+	if record == nil {
+		record, _ = json.Marshal(of.fire)
+	}
 	data, _ := json.Marshal(store.Dispatch{Fire: of.fire.ID, Attempt: of.fire.Attempt, Rev: of.rev, Record: record})
 	if err := l.s.nats.Publish(store.DispatchSubject(l.s.cfg.SubjectPrefix, of.fire.Node), data); err != nil {
 		l.log.Warn("dispatch", zap.Stringer("fire", of.fire.ID), zap.Error(err))
