@@ -55,6 +55,8 @@ type leader struct {
 	records   map[string]int        // fire records in etcd per job
 	finished  []finishedFire        // fires seen ending in the watch response being handled
 	nodes     *placement
+	schedules *jobspec.ScheduleCache
+	policies  map[jobPolicy]*jobPolicy // one copy of each distinct policy: see sharedPolicy
 	loads     chan store.LoadReport
 	requests  []*mvccpb.KeyValue // run requests found at election, planned first
 	// requestsDirty says a request could not be applied (a conflicting
@@ -62,10 +64,14 @@ type leader struct {
 	requestsDirty bool
 }
 
-// jobEntry is the leader's view of one job.
+// jobEntry is the leader's view of one job. A leader may hold a million:
+// the policy and the schedule, which most jobs share with many others,
+// are shared copies (see sharedPolicy and jobspec.ScheduleCache).
 type jobEntry struct {
-	job      *jobPolicy
-	sched    jobspec.Schedule // nil for manual and dependent jobs
+	name     string
+	parents  []string
+	policy   *jobPolicy       // shared: never change it in place
+	sched    jobspec.Schedule // nil for manual and dependent jobs; shared
 	sels     []jobspec.Selector
 	state    store.JobState
 	stateRev int64 // mod revision of the state key; 0 when missing
@@ -93,6 +99,8 @@ func newLeader(s *Scheduler, key string, rev int64) *leader {
 		pending:   make(map[store.FireID]bool),
 		records:   make(map[string]int),
 		nodes:     newPlacement(),
+		schedules: jobspec.NewScheduleCache(maxSharedValues),
+		policies:  make(map[jobPolicy]*jobPolicy),
 		loads:     make(chan store.LoadReport, 256),
 	}
 	l.elected(key, rev)
@@ -413,25 +421,25 @@ func (l *leader) closeFire(id store.FireID) {
 
 // putJob adds a job and queues it.
 func (l *leader) putJob(name string, data []byte, state *mvccpb.KeyValue) {
-	e := &jobEntry{index: -1}
+	e := &jobEntry{name: name, index: -1}
 	if state != nil {
 		l.setState(e, state)
 	}
-	if !l.decodeJob(e, name, data) {
+	if !l.decodeJob(e, data) {
 		return
 	}
 	l.jobs[name] = e
 	l.s.metrics.jobs.Set(float64(len(l.jobs)))
-	l.link(name, nil, e.job.Parents)
+	l.link(name, nil, e.parents)
 	l.queue.set(e, l.firstNext(e))
 }
 
 func (l *leader) updateJob(e *jobEntry, data []byte) {
-	parents := e.job.Parents
-	if !l.decodeJob(e, e.job.Name, data) {
+	parents := e.parents
+	if !l.decodeJob(e, data) {
 		return
 	}
-	l.link(e.job.Name, parents, e.job.Parents)
+	l.link(e.name, parents, e.parents)
 	l.queue.set(e, l.firstNext(e))
 }
 
@@ -449,24 +457,40 @@ func (l *leader) link(child string, oldParents, newParents []string) {
 	}
 }
 
-func (l *leader) decodeJob(e *jobEntry, name string, data []byte) bool {
+func (l *leader) decodeJob(e *jobEntry, data []byte) bool {
 	var j jobspec.Job
 	if err := json.Unmarshal(data, &j); err != nil {
-		l.log.Error("bad job definition in etcd", zap.String("job", name), zap.Error(err))
+		l.log.Error("bad job definition in etcd", zap.String("job", e.name), zap.Error(err))
 		return false
 	}
-	sched, err := j.ParsedSchedule(e.state.AppliedAt)
+	sched, err := l.schedules.Schedule(&j, e.state.AppliedAt)
 	if err != nil {
-		l.log.Error("bad schedule in etcd", zap.String("job", name), zap.Error(err))
+		l.log.Error("bad schedule in etcd", zap.String("job", e.name), zap.Error(err))
 		return false
 	}
 	sels, err := jobspec.ParseSelectors(j.Constraints)
 	if err != nil {
-		l.log.Error("bad constraints in etcd", zap.String("job", name), zap.Error(err))
+		l.log.Error("bad constraints in etcd", zap.String("job", e.name), zap.Error(err))
 		return false
 	}
-	e.job, e.sched, e.sels = policyOf(&j), sched, sels
+	e.parents, e.policy, e.sched, e.sels = j.Parents, l.sharedPolicy(policyOf(&j)), sched, sels
 	return true
+}
+
+// maxSharedValues bounds the distinct policies and schedules a leader keeps
+// for sharing; past it, it starts afresh (jobs keep what they hold).
+const maxSharedValues = 100_000
+
+// sharedPolicy returns the one copy of p that jobs with this policy share.
+func (l *leader) sharedPolicy(p jobPolicy) *jobPolicy {
+	if shared, ok := l.policies[p]; ok {
+		return shared
+	}
+	if len(l.policies) >= maxSharedValues {
+		clear(l.policies)
+	}
+	l.policies[p] = &p
+	return &p
 }
 
 // jobPolicy is what the leader keeps of a job: what planning, placement,
@@ -474,9 +498,10 @@ func (l *leader) decodeJob(e *jobEntry, name string, data []byte) bool {
 // and labels are the executor's business (it reads the job from etcd when
 // it claims a run); keeping them out, and this struct small, is what lets
 // a leader hold a million jobs.
+//
+// Its fields are all comparable, so that jobs with equal policies share
+// one copy.
 type jobPolicy struct {
-	Name        string
-	Parents     []string
 	Disabled    bool
 	SoftFail    bool
 	Container   bool // runs in a container: only on nodes with Docker
@@ -485,9 +510,9 @@ type jobPolicy struct {
 	Retries     jobspec.Retries
 }
 
-func policyOf(j *jobspec.Job) *jobPolicy {
-	return &jobPolicy{
-		Name: j.Name, Parents: j.Parents, Disabled: j.Disabled, SoftFail: j.SoftFail, Container: j.Container != nil,
+func policyOf(j *jobspec.Job) jobPolicy {
+	return jobPolicy{
+		Disabled: j.Disabled, SoftFail: j.SoftFail, Container: j.Container != nil,
 		Concurrency: j.Concurrency, Misfire: j.Misfire, Retries: j.Retries,
 	}
 }
@@ -497,7 +522,7 @@ func (l *leader) removeJob(name string) {
 		l.queue.remove(e)
 		delete(l.jobs, name)
 		l.s.metrics.jobs.Set(float64(len(l.jobs)))
-		l.link(name, e.job.Parents, nil)
+		l.link(name, e.parents, nil)
 	}
 }
 

@@ -23,7 +23,7 @@ func TestPlacement_ChoosesLeastLoadedEligibleNode(t *testing.T) {
 	p.register(store.Node{ID: "c", Slots: 8, Labels: map[string]string{"zone": "us"}})
 	p.report(store.LoadReport{Node: "a", Load1: 3})
 	p.report(store.LoadReport{Node: "b", Load1: 0.5})
-	job := &jobPolicy{Name: "j"}
+	job := &jobPolicy{}
 	eu, _ := jobspec.ParseSelectors([]string{"zone=eu"})
 
 	// Equal share (0): the lower load average wins.
@@ -42,7 +42,7 @@ func TestPlacement_ChoosesLeastLoadedEligibleNode(t *testing.T) {
 		t.Errorf("pick = %q (%s), want none: all full", got, reason)
 	}
 	// A container job needs a node advertising Docker.
-	ct := &jobPolicy{Name: "ct", Container: true}
+	ct := &jobPolicy{Container: true}
 	got, reason = p.choose(ct, nil)
 	if got != "" || !strings.Contains(reason, "aion.docker=true") {
 		t.Errorf("container pick = %q (%s), want none with the docker label named", got, reason)
@@ -60,7 +60,7 @@ func TestPlacement_RoundRobinAmongEquals(t *testing.T) {
 	}
 	seen := map[string]int{}
 	for range 30 {
-		id, _ := p.choose(&jobPolicy{Name: "j"}, nil)
+		id, _ := p.choose(&jobPolicy{}, nil)
 		seen[id]++
 	}
 	for _, id := range []string{"a", "b", "c"} {
@@ -71,7 +71,7 @@ func TestPlacement_RoundRobinAmongEquals(t *testing.T) {
 }
 
 func TestPlacement_NoNodes(t *testing.T) {
-	got, reason := newPlacement().choose(&jobPolicy{Name: "j"}, nil)
+	got, reason := newPlacement().choose(&jobPolicy{}, nil)
 	if got != "" || !strings.Contains(reason, "none is registered") {
 		t.Errorf("pick = %q (%s)", got, reason)
 	}

@@ -119,7 +119,7 @@ func (l *leader) prepare(e *jobEntry, now time.Time) jobPlan {
 	slices.Reverse(entries)
 	if countOnly > 0 {
 		l.s.metrics.skipped.WithLabelValues("misfire").Add(float64(countOnly))
-		l.log.Warn("nominal times skipped without records", zap.String("job", e.job.Name), zap.Int("count", countOnly))
+		l.log.Warn("nominal times skipped without records", zap.String("job", e.name), zap.Int("count", countOnly))
 	}
 	l.queue.set(e, t)
 	return jobPlan{e: e, entries: entries, countOnly: countOnly, highWater: due[len(due)-1]}
@@ -152,7 +152,7 @@ func (l *leader) planCatchup(ctx context.Context, p jobPlan, now time.Time) erro
 // than the grace follow the job's misfire policy, any time older than the
 // starting deadline is skipped, and a disabled job skips them all.
 func (l *leader) misfire(e *jobEntry, due []time.Time, now time.Time) []dueTime {
-	job := e.job
+	job := e.policy
 	out := make([]dueTime, len(due))
 	var late []int
 	onTime := 0
@@ -222,12 +222,12 @@ func (l *leader) planGroup(ctx context.Context, plans []jobPlan, now time.Time) 
 		state.HighWater = p.highWater
 		state.Skipped += p.countOnly
 		state.Planned += len(p.entries)
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(l.keys.State(e.job.Name)), "=", e.stateRev))
-		ov := l.overlapOf(e.job.Name)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(l.keys.State(e.name)), "=", e.stateRev))
+		ov := l.overlapOf(e.name)
 		for _, d := range p.entries {
 			var of *openFire
 			f := store.Fire{
-				ID:        store.ScheduledFireID(e.job.Name, d.at),
+				ID:        store.ScheduledFireID(e.name, d.at),
 				Trigger:   store.TriggerSchedule,
 				Nominal:   d.at.UTC(),
 				Attempt:   1,
@@ -238,9 +238,9 @@ func (l *leader) planGroup(ctx context.Context, plans []jobPlan, now time.Time) 
 			case d.skip != "":
 				f.State, f.Processed, f.EndedAt, f.Reason = store.FireSkipped, true, now.UTC(), d.skip
 				state.Skipped++
-			case ov.admit(e.job, &f, &replaced):
+			case ov.admit(e.policy, &f, &replaced):
 				f.State = store.FirePlanned
-				f.Node, f.Reason = l.nodes.choose(e.job, e.sels)
+				f.Node, f.Reason = l.nodes.choose(e.policy, e.sels)
 				l.nodes.assigned[f.Node]++
 				of = &openFire{fire: f}
 				planned = append(planned, of)
@@ -264,7 +264,7 @@ func (l *leader) planGroup(ctx context.Context, plans []jobPlan, now time.Time) 
 			release()
 			return false, fmt.Errorf("encode state: %w", err)
 		}
-		ops = append(ops, clientv3.OpPut(l.keys.State(e.job.Name), string(stateData)))
+		ops = append(ops, clientv3.OpPut(l.keys.State(e.name), string(stateData)))
 		states[i] = state
 	}
 	rev, err := l.commit(ctx, cmps, ops)
@@ -313,9 +313,9 @@ func (l *leader) commit(ctx context.Context, cmps []clientv3.Cmp, ops []clientv3
 }
 
 func (l *leader) reloadJob(ctx context.Context, e *jobEntry) error {
-	resp, err := l.s.etcd.Get(ctx, l.keys.State(e.job.Name))
+	resp, err := l.s.etcd.Get(ctx, l.keys.State(e.name))
 	if err != nil {
-		return fmt.Errorf("reload state of %s: %w", e.job.Name, err)
+		return fmt.Errorf("reload state of %s: %w", e.name, err)
 	}
 	if len(resp.Kvs) == 0 {
 		e.state, e.stateRev = store.JobState{}, 0
@@ -504,7 +504,7 @@ func (l *leader) planRequest(ctx context.Context, kv *mvccpb.KeyValue) error {
 	e, exists := l.jobs[id.Job]
 	var state store.JobState
 	if exists {
-		f.Node, f.Reason = l.nodes.choose(e.job, e.sels)
+		f.Node, f.Reason = l.nodes.choose(e.policy, e.sels)
 		// Every fire creation writes the job's state, so planning, which
 		// compares it, always sees every open run (see overlap).
 		state = e.state
@@ -579,16 +579,16 @@ func (l *leader) changePause(ctx context.Context, job string, req store.RunReque
 				}
 			}
 			keep := 0
-			switch e.job.Misfire.Policy {
+			switch e.policy.Misfire.Policy {
 			case jobspec.MisfireRunOnce:
 				keep = min(len(skipped), 1)
 			case jobspec.MisfireRunAll:
-				keep = min(len(skipped), e.job.Misfire.MaxCatchup, maxFiresPerTxn)
+				keep = min(len(skipped), e.policy.Misfire.MaxCatchup, maxFiresPerTxn)
 			}
 			for _, sk := range skipped[len(skipped)-keep:] {
 				f := sk.f
 				f.State, f.Processed, f.EndedAt, f.PlannedAt = store.FirePlanned, false, time.Time{}, now.UTC()
-				f.Node, f.Reason = l.nodes.choose(e.job, e.sels)
+				f.Node, f.Reason = l.nodes.choose(e.policy, e.sels)
 				data, _ := json.Marshal(f)
 				key := l.keys.Fire(f.ID)
 				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", sk.rev))
@@ -651,7 +651,7 @@ func (l *leader) planBackfill(ctx context.Context, id store.FireID, req store.Ru
 			} else if exists {
 				continue // planned before, by the schedule or an earlier backfill
 			}
-			f.Node, f.Reason = l.nodes.choose(e.job, e.sels)
+			f.Node, f.Reason = l.nodes.choose(e.policy, e.sels)
 			data, _ := json.Marshal(f)
 			key := l.keys.Fire(f.ID)
 			chunkCmps = append(chunkCmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))

@@ -12,7 +12,7 @@ type fireQueue []*jobEntry
 func (q fireQueue) Len() int { return len(q) }
 func (q fireQueue) Less(i, j int) bool {
 	if q[i].next.Equal(q[j].next) {
-		return q[i].job.Name < q[j].job.Name
+		return q[i].name < q[j].name
 	}
 	return q[i].next.Before(q[j].next)
 }

@@ -91,7 +91,7 @@ func (l *leader) replace(ctx context.Context, of *openFire, now time.Time) error
 		return err
 	}
 	l.nodes.assigned[of.fire.Node]-- // do not count the fire against its own old node
-	node, reason := l.nodes.choose(e.job, e.sels)
+	node, reason := l.nodes.choose(e.policy, e.sels)
 	l.nodes.assigned[of.fire.Node]++
 	if node == of.fire.Node && reason == of.fire.Reason {
 		l.dispatch(of, now)
@@ -153,7 +153,7 @@ func (l *leader) process(ctx context.Context, id store.FireID) error {
 	}
 	now := l.now()
 	e, ok := l.jobs[id.Job]
-	if ok && retryable(e.job, f) {
+	if ok && retryable(e.policy, f) {
 		return l.retry(ctx, e, f, kv.ModRevision, now)
 	}
 	f.Processed = true
@@ -169,7 +169,7 @@ func (l *leader) process(ctx context.Context, id store.FireID) error {
 	}
 	states := map[string]store.JobState{}
 	state := e.state
-	unblocks := recordResult(&state, e.job, f)
+	unblocks := recordResult(&state, e.policy, f)
 	states[id.Job] = state
 	var children []*openFire
 	var replaced []store.FireID
@@ -177,7 +177,7 @@ func (l *leader) process(ctx context.Context, id store.FireID) error {
 	if unblocks && (f.Trigger != store.TriggerManual || f.Downstream) {
 		for _, name := range l.children[id.Job] {
 			child := l.jobs[name]
-			if child == nil || child.job.Disabled || !l.parentsSucceeded(child, states) {
+			if child == nil || child.policy.Disabled || !l.parentsSucceeded(child, states) {
 				continue
 			}
 			childID := store.DependentFireID(name, id)
@@ -195,9 +195,9 @@ func (l *leader) process(ctx context.Context, id store.FireID) error {
 				Nominal: now.UTC(), Attempt: 1, PlannedAt: now.UTC(), PlannedBy: l.s.cfg.ID,
 			}
 			ov := l.overlapOf(name)
-			if ov.admit(child.job, &cf, &replaced) {
+			if ov.admit(child.policy, &cf, &replaced) {
 				cf.State = store.FirePlanned
-				cf.Node, cf.Reason = l.nodes.choose(child.job, child.sels)
+				cf.Node, cf.Reason = l.nodes.choose(child.policy, child.sels)
 				children = append(children, &openFire{fire: cf})
 			}
 			data, _ := json.Marshal(cf)
@@ -290,7 +290,7 @@ func (l *leader) processFinished(ctx context.Context) error {
 			continue // processed meanwhile
 		}
 		e := l.jobs[id.Job]
-		if e == nil || retryable(e.job, ff.fire) || len(l.children[id.Job]) > 0 {
+		if e == nil || retryable(e.policy, ff.fire) || len(l.children[id.Job]) > 0 {
 			if err := l.process(ctx, id); err != nil {
 				return err
 			}
@@ -335,7 +335,7 @@ func (l *leader) processGroup(ctx context.Context, group []finishedFire) error {
 			st = e.state
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(l.keys.State(f.ID.Job)), "=", e.stateRev))
 		}
-		recordResult(&st, e.job, f)
+		recordResult(&st, e.policy, f)
 		states[f.ID.Job] = st
 	}
 	for name, st := range states {
@@ -404,12 +404,12 @@ func (l *leader) retry(ctx context.Context, e *jobEntry, f store.Fire, rev int64
 		Attempt: f.Attempt, Node: f.Node, State: f.State, Reason: f.Reason,
 		ExitCode: f.ExitCode, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
 	})
-	delay := backoff(e.job, f.Attempt)
+	delay := backoff(e.policy, f.Attempt)
 	next.Attempt = f.Attempt + 1
 	next.PlannedBy = l.s.cfg.ID
 	next.State = store.FirePlanned
 	next.NotBefore = now.Add(delay).UTC()
-	next.Node, next.Reason = "", fmt.Sprintf("retry %d of %d after %s (attempt %d %s)", f.Attempt, e.job.Retries.Count, delay.Round(time.Millisecond), f.Attempt, f.State)
+	next.Node, next.Reason = "", fmt.Sprintf("retry %d of %d after %s (attempt %d %s)", f.Attempt, e.policy.Retries.Count, delay.Round(time.Millisecond), f.Attempt, f.State)
 	next.StartedAt, next.EndedAt, next.PID, next.ExitCode = time.Time{}, time.Time{}, 0, nil
 	next.OutputTail, next.OutputPath = "", ""
 	newRev, err := l.putFire(ctx, next, rev)
@@ -437,7 +437,7 @@ func (l *leader) dispatchFollowers(ended store.FireID, now time.Time) {
 // failed softly, soft_fail) after the child was last triggered (Chronos semantics), using the states about
 // to be written where they differ from the stored ones.
 func (l *leader) parentsSucceeded(child *jobEntry, pending map[string]store.JobState) bool {
-	for _, p := range child.job.Parents {
+	for _, p := range child.parents {
 		st, ok := pending[p]
 		if !ok {
 			pe := l.jobs[p]

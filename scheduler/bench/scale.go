@@ -17,16 +17,35 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
 // Rare is a job that fires once a year: most of a large installation.
+// RareJobs varies its schedule and time zone.
 const Rare = `
 name: NAME
 schedule: "0 3 1 1 *"
 command: /usr/local/bin/yearly-report --all
 concurrency: forbid
 `
+
+// RareJobs returns n jobs like Rare, each once a year at one of 40,320
+// distinct times (minute, hour and day of January) in one of four time
+// zones, so that a scheduler holding them cannot get away with one parsed
+// schedule: real installations have many distinct schedules and zones.
+func RareJobs(n int) ([]*jobspec.Job, error) {
+	jobs, err := Jobs(Rare, "rare", n)
+	if err != nil {
+		return nil, err
+	}
+	zones := []string{"UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"}
+	for i, j := range jobs {
+		j.Schedule = fmt.Sprintf("%d %d %d 1 *", i%60, i/60%24, 1+i/1440%28)
+		j.Timezone = zones[i%len(zones)]
+	}
+	return jobs, nil
+}
 
 // ScaleResult is what holding many jobs costs a scheduler process.
 type ScaleResult struct {
@@ -57,7 +76,7 @@ func (r ScaleResult) String() string {
 // env is added to the scheduler processes' environment (e.g. GOMEMLIMIT).
 func Scale(ctx context.Context, s *Stack, bin string, n int, ttl time.Duration, env []string) (ScaleResult, error) {
 	res := ScaleResult{Jobs: n}
-	jobs, err := Jobs(Rare, "rare", n)
+	jobs, err := RareJobs(n)
 	if err != nil {
 		return res, err
 	}
