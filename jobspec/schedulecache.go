@@ -51,12 +51,7 @@ func (c *ScheduleCache) Schedule(j *Job, now time.Time) (Schedule, error) {
 	if s, ok := c.schedules[key]; ok {
 		return s, nil
 	}
-	loc, ok := c.locations[j.Timezone]
-	if !ok {
-		loc = j.Location()
-		c.locations[j.Timezone] = loc
-	}
-	s, err := ParseSchedule(key.expr, Options{Location: loc, CronSeconds: j.CronSeconds, Now: now})
+	s, err := ParseSchedule(key.expr, Options{Location: c.Location(j), CronSeconds: j.CronSeconds, Now: now})
 	if err != nil {
 		return nil, err
 	}
@@ -65,4 +60,14 @@ func (c *ScheduleCache) Schedule(j *Job, now time.Time) (Schedule, error) {
 	}
 	c.schedules[key] = s
 	return s, nil
+}
+
+// Location returns j.Location(), shared with every job in the same zone.
+func (c *ScheduleCache) Location(j *Job) *time.Location {
+	loc, ok := c.locations[j.Timezone]
+	if !ok {
+		loc = j.Location()
+		c.locations[j.Timezone] = loc
+	}
+	return loc
 }

@@ -51,14 +51,21 @@ type leader struct {
 	queue     fireQueue
 	open      map[store.FireID]*openFire
 	openByJob map[string]map[store.FireID]*openFire
-	pending   map[store.FireID]bool // final fires whose effects are not recorded yet
-	records   map[string]int        // fire records in etcd per job
-	finished  []finishedFire        // fires seen ending in the watch response being handled
-	nodes     *placement
-	schedules *jobspec.ScheduleCache
-	policies  map[jobPolicy]*jobPolicy // one copy of each distinct policy: see sharedPolicy
-	loads     chan store.LoadReport
-	requests  []*mvccpb.KeyValue // run requests found at election, planned first
+	pending   map[store.FireID]bool      // final fires whose effects are not recorded yet
+	waiting   map[store.FireID]*openFire // planned fires with no node: all eligible ones were full
+	// waitingOrder holds the waiting fires oldest first (sorted lazily,
+	// when waitingSorted is false); entries no longer in waiting are stale
+	// and skipped.
+	waitingOrder  []*openFire
+	waitingSorted bool
+	freed         bool           // a fire closed since placeWaiting last ran: slots may be free
+	records       map[string]int // fire records in etcd per job
+	finished      []finishedFire // fires seen ending in the watch response being handled
+	nodes         *placement
+	schedules     *jobspec.ScheduleCache
+	policies      map[jobPolicy]*jobPolicy // one copy of each distinct policy: see sharedPolicy
+	loads         chan store.LoadReport
+	requests      []*mvccpb.KeyValue // run requests found at election, planned first
 	// requestsDirty says a request could not be applied (a conflicting
 	// write); reconcile reads the pending requests again.
 	requestsDirty bool
@@ -97,6 +104,7 @@ func newLeader(s *Scheduler, key string, rev int64) *leader {
 		open:      make(map[store.FireID]*openFire),
 		openByJob: make(map[string]map[store.FireID]*openFire),
 		pending:   make(map[store.FireID]bool),
+		waiting:   make(map[store.FireID]*openFire),
 		records:   make(map[string]int),
 		nodes:     newPlacement(),
 		schedules: jobspec.NewScheduleCache(maxSharedValues),
@@ -180,6 +188,9 @@ func (l *leader) run(ctx context.Context, jobsRev int64) error {
 				}
 			}
 			if err := l.processFinished(ctx); err != nil {
+				return err
+			}
+			if err := l.placeWaiting(ctx, l.now()); err != nil {
 				return err
 			}
 		case r := <-l.loads:
@@ -356,6 +367,7 @@ func (l *leader) onNode(kv *mvccpb.KeyValue, deleted bool) {
 	if !l.nodes.live(n.ID) {
 		l.log.Info("executor registered", zap.String("node", n.ID), zap.Any("labels", n.Labels), zap.Int("slots", n.Slots))
 	}
+	l.freed = true // a new node, or more slots: waiting fires may fit
 	l.nodes.register(n)
 }
 
@@ -402,6 +414,12 @@ func (l *leader) openFire(of *openFire) {
 	}
 	l.open[of.fire.ID] = of
 	l.nodes.assigned[of.fire.Node]++
+	if of.fire.State == store.FirePlanned && of.fire.Node == "" {
+		l.waiting[of.fire.ID] = of
+		l.waitingOrder, l.waitingSorted = append(l.waitingOrder, of), false
+	} else {
+		delete(l.waiting, of.fire.ID)
+	}
 	if l.openByJob[of.fire.ID.Job] == nil {
 		l.openByJob[of.fire.ID.Job] = make(map[store.FireID]*openFire)
 	}
@@ -410,6 +428,8 @@ func (l *leader) openFire(of *openFire) {
 
 func (l *leader) closeFire(id store.FireID) {
 	if old, ok := l.open[id]; ok {
+		l.freed = true
+		delete(l.waiting, id)
 		l.nodes.assigned[old.fire.Node]--
 		delete(l.openByJob[id.Job], id)
 		if len(l.openByJob[id.Job]) == 0 {

@@ -56,6 +56,15 @@ func (p *placement) unregister(id string) {
 
 func (p *placement) live(id string) bool { _, ok := p.nodes[id]; return ok }
 
+// freeSlots is the number of runs the live nodes can still take.
+func (p *placement) freeSlots() int {
+	free := 0
+	for id, info := range p.nodes {
+		free += max(max(info.reg.Slots, 1)-p.assigned[id], 0)
+	}
+	return free
+}
+
 func (p *placement) report(r store.LoadReport) {
 	if info, ok := p.nodes[r.Node]; ok {
 		info.load = r

@@ -21,6 +21,10 @@ import (
 // processed.
 func (l *leader) reconcile(ctx context.Context) error {
 	now := l.now()
+	l.freed = true // nodes may have come or gone: place what waits, batched, first
+	if err := l.placeWaiting(ctx, now); err != nil {
+		return err
+	}
 	ids := make([]store.FireID, 0, len(l.open))
 	for id := range l.open {
 		ids = append(ids, id)
@@ -106,6 +110,88 @@ func (l *leader) replace(ctx context.Context, of *openFire, now time.Time) error
 	next := &openFire{fire: f, rev: rev}
 	l.openFire(next)
 	l.dispatch(next, now)
+	return nil
+}
+
+// placeWaiting places the planned fires that wait for a free slot, oldest
+// nominal time first, as soon as runs have ended, in one fenced
+// transaction compared on every record's revision. Without it they would
+// wait for the next reconcile, one transaction each: under a burst larger
+// than the executors' slots, most runs of a second started seconds late or
+// not in their second at all. Fires left over (no slot, or beyond one
+// transaction) wait for the next run to end, or for reconcile.
+func (l *leader) placeWaiting(ctx context.Context, now time.Time) error {
+	if len(l.waiting) == 0 {
+		l.waitingOrder, l.waitingSorted = nil, true
+		return nil
+	}
+	if !l.freed {
+		return nil
+	}
+	l.freed = false
+	current := func(of *openFire) bool { return l.waiting[of.fire.ID] == of }
+	if !l.waitingSorted {
+		l.waitingOrder = slices.DeleteFunc(l.waitingOrder, func(of *openFire) bool { return !current(of) })
+		slices.SortFunc(l.waitingOrder, func(a, b *openFire) int {
+			if c := a.fire.Nominal.Compare(b.fire.Nominal); c != 0 {
+				return c
+			}
+			return cmpFireID(a.fire.ID, b.fire.ID)
+		})
+		l.waitingSorted = true
+	}
+	defer func() { // placed fires are stale now: drop them from the front
+		i := 0
+		for i < len(l.waitingOrder) && !current(l.waitingOrder[i]) {
+			i++
+		}
+		l.waitingOrder = l.waitingOrder[i:]
+	}()
+	cmps := []clientv3.Cmp{l.fence}
+	var ops []clientv3.Op
+	var placed []*openFire
+	for _, of := range l.waitingOrder {
+		if len(cmps) == maxTxnOps || l.nodes.freeSlots() == 0 {
+			break
+		}
+		if !current(of) {
+			continue
+		}
+		e, ok := l.jobs[of.fire.ID.Job]
+		if !ok || !l.ready(of, now) {
+			continue // reconcile deals with it
+		}
+		node, _ := l.nodes.choose(e.policy, e.sels)
+		if node == "" {
+			continue // no eligible node is free; others may be
+		}
+		f := of.fire
+		f.Node, f.Reason = node, ""
+		data, err := json.Marshal(f)
+		if err != nil {
+			return fmt.Errorf("encode fire: %w", err)
+		}
+		l.nodes.assigned[node]++ // counted while the transaction is built, so fires spread
+		key := l.keys.Fire(f.ID)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", of.rev))
+		ops = append(ops, clientv3.OpPut(key, string(data)))
+		placed = append(placed, &openFire{fire: f, record: data})
+	}
+	if len(placed) == 0 {
+		return nil
+	}
+	rev, err := l.commit(ctx, cmps, ops)
+	for _, of := range placed {
+		l.nodes.assigned[of.fire.Node]--
+	}
+	if err != nil || rev == 0 {
+		return err // on a conflict the watch brings the newer records; reconcile places the rest
+	}
+	for _, of := range placed {
+		of.rev = rev
+		l.openFire(of)
+		l.dispatch(of, now)
+	}
 	return nil
 }
 

@@ -132,6 +132,8 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 		states[name] = st
 	}
 	now := s.now()
+	// Jobs share their zones and often their schedules: parse each once.
+	schedules := jobspec.NewScheduleCache(10_000)
 	list := JobList{Jobs: []JobSummary{}}
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
 		j, err := decodeJob(kv)
@@ -145,9 +147,9 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 			LastFire: st.LastFire, LastResult: st.LastResult, LastSuccess: st.LastSuccess,
 		}
 		if !j.Disabled {
-			if sched, from := s.schedule(j, st, now); sched != nil {
+			if sched, from := s.schedule(schedules, j, st, now); sched != nil {
 				if next := sched.Next(from); !next.IsZero() {
-					sum.Next = next.In(j.Location())
+					sum.Next = next.In(schedules.Location(j))
 				}
 			}
 		}
@@ -173,8 +175,8 @@ func runsText(j *jobspec.Job) string {
 // schedule returns the job's schedule (nil for manual and dependent jobs)
 // and the time its next run follows: the latest of the high-water mark, the
 // time the job was applied, and now.
-func (s *Server) schedule(j *jobspec.Job, st store.JobState, now time.Time) (jobspec.Schedule, time.Time) {
-	sched, err := j.ParsedSchedule(st.AppliedAt)
+func (s *Server) schedule(schedules *jobspec.ScheduleCache, j *jobspec.Job, st store.JobState, now time.Time) (jobspec.Schedule, time.Time) {
+	sched, err := schedules.Schedule(j, st.AppliedAt)
 	if err != nil {
 		s.log.Warn("bad schedule in etcd", zap.String("job", j.Name), zap.Error(err))
 		return nil, time.Time{}
@@ -243,7 +245,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	detail := JobDetail{Job: j, State: st, Next: []NextRun{}, Fires: fires}
-	if sched, t := s.schedule(j, st, s.now()); sched != nil {
+	if sched, t := s.schedule(jobspec.NewScheduleCache(1), j, st, s.now()); sched != nil {
 		loc := j.Location()
 		for range nextRunCount {
 			occ, ok := jobspec.NextOccurrence(sched, t)
