@@ -105,7 +105,7 @@ func (x *Executor) executeContainer(ctx context.Context, job *jobspec.Job, f sto
 		}
 	}
 	res.pid = ran.PID
-	res.tail = tail(out, x.cfg.TailBytes)
+	res.tail = readTail(out, x.cfg.TailBytes)
 	if err == nil {
 		code := ran.ExitCode
 		res.exitCode = &code

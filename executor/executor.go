@@ -3,7 +3,8 @@
 // dispatched to it with an etcd transaction before starting it, runs the
 // command (shell or argv on the host, or in a Docker container through
 // package containerizer) with the job's environment, workdir and timeout,
-// keeps its output (a tail in the fire record, all of it on disk), and
+// keeps its output (a tail in the fire record, all of it on disk, in a file
+// created only when a run writes something), and
 // records the result with a transaction guarded by its claim.
 //
 //	x := executor.New(cfg, etcdClient, natsConn, logger)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -119,22 +118,22 @@ type runResult struct {
 // own process group, so a timeout or shutdown kills everything it started.
 func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) runResult {
 	outPath := x.outputPath(f.ID, f.Attempt)
+	if job.Container != nil {
+		out, err := x.createOutput(outPath)
+		if err != nil {
+			return runResult{state: store.FireFailed, reason: fmt.Sprintf("output file: %v", err)}
+		}
+		defer out.Close()
+		return x.executeContainer(ctx, job, f, out, outPath)
+	}
+	// The directory exists before the run starts (once per job: cached),
+	// so a job may write to $AION_OUTPUT itself.
 	if err := x.ensureDir(filepath.Dir(outPath)); err != nil {
 		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output directory: %v", err)}
 	}
-	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
-	if errors.Is(err, fs.ErrNotExist) { // the directory went since it was cached
-		x.dirs.Delete(filepath.Dir(outPath))
-		if err = x.ensureDir(filepath.Dir(outPath)); err == nil {
-			out, err = os.OpenFile(outPath, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
-		}
-	}
+	out, err := x.startOutput(outPath)
 	if err != nil {
-		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output file: %v", err)}
-	}
-	defer out.Close()
-	if job.Container != nil {
-		return x.executeContainer(ctx, job, f, out, outPath)
+		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output pipe: %v", err)}
 	}
 
 	var cmd *exec.Cmd
@@ -149,19 +148,22 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 	}
 	cmd.Env = envFor(job, f, outPath)
 	cmd.Dir = job.Workdir
-	cmd.Stdout, cmd.Stderr = out, out // a file, so Wait never waits on pipes held by grandchildren
+	cmd.Stdout, cmd.Stderr = out.w, out.w // an *os.File: Wait never waits on copying
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if job.User != "" {
 		cred, err := credential(job.User)
 		if err != nil {
-			return runResult{state: store.FireFailed, reason: err.Error(), outputPath: outPath}
+			out.finish(0, 0)
+			return runResult{state: store.FireFailed, reason: err.Error()}
 		}
 		cmd.SysProcAttr.Credential = cred
 	}
 	startedAt := time.Now()
 	if err := cmd.Start(); err != nil {
-		return runResult{state: store.FireFailed, reason: fmt.Sprintf("start: %v", err), outputPath: outPath}
+		out.finish(0, 0)
+		return runResult{state: store.FireFailed, reason: fmt.Sprintf("start: %v", err)}
 	}
+	out.started()
 	pid := cmd.Process.Pid
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
@@ -172,7 +174,7 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 		defer timer.Stop()
 		timeout = timer.C
 	}
-	res := runResult{pid: pid, outputPath: outPath, startedAt: startedAt}
+	res := runResult{pid: pid, startedAt: startedAt}
 	var waitErr error
 	select {
 	case waitErr = <-waited:
@@ -202,9 +204,18 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 			res.state, res.reason = store.FireFailed, waitErr.Error()
 		}
 	}
-	res.tail = tail(out, x.cfg.TailBytes)
+	var outErr error
+	res.tail, res.outputPath, outErr = out.finish(x.cfg.TailBytes, outputDrain)
+	if outErr != nil {
+		x.log.Warn("output not kept whole", zap.Stringer("fire", f.ID), zap.String("file", outPath), zap.Error(outErr))
+	}
 	return res
 }
+
+// outputDrain is how long a run's end waits for the last of its output:
+// the process group is killed by then, so only a process that left the
+// group can hold the pipe longer.
+const outputDrain = 500 * time.Millisecond
 
 // stopped is the state and reason of a run stopped because ctx ended: a
 // kill request cancels it, anything else (the executor stopping, or losing
@@ -236,8 +247,8 @@ func (x *Executor) killGroup(pid int, waited <-chan error) error {
 	}
 }
 
-// tail returns the last n bytes of the output file f, as valid UTF-8.
-func tail(f *os.File, n int) string {
+// readTail returns the last n bytes of the output file f, as valid UTF-8.
+func readTail(f *os.File, n int) string {
 	info, err := f.Stat()
 	if err != nil {
 		return ""

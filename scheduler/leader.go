@@ -190,7 +190,7 @@ func (l *leader) run(ctx context.Context, jobsRev int64) error {
 			if err := l.processFinished(ctx); err != nil {
 				return err
 			}
-			if err := l.placeWaiting(ctx, l.now()); err != nil {
+			if err := l.placeWaiting(ctx, l.now(), false); err != nil {
 				return err
 			}
 		case r := <-l.loads:
@@ -428,7 +428,7 @@ func (l *leader) openFire(of *openFire) {
 
 func (l *leader) closeFire(id store.FireID) {
 	if old, ok := l.open[id]; ok {
-		l.freed = true
+		l.freed = l.freed || old.fire.Node != "" // its slot is free
 		delete(l.waiting, id)
 		l.nodes.assigned[old.fire.Node]--
 		delete(l.openByJob[id.Job], id)

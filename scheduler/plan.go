@@ -383,16 +383,9 @@ func (l *leader) ready(of *openFire, now time.Time) bool {
 	if of.fire.NotBefore.After(now) {
 		return false
 	}
-	if of.fire.Backfill != "" && of.fire.Parallel > 0 && of.dispatchedAt.IsZero() {
-		going := 0
-		for _, o := range l.openByJob[of.fire.ID.Job] {
-			if o.fire.Backfill == of.fire.Backfill && (o.fire.State == store.FireRunning || !o.dispatchedAt.IsZero()) {
-				going++
-			}
-		}
-		if going >= of.fire.Parallel {
-			return false
-		}
+	if of.fire.Backfill != "" && of.fire.Parallel > 0 && of.dispatchedAt.IsZero() &&
+		l.backfillGoing(of.fire.ID.Job, of.fire.Backfill) >= of.fire.Parallel {
+		return false
 	}
 	if of.fire.After != "" {
 		if after, err := store.ParseFireID(of.fire.After); err == nil {
@@ -402,6 +395,17 @@ func (l *leader) ready(of *openFire, now time.Time) bool {
 		}
 	}
 	return true
+}
+
+// backfillGoing counts a backfill's fires that run or were dispatched.
+func (l *leader) backfillGoing(job, backfill string) int {
+	going := 0
+	for _, o := range l.openByJob[job] {
+		if o.fire.Backfill == backfill && (o.fire.State == store.FireRunning || !o.dispatchedAt.IsZero()) {
+			going++
+		}
+	}
+	return going
 }
 
 // stop ends an open fire on request: a planned one is recorded as

@@ -21,8 +21,8 @@ import (
 // processed.
 func (l *leader) reconcile(ctx context.Context) error {
 	now := l.now()
-	l.freed = true // nodes may have come or gone: place what waits, batched, first
-	if err := l.placeWaiting(ctx, now); err != nil {
+	// Nodes may have come or gone: place what waits, batched, first.
+	if err := l.placeWaiting(ctx, now, true); err != nil {
 		return err
 	}
 	ids := make([]store.FireID, 0, len(l.open))
@@ -120,12 +120,21 @@ func (l *leader) replace(ctx context.Context, of *openFire, now time.Time) error
 // than the executors' slots, most runs of a second started seconds late or
 // not in their second at all. Fires left over (no slot, or beyond one
 // transaction) wait for the next run to end, or for reconcile.
-func (l *leader) placeWaiting(ctx context.Context, now time.Time) error {
+//
+// A scheduled run that was planned in time but has waited for a slot past
+// its job's starting deadline is skipped instead, as Kubernetes CronJob
+// does with a run that cannot start in time: under overload, jobs with a
+// deadline shed their late runs rather than start them all late. Retries,
+// queued runs and backfills wait for other reasons and are left alone. The
+// skip ends the fire like a run's end, so it becomes the job's last
+// result. sweep looks for such fires through the whole list, not only up
+// to the first that finds no slot (reconcile sweeps once a second).
+func (l *leader) placeWaiting(ctx context.Context, now time.Time, sweep bool) error {
 	if len(l.waiting) == 0 {
 		l.waitingOrder, l.waitingSorted = nil, true
 		return nil
 	}
-	if !l.freed {
+	if !l.freed && !sweep {
 		return nil
 	}
 	l.freed = false
@@ -140,44 +149,70 @@ func (l *leader) placeWaiting(ctx context.Context, now time.Time) error {
 		})
 		l.waitingSorted = true
 	}
-	defer func() { // placed fires are stale now: drop them from the front
+	defer func() { // placed and skipped fires are stale now: drop them from the front
 		i := 0
 		for i < len(l.waitingOrder) && !current(l.waitingOrder[i]) {
 			i++
 		}
 		l.waitingOrder = l.waitingOrder[i:]
 	}()
+
 	cmps := []clientv3.Cmp{l.fence}
 	var ops []clientv3.Op
 	var placed []*openFire
+	var skipped []store.FireID
+	free := l.nodes.freeSlots()
+	misses := 0                       // fires no free node could take: past maxMisses, stop looking
+	backfills := make(map[string]int) // backfill fires placed in this batch, per backfill
 	for _, of := range l.waitingOrder {
-		if len(cmps) == maxTxnOps || l.nodes.freeSlots() == 0 {
+		if len(cmps) == maxTxnOps {
 			break
 		}
-		if !current(of) {
-			continue
+		looking := free > 0 && misses < maxMisses
+		if !looking && !sweep {
+			break
 		}
 		e, ok := l.jobs[of.fire.ID.Job]
-		if !ok || !l.ready(of, now) {
-			continue // reconcile deals with it
-		}
-		node, _ := l.nodes.choose(e.policy, e.sels)
-		if node == "" {
-			continue // no eligible node is free; others may be
+		if !current(of) || !ok {
+			continue // reconcile deals with a fire of a deleted job
 		}
 		f := of.fire
-		f.Node, f.Reason = node, ""
+		switch {
+		case l.pastDeadline(e, of, now):
+			f.State, f.EndedAt = store.FireSkipped, now.UTC()
+			f.Reason = fmt.Sprintf("skipped: not started %s after its nominal time, past the starting deadline of %s (%s)",
+				now.Sub(f.Nominal).Round(time.Millisecond), e.policy.Misfire.StartingDeadline, of.fire.Reason)
+			skipped = append(skipped, f.ID)
+		case !looking || !l.ready(of, now):
+			continue
+		case f.Backfill != "" && f.Parallel > 0 && of.dispatchedAt.IsZero() &&
+			l.backfillGoing(f.ID.Job, f.Backfill)+backfills[f.Backfill] >= f.Parallel:
+			continue // ready counts the backfill's runs going, not those placed just now
+		default:
+			node, _ := l.nodes.choose(e.policy, e.sels)
+			if node == "" {
+				misses++ // no eligible node is free; other jobs may have one
+				continue
+			}
+			f.Node, f.Reason = node, ""
+			l.nodes.assigned[node]++ // counted while the transaction is built, so fires spread
+			free--
+			if f.Backfill != "" && of.dispatchedAt.IsZero() {
+				backfills[f.Backfill]++ // not yet counted as going
+			}
+		}
 		data, err := json.Marshal(f)
 		if err != nil {
 			return fmt.Errorf("encode fire: %w", err)
 		}
-		l.nodes.assigned[node]++ // counted while the transaction is built, so fires spread
 		key := l.keys.Fire(f.ID)
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", of.rev))
 		ops = append(ops, clientv3.OpPut(key, string(data)))
-		placed = append(placed, &openFire{fire: f, record: data})
+		if f.Node != "" {
+			placed = append(placed, &openFire{fire: f, record: data})
+		}
 	}
-	if len(placed) == 0 {
+	if len(ops) == 0 {
 		return nil
 	}
 	rev, err := l.commit(ctx, cmps, ops)
@@ -192,7 +227,31 @@ func (l *leader) placeWaiting(ctx context.Context, now time.Time) error {
 		l.openFire(of)
 		l.dispatch(of, now)
 	}
+	if len(skipped) > 0 {
+		l.log.Warn("runs skipped: they waited for a free slot past their starting deadline", zap.Int("count", len(skipped)))
+		l.s.metrics.skipped.WithLabelValues("deadline").Add(float64(len(skipped)))
+	}
+	for _, id := range skipped {
+		// Closed now, so nothing places it meanwhile; the watch brings
+		// its end, which is processed like any run's end.
+		l.closeFire(id)
+	}
 	return nil
+}
+
+// maxMisses bounds how many waiting fires placeWaiting tries to place
+// after free slots were found unusable by them (constraints): the rest
+// wait for the next run to end.
+const maxMisses = 64
+
+// pastDeadline reports whether a waiting scheduled run has waited for a
+// slot past its job's starting deadline: its first attempt, planned in
+// time, not queued behind another run nor part of a backfill.
+func (l *leader) pastDeadline(e *jobEntry, of *openFire, now time.Time) bool {
+	f := of.fire
+	deadline := e.policy.Misfire.StartingDeadline.D()
+	return deadline > 0 && f.Trigger == store.TriggerSchedule && f.Attempt == 1 && f.After == "" && f.Backfill == "" &&
+		f.PlannedAt.Sub(f.Nominal) <= deadline && now.Sub(f.Nominal) > deadline && l.ready(of, now)
 }
 
 // markLost records that a running fire's executor died.

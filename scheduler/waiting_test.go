@@ -1,9 +1,12 @@
 package scheduler
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -16,7 +19,7 @@ import (
 func TestPlaceWaiting_FiresGetSlotsAsRunsEnd(t *testing.T) {
 	ctx := t.Context()
 	l, clock := testLeader(t, 6, store.Node{ID: "x0", Slots: 1}, store.Node{ID: "x1", Slots: 1})
-	clock.Add(int64(1_000_000_000))
+	clock.Add(int64(time.Second))
 	if err := l.planDue(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +60,7 @@ func TestPlaceWaiting_FiresGetSlotsAsRunsEnd(t *testing.T) {
 	if err := l.processFinished(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.placeWaiting(ctx, l.now()); err != nil {
+	if err := l.placeWaiting(ctx, l.now(), false); err != nil {
 		t.Fatal(err)
 	}
 
@@ -94,5 +97,258 @@ func TestPlaceWaiting_FiresGetSlotsAsRunsEnd(t *testing.T) {
 	}
 	if len(l.waiting) != len(waiting)-2 {
 		t.Errorf("%d fires tracked as waiting, want %d", len(l.waiting), len(waiting)-2)
+	}
+}
+
+// TestPlaceWaiting_SkipsFiresPastTheirStartingDeadline: a fire that waited
+// for a slot longer than its job's starting deadline is skipped, with the
+// reason, even while every slot is still taken; it then counts as the
+// job's last result.
+func TestPlaceWaiting_SkipsFiresPastTheirStartingDeadline(t *testing.T) {
+	ctx := t.Context()
+	l, clock := testLeaderWith(t, 4, func(int) string {
+		return "schedule: \"* * * * * *\"\n    cron_seconds: true\n    concurrency: allow\n    misfire:\n      starting_deadline: 2s"
+	}, store.Node{ID: "x0", Slots: 1})
+	clock.Add(int64(time.Second))
+	if err := l.planDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.waiting) == 0 || len(l.waiting) != len(l.open)-1 {
+		t.Fatalf("%d fires open, %d waiting; want all but one waiting for the single slot", len(l.open), len(l.waiting))
+	}
+	running := make(map[store.FireID]bool)
+	for id, of := range l.open {
+		if of.fire.Node != "" {
+			running[id] = true
+		}
+	}
+
+	// Within the deadline nothing changes; past it, the waiting fires are
+	// skipped although the slot is still taken.
+	clock.Add(int64(time.Second))
+	if err := l.placeWaiting(ctx, l.now(), true); err != nil {
+		t.Fatal(err)
+	}
+	waiting := len(l.waiting)
+	if waiting == 0 {
+		t.Fatal("fires skipped before their starting deadline")
+	}
+	clock.Add(int64(2 * time.Second))
+	if err := l.placeWaiting(ctx, l.now(), true); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := l.s.etcd.Get(ctx, l.keys.Fires(), clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped := 0
+	for _, kv := range resp.Kvs {
+		var f store.Fire
+		if err := json.Unmarshal(kv.Value, &f); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case running[f.ID] && f.State != store.FirePlanned:
+			t.Errorf("the fire holding the slot, %s, became %s", f.ID, f.State)
+		case !running[f.ID] && f.State != store.FireSkipped:
+			t.Errorf("waiting fire %s is %s after waiting 4s with a 2s starting deadline, want skipped", f.ID, f.State)
+		case !running[f.ID]:
+			skipped++
+			if !strings.Contains(f.Reason, "past the starting deadline of 2s") || f.EndedAt.IsZero() || f.Processed {
+				t.Errorf("skipped fire %s: reason %q, ended %v, processed %v", f.ID, f.Reason, f.EndedAt, f.Processed)
+			}
+			if err := l.onEvent(ctx, &clientv3.Event{Type: clientv3.EventTypePut, Kv: kv}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if skipped != waiting {
+		t.Errorf("%d fires skipped, want the %d that waited", skipped, waiting)
+	}
+	if err := l.processFinished(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for id := range l.open {
+		if !running[id] {
+			t.Errorf("skipped fire %s still open", id)
+		}
+	}
+	runningJobs := make(map[string]bool)
+	for id := range running {
+		runningJobs[id.Job] = true
+	}
+	for _, e := range l.jobs {
+		if !runningJobs[e.name] && e.state.LastResult != store.FireSkipped {
+			t.Errorf("job %s: last result %q, want skipped", e.name, e.state.LastResult)
+		}
+	}
+}
+
+// feedFire hands the leader the stored record of a fire, as the watch does.
+func feedFire(t *testing.T, l *leader, id store.FireID) store.Fire {
+	t.Helper()
+	resp, err := l.s.etcd.Get(context.Background(), l.keys.Fire(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f store.Fire
+	_ = json.Unmarshal(resp.Kvs[0].Value, &f)
+	if err := l.onEvent(context.Background(), &clientv3.Event{Type: clientv3.EventTypePut, Kv: resp.Kvs[0]}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// endFire records a run's end as its executor does and feeds it to the leader.
+func endFire(t *testing.T, l *leader, of *openFire, st store.FireState) {
+	t.Helper()
+	f := of.fire
+	f.State, f.StartedAt, f.EndedAt = st, l.now(), l.now()
+	if st == store.FireFailed {
+		one := 1
+		f.ExitCode = &one
+	}
+	data, _ := json.Marshal(f)
+	if _, err := l.s.etcd.Put(context.Background(), l.keys.Fire(f.ID), string(data)); err != nil {
+		t.Fatal(err)
+	}
+	feedFire(t, l, f.ID)
+}
+
+// TestPlaceWaiting_DeadlineSparesRetries: a retry keeps its run's nominal
+// time and waits for its backoff, not for a slot; the starting deadline
+// must not skip it (that would hide the failure behind "skipped").
+func TestPlaceWaiting_DeadlineSparesRetries(t *testing.T) {
+	ctx := t.Context()
+	l, clock := testLeaderWith(t, 1, func(int) string {
+		return "schedule: \"* * * * * *\"\n    cron_seconds: true\n    concurrency: allow\n    retries:\n      count: 3\n      backoff:\n        initial: 1s\n    misfire:\n      starting_deadline: 30s"
+	}, store.Node{ID: "x0", Slots: 4})
+	clock.Add(int64(time.Second))
+	if err := l.planDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var of *openFire
+	for _, o := range l.open {
+		of = o
+	}
+	clock.Add(int64(40 * time.Second)) // the run took 40 s and failed
+	endFire(t, l, of, store.FireFailed)
+	if err := l.processFinished(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.placeWaiting(ctx, l.now(), false); err != nil {
+		t.Fatal(err)
+	}
+	f := feedFire(t, l, of.fire.ID)
+	t.Logf("after the failure: attempt %d state %s reason %q", f.Attempt, f.State, f.Reason)
+	if f.State == store.FireSkipped {
+		t.Errorf("retry attempt %d was skipped by the starting deadline: %q", f.Attempt, f.Reason)
+	}
+}
+
+// TestPlaceWaiting_SkippedFiresDoNotBlockTheNextBatch: a fire skipped for
+// its deadline is closed at once, so a placement before the watch brings
+// the skip does not include its old record and fail on it.
+func TestPlaceWaiting_SkippedFiresDoNotBlockTheNextBatch(t *testing.T) {
+	ctx := t.Context()
+	l, clock := testLeaderWith(t, 3, func(i int) string {
+		s := "schedule: \"0 0 1 1 *\"\n    concurrency: allow"
+		if i == 1 {
+			s += "\n    misfire:\n      starting_deadline: 2s"
+		}
+		return s
+	}, store.Node{ID: "x0", Slots: 1})
+	// One fire per job, planned directly.
+	now := l.now()
+	var plans []jobPlan
+	for _, name := range []string{"j00000", "j00001", "j00002"} {
+		e := l.jobs[name]
+		plans = append(plans, jobPlan{e: e, entries: []dueTime{{at: now.Truncate(time.Second)}}, highWater: now.Truncate(time.Second)})
+	}
+	if ok, err := l.planGroup(ctx, plans, now); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	var running *openFire
+	for _, o := range l.open {
+		if o.fire.Node != "" {
+			running = o
+		}
+	}
+	t.Logf("running %s; waiting %d", running.fire.ID, len(l.waiting))
+	clock.Add(int64(5 * time.Second))
+	if err := l.placeWaiting(ctx, l.now(), true); err != nil { // reconcile's sweep: skips j00001's fire
+		t.Fatal(err)
+	}
+	// j00000's run ends before the watch has delivered the skip.
+	endFire(t, l, running, store.FireSucceeded)
+	if err := l.processFinished(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.placeWaiting(ctx, l.now(), false); err != nil {
+		t.Fatal(err)
+	}
+	for id, o := range l.open {
+		if id.Job == "j00002" && o.fire.Node == "" {
+			t.Errorf("j00002's fire still waits although a slot is free (the batch failed on the stale skipped record)")
+		}
+	}
+}
+
+// TestPlaceWaiting_BackfillKeepsItsParallelLimitWithinABatch: backfill
+// fires placed in one batch count against their parallel limit, so fires
+// that may not start yet do not hold slots.
+func TestPlaceWaiting_BackfillKeepsItsParallelLimitWithinABatch(t *testing.T) {
+	ctx := t.Context()
+	l, clock := testLeaderWith(t, 1, func(int) string {
+		return "schedule: \"* * * * * *\"\n    cron_seconds: true\n    concurrency: allow"
+	}, store.Node{ID: "x0", Slots: 1})
+	clock.Add(int64(time.Second))
+	if err := l.planDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var sched *openFire
+	for _, o := range l.open {
+		sched = o
+	}
+	to := l.now().Add(-time.Hour).Truncate(time.Second)
+	if _, err := store.RequestBackfill(ctx, l.s.etcd, l.keys, "j00000", store.Backfill{From: to.Add(-5 * time.Second), To: to, Parallel: 1}, "t", l.now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := l.s.etcd.Get(ctx, l.keys.Requests(), clientv3.WithPrefix())
+	if err := l.planRequest(ctx, resp.Kvs[0]); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("open %d waiting %d", len(l.open), len(l.waiting))
+	l.nodes.register(store.Node{ID: "x1", Slots: 20})
+	l.freed = true
+	if err := l.placeWaiting(ctx, l.now(), false); err != nil { // places the first backfill fire
+		t.Fatal(err)
+	}
+	var first *openFire
+	for _, o := range l.open {
+		if o.fire.Trigger == store.TriggerBackfill && o.fire.Node != "" {
+			first = o
+		}
+	}
+	endFire(t, l, first, store.FireSucceeded)
+	endFire(t, l, sched, store.FireSucceeded)
+	if err := l.processFinished(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.placeWaiting(ctx, l.now(), false); err != nil {
+		t.Fatal(err)
+	}
+	placed, dispatched := 0, 0
+	for _, o := range l.open {
+		if o.fire.Trigger == store.TriggerBackfill && o.fire.Node != "" {
+			placed++
+			if !o.dispatchedAt.IsZero() {
+				dispatched++
+			}
+		}
+	}
+	t.Logf("backfill fires with a node %d, dispatched %d, assigned %v", placed, dispatched, l.nodes.assigned)
+	if placed > 1 {
+		t.Errorf("%d backfill fires (parallel 1) hold slots, %d dispatched", placed, dispatched)
 	}
 }

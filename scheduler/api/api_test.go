@@ -713,7 +713,8 @@ func TestAPI_LogAnswersWhenThereIsNoOutputToFetch(t *testing.T) {
 	ghost := store.Fire{ID: store.FireID{Job: "j", Suffix: "2026-11-24T03:00:00.5Z"}, State: store.FireRunning, Node: "ghost", PlannedAt: now, StartedAt: now}
 	waiting := store.Fire{ID: store.FireID{Job: "j", Suffix: "2026-11-24T04:00:00Z"}, State: store.FirePlanned, Node: "ghost", PlannedAt: now}
 	skipped := store.Fire{ID: store.FireID{Job: "j", Suffix: "2026-11-24T05:00:00Z"}, State: store.FireSkipped, Processed: true, Reason: "skipped: the previous run is still running", PlannedAt: now}
-	for _, f := range []store.Fire{unplaced, ghost, waiting, skipped} {
+	silent := store.Fire{ID: store.FireID{Job: "j", Suffix: "2026-11-24T06:00:00Z"}, State: store.FireSucceeded, Processed: true, Node: "ghost", PID: 4242, PlannedAt: now, StartedAt: now, EndedAt: now}
+	for _, f := range []store.Fire{unplaced, ghost, waiting, skipped, silent} {
 		putFire(t, c, f)
 	}
 
@@ -731,13 +732,17 @@ func TestAPI_LogAnswersWhenThereIsNoOutputToFetch(t *testing.T) {
 	if chunk := callJSON[LogChunk](t, "GET", fireURL(base, skipped.ID)+"/log", nil, http.StatusOK); len(chunk.Data) != 0 || !chunk.Final || !strings.Contains(chunk.Note, "previous run") {
 		t.Errorf("skipped fire: chunk %+v", chunk)
 	}
+	// A run that wrote nothing has no output file (and its executor need not be asked).
+	if chunk := callJSON[LogChunk](t, "GET", fireURL(base, silent.ID)+"/log", nil, http.StatusOK); len(chunk.Data) != 0 || !chunk.Final || chunk.Note != "the run wrote no output" {
+		t.Errorf("silent run: chunk %+v", chunk)
+	}
 	// The fire ID in the path keeps its ':' and '.' whether escaped or not.
 	raw := base + "/v1/fires/j/2026-11-24T03:00:00.5Z"
 	if got := callJSON[store.Fire](t, "GET", raw, nil, http.StatusOK); got.ID != ghost.ID {
 		t.Errorf("GET %s: fire %s", raw, got.ID)
 	}
-	if got := callJSON[FireList](t, "GET", base+"/v1/jobs/j/fires", nil, http.StatusOK); len(got.Fires) != 4 {
-		t.Errorf("history of a job that does not exist (any more): %d fires, want 4", len(got.Fires))
+	if got := callJSON[FireList](t, "GET", base+"/v1/jobs/j/fires", nil, http.StatusOK); len(got.Fires) != 5 {
+		t.Errorf("history of a job that does not exist (any more): %d fires, want 5", len(got.Fires))
 	}
 }
 

@@ -125,6 +125,10 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
 	// (a failed attempt may still be retried until then).
 	chunk := LogChunk{Fire: id.String(), State: f.State, Node: f.Node, Attempt: f.Attempt, Final: f.State.Final() && f.Processed, Offset: offset, Data: []byte{}}
 	switch {
+	case f.State.Final() && f.OutputPath == "" && f.PID != 0:
+		chunk.Note = "the run wrote no output" // executors create the file on the first byte
+		writeJSON(w, http.StatusOK, chunk)
+		return nil
 	case f.State.Final() && f.OutputPath == "":
 		chunk.Note = "no output was kept for this run"
 		if f.Reason != "" {
