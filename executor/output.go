@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -101,7 +102,8 @@ func (o *output) finish(tailBytes int, wait time.Duration) (tail, path string, e
 	if f == nil {
 		// Nothing came through the pipe; the job may still have written
 		// to $AION_OUTPUT itself.
-		return o.fileTail(tailBytes), o.pathIfExists(), err
+		tail, path = o.writtenByTheJob(tailBytes)
+		return tail, path, err
 	}
 	tail = readTail(f, tailBytes)
 	if copied {
@@ -110,20 +112,15 @@ func (o *output) finish(tailBytes int, wait time.Duration) (tail, path string, e
 	return tail, o.path, err
 }
 
-func (o *output) pathIfExists() string {
-	if _, err := os.Stat(o.path); err != nil {
-		return ""
-	}
-	return o.path
-}
-
-func (o *output) fileTail(n int) string {
+// writtenByTheJob returns the tail and path of the output file when the
+// job wrote it itself (one failed open for a silent run), or "", "".
+func (o *output) writtenByTheJob(n int) (tail, path string) {
 	f, err := os.Open(o.path)
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	defer f.Close()
-	return readTail(f, n)
+	return readTail(f, n), o.path
 }
 
 // createOutput creates an output file, and its directory the first time.
@@ -140,4 +137,18 @@ func (x *Executor) createOutput(path string) (*os.File, error) {
 		}
 	}
 	return f, err
+}
+
+// readTail returns the last n bytes of the output file f, as valid UTF-8.
+func readTail(f *os.File, n int) string {
+	info, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	start := max(info.Size()-int64(n), 0)
+	buf, err := io.ReadAll(io.NewSectionReader(f, start, info.Size()-start))
+	if err != nil {
+		return ""
+	}
+	return strings.ToValidUTF8(string(buf), "\uFFFD")
 }

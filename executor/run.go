@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -245,20 +244,6 @@ func (x *Executor) killGroup(pid int, waited <-chan error) error {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		return <-waited
 	}
-}
-
-// readTail returns the last n bytes of the output file f, as valid UTF-8.
-func readTail(f *os.File, n int) string {
-	info, err := f.Stat()
-	if err != nil {
-		return ""
-	}
-	start := max(info.Size()-int64(n), 0)
-	buf, err := io.ReadAll(io.NewSectionReader(f, start, info.Size()-start))
-	if err != nil {
-		return ""
-	}
-	return strings.ToValidUTF8(string(buf), "\uFFFD")
 }
 
 // ensureDir creates an output directory once; later runs of the job find
