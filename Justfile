@@ -29,7 +29,7 @@ bench-e2e:
 
 # The fault-injection scenarios, with their figures.
 reliability:
-    go test ./scheduler/reliability -count=1 -v
+    go test ./cmd/harness/reliability -count=1 -v
 
 # Fuzz the parsers for a minute each.
 fuzz:

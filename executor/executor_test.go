@@ -11,7 +11,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/aionsched/aion/scheduler/clustertest"
+	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/scheduler/store"
 )
 

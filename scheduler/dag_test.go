@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aionsched/aion/scheduler/clustertest"
+	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/scheduler/store"
 )
 

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/aionsched/aion/scheduler"
-	"github.com/aionsched/aion/scheduler/clustertest"
+	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/scheduler/store"
 )
 

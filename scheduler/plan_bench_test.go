@@ -17,7 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/aionsched/aion/jobspec"
-	"github.com/aionsched/aion/scheduler/embedded"
+	"github.com/aionsched/aion/cmd/harness/embedded"
 	"github.com/aionsched/aion/scheduler/store"
 )
 

@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/aionsched/aion/scheduler"
-	"github.com/aionsched/aion/scheduler/clustertest"
+	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/scheduler/store"
 )
 

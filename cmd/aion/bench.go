@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aionsched/aion/scheduler/bench"
+	"github.com/aionsched/aion/cmd/harness/bench"
 )
 
 // benchReport is what `aion bench --json` prints.

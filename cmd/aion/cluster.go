@@ -25,7 +25,7 @@ import (
 	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler"
 	"github.com/aionsched/aion/scheduler/api"
-	"github.com/aionsched/aion/scheduler/embedded"
+	"github.com/aionsched/aion/cmd/harness/embedded"
 	"github.com/aionsched/aion/scheduler/store"
 )
 

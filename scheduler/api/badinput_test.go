@@ -20,7 +20,7 @@ import (
 
 	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/jobspec"
-	"github.com/aionsched/aion/scheduler/clustertest"
+	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/scheduler/store"
 )
 

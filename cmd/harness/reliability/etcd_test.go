@@ -13,8 +13,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/aionsched/aion/scheduler/clustertest"
-	"github.com/aionsched/aion/scheduler/embedded"
+	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/cmd/harness/embedded"
 	"github.com/aionsched/aion/scheduler/store"
 )
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aionsched/aion/scheduler/clustertest"
+	"github.com/aionsched/aion/cmd/harness/clustertest"
 )
 
 // TestScenario_LeaderPartitionedFromEtcd cuts the leader's link to etcd,

@@ -19,7 +19,7 @@ import (
 	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler"
-	"github.com/aionsched/aion/scheduler/embedded"
+	"github.com/aionsched/aion/cmd/harness/embedded"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
