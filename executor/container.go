@@ -19,7 +19,7 @@ import (
 const dockerPingTimeout = 3 * time.Second
 
 // connectDocker looks for a Docker engine as the docker mode says. When it
-// finds one, the node's labels say so (DockerLabel=true and the engine's
+// finds one, the node's labels say so (store.DockerLabel=true and the engine's
 // version), and the engine is returned; the caller closes it. With no
 // engine, it returns nil, or an error in mode on.
 func (x *Executor) connectDocker(ctx context.Context) (*containerizer.Engine, error) {
@@ -41,9 +41,9 @@ func (x *Executor) connectDocker(ctx context.Context) (*containerizer.Engine, er
 	if labels == nil {
 		labels = make(map[string]string)
 	}
-	labels[DockerLabel] = "true"
+	labels[store.DockerLabel] = "true"
 	if v := labelValue(engine.Version()); v != "" {
-		labels[DockerVersionLabel] = v
+		labels[store.DockerVersionLabel] = v
 	}
 	x.cfg.Labels = labels
 	x.log.Info("Docker engine found: this node runs container jobs too",

@@ -15,9 +15,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/executor/containerizer/containertest"
-	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -107,17 +107,17 @@ func exitCode(f store.Fire) string {
 func TestDocker_NodeAdvertisesDockerOnlyWithAnEngine(t *testing.T) {
 	containertest.Client(t)
 	c := clustertest.Start(t)
-	if n := startDockerExecutor(t, c, dockerNode(t), executor.DockerAuto); n.Labels[executor.DockerLabel] != "true" || n.Labels[executor.DockerVersionLabel] == "" {
-		t.Errorf("auto with an engine: labels %v, want %s=true and the engine version", n.Labels, executor.DockerLabel)
+	if n := startDockerExecutor(t, c, dockerNode(t), executor.DockerAuto); n.Labels[store.DockerLabel] != "true" || n.Labels[store.DockerVersionLabel] == "" {
+		t.Errorf("auto with an engine: labels %v, want %s=true and the engine version", n.Labels, store.DockerLabel)
 	}
-	if n := startDockerExecutor(t, c, dockerNode(t), executor.DockerOff); n.Labels[executor.DockerLabel] != "" {
-		t.Errorf("off: labels %v, want no %s", n.Labels, executor.DockerLabel)
+	if n := startDockerExecutor(t, c, dockerNode(t), executor.DockerOff); n.Labels[store.DockerLabel] != "" {
+		t.Errorf("off: labels %v, want no %s", n.Labels, store.DockerLabel)
 	}
 
 	t.Setenv("DOCKER_HOST", "tcp://127.0.0.1:1") // nothing listens there
 	node := dockerNode(t)
-	if n := startDockerExecutor(t, c, node, executor.DockerAuto); n.Labels[executor.DockerLabel] != "" {
-		t.Errorf("auto without an engine: labels %v, want no %s", n.Labels, executor.DockerLabel)
+	if n := startDockerExecutor(t, c, node, executor.DockerAuto); n.Labels[store.DockerLabel] != "" {
+		t.Errorf("auto without an engine: labels %v, want no %s", n.Labels, store.DockerLabel)
 	}
 	c.Apply(t, "name: host\nschedule: manual\ncommand: echo on the host\n")
 	if f := runFire(t, c, "host", node, nil); f.State != store.FireSucceeded {
@@ -373,7 +373,7 @@ container: {image: %s, pull: never}
 	x := clustertest.StartProcess(t, bin, node, "executor", "--node-id", node, "--docker", "on",
 		"--output-dir", t.TempDir(), "--grace", "1s", "--etcd", c.EtcdURL, "--nats", c.NATSURL)
 	reg := waitRegistered(t, c, node)
-	if reg.Labels[executor.DockerLabel] != "true" {
+	if reg.Labels[store.DockerLabel] != "true" {
 		t.Fatalf("labels %v", reg.Labels)
 	}
 	id := startFire(t, c, "long", node, nil)
@@ -425,7 +425,7 @@ container: {image: %s, pull: never}
 	c.StartScheduler(t, "s1")
 	var ids []store.FireID
 	for i := range 6 {
-		id, err := store.RequestRun(t.Context(), c.Etcd, c.Keys, "boxed", store.RunRequest{At: time.Now().Add(time.Duration(i) * time.Millisecond), By: "test"})
+		id, err := store.RequestRun(t.Context(), c.Etcd, c.Keys, "boxed", store.Request{At: time.Now().Add(time.Duration(i) * time.Millisecond), By: "test"})
 		if err != nil {
 			t.Fatal(err)
 		}

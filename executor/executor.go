@@ -73,7 +73,7 @@ type Config struct {
 type DockerMode string
 
 // The Docker modes. A node that runs containers advertises it with the
-// label DockerLabel=true, which the leader requires of container jobs.
+// label store.DockerLabel=true, which the leader requires of container jobs.
 const (
 	// DockerAuto uses the Docker engine if one answers a ping at start
 	// (client.FromEnv: DOCKER_HOST, else the local socket); otherwise the
@@ -83,13 +83,6 @@ const (
 	DockerOn DockerMode = "on"
 	// DockerOff runs host jobs only.
 	DockerOff DockerMode = "off"
-)
-
-// The labels an executor sets itself when it can run containers. The
-// scheduler's placement requires DockerLabel=true of container jobs.
-const (
-	DockerLabel        = "aion.docker"
-	DockerVersionLabel = "aion.docker.version"
 )
 
 // DefaultConfig returns a one-slot-per-CPU-ish node with a 5 s lease.
@@ -144,7 +137,7 @@ func (c Config) Validate() error {
 		return errors.New("executor: the image pull timeout must not be negative")
 	}
 	for k, v := range c.Labels {
-		if k == DockerLabel || k == DockerVersionLabel {
+		if k == store.DockerLabel || k == store.DockerVersionLabel {
 			return fmt.Errorf("executor: label %s is set by the executor when it finds a Docker engine (see the docker mode), not by configuration", k)
 		}
 		if _, err := jobspec.ParseSelector(k + "=" + v); err != nil {
@@ -417,7 +410,7 @@ func (x *Executor) publishLoad() {
 		Load1: loadAverage(), MemFree: memAvailable(), At: time.Now().UTC(),
 	}
 	data, _ := json.Marshal(r)
-	if err := x.nats.Publish(store.SubjectLoad, data); err != nil {
+	if err := x.nats.Publish(store.LoadSubject(x.cfg.SubjectPrefix), data); err != nil {
 		x.log.Debug("publish load", zap.Error(err))
 	}
 }

@@ -94,7 +94,7 @@ func (x *Executor) emit(f store.Fire) {
 		}
 	}
 	data, _ := json.Marshal(ev)
-	if err := x.nats.Publish(store.SubjectEventsPrefix+f.ID.Job, data); err != nil {
+	if err := x.nats.Publish(store.EventSubject(x.cfg.SubjectPrefix, f.ID.Job), data); err != nil {
 		x.log.Debug("publish event", zap.Error(err))
 	}
 }

@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aionsched/aion/scheduler"
 	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/scheduler"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -26,7 +26,7 @@ jobs:
     schedule: manual
     command: sleep 30
 `)
-	id, err := store.RequestRun(t.Context(), c.Etcd, c.Keys, "long", store.RunRequest{At: time.Now()})
+	id, err := store.RequestRun(t.Context(), c.Etcd, c.Keys, "long", store.Request{At: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,7 +127,7 @@ func (l *leader) now() time.Time { return l.s.cfg.Now() }
 // run leads until ctx ends or leadership is lost. jobsRev is the revision
 // its jobs were loaded at by follow (0: none loaded yet).
 func (l *leader) run(ctx context.Context, jobsRev int64) error {
-	sub, err := l.s.nats.Subscribe(store.SubjectLoad, func(m *nats.Msg) {
+	sub, err := l.s.nats.Subscribe(store.LoadSubject(l.s.cfg.SubjectPrefix), func(m *nats.Msg) {
 		var r store.LoadReport
 		if json.Unmarshal(m.Data, &r) == nil {
 			select {

@@ -9,10 +9,6 @@ import (
 	"github.com/aionsched/aion/scheduler/store"
 )
 
-// dockerLabel is the label executors set to "true" when they found a Docker
-// engine (executor.DockerLabel); only such nodes get container jobs.
-const dockerLabel = "aion.docker"
-
 // placement is the leader's table of live executors. Liveness comes from
 // registrations in etcd; load averages from NATS reports; the runs counted
 // against each node are the open fires assigned to it in etcd (planned or
@@ -80,7 +76,7 @@ func (p *placement) choose(job *jobPolicy, sels []jobspec.Selector) (string, str
 	full, unmatched := 0, 0
 	for _, id := range p.ids {
 		info := p.nodes[id]
-		if !jobspec.MatchAll(sels, info.reg.Labels) || (job.Container && info.reg.Labels[dockerLabel] != "true") {
+		if !jobspec.MatchAll(sels, info.reg.Labels) || (job.Container && info.reg.Labels[store.DockerLabel] != "true") {
 			unmatched++
 			continue
 		}
@@ -116,7 +112,7 @@ func (p *placement) whyNone(job *jobPolicy, sels []jobspec.Selector, full, unmat
 			needs = append(needs, s.String())
 		}
 		if job.Container {
-			needs = append(needs, dockerLabel+"=true")
+			needs = append(needs, store.DockerLabel+"=true")
 		}
 		return fmt.Sprintf("waiting for an executor matching %s (%d full, %d not matching)", strings.Join(needs, ", "), full, unmatched)
 	}

@@ -4,15 +4,24 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
-// The leader requires the label that executors with Docker set.
-func TestPlacement_DockerLabelIsTheExecutors(t *testing.T) {
-	if dockerLabel != executor.DockerLabel {
-		t.Errorf("placement requires %q of container jobs, executors set %q", dockerLabel, executor.DockerLabel)
+// The leader places container jobs only on nodes with the label executors
+// set when they find a Docker engine (store.DockerLabel, defined once).
+func TestPlacement_ContainerJobsNeedTheDockerLabel(t *testing.T) {
+	p := newPlacement()
+	p.register(store.Node{ID: "a", Slots: 8})
+	p.register(store.Node{ID: "b", Slots: 1, Labels: map[string]string{store.DockerLabel: "true"}})
+	for range 3 {
+		if got, why := p.choose(&jobPolicy{Container: true}, nil); got != "b" {
+			t.Fatalf("container job placed on %q (%s), want b, the only node labelled %s=true", got, why, store.DockerLabel)
+		}
+	}
+	p.unregister("b")
+	if got, why := p.choose(&jobPolicy{Container: true}, nil); got != "" || !strings.Contains(why, store.DockerLabel+"=true") {
+		t.Errorf("without a Docker node: got %q (%q), want none and a reason naming %s=true", got, why, store.DockerLabel)
 	}
 }
 
@@ -47,7 +56,7 @@ func TestPlacement_ChoosesLeastLoadedEligibleNode(t *testing.T) {
 	if got != "" || !strings.Contains(reason, "aion.docker=true") {
 		t.Errorf("container pick = %q (%s), want none with the docker label named", got, reason)
 	}
-	p.register(store.Node{ID: "d", Slots: 1, Labels: map[string]string{dockerLabel: "true"}})
+	p.register(store.Node{ID: "d", Slots: 1, Labels: map[string]string{store.DockerLabel: "true"}})
 	if got, _ := p.choose(ct, nil); got != "d" {
 		t.Errorf("container pick = %q, want d", got)
 	}

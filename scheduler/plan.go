@@ -476,7 +476,7 @@ func (l *leader) planRequest(ctx context.Context, kv *mvccpb.KeyValue) error {
 	if !ok {
 		return nil
 	}
-	var req store.RunRequest
+	var req store.Request
 	if err := json.Unmarshal(kv.Value, &req); err != nil {
 		l.log.Warn("bad run request", zap.String("key", string(kv.Key)), zap.Error(err))
 		return nil
@@ -551,7 +551,7 @@ const pausedReason = "skipped: the job is paused"
 // request's deletion). Resuming with catch-up revives the records of times
 // skipped while paused, as the misfire policy chooses: those times were
 // never run, so planning them now still plans each at most once.
-func (l *leader) changePause(ctx context.Context, job string, req store.RunRequest, cmps []clientv3.Cmp, ops []clientv3.Op) error {
+func (l *leader) changePause(ctx context.Context, job string, req store.Request, cmps []clientv3.Cmp, ops []clientv3.Op) error {
 	e, ok := l.jobs[job]
 	if !ok {
 		_, err := l.commit(ctx, cmps, ops)
@@ -628,7 +628,7 @@ func (l *leader) changePause(ctx context.Context, job string, req store.RunReque
 // fire yet, in transactions of at most maxFiresPerTxn fires each created
 // only if absent; the request is deleted with the last one, so a new leader
 // finishes an interrupted backfill and nothing is planned twice.
-func (l *leader) planBackfill(ctx context.Context, id store.FireID, req store.RunRequest, cmps []clientv3.Cmp, ops []clientv3.Op) error {
+func (l *leader) planBackfill(ctx context.Context, id store.FireID, req store.Request, cmps []clientv3.Cmp, ops []clientv3.Op) error {
 	e, ok := l.jobs[id.Job]
 	if !ok || e.sched == nil {
 		l.log.Warn("backfill of a job without a schedule ignored", zap.String("job", id.Job))

@@ -15,8 +15,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -124,7 +124,7 @@ func waitFire(t *testing.T, c *clustertest.Cluster, id store.FireID, timeout tim
 // retry or dependent fire will follow it any more.
 func processed(f store.Fire) bool { return f.State.Final() && f.Processed }
 
-func requestRun(t *testing.T, c *clustertest.Cluster, job string, req store.RunRequest) store.FireID {
+func requestRun(t *testing.T, c *clustertest.Cluster, job string, req store.Request) store.FireID {
 	t.Helper()
 	if req.At.IsZero() {
 		req.At = time.Now()
@@ -199,7 +199,7 @@ schedule: manual
 command: echo "$AION_FIRE_ID $AION_ATTEMPT $(date +%%s.%%N)" >> %s; exit 1
 retries: {count: 3, backoff: {initial: 1s, max: 2s}}
 `, log))
-	id := requestRun(t, c, "flaky", store.RunRequest{})
+	id := requestRun(t, c, "flaky", store.Request{})
 	f := waitFire(t, c, id, 20*time.Second, "final and processed", processed)
 
 	if f.State != store.FireFailed || f.Attempt != 4 || f.ExitCode == nil || *f.ExitCode != 1 {
@@ -257,7 +257,7 @@ timeout: 1s
 command: echo "$AION_FIRE_ID $AION_ATTEMPT" >> %s; sleep 10
 retries: {count: 1, backoff: {initial: 200ms, max: 200ms}}
 `, log))
-	id := requestRun(t, c, "slow", store.RunRequest{})
+	id := requestRun(t, c, "slow", store.Request{})
 	f := waitFire(t, c, id, 15*time.Second, "final and processed", processed)
 	if f.State != store.FireTimedOut || f.Attempt != 2 || !strings.Contains(f.Reason, "1s timeout") {
 		t.Errorf("final record: state %s attempt %d reason %q; want timed_out, attempt 2", f.State, f.Attempt, f.Reason)
@@ -283,7 +283,7 @@ schedule: manual
 command: echo "$AION_FIRE_ID $AION_ATTEMPT" >> %s; [ "$AION_ATTEMPT" -ge 2 ]
 retries: {count: 5, backoff: {initial: 200ms, max: 200ms}}
 `, log))
-	id := requestRun(t, c, "second-time-lucky", store.RunRequest{})
+	id := requestRun(t, c, "second-time-lucky", store.Request{})
 	f := waitFire(t, c, id, 15*time.Second, "final and processed", processed)
 	if f.State != store.FireSucceeded || f.Attempt != 2 {
 		t.Errorf("final record: state %s attempt %d reason %q; want succeeded, attempt 2", f.State, f.Attempt, f.Reason)
@@ -318,8 +318,8 @@ jobs:
     command: echo "$AION_FIRE_ID $AION_ATTEMPT" >> %[1]s; sleep 60
     retries: {count: 1, on_lost: true, backoff: {initial: 100ms, max: 100ms}}
 `, log))
-	plain := requestRun(t, c, "not-retried", store.RunRequest{})
-	onLost := requestRun(t, c, "retried", store.RunRequest{})
+	plain := requestRun(t, c, "not-retried", store.Request{})
+	onLost := requestRun(t, c, "retried", store.Request{})
 	for _, id := range []store.FireID{plain, onLost} {
 		waitFire(t, c, id, 10*time.Second, "running on doomed", func(f store.Fire) bool {
 			return f.State == store.FireRunning && f.Node == "doomed"
@@ -570,7 +570,7 @@ jobs:
 `, log))
 
 	// The parent alone: its dependents do not run.
-	alone := requestRun(t, c, "parent", store.RunRequest{})
+	alone := requestRun(t, c, "parent", store.Request{})
 	f := waitFire(t, c, alone, 10*time.Second, "final and processed", processed)
 	if f.State != store.FireSucceeded || f.Trigger != store.TriggerManual || f.RequestedBy != "tester" {
 		t.Errorf("manual parent run: state %s trigger %s by %q", f.State, f.Trigger, f.RequestedBy)
@@ -580,7 +580,7 @@ jobs:
 	}
 
 	// With downstream, the child follows.
-	down := requestRun(t, c, "parent", store.RunRequest{Downstream: true})
+	down := requestRun(t, c, "parent", store.Request{Downstream: true})
 	waitFire(t, c, down, 10*time.Second, "final and processed", processed)
 	childID := store.DependentFireID("child", down)
 	cf := waitFire(t, c, childID, 10*time.Second, "final", func(f store.Fire) bool { return f.State.Final() })
@@ -593,19 +593,19 @@ jobs:
 	}
 
 	// Arguments become $1, $2 of a command job; env overrides the job's.
-	withArgs := requestRun(t, c, "greet", store.RunRequest{Args: []string{"x", "y"}, Env: map[string]string{"FOO": "from-request"}})
+	withArgs := requestRun(t, c, "greet", store.Request{Args: []string{"x", "y"}, Env: map[string]string{"FOO": "from-request"}})
 	g := waitFire(t, c, withArgs, 10*time.Second, "final", func(f store.Fire) bool { return f.State.Final() })
 	if g.State != store.FireSucceeded || !strings.Contains(g.OutputTail, "args:x,y foo:from-request job:greet") {
 		t.Errorf("greet with args and env: state %s output %q", g.State, g.OutputTail)
 	}
-	plain := requestRun(t, c, "greet", store.RunRequest{})
+	plain := requestRun(t, c, "greet", store.Request{})
 	g = waitFire(t, c, plain, 10*time.Second, "final", func(f store.Fire) bool { return f.State.Final() })
 	if g.State != store.FireSucceeded || !strings.Contains(g.OutputTail, "args:, foo:from-job") {
 		t.Errorf("greet without args: state %s output %q", g.State, g.OutputTail)
 	}
 
 	// Arguments replace an args job's arguments after the program.
-	a := waitFire(t, c, requestRun(t, c, "argv", store.RunRequest{Args: []string{"given", "instead"}}), 10*time.Second, "final",
+	a := waitFire(t, c, requestRun(t, c, "argv", store.Request{Args: []string{"given", "instead"}}), 10*time.Second, "final",
 		func(f store.Fire) bool { return f.State.Final() })
 	if a.State != store.FireSucceeded || a.OutputTail != "given instead\n" {
 		t.Errorf("argv with args: state %s output %q, want %q", a.State, a.OutputTail, "given instead\n")
@@ -631,7 +631,7 @@ jobs:
 `, dir))
 
 	// A running fire: its process group is killed and it is recorded as cancelled, not retried.
-	id := requestRun(t, c, "long", store.RunRequest{})
+	id := requestRun(t, c, "long", store.Request{})
 	waitFire(t, c, id, 10*time.Second, "running", func(f store.Fire) bool { return f.State == store.FireRunning })
 	var pid int
 	clustertest.WaitFor(t, 5*time.Second, "the pid file", func() bool {
@@ -654,7 +654,7 @@ jobs:
 	}
 
 	// A planned fire waiting for a node is cancelled without running.
-	wait := requestRun(t, c, "nowhere", store.RunRequest{})
+	wait := requestRun(t, c, "nowhere", store.Request{})
 	waitFire(t, c, wait, 10*time.Second, "waiting for a node", func(f store.Fire) bool {
 		return f.State == store.FirePlanned && strings.Contains(f.Reason, "zone=mars")
 	})
@@ -691,7 +691,7 @@ command: sleep 30
 	killedAt := map[store.FireID]time.Time{}
 	for range 10 {
 		w := c.Etcd.Watch(ctx, c.Keys.JobFires("race"), clientv3.WithPrefix())
-		id := requestRun(t, c, "race", store.RunRequest{})
+		id := requestRun(t, c, "race", store.Request{})
 	planned:
 		for resp := range w {
 			for _, ev := range resp.Events {

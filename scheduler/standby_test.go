@@ -9,8 +9,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/aionsched/aion/scheduler"
 	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/scheduler"
 	"github.com/aionsched/aion/scheduler/store"
 )
 

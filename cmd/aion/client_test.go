@@ -14,8 +14,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/aionsched/aion/scheduler/api"
 	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/scheduler/api"
 	"github.com/aionsched/aion/scheduler/store"
 )
 

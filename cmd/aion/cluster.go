@@ -21,11 +21,11 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/aionsched/aion/cmd/harness/embedded"
 	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler"
 	"github.com/aionsched/aion/scheduler/api"
-	"github.com/aionsched/aion/cmd/harness/embedded"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -357,7 +357,7 @@ func (a *app) dev(ctx context.Context, dataDir, jobsDir string) error {
 // printEvents prints every fire state change, so dev runs are visible.
 func (a *app) printEvents(nc *nats.Conn) (*nats.Subscription, error) {
 	var mu sync.Mutex
-	return nc.Subscribe(store.SubjectEventsPrefix+">", func(m *nats.Msg) {
+	return nc.Subscribe(store.EventsWildcard(a.schedulerConfig().SubjectPrefix), func(m *nats.Msg) {
 		var ev store.FireEvent
 		if json.Unmarshal(m.Data, &ev) != nil {
 			return

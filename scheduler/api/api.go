@@ -102,9 +102,9 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.sub != nil {
 		return errors.New("api: already started")
 	}
-	sub, err := s.nats.Subscribe(store.SubjectLoad, s.onLoad)
+	sub, err := s.nats.Subscribe(store.LoadSubject(s.subjectPrefix), s.onLoad)
 	if err != nil {
-		return fmt.Errorf("api: subscribe to %s: %w", store.SubjectLoad, err)
+		return fmt.Errorf("api: subscribe to %s: %w", store.LoadSubject(s.subjectPrefix), err)
 	}
 	s.sub = sub
 	s.stop = context.AfterFunc(ctx, func() { _ = s.Close() })

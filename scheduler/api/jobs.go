@@ -426,7 +426,7 @@ func (s *Server) runJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := etcdContext(r)
 	defer cancel()
-	id, err := store.RequestRun(ctx, s.etcd, s.keys, name, store.RunRequest{Env: req.Env, Args: req.Args, Downstream: req.Downstream, By: req.By, At: s.now()})
+	id, err := store.RequestRun(ctx, s.etcd, s.keys, name, store.Request{Env: req.Env, Args: req.Args, Downstream: req.Downstream, By: req.By, At: s.now()})
 	if err != nil {
 		return requestError(err, name, "run")
 	}

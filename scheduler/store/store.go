@@ -53,8 +53,9 @@ func (k Keys) Nodes() string { return k.Prefix + "nodes/" }
 // Node is the key of one executor registration.
 func (k Keys) Node(id string) string { return k.Nodes() + id }
 
-// Requests is the prefix of run requests: user intent (a manual run) that
-// any scheduler's API writes and the leader turns into a fire.
+// Requests is the prefix of user requests (Request: a manual run, a kill,
+// a pause change, a backfill) that any scheduler's API writes and the
+// leader acts on.
 func (k Keys) Requests() string { return k.Prefix + "requests/" }
 
 // Request is the key of the request for the fire id.
@@ -70,8 +71,11 @@ func (k Keys) RequestIDFromKey(key string) (FireID, bool) {
 	return FireID{Job: job, Suffix: suffix}, ok && job != "" && suffix != ""
 }
 
-// RunRequest asks the leader for a manual run, under requests/<job>/<suffix>.
-type RunRequest struct {
+// Request is a user's request to the leader, under requests/<job>/<suffix>:
+// a manual run, or, when Kill, Pause or Backfill is set, a kill, a pause
+// change or a backfill. The leader acts on it and deletes it in one fenced
+// transaction.
+type Request struct {
 	Env        map[string]string `json:"env,omitempty"`
 	Args       []string          `json:"args,omitempty"`
 	Downstream bool              `json:"downstream,omitempty"`
@@ -319,13 +323,23 @@ type Node struct {
 	StartedAt time.Time         `json:"started_at"`
 }
 
-// NATS subjects.
+// Labels executors set on their registration.
 const (
-	// SubjectLoad carries executors' LoadReport every second.
-	SubjectLoad = "aion.nodes.load"
-	// SubjectEventsPrefix carries FireEvent for every fire state change: aion.events.<job>.
-	SubjectEventsPrefix = "aion.events."
+	// DockerLabel is "true" on an executor that found a Docker engine; the
+	// leader places container jobs only on such nodes.
+	DockerLabel = "aion.docker"
+	// DockerVersionLabel holds the engine's version on such a node.
+	DockerVersionLabel = "aion.docker.version"
 )
+
+// LoadSubject carries every executor's LoadReport, once a second.
+func LoadSubject(prefix string) string { return prefix + "nodes.load" }
+
+// EventSubject carries a FireEvent for every state change of job's fires.
+func EventSubject(prefix, job string) string { return prefix + "events." + job }
+
+// EventsWildcard is the subject that matches every job's EventSubject.
+func EventsWildcard(prefix string) string { return prefix + "events.>" }
 
 // validNodeID is what a node ID may be: it is a NATS subject token and an
 // etcd key segment, so no dots, wildcards, spaces or slashes.

@@ -21,10 +21,10 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/aionsched/aion/cmd/harness/embedded"
 	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler"
-	"github.com/aionsched/aion/cmd/harness/embedded"
 	"github.com/aionsched/aion/scheduler/store"
 )
 

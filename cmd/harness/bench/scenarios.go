@@ -149,7 +149,7 @@ func Manual(ctx context.Context, s *Stack, n int) (ManualResult, error) {
 	var lat []time.Duration
 	for range n {
 		at := time.Now()
-		id, err := store.RequestRun(ctx, s.Etcd, s.Keys, name, store.RunRequest{At: at, By: "bench"})
+		id, err := store.RequestRun(ctx, s.Etcd, s.Keys, name, store.Request{At: at, By: "bench"})
 		if err != nil {
 			return ManualResult{}, err
 		}

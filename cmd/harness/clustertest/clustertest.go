@@ -16,10 +16,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/aionsched/aion/cmd/harness/embedded"
 	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler"
-	"github.com/aionsched/aion/cmd/harness/embedded"
 	"github.com/aionsched/aion/scheduler/store"
 )
 

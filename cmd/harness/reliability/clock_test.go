@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aionsched/aion/scheduler"
 	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/scheduler"
 	"github.com/aionsched/aion/scheduler/store"
 )
 

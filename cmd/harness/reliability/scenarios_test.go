@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -167,7 +167,7 @@ constraints: ["node=x1"]
 		resp, err := w.c.Etcd.Get(t.Context(), w.c.Keys.Node("x1"))
 		return err == nil && len(resp.Kvs) == 1
 	})
-	id, err := store.RequestRun(t.Context(), w.c.Etcd, w.c.Keys, "long", store.RunRequest{At: time.Now(), By: "test"})
+	id, err := store.RequestRun(t.Context(), w.c.Etcd, w.c.Keys, "long", store.Request{At: time.Now(), By: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
