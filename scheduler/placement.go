@@ -9,15 +9,19 @@ import (
 	"github.com/aionsched/aion/scheduler/store"
 )
 
-// placement is the leader's table of live executors. Liveness comes from
-// registrations in etcd; load averages from NATS reports; the runs counted
-// against each node are the open fires assigned to it in etcd (planned or
-// running), so a burst of dispatches counts at once, before any report.
-// Only the leader loop touches it.
+// placement is the leader's table of live executors and chooses the node
+// for each run. Liveness comes from registrations in etcd; load averages
+// from NATS reports; the runs counted against each node are the open fires
+// assigned to it in etcd (planned or running), so a burst of dispatches
+// counts at once, before any report. reserve and release are the only
+// writers of those counts: the open-fire table reserves a slot for each
+// open fire and releases it when the fire closes, and a transaction being
+// built reserves the slots of its fires until it is done, so that they
+// spread over the nodes.
 type placement struct {
 	nodes    map[string]*nodeInfo
 	ids      []string       // the keys of nodes, sorted: choose's order
-	assigned map[string]int // open fires per node
+	assigned map[string]int // open fires per node ("": fires without a node)
 	turn     int            // round-robin among equals
 }
 
@@ -51,6 +55,19 @@ func (p *placement) unregister(id string) {
 }
 
 func (p *placement) live(id string) bool { _, ok := p.nodes[id]; return ok }
+
+// count is the number of live executors.
+func (p *placement) count() int { return len(p.nodes) }
+
+// reserve counts one more open fire against node.
+func (p *placement) reserve(node string) { p.assigned[node]++ }
+
+// release counts one open fire less against node.
+func (p *placement) release(node string) {
+	if p.assigned[node]--; p.assigned[node] == 0 {
+		delete(p.assigned, node)
+	}
+}
 
 // freeSlots is the number of runs the live nodes can still take.
 func (p *placement) freeSlots() int {

@@ -21,7 +21,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 
 	"github.com/aionsched/aion/scheduler/store"
@@ -124,7 +123,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return err
 	}
 	for ctx.Err() == nil {
-		if err := s.term(ctx); err != nil && ctx.Err() == nil {
+		if err := s.campaign(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("leadership term ended", zap.Error(err))
 			select {
 			case <-ctx.Done():
@@ -133,55 +132,4 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// term is one session: campaign, lead, step down.
-func (s *Scheduler) term(ctx context.Context) error {
-	ttl := int((s.cfg.SessionTTL + time.Second - 1) / time.Second)
-	session, err := concurrency.NewSession(s.etcd, concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
-	if err != nil {
-		return fmt.Errorf("etcd session: %w", err)
-	}
-	defer session.Close()
-	election := concurrency.NewElection(session, s.keys.Election())
-	// While campaigning, keep the jobs warm for a quick takeover.
-	campaignCtx, stopCampaign := context.WithCancel(ctx)
-	defer stopCampaign()
-	campaign := make(chan error, 1)
-	go func() { campaign <- election.Campaign(campaignCtx, s.cfg.ID) }()
-	l := newLeader(s, "", 0)
-	jobsRev, err := l.follow(ctx, campaign)
-	if err != nil {
-		stopCampaign()
-		return fmt.Errorf("campaign: %w", err)
-	}
-	select {
-	case <-session.Done():
-		return errors.New("session expired while campaigning")
-	default:
-	}
-	leaderCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-session.Done():
-			s.log.Warn("etcd session lost: stepping down")
-			cancel()
-		case <-leaderCtx.Done():
-		}
-	}()
-	s.log.Info("elected leader", zap.String("key", election.Key()), zap.Int64("rev", election.Rev()))
-	l.elected(election.Key(), election.Rev())
-	s.metrics.leader.Set(1)
-	err = l.run(leaderCtx, jobsRev)
-	s.metrics.leader.Set(0)
-	if ctx.Err() != nil {
-		// Shutting down: hand leadership over now rather than after the TTL.
-		resignCtx, done := context.WithTimeout(context.Background(), 2*time.Second)
-		defer done()
-		if rerr := election.Resign(resignCtx); rerr != nil {
-			s.log.Warn("resign", zap.Error(rerr))
-		}
-	}
-	return err
 }

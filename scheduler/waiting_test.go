@@ -18,21 +18,21 @@ import (
 // next reconcile), the oldest first, in one transaction.
 func TestPlaceWaiting_FiresGetSlotsAsRunsEnd(t *testing.T) {
 	ctx := t.Context()
-	l, clock := testLeader(t, 6, store.Node{ID: "x0", Slots: 1}, store.Node{ID: "x1", Slots: 1})
+	l, clock := testTerm(t, 6, store.Node{ID: "x0", Slots: 1}, store.Node{ID: "x1", Slots: 1})
 	clock.Add(int64(time.Second))
-	if err := l.planDue(ctx); err != nil {
+	if err := l.planner.planDue(ctx, l.now()); err != nil {
 		t.Fatal(err)
 	}
 	var running, waiting []*openFire
-	for _, of := range l.open {
+	for _, of := range l.fires.byID {
 		if of.fire.Node == "" {
 			waiting = append(waiting, of)
 		} else {
 			running = append(running, of)
 		}
 	}
-	if len(running) != 2 || len(waiting) < 4 || len(l.waiting) != len(waiting) {
-		t.Fatalf("%d fires placed, %d waiting (%d tracked); want 2 placed on two 1-slot nodes and at least 4 waiting", len(running), len(waiting), len(l.waiting))
+	if len(running) != 2 || len(waiting) < 4 || l.waiting.len() != len(waiting) {
+		t.Fatalf("%d fires placed, %d waiting (%d tracked); want 2 placed on two 1-slot nodes and at least 4 waiting", len(running), len(waiting), l.waiting.len())
 	}
 	slices.SortFunc(waiting, func(a, b *openFire) int {
 		if c := a.fire.Nominal.Compare(b.fire.Nominal); c != 0 {
@@ -46,10 +46,10 @@ func TestPlaceWaiting_FiresGetSlotsAsRunsEnd(t *testing.T) {
 		f := of.fire
 		f.State, f.StartedAt, f.EndedAt = store.FireSucceeded, l.now(), l.now()
 		data, _ := json.Marshal(f)
-		if _, err := l.s.etcd.Put(ctx, l.keys.Fire(f.ID), string(data)); err != nil {
+		if _, err := l.s.etcd.Put(ctx, l.s.keys.Fire(f.ID), string(data)); err != nil {
 			t.Fatal(err)
 		}
-		resp, err := l.s.etcd.Get(ctx, l.keys.Fire(f.ID))
+		resp, err := l.s.etcd.Get(ctx, l.s.keys.Fire(f.ID))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,18 +57,18 @@ func TestPlaceWaiting_FiresGetSlotsAsRunsEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := l.processFinished(ctx); err != nil {
+	if err := l.finisher.processFinished(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.placeWaiting(ctx, l.now(), false); err != nil {
+	if err := l.waiting.place(ctx, l.now(), false); err != nil {
 		t.Fatal(err)
 	}
 
 	revs := make(map[int64]bool)
 	nodes := make(map[string]bool)
 	for i, of := range waiting {
-		now := l.open[of.fire.ID]
-		resp, err := l.s.etcd.Get(ctx, l.keys.Fire(of.fire.ID))
+		now := l.fires.byID[of.fire.ID]
+		resp, err := l.s.etcd.Get(ctx, l.s.keys.Fire(of.fire.ID))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,8 +95,8 @@ func TestPlaceWaiting_FiresGetSlotsAsRunsEnd(t *testing.T) {
 	if len(nodes) != 2 || len(revs) != 1 {
 		t.Errorf("the two oldest waiting fires went to nodes %v in %d transactions, want both nodes in one", nodes, len(revs))
 	}
-	if len(l.waiting) != len(waiting)-2 {
-		t.Errorf("%d fires tracked as waiting, want %d", len(l.waiting), len(waiting)-2)
+	if l.waiting.len() != len(waiting)-2 {
+		t.Errorf("%d fires tracked as waiting, want %d", l.waiting.len(), len(waiting)-2)
 	}
 }
 
@@ -106,18 +106,18 @@ func TestPlaceWaiting_FiresGetSlotsAsRunsEnd(t *testing.T) {
 // job's last result.
 func TestPlaceWaiting_SkipsFiresPastTheirStartingDeadline(t *testing.T) {
 	ctx := t.Context()
-	l, clock := testLeaderWith(t, 4, func(int) string {
+	l, clock := testTermWith(t, 4, func(int) string {
 		return "schedule: \"* * * * * *\"\n    cron_seconds: true\n    concurrency: allow\n    misfire:\n      starting_deadline: 2s"
 	}, store.Node{ID: "x0", Slots: 1})
 	clock.Add(int64(time.Second))
-	if err := l.planDue(ctx); err != nil {
+	if err := l.planner.planDue(ctx, l.now()); err != nil {
 		t.Fatal(err)
 	}
-	if len(l.waiting) == 0 || len(l.waiting) != len(l.open)-1 {
-		t.Fatalf("%d fires open, %d waiting; want all but one waiting for the single slot", len(l.open), len(l.waiting))
+	if l.waiting.len() == 0 || l.waiting.len() != l.fires.len()-1 {
+		t.Fatalf("%d fires open, %d waiting; want all but one waiting for the single slot", l.fires.len(), l.waiting.len())
 	}
 	running := make(map[store.FireID]bool)
-	for id, of := range l.open {
+	for id, of := range l.fires.byID {
 		if of.fire.Node != "" {
 			running[id] = true
 		}
@@ -126,18 +126,18 @@ func TestPlaceWaiting_SkipsFiresPastTheirStartingDeadline(t *testing.T) {
 	// Within the deadline nothing changes; past it, the waiting fires are
 	// skipped although the slot is still taken.
 	clock.Add(int64(time.Second))
-	if err := l.placeWaiting(ctx, l.now(), true); err != nil {
+	if err := l.waiting.place(ctx, l.now(), true); err != nil {
 		t.Fatal(err)
 	}
-	waiting := len(l.waiting)
+	waiting := l.waiting.len()
 	if waiting == 0 {
 		t.Fatal("fires skipped before their starting deadline")
 	}
 	clock.Add(int64(2 * time.Second))
-	if err := l.placeWaiting(ctx, l.now(), true); err != nil {
+	if err := l.waiting.place(ctx, l.now(), true); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := l.s.etcd.Get(ctx, l.keys.Fires(), clientv3.WithPrefix())
+	resp, err := l.s.etcd.Get(ctx, l.s.keys.Fires(), clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,10 +165,10 @@ func TestPlaceWaiting_SkipsFiresPastTheirStartingDeadline(t *testing.T) {
 	if skipped != waiting {
 		t.Errorf("%d fires skipped, want the %d that waited", skipped, waiting)
 	}
-	if err := l.processFinished(ctx); err != nil {
+	if err := l.finisher.processFinished(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for id := range l.open {
+	for id := range l.fires.byID {
 		if !running[id] {
 			t.Errorf("skipped fire %s still open", id)
 		}
@@ -177,7 +177,7 @@ func TestPlaceWaiting_SkipsFiresPastTheirStartingDeadline(t *testing.T) {
 	for id := range running {
 		runningJobs[id.Job] = true
 	}
-	for _, e := range l.jobs {
+	for _, e := range l.jobs.jobs {
 		if !runningJobs[e.name] && e.state.LastResult != store.FireSkipped {
 			t.Errorf("job %s: last result %q, want skipped", e.name, e.state.LastResult)
 		}
@@ -185,9 +185,9 @@ func TestPlaceWaiting_SkipsFiresPastTheirStartingDeadline(t *testing.T) {
 }
 
 // feedFire hands the leader the stored record of a fire, as the watch does.
-func feedFire(t *testing.T, l *leader, id store.FireID) store.Fire {
+func feedFire(t *testing.T, l *term, id store.FireID) store.Fire {
 	t.Helper()
-	resp, err := l.s.etcd.Get(context.Background(), l.keys.Fire(id))
+	resp, err := l.s.etcd.Get(context.Background(), l.s.keys.Fire(id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func feedFire(t *testing.T, l *leader, id store.FireID) store.Fire {
 }
 
 // endFire records a run's end as its executor does and feeds it to the leader.
-func endFire(t *testing.T, l *leader, of *openFire, st store.FireState) {
+func endFire(t *testing.T, l *term, of *openFire, st store.FireState) {
 	t.Helper()
 	f := of.fire
 	f.State, f.StartedAt, f.EndedAt = st, l.now(), l.now()
@@ -209,7 +209,7 @@ func endFire(t *testing.T, l *leader, of *openFire, st store.FireState) {
 		f.ExitCode = &one
 	}
 	data, _ := json.Marshal(f)
-	if _, err := l.s.etcd.Put(context.Background(), l.keys.Fire(f.ID), string(data)); err != nil {
+	if _, err := l.s.etcd.Put(context.Background(), l.s.keys.Fire(f.ID), string(data)); err != nil {
 		t.Fatal(err)
 	}
 	feedFire(t, l, f.ID)
@@ -220,23 +220,23 @@ func endFire(t *testing.T, l *leader, of *openFire, st store.FireState) {
 // must not skip it (that would hide the failure behind "skipped").
 func TestPlaceWaiting_DeadlineSparesRetries(t *testing.T) {
 	ctx := t.Context()
-	l, clock := testLeaderWith(t, 1, func(int) string {
+	l, clock := testTermWith(t, 1, func(int) string {
 		return "schedule: \"* * * * * *\"\n    cron_seconds: true\n    concurrency: allow\n    retries:\n      count: 3\n      backoff:\n        initial: 1s\n    misfire:\n      starting_deadline: 30s"
 	}, store.Node{ID: "x0", Slots: 4})
 	clock.Add(int64(time.Second))
-	if err := l.planDue(ctx); err != nil {
+	if err := l.planner.planDue(ctx, l.now()); err != nil {
 		t.Fatal(err)
 	}
 	var of *openFire
-	for _, o := range l.open {
+	for _, o := range l.fires.byID {
 		of = o
 	}
 	clock.Add(int64(40 * time.Second)) // the run took 40 s and failed
 	endFire(t, l, of, store.FireFailed)
-	if err := l.processFinished(ctx); err != nil {
+	if err := l.finisher.processFinished(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.placeWaiting(ctx, l.now(), false); err != nil {
+	if err := l.waiting.place(ctx, l.now(), false); err != nil {
 		t.Fatal(err)
 	}
 	f := feedFire(t, l, of.fire.ID)
@@ -251,7 +251,7 @@ func TestPlaceWaiting_DeadlineSparesRetries(t *testing.T) {
 // the skip does not include its old record and fail on it.
 func TestPlaceWaiting_SkippedFiresDoNotBlockTheNextBatch(t *testing.T) {
 	ctx := t.Context()
-	l, clock := testLeaderWith(t, 3, func(i int) string {
+	l, clock := testTermWith(t, 3, func(i int) string {
 		s := "schedule: \"0 0 1 1 *\"\n    concurrency: allow"
 		if i == 1 {
 			s += "\n    misfire:\n      starting_deadline: 2s"
@@ -262,32 +262,32 @@ func TestPlaceWaiting_SkippedFiresDoNotBlockTheNextBatch(t *testing.T) {
 	now := l.now()
 	var plans []jobPlan
 	for _, name := range []string{"j00000", "j00001", "j00002"} {
-		e := l.jobs[name]
+		e := l.jobs.get(name)
 		plans = append(plans, jobPlan{e: e, entries: []dueTime{{at: now.Truncate(time.Second)}}, highWater: now.Truncate(time.Second)})
 	}
-	if ok, err := l.planGroup(ctx, plans, now); err != nil || !ok {
-		t.Fatal(ok, err)
+	if err := l.planner.planGroup(ctx, plans, now); err != nil {
+		t.Fatal(err)
 	}
 	var running *openFire
-	for _, o := range l.open {
+	for _, o := range l.fires.byID {
 		if o.fire.Node != "" {
 			running = o
 		}
 	}
-	t.Logf("running %s; waiting %d", running.fire.ID, len(l.waiting))
+	t.Logf("running %s; waiting %d", running.fire.ID, l.waiting.len())
 	clock.Add(int64(5 * time.Second))
-	if err := l.placeWaiting(ctx, l.now(), true); err != nil { // reconcile's sweep: skips j00001's fire
+	if err := l.waiting.place(ctx, l.now(), true); err != nil { // reconcile's sweep: skips j00001's fire
 		t.Fatal(err)
 	}
 	// j00000's run ends before the watch has delivered the skip.
 	endFire(t, l, running, store.FireSucceeded)
-	if err := l.processFinished(ctx); err != nil {
+	if err := l.finisher.processFinished(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.placeWaiting(ctx, l.now(), false); err != nil {
+	if err := l.waiting.place(ctx, l.now(), false); err != nil {
 		t.Fatal(err)
 	}
-	for id, o := range l.open {
+	for id, o := range l.fires.byID {
 		if id.Job == "j00002" && o.fire.Node == "" {
 			t.Errorf("j00002's fire still waits although a slot is free (the batch failed on the stale skipped record)")
 		}
@@ -299,47 +299,47 @@ func TestPlaceWaiting_SkippedFiresDoNotBlockTheNextBatch(t *testing.T) {
 // that may not start yet do not hold slots.
 func TestPlaceWaiting_BackfillKeepsItsParallelLimitWithinABatch(t *testing.T) {
 	ctx := t.Context()
-	l, clock := testLeaderWith(t, 1, func(int) string {
+	l, clock := testTermWith(t, 1, func(int) string {
 		return "schedule: \"* * * * * *\"\n    cron_seconds: true\n    concurrency: allow"
 	}, store.Node{ID: "x0", Slots: 1})
 	clock.Add(int64(time.Second))
-	if err := l.planDue(ctx); err != nil {
+	if err := l.planner.planDue(ctx, l.now()); err != nil {
 		t.Fatal(err)
 	}
 	var sched *openFire
-	for _, o := range l.open {
+	for _, o := range l.fires.byID {
 		sched = o
 	}
 	to := l.now().Add(-time.Hour).Truncate(time.Second)
-	if _, err := store.RequestBackfill(ctx, l.s.etcd, l.keys, "j00000", store.Backfill{From: to.Add(-5 * time.Second), To: to, Parallel: 1}, "t", l.now()); err != nil {
+	if _, err := store.RequestBackfill(ctx, l.s.etcd, l.s.keys, "j00000", store.Backfill{From: to.Add(-5 * time.Second), To: to, Parallel: 1}, "t", l.now()); err != nil {
 		t.Fatal(err)
 	}
-	resp, _ := l.s.etcd.Get(ctx, l.keys.Requests(), clientv3.WithPrefix())
-	if err := l.planRequest(ctx, resp.Kvs[0]); err != nil {
+	resp, _ := l.s.etcd.Get(ctx, l.s.keys.Requests(), clientv3.WithPrefix())
+	if err := l.intents.handle(ctx, resp.Kvs[0]); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("open %d waiting %d", len(l.open), len(l.waiting))
+	t.Logf("open %d waiting %d", l.fires.len(), l.waiting.len())
 	l.nodes.register(store.Node{ID: "x1", Slots: 20})
-	l.freed = true
-	if err := l.placeWaiting(ctx, l.now(), false); err != nil { // places the first backfill fire
+	l.waiting.slotFreed()
+	if err := l.waiting.place(ctx, l.now(), false); err != nil { // places the first backfill fire
 		t.Fatal(err)
 	}
 	var first *openFire
-	for _, o := range l.open {
+	for _, o := range l.fires.byID {
 		if o.fire.Trigger == store.TriggerBackfill && o.fire.Node != "" {
 			first = o
 		}
 	}
 	endFire(t, l, first, store.FireSucceeded)
 	endFire(t, l, sched, store.FireSucceeded)
-	if err := l.processFinished(ctx); err != nil {
+	if err := l.finisher.processFinished(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.placeWaiting(ctx, l.now(), false); err != nil {
+	if err := l.waiting.place(ctx, l.now(), false); err != nil {
 		t.Fatal(err)
 	}
 	placed, dispatched := 0, 0
-	for _, o := range l.open {
+	for _, o := range l.fires.byID {
 		if o.fire.Trigger == store.TriggerBackfill && o.fire.Node != "" {
 			placed++
 			if !o.dispatchedAt.IsZero() {

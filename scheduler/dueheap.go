@@ -5,27 +5,27 @@ import (
 	"time"
 )
 
-// fireQueue is a min-heap of jobs by their next nominal time. Only the
-// leader loop touches it.
-type fireQueue []*jobEntry
+// dueHeap is a min-heap of jobs by their next nominal time: the job due
+// first is at the top. Its owner is the job table.
+type dueHeap []*jobEntry
 
-func (q fireQueue) Len() int { return len(q) }
-func (q fireQueue) Less(i, j int) bool {
+func (q dueHeap) Len() int { return len(q) }
+func (q dueHeap) Less(i, j int) bool {
 	if q[i].next.Equal(q[j].next) {
 		return q[i].name < q[j].name
 	}
 	return q[i].next.Before(q[j].next)
 }
-func (q fireQueue) Swap(i, j int) {
+func (q dueHeap) Swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
 	q[i].index, q[j].index = i, j
 }
-func (q *fireQueue) Push(x any) {
+func (q *dueHeap) Push(x any) {
 	e := x.(*jobEntry)
 	e.index = len(*q)
 	*q = append(*q, e)
 }
-func (q *fireQueue) Pop() any {
+func (q *dueHeap) Pop() any {
 	old := *q
 	e := old[len(old)-1]
 	old[len(old)-1] = nil
@@ -35,7 +35,7 @@ func (q *fireQueue) Pop() any {
 }
 
 // set queues e at next, or removes it when next is zero.
-func (q *fireQueue) set(e *jobEntry, next time.Time) {
+func (q *dueHeap) set(e *jobEntry, next time.Time) {
 	e.next = next
 	switch {
 	case next.IsZero() && e.index >= 0:
@@ -49,14 +49,14 @@ func (q *fireQueue) set(e *jobEntry, next time.Time) {
 }
 
 // remove takes e out of the queue if it is queued.
-func (q *fireQueue) remove(e *jobEntry) {
+func (q *dueHeap) remove(e *jobEntry) {
 	if e.index >= 0 {
 		heap.Remove(q, e.index)
 	}
 }
 
 // peek returns the job due first, or nil.
-func (q fireQueue) peek() *jobEntry {
+func (q dueHeap) peek() *jobEntry {
 	if len(q) == 0 {
 		return nil
 	}

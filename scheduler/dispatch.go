@@ -1,0 +1,128 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// dispatcher is what the term says to executors over NATS: run this fire
+// (dispatch), stop that one (kill). NATS is a hint: a lost dispatch is
+// repaired by reconcile, and an executor starts only what it claims in
+// etcd.
+type dispatcher struct {
+	nats   *nats.Conn
+	prefix string // NATS subject prefix
+	etcd   *clientv3.Client
+	keys   store.Keys
+	fence  *fence
+	fires  *openFires
+	log    *zap.Logger
+	now    func() time.Time
+}
+
+// dispatch publishes the fire to its node if it is ready (reconcile
+// dispatches it once it is).
+func (d *dispatcher) dispatch(of *openFire, now time.Time) {
+	if !d.fires.ready(of, now) {
+		return
+	}
+	of.dispatchedAt = now
+	if of.fire.Node == "" {
+		d.log.Info("fire waits", zap.Stringer("fire", of.fire.ID), zap.String("reason", of.fire.Reason))
+		return
+	}
+	record := of.record
+	if record == nil {
+		var err error
+		if record, err = json.Marshal(of.fire); err != nil {
+			d.log.Error("encode fire for dispatch: reconcile dispatches it again", zap.Stringer("fire", of.fire.ID), zap.Error(err))
+			return
+		}
+	}
+	data, err := json.Marshal(store.Dispatch{Fire: of.fire.ID, Attempt: of.fire.Attempt, Rev: of.rev, Record: record})
+	if err != nil {
+		d.log.Error("encode dispatch: reconcile dispatches it again", zap.Stringer("fire", of.fire.ID), zap.Error(err))
+		return
+	}
+	if err := d.nats.Publish(store.DispatchSubject(d.prefix, of.fire.Node), data); err != nil {
+		d.log.Warn("dispatch", zap.Stringer("fire", of.fire.ID), zap.Error(err))
+	}
+}
+
+// dispatchAll dispatches the fires of a committed transaction.
+func (d *dispatcher) dispatchAll(fires []*openFire, now time.Time) {
+	for _, of := range fires {
+		d.dispatch(of, now)
+	}
+}
+
+// stop ends an open fire: a planned one is recorded as cancelled (fenced,
+// compared on its revision), a running one is killed by its executor,
+// which records it. A fire claimed while being cancelled is read again and
+// killed instead.
+func (d *dispatcher) stop(ctx context.Context, id store.FireID, reason string) error {
+	of := d.fires.get(id)
+	if of == nil {
+		return nil
+	}
+	f, rev := of.fire, of.rev
+	for range 3 {
+		if f.State.Final() {
+			return nil
+		}
+		if f.State == store.FireRunning {
+			d.kill(f, reason)
+			return nil
+		}
+		cancelled := f
+		cancelled.State, cancelled.EndedAt, cancelled.Reason = store.FireCancelled, d.now().UTC(), "cancelled: "+reason
+		var t txn
+		if _, err := t.update(d.keys.Fire(id), rev, cancelled); err != nil {
+			return err
+		}
+		_, err := d.fence.commit(ctx, &t)
+		if !conflicted(err) {
+			return err
+		}
+		// The record changed (claimed, most likely): read it and go again.
+		resp, err := d.etcd.Get(ctx, d.keys.Fire(id))
+		if err != nil {
+			return fmt.Errorf("read fire %s: %w", id, err)
+		}
+		if len(resp.Kvs) == 0 || json.Unmarshal(resp.Kvs[0].Value, &f) != nil {
+			return nil
+		}
+		rev = resp.Kvs[0].ModRevision
+	}
+	return nil
+}
+
+// stopAll stops the fires a concurrency: replace policy replaced.
+func (d *dispatcher) stopAll(ctx context.Context, ids []store.FireID, reason string) error {
+	for _, id := range ids {
+		if err := d.stop(ctx, id, reason); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// kill asks the executor running f to stop it.
+func (d *dispatcher) kill(f store.Fire, reason string) {
+	data, err := json.Marshal(store.Kill{Fire: f.ID, Attempt: f.Attempt, Reason: reason})
+	if err != nil {
+		d.log.Error("encode kill", zap.Stringer("fire", f.ID), zap.Error(err))
+		return
+	}
+	if err := d.nats.Publish(store.KillSubject(d.prefix, f.Node), data); err != nil {
+		d.log.Warn("send kill", zap.Stringer("fire", f.ID), zap.Error(err))
+	}
+}

@@ -1,0 +1,119 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// The outcomes of a fenced transaction other than success.
+var (
+	// errNotLeader: the fence compare failed, so another scheduler leads
+	// now; this term stops acting at once.
+	errNotLeader = errors.New("scheduler: not leader")
+	// errConflict: a compare other than the fence failed (a record changed
+	// since it was read); nothing was written. The caller reads again or
+	// leaves the work to the watch or the next reconcile.
+	errConflict = errors.New("scheduler: transaction conflict")
+)
+
+// maxTxnOps is etcd's default limit on the operations, and on the
+// compares, of one transaction; the leader stays under it, so Aion works
+// with an etcd configured as shipped.
+const maxTxnOps = 128
+
+// txn collects the compares and writes of one transaction. Each write
+// carries the compare that makes it safe: a record is created only if
+// absent, replaced or deleted only at the revision it was read at. The
+// fence is added when the transaction is committed (fence.commit).
+type txn struct {
+	cmps []clientv3.Cmp
+	ops  []clientv3.Op
+}
+
+// create writes v (JSON) at key if the key does not exist, and returns the
+// bytes written.
+func (t *txn) create(key string, v any) ([]byte, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", key, err)
+	}
+	t.cmps = append(t.cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+	t.ops = append(t.ops, clientv3.OpPut(key, string(data)))
+	return data, nil
+}
+
+// update writes v (JSON) at key if the key is still at revision rev (0: if
+// it does not exist), and returns the bytes written.
+func (t *txn) update(key string, rev int64, v any) ([]byte, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", key, err)
+	}
+	t.cmps = append(t.cmps, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
+	t.ops = append(t.ops, clientv3.OpPut(key, string(data)))
+	return data, nil
+}
+
+// remove deletes key if it is still at revision rev.
+func (t *txn) remove(key string, rev int64) {
+	t.cmps = append(t.cmps, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
+	t.ops = append(t.ops, clientv3.OpDelete(key))
+}
+
+// add appends o's compares and writes to t.
+func (t *txn) add(o *txn) {
+	t.cmps = append(t.cmps, o.cmps...)
+	t.ops = append(t.ops, o.ops...)
+}
+
+// size is the number of compares (as many as writes), the fence not counted.
+func (t *txn) size() int { return len(t.cmps) }
+
+// empty reports whether t writes nothing.
+func (t *txn) empty() bool { return len(t.ops) == 0 }
+
+// fence proves a term's leadership inside every write: each transaction
+// also compares the creation revision of the election key the term won,
+// so a paused or partitioned ex-leader cannot write.
+type fence struct {
+	etcd    *clientv3.Client
+	key     string // the election key this term won
+	rev     int64  // its creation revision
+	timeout time.Duration
+}
+
+// commit runs t fenced and returns the new revision. It returns an error
+// matching errConflict when a compare other than the fence failed, and
+// errNotLeader when the fence did. Any other error means the outcome is
+// unknown: the caller ends the term, and the next leader reads what was
+// committed (and never creates a fire twice: fires are created only if
+// absent).
+func (f *fence) commit(ctx context.Context, t *txn) (int64, error) {
+	tctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	cmps := append([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(f.key), "=", f.rev)}, t.cmps...)
+	resp, err := f.etcd.Txn(tctx).If(cmps...).Then(t.ops...).Commit()
+	if err != nil {
+		return 0, fmt.Errorf("fenced transaction: %w", err)
+	}
+	if resp.Succeeded {
+		return resp.Header.Revision, nil
+	}
+	lead, err := f.etcd.Get(ctx, f.key)
+	if err != nil {
+		return 0, fmt.Errorf("check leadership: %w", err)
+	}
+	if len(lead.Kvs) == 0 || lead.Kvs[0].CreateRevision != f.rev {
+		return 0, errNotLeader
+	}
+	return 0, errConflict
+}
+
+// conflicted reports whether err is a conflict, the one commit failure a
+// term survives: the work is redone from fresh reads.
+func conflicted(err error) bool { return errors.Is(err, errConflict) }
