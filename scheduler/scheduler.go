@@ -1,15 +1,16 @@
 // Package scheduler owns the leader side of Aion: etcd leader election, the
-// hot standby (a campaigning scheduler keeps the jobs loaded), the fire loop
-// that plans every due nominal time in fenced etcd transactions (many jobs
-// each), placement of runs on the least-loaded eligible executor, dispatch
-// over NATS, reconciliation of unclaimed and lost fires, and dependent-job
-// triggering. Several schedulers run; only the elected leader plans.
+// hot standby (a campaigning scheduler keeps the jobs loaded), and the
+// leader's term, which plans every due nominal time in fenced etcd
+// transactions, places each run on the least-loaded eligible executor,
+// dispatches it over NATS, records results (retries, dependent jobs),
+// carries out user requests and repairs what messages lose. Several
+// schedulers run; only the elected leader plans.
 //
 //	s := scheduler.New(cfg, etcdClient, natsConn, logger)
 //	err := s.Run(ctx) // campaigns, leads while elected, campaigns again; returns when ctx ends
 //
-// See ../shared/DESIGN.md for the run protocol this package implements, and
-// docs/architecture.md for where it departs from it.
+// The run protocol is described in docs/architecture.md; the parts of a
+// term and a fire's walk through them in scheduler/README.md.
 package scheduler
 
 import (
