@@ -133,10 +133,21 @@ func TestOnNode_IgnoresRegistrationsWithBadNodeIDs(t *testing.T) {
 		{"a b", "a b", false},
 		{"other", "good-1", false},
 	} {
-		data, _ := json.Marshal(store.Node{ID: tc.id, Slots: 1})
+		data := encodeJSON(t, store.Node{ID: tc.id, Slots: 1})
 		l.onNode(&mvccpb.KeyValue{Key: []byte(l.s.keys.Node(tc.key)), Value: data}, false)
 		if got := l.nodes.live(tc.key); got != tc.live {
 			t.Errorf("registration %q with id %q: live %v, want %v", tc.key, tc.id, got, tc.live)
 		}
 	}
+}
+
+// encodeJSON encodes v for a record a test writes, failing the test if it
+// cannot.
+func encodeJSON(tb testing.TB, v any) []byte {
+	tb.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		tb.Fatalf("encode %T: %v", v, err)
+	}
+	return data
 }

@@ -45,7 +45,7 @@ func TestPlaceWaiting_FiresGetSlotsAsRunsEnd(t *testing.T) {
 	for _, of := range running {
 		f := of.fire
 		f.State, f.StartedAt, f.EndedAt = store.FireSucceeded, l.now(), l.now()
-		data, _ := json.Marshal(f)
+		data := encodeJSON(t, f)
 		if _, err := l.s.etcd.Put(ctx, l.s.keys.Fire(f.ID), string(data)); err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +192,9 @@ func feedFire(t *testing.T, l *term, id store.FireID) store.Fire {
 		t.Fatal(err)
 	}
 	var f store.Fire
-	_ = json.Unmarshal(resp.Kvs[0].Value, &f)
+	if err := json.Unmarshal(resp.Kvs[0].Value, &f); err != nil {
+		t.Fatalf("decode fire %s: %v", id, err)
+	}
 	if err := l.onEvent(context.Background(), &clientv3.Event{Type: clientv3.EventTypePut, Kv: resp.Kvs[0]}); err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +210,7 @@ func endFire(t *testing.T, l *term, of *openFire, st store.FireState) {
 		one := 1
 		f.ExitCode = &one
 	}
-	data, _ := json.Marshal(f)
+	data := encodeJSON(t, f)
 	if _, err := l.s.etcd.Put(context.Background(), l.s.keys.Fire(f.ID), string(data)); err != nil {
 		t.Fatal(err)
 	}
