@@ -85,91 +85,106 @@ func (w *waitingQueue) place(ctx context.Context, now time.Time, sweep bool) err
 	w.freed = false
 	w.sort()
 	defer w.trim()
-
-	var t txn
-	var placed []*openFire
-	var skipped []store.FireID
-	// The fires placed count against their nodes while the transaction is
-	// built, so they spread; once it is done, the open-fire table counts
-	// the committed ones.
-	defer func() {
-		for _, of := range placed {
-			w.nodes.release(of.fire.Node)
-		}
-	}()
-	free := w.nodes.freeSlots()
-	misses := 0                       // fires no free node could take: past maxMisses, stop looking
-	backfills := make(map[string]int) // backfill fires placed in this batch, per backfill
+	b := placeBatch{w: w, now: now, free: w.nodes.freeSlots(), backfills: make(map[string]int)}
+	defer b.release()
 	for _, of := range w.order {
-		if t.size()+1 == maxTxnOps {
+		if b.t.size()+1 == maxTxnOps || (!b.looking() && !sweep) {
 			break
 		}
-		looking := free > 0 && misses < maxMisses
-		if !looking && !sweep {
-			break
-		}
-		e := w.jobs.get(of.fire.ID.Job)
-		if !w.current(of) || e == nil {
-			continue // reconcile deals with a fire of a deleted job
-		}
-		f := of.fire
-		switch {
-		case w.pastDeadline(e, of, now):
-			f.State, f.EndedAt = store.FireSkipped, now.UTC()
-			f.Reason = fmt.Sprintf("skipped: not started %s after its nominal time, past the starting deadline of %s (%s)",
-				now.Sub(f.Nominal).Round(time.Millisecond), e.policy.Misfire.StartingDeadline, of.fire.Reason)
-			skipped = append(skipped, f.ID)
-		case !looking || !w.fires.ready(of, now):
-			continue
-		case f.Backfill != "" && f.Parallel > 0 && of.dispatchedAt.IsZero() &&
-			w.fires.backfillGoing(f.ID.Job, f.Backfill)+backfills[f.Backfill] >= f.Parallel:
-			continue // ready counts the backfill's runs going, not those placed just now
-		default:
-			node, _ := w.nodes.choose(e.policy, e.sels)
-			if node == "" {
-				misses++ // no eligible node is free; other jobs may have one
-				continue
-			}
-			f.Node, f.Reason = node, ""
-			w.nodes.reserve(node)
-			free--
-			if f.Backfill != "" && of.dispatchedAt.IsZero() {
-				backfills[f.Backfill]++ // not yet counted as going
-			}
-		}
-		data, err := t.update(w.keys.Fire(f.ID), of.rev, f)
-		if err != nil {
+		if err := b.consider(of); err != nil {
 			return err
 		}
-		if f.Node != "" {
-			placed = append(placed, &openFire{fire: f, record: data})
-		}
 	}
-	if t.empty() {
+	if b.t.empty() {
 		return nil
 	}
-	rev, err := w.fence.commit(ctx, &t)
+	rev, err := w.fence.commit(ctx, &b.t)
 	if conflicted(err) {
 		return nil // the watch brings the newer records; reconcile places the rest
 	}
 	if err != nil {
 		return err
 	}
-	for _, of := range placed {
+	for _, of := range b.placed {
 		of.rev = rev
 		w.fires.open(of)
 	}
-	w.send.dispatchAll(placed, now)
-	if len(skipped) > 0 {
-		w.log.Warn("runs skipped: they waited for a free slot past their starting deadline", zap.Int("count", len(skipped)))
-		w.metrics.skipped.WithLabelValues("deadline").Add(float64(len(skipped)))
+	w.send.dispatchAll(b.placed, now)
+	if len(b.skipped) > 0 {
+		w.log.Warn("runs skipped: they waited for a free slot past their starting deadline", zap.Int("count", len(b.skipped)))
+		w.metrics.skipped.WithLabelValues("deadline").Add(float64(len(b.skipped)))
 	}
-	for _, id := range skipped {
+	for _, id := range b.skipped {
 		// Closed now, so nothing places it meanwhile; the watch brings
 		// its end, which is processed like any run's end.
 		w.fires.close(id)
 	}
 	return nil
+}
+
+// placeBatch is one transaction of the waiting queue being built: the
+// fires it places (their nodes reserved until it is done, so they spread)
+// and those it skips for their deadline.
+type placeBatch struct {
+	w         *waitingQueue
+	now       time.Time
+	t         txn
+	placed    []*openFire
+	skipped   []store.FireID
+	free      int            // slots still free on live nodes
+	misses    int            // fires no free node could take: past maxMisses, stop looking
+	backfills map[string]int // backfill fires placed in this batch, per backfill
+}
+
+// looking reports whether placing more fires can still succeed.
+func (b *placeBatch) looking() bool { return b.free > 0 && b.misses < maxMisses }
+
+// consider adds one waiting fire to the batch: skipped past its deadline,
+// placed on a node, or left waiting.
+func (b *placeBatch) consider(of *openFire) error {
+	w, now := b.w, b.now
+	e := w.jobs.get(of.fire.ID.Job)
+	if !w.current(of) || e == nil {
+		return nil // reconcile deals with a fire of a deleted job
+	}
+	f := of.fire
+	switch {
+	case w.pastDeadline(e, of, now):
+		f.State, f.EndedAt = store.FireSkipped, now.UTC()
+		f.Reason = fmt.Sprintf("skipped: not started %s after its nominal time, past the starting deadline of %s (%s)",
+			now.Sub(f.Nominal).Round(time.Millisecond), e.policy.Misfire.StartingDeadline, of.fire.Reason)
+		b.skipped = append(b.skipped, f.ID)
+	case !b.looking() || !w.fires.ready(of, now):
+		return nil
+	case f.Backfill != "" && f.Parallel > 0 && of.dispatchedAt.IsZero() &&
+		w.fires.backfillGoing(f.ID.Job, f.Backfill)+b.backfills[f.Backfill] >= f.Parallel:
+		return nil // ready counts the backfill's runs going, not those placed just now
+	default:
+		node, _ := w.nodes.choose(e.policy, e.sels)
+		if node == "" {
+			b.misses++ // no eligible node is free; other jobs may have one
+			return nil
+		}
+		f.Node, f.Reason = node, ""
+		w.nodes.reserve(node)
+		b.free--
+		if f.Backfill != "" && of.dispatchedAt.IsZero() {
+			b.backfills[f.Backfill]++ // not yet counted as going
+		}
+	}
+	data, err := b.t.update(w.keys.Fire(f.ID), of.rev, f)
+	if f.Node != "" {
+		b.placed = append(b.placed, &openFire{fire: f, record: data})
+	}
+	return err
+}
+
+// release gives back the slots the batch reserved; once it is committed,
+// the open-fire table counts the placed fires.
+func (b *placeBatch) release() {
+	for _, of := range b.placed {
+		b.w.nodes.release(of.fire.Node)
+	}
 }
 
 // sort orders the queue oldest nominal time first, dropping stale entries.
