@@ -141,15 +141,17 @@ func (t *term) now() time.Time { return t.s.cfg.Now() }
 // run leads until ctx ends or leadership is lost. jobsRev is the revision
 // the standby's jobs are at (0: none loaded yet).
 func (t *term) run(ctx context.Context, jobsRev int64) error {
+	rev, err := t.load(ctx, jobsRev)
+	if err != nil {
+		return err
+	}
+	// Subscribed once loaded (load may replace the term's parts); reports
+	// come every second, so none is missed for long.
 	sub, err := t.s.nats.Subscribe(store.LoadSubject(t.s.cfg.SubjectPrefix), t.onLoad)
 	if err != nil {
 		return fmt.Errorf("subscribe to load reports: %w", err)
 	}
 	defer sub.Unsubscribe()
-	rev, err := t.load(ctx, jobsRev)
-	if err != nil {
-		return err
-	}
 	watch := t.s.etcd.Watch(clientv3.WithRequireLeader(ctx), t.s.keys.Prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	if err := t.catchUp(ctx); err != nil {
 		return err
