@@ -374,12 +374,15 @@ type registration struct {
 
 // register writes nodes/<id> on a lease kept alive until ctx ends.
 func (x *Executor) register(ctx context.Context) (registration, error) {
+	node := store.Node{ID: x.cfg.NodeID, Labels: x.cfg.Labels, Slots: x.cfg.Slots, StartedAt: time.Now().UTC()}
+	data, err := json.Marshal(node) // before the grant: no lease is left behind
+	if err != nil {
+		return registration{}, fmt.Errorf("encode node registration: %w", err)
+	}
 	grant, err := x.etcd.Grant(ctx, int64((x.cfg.LeaseTTL+time.Second-1)/time.Second))
 	if err != nil {
 		return registration{}, fmt.Errorf("grant registration lease: %w", err)
 	}
-	node := store.Node{ID: x.cfg.NodeID, Labels: x.cfg.Labels, Slots: x.cfg.Slots, StartedAt: time.Now().UTC()}
-	data, _ := json.Marshal(node)
 	key := x.keys.Node(x.cfg.NodeID)
 	resp, err := x.etcd.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
@@ -409,7 +412,11 @@ func (x *Executor) publishLoad() {
 		Node: x.cfg.NodeID, Labels: x.cfg.Labels, Slots: x.cfg.Slots, Running: x.busy(),
 		Load1: loadAverage(), MemFree: memAvailable(), At: time.Now().UTC(),
 	}
-	data, _ := json.Marshal(r)
+	data, err := json.Marshal(r) // fails only on a load average of NaN or ±Inf
+	if err != nil {
+		x.log.Warn("encode load report; not published", zap.Error(err))
+		return
+	}
 	if err := x.nats.Publish(store.LoadSubject(x.cfg.SubjectPrefix), data); err != nil {
 		x.log.Debug("publish load", zap.Error(err))
 	}
