@@ -38,11 +38,12 @@ type Result struct {
 
 // ImageError says why a run's image is not there to run.
 type ImageError struct {
-	Image string
-	Pull  jobspec.PullPolicy
-	Err   error // nil when the image is missing and pull is never
+	Image string             // the image reference, as the job gives it
+	Pull  jobspec.PullPolicy // the run's pull policy
+	Err   error              // the pull's error; nil when the image is missing and pull is never
 }
 
+// Error says which image is missing, under which policy, and why.
 func (e *ImageError) Error() string {
 	if e.Err == nil {
 		return fmt.Sprintf("image %q not found locally and pull is %s", e.Image, e.Pull)
@@ -50,6 +51,7 @@ func (e *ImageError) Error() string {
 	return fmt.Sprintf("pull image %q (pull: %s): %v", e.Image, e.Pull, e.Err)
 }
 
+// Unwrap returns the pull's error, if any.
 func (e *ImageError) Unwrap() error { return e.Err }
 
 // Run pulls the image as the spec's policy says, creates the container,
