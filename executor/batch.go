@@ -124,26 +124,7 @@ func (x *Executor) recordBatched(ctx context.Context, f store.Fire, rev int64) (
 // answered (not ours, or claimed alone by the stored record) and the rest
 // are tried again.
 func (x *Executor) claimMany(ctx context.Context, batch []claimCall) {
-	type pending struct {
-		call claimCall
-		fire store.Fire // as claimed: running
-		data []byte     // its encoding
-	}
-	var todo []pending
-	for _, c := range batch {
-		d := c.d
-		if len(d.Record) == 0 || d.Rev == 0 {
-			cl, ok, err := x.claim(ctx, d)
-			c.reply <- claimReply{c: cl, ok: ok, err: err}
-			continue
-		}
-		f, data, ok, err := x.claimable(d, d.Record)
-		if err != nil || !ok {
-			c.reply <- claimReply{err: err}
-			continue
-		}
-		todo = append(todo, pending{call: c, fire: f, data: data})
-	}
+	todo := x.batchable(ctx, batch)
 	for round := 0; len(todo) > 0; round++ {
 		if round == 3 { // records keep changing under the batch: one by one
 			for _, p := range todo {
@@ -152,23 +133,7 @@ func (x *Executor) claimMany(ctx context.Context, batch []claimCall) {
 			}
 			return
 		}
-		var cmps []clientv3.Cmp
-		var thens, elses []clientv3.Op
-		jobAt := make(map[string]int) // job name → index of its read in thens
-		for _, p := range todo {
-			key := x.keys.Fire(p.fire.ID)
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", p.call.d.Rev),
-				clientv3.Compare(clientv3.Value(key), "=", string(p.call.d.Record)))
-			thens = append(thens, clientv3.OpPut(key, string(p.data)))
-			elses = append(elses, clientv3.OpGet(key))
-		}
-		for _, p := range todo {
-			if _, ok := jobAt[p.fire.ID.Job]; !ok {
-				jobAt[p.fire.ID.Job] = len(thens)
-				thens = append(thens, clientv3.OpGet(x.keys.Job(p.fire.ID.Job)))
-			}
-		}
-		resp, err := x.etcd.Txn(ctx).If(cmps...).Then(thens...).Else(elses...).Commit()
+		resp, jobAt, err := x.claimTxn(ctx, todo)
 		if err != nil {
 			for _, p := range todo {
 				p.call.reply <- claimReply{err: fmt.Errorf("claim: %w", err)}
@@ -182,23 +147,84 @@ func (x *Executor) claimMany(ctx context.Context, batch []claimCall) {
 			}
 			return
 		}
-		var next []pending
-		for i, p := range todo {
-			kvs := resp.Responses[i].GetResponseRange().GetKvs()
-			switch {
-			case len(kvs) == 0 || kvs[0].ModRevision != p.call.d.Rev:
-				p.call.reply <- claimReply{} // changed first: not ours to run
-			case string(kvs[0].Value) != string(p.call.d.Record):
-				d := p.call.d // the dispatch's copy is not the record: go by etcd's
-				d.Record = kvs[0].Value
-				cl, ok, err := x.claim(ctx, d)
-				p.call.reply <- claimReply{c: cl, ok: ok, err: err}
-			default:
-				next = append(next, p)
-			}
-		}
-		todo = next
+		todo = x.unchanged(ctx, todo, resp)
 	}
+}
+
+// pendingClaim is a fire of a claim batch not yet answered.
+type pendingClaim struct {
+	call claimCall
+	fire store.Fire // as claimed: running
+	data []byte     // its encoding
+}
+
+// batchable answers the calls of a batch that cannot go in its
+// transaction (a dispatch without the record's copy is claimed alone; one
+// whose copy is not claimable is refused) and returns the rest.
+func (x *Executor) batchable(ctx context.Context, batch []claimCall) []pendingClaim {
+	var todo []pendingClaim
+	for _, c := range batch {
+		d := c.d
+		if len(d.Record) == 0 || d.Rev == 0 {
+			cl, ok, err := x.claim(ctx, d)
+			c.reply <- claimReply{c: cl, ok: ok, err: err}
+			continue
+		}
+		f, data, ok, err := x.claimable(d, d.Record)
+		if err != nil || !ok {
+			c.reply <- claimReply{err: err}
+			continue
+		}
+		todo = append(todo, pendingClaim{call: c, fire: f, data: data})
+	}
+	return todo
+}
+
+// claimTxn writes every fire of todo as claimed if every record is still
+// the dispatch's copy, and then reads each job's definition once (jobAt
+// says which response is whose); otherwise it reads every record.
+func (x *Executor) claimTxn(ctx context.Context, todo []pendingClaim) (resp *clientv3.TxnResponse, jobAt map[string]int, err error) {
+	var cmps []clientv3.Cmp
+	var thens, elses []clientv3.Op
+	jobAt = make(map[string]int) // job name → index of its read in thens
+	for _, p := range todo {
+		key := x.keys.Fire(p.fire.ID)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", p.call.d.Rev),
+			clientv3.Compare(clientv3.Value(key), "=", string(p.call.d.Record)))
+		thens = append(thens, clientv3.OpPut(key, string(p.data)))
+		elses = append(elses, clientv3.OpGet(key))
+	}
+	for _, p := range todo {
+		if _, ok := jobAt[p.fire.ID.Job]; !ok {
+			jobAt[p.fire.ID.Job] = len(thens)
+			thens = append(thens, clientv3.OpGet(x.keys.Job(p.fire.ID.Job)))
+		}
+	}
+	resp, err = x.etcd.Txn(ctx).If(cmps...).Then(thens...).Else(elses...).Commit()
+	return resp, jobAt, err
+}
+
+// unchanged answers, after a failed claimTxn, the fires whose record
+// changed (not ours when its revision did; claimed alone from the stored
+// record when only the dispatch's copy differed) and returns the others,
+// to try again.
+func (x *Executor) unchanged(ctx context.Context, todo []pendingClaim, resp *clientv3.TxnResponse) []pendingClaim {
+	var next []pendingClaim
+	for i, p := range todo {
+		kvs := resp.Responses[i].GetResponseRange().GetKvs()
+		switch {
+		case len(kvs) == 0 || kvs[0].ModRevision != p.call.d.Rev:
+			p.call.reply <- claimReply{} // changed first: not ours to run
+		case string(kvs[0].Value) != string(p.call.d.Record):
+			d := p.call.d // the dispatch's copy is not the record: go by etcd's
+			d.Record = kvs[0].Value
+			cl, ok, err := x.claim(ctx, d)
+			p.call.reply <- claimReply{c: cl, ok: ok, err: err}
+		default:
+			next = append(next, p)
+		}
+	}
+	return next
 }
 
 // recordMany writes a batch of results in one transaction, each compared

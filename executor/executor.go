@@ -1,14 +1,3 @@
-// Package executor owns the node agent of Aion: it registers the node under
-// an etcd lease, publishes its load every second over NATS, claims each fire
-// dispatched to it with an etcd transaction before starting it, runs the
-// command (shell or argv on the host, or in a Docker container through
-// package containerizer) with the job's environment, workdir and timeout,
-// keeps its output (a tail in the fire record, all of it on disk, in a file
-// created only when a run writes something), and
-// records the result with a transaction guarded by its claim.
-//
-//	x := executor.New(cfg, etcdClient, natsConn, logger)
-//	err := x.Run(ctx) // until ctx ends; running jobs get cfg.Grace to finish
 package executor
 
 import (
@@ -39,8 +28,12 @@ import (
 
 // Config describes one executor node. DefaultConfig gives working values.
 type Config struct {
-	NodeID        string
-	Labels        map[string]string
+	// NodeID names the node: its registration key, its NATS subjects and
+	// the AION_NODE of its runs. Letters, digits, '-' and '_'.
+	NodeID string
+	// Labels describe the node; a job's constraints select nodes by them.
+	Labels map[string]string
+	// Slots is how many fires the node runs at once.
 	Slots         int
 	Prefix        string // etcd key prefix
 	SubjectPrefix string // NATS subject prefix
@@ -85,7 +78,9 @@ const (
 	DockerOff DockerMode = "off"
 )
 
-// DefaultConfig returns a one-slot-per-CPU-ish node with a 5 s lease.
+// DefaultConfig returns working values for one node: named after the host,
+// four slots, a 5 s lease, output kept a week in the temporary directory,
+// no Docker.
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
@@ -147,7 +142,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Executor runs fires dispatched to its node.
+// Executor runs fires dispatched to its node (Config.NodeID): New builds
+// it, Run runs it.
 type Executor struct {
 	cfg  Config
 	etcd *clientv3.Client
@@ -225,6 +221,37 @@ func (x *Executor) Run(ctx context.Context) error {
 	x.killOrphans()
 	x.removeLeftoverContainers(ctx)
 	dispatches := make(chan store.Dispatch, 1024)
+	unsubscribe, err := x.subscribe(dispatches)
+	if err != nil {
+		return err
+	}
+	defer unsubscribe()
+	x.log.Info("executor ready", zap.Int("slots", x.cfg.Slots), zap.Any("labels", x.cfg.Labels))
+	x.sweepOutput(time.Now())
+	for {
+		lost := x.serve(ctx, lease, dispatches)
+		if !lost {
+			x.revoke(lease.id)
+			return nil
+		}
+		if lease, err = x.registerAgain(ctx, lease.id); err != nil {
+			return nil // ctx ended while etcd was unreachable
+		}
+		x.log.Info("registered again on a new lease")
+		x.removeLeftoverContainers(ctx) // any the killed runs could not remove
+	}
+}
+
+// subscribe subscribes to this node's dispatches (queued on dispatches;
+// when the queue is full the leader dispatches again), log requests and
+// kill requests. unsubscribe ends all three.
+func (x *Executor) subscribe(dispatches chan<- store.Dispatch) (unsubscribe func(), err error) {
+	var subs []*nats.Subscription
+	unsubscribe = func() {
+		for _, sub := range slices.Backward(subs) {
+			_ = sub.Unsubscribe()
+		}
+	}
 	sub, err := x.nats.Subscribe(store.DispatchSubject(x.cfg.SubjectPrefix, x.cfg.NodeID), func(m *nats.Msg) {
 		var d store.Dispatch
 		if json.Unmarshal(m.Data, &d) == nil {
@@ -236,36 +263,31 @@ func (x *Executor) Run(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("subscribe to dispatches: %w", err)
+		return nil, fmt.Errorf("subscribe to dispatches: %w", err)
 	}
-	defer sub.Unsubscribe()
+	subs = append(subs, sub)
 	logs, err := x.serveLogs()
 	if err != nil {
-		return fmt.Errorf("serve logs: %w", err)
+		unsubscribe()
+		return nil, fmt.Errorf("serve logs: %w", err)
 	}
-	defer logs.Unsubscribe()
+	subs = append(subs, logs)
 	kills, err := x.nats.Subscribe(store.KillSubject(x.cfg.SubjectPrefix, x.cfg.NodeID), x.onKill)
 	if err != nil {
-		return fmt.Errorf("subscribe to kills: %w", err)
+		unsubscribe()
+		return nil, fmt.Errorf("subscribe to kills: %w", err)
 	}
-	defer kills.Unsubscribe()
-	x.log.Info("executor ready", zap.Int("slots", x.cfg.Slots), zap.Any("labels", x.cfg.Labels))
-	x.sweepOutput(time.Now())
-	for {
-		lost := x.serve(ctx, lease, dispatches)
-		if !lost {
-			revokeCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			if _, err := x.etcd.Revoke(revokeCtx, lease.id); err != nil {
-				x.log.Warn("revoke registration lease", zap.Error(err))
-			}
-			cancel()
-			return nil
-		}
-		if lease, err = x.registerAgain(ctx, lease.id); err != nil {
-			return nil // ctx ended while etcd was unreachable
-		}
-		x.log.Info("registered again on a new lease")
-		x.removeLeftoverContainers(ctx) // any the killed runs could not remove
+	subs = append(subs, kills)
+	return unsubscribe, nil
+}
+
+// revoke revokes the registration lease on the way out, so the node's key
+// goes at once instead of when the lease expires.
+func (x *Executor) revoke(id clientv3.LeaseID) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := x.etcd.Revoke(ctx, id); err != nil {
+		x.log.Warn("revoke registration lease", zap.Error(err))
 	}
 }
 
@@ -374,12 +396,15 @@ type registration struct {
 
 // register writes nodes/<id> on a lease kept alive until ctx ends.
 func (x *Executor) register(ctx context.Context) (registration, error) {
+	node := store.Node{ID: x.cfg.NodeID, Labels: x.cfg.Labels, Slots: x.cfg.Slots, StartedAt: time.Now().UTC()}
+	data, err := json.Marshal(node) // before the grant: no lease is left behind
+	if err != nil {
+		return registration{}, fmt.Errorf("encode node registration: %w", err)
+	}
 	grant, err := x.etcd.Grant(ctx, int64((x.cfg.LeaseTTL+time.Second-1)/time.Second))
 	if err != nil {
 		return registration{}, fmt.Errorf("grant registration lease: %w", err)
 	}
-	node := store.Node{ID: x.cfg.NodeID, Labels: x.cfg.Labels, Slots: x.cfg.Slots, StartedAt: time.Now().UTC()}
-	data, _ := json.Marshal(node)
 	key := x.keys.Node(x.cfg.NodeID)
 	resp, err := x.etcd.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
@@ -409,7 +434,11 @@ func (x *Executor) publishLoad() {
 		Node: x.cfg.NodeID, Labels: x.cfg.Labels, Slots: x.cfg.Slots, Running: x.busy(),
 		Load1: loadAverage(), MemFree: memAvailable(), At: time.Now().UTC(),
 	}
-	data, _ := json.Marshal(r)
+	data, err := json.Marshal(r) // fails only on a load average of NaN or ±Inf
+	if err != nil {
+		x.log.Warn("encode load report; not published", zap.Error(err))
+		return
+	}
 	if err := x.nats.Publish(store.LoadSubject(x.cfg.SubjectPrefix), data); err != nil {
 		x.log.Debug("publish load", zap.Error(err))
 	}

@@ -33,7 +33,11 @@ func (x *Executor) serveLogs() (*nats.Subscription, error) {
 		} else {
 			chunk = x.readChunk(req)
 		}
-		data, _ := json.Marshal(chunk)
+		data, err := json.Marshal(chunk)
+		if err != nil { // bytes, a size and a string: it cannot fail
+			x.log.Error("encode log chunk; not answered", zap.Stringer("fire", req.Fire), zap.Error(err))
+			return
+		}
 		_ = m.Respond(data)
 	})
 }

@@ -93,7 +93,11 @@ func (x *Executor) emit(f store.Fire) {
 			ev.Summary = ev.Summary[:200] + "…"
 		}
 	}
-	data, _ := json.Marshal(ev)
+	data, err := json.Marshal(ev)
+	if err != nil { // strings and the current time: it cannot fail
+		x.log.Error("encode fire event; not published", zap.Stringer("fire", f.ID), zap.Error(err))
+		return
+	}
 	if err := x.nats.Publish(store.EventSubject(x.cfg.SubjectPrefix, f.ID.Job), data); err != nil {
 		x.log.Debug("publish event", zap.Error(err))
 	}
@@ -117,14 +121,21 @@ type runResult struct {
 // own process group, so a timeout or shutdown kills everything it started.
 func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) runResult {
 	outPath := x.outputPath(f.ID, f.Attempt)
-	if job.Container != nil {
-		out, err := x.createOutput(outPath)
-		if err != nil {
-			return runResult{state: store.FireFailed, reason: fmt.Sprintf("output file: %v", err)}
-		}
-		defer out.Close()
-		return x.executeContainer(ctx, job, f, out, outPath)
+	if job.Container == nil {
+		return x.executeHost(ctx, job, f, outPath)
 	}
+	out, err := x.createOutput(outPath)
+	if err != nil {
+		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output file: %v", err)}
+	}
+	defer out.Close()
+	return x.executeContainer(ctx, job, f, out, outPath)
+}
+
+// executeHost runs a host job: it starts the process with its output
+// going through a pipe to outPath, waits for it to end, time out or be
+// stopped, and reads how it ended and the tail of its output.
+func (x *Executor) executeHost(ctx context.Context, job *jobspec.Job, f store.Fire, outPath string) runResult {
 	// The directory exists before the run starts (once per job: cached),
 	// so a job may write to $AION_OUTPUT itself.
 	if err := x.ensureDir(filepath.Dir(outPath)); err != nil {
@@ -134,7 +145,38 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 	if err != nil {
 		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output pipe: %v", err)}
 	}
+	cmd, err := hostCommand(job, f, outPath, out.w)
+	if err != nil {
+		out.finish(0, 0)
+		return runResult{state: store.FireFailed, reason: err.Error()}
+	}
+	startedAt := time.Now()
+	if err := cmd.Start(); err != nil {
+		out.finish(0, 0)
+		return runResult{state: store.FireFailed, reason: fmt.Sprintf("start: %v", err)}
+	}
+	out.started()
+	res := runResult{pid: cmd.Process.Pid, startedAt: startedAt}
+	var waitErr error
+	res.state, res.reason, waitErr = x.waitHost(ctx, job, cmd)
+	code := exitCode(cmd.ProcessState)
+	res.exitCode = &code
+	if res.state == "" {
+		res.state, res.reason = exitState(waitErr, code)
+	}
+	var outErr error
+	res.tail, res.outputPath, outErr = out.finish(x.cfg.TailBytes, outputDrain)
+	if outErr != nil {
+		x.log.Warn("output not kept whole", zap.Stringer("fire", f.ID), zap.String("file", outPath), zap.Error(outErr))
+	}
+	return res
+}
 
+// hostCommand builds the process of a host run, not yet started: the
+// job's shell command or argv (manual-run arguments replace the argv's or
+// become the shell's $1, $2, ...), its environment and workdir, stdout and
+// stderr to out, in a process group of its own, as the job's user if set.
+func hostCommand(job *jobspec.Job, f store.Fire, outPath string, out *os.File) (*exec.Cmd, error) {
 	var cmd *exec.Cmd
 	switch {
 	case job.Command != "":
@@ -147,22 +189,23 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 	}
 	cmd.Env = envFor(job, f, outPath)
 	cmd.Dir = job.Workdir
-	cmd.Stdout, cmd.Stderr = out.w, out.w // an *os.File: Wait never waits on copying
+	cmd.Stdout, cmd.Stderr = out, out // an *os.File: Wait never waits on copying
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if job.User != "" {
 		cred, err := credential(job.User)
 		if err != nil {
-			out.finish(0, 0)
-			return runResult{state: store.FireFailed, reason: err.Error()}
+			return nil, err
 		}
 		cmd.SysProcAttr.Credential = cred
 	}
-	startedAt := time.Now()
-	if err := cmd.Start(); err != nil {
-		out.finish(0, 0)
-		return runResult{state: store.FireFailed, reason: fmt.Sprintf("start: %v", err)}
-	}
-	out.started()
+	return cmd, nil
+}
+
+// waitHost waits for a started host run to end. When the job's timeout
+// passes or ctx ends first it kills the process group, and returns the
+// state and reason to record; otherwise state is "". Either way it returns
+// the result of Wait, once the whole group is gone.
+func (x *Executor) waitHost(ctx context.Context, job *jobspec.Job, cmd *exec.Cmd) (state store.FireState, reason string, waitErr error) {
 	pid := cmd.Process.Pid
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
@@ -173,42 +216,41 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 		defer timer.Stop()
 		timeout = timer.C
 	}
-	res := runResult{pid: pid, startedAt: startedAt}
-	var waitErr error
 	select {
 	case waitErr = <-waited:
 	case <-timeout:
-		res.state, res.reason = store.FireTimedOut, fmt.Sprintf("killed after the %s timeout", job.Timeout)
+		state, reason = store.FireTimedOut, fmt.Sprintf("killed after the %s timeout", job.Timeout)
 		waitErr = x.killGroup(pid, waited)
 	case <-ctx.Done():
-		res.state, res.reason = stopped(ctx)
+		state, reason = stopped(ctx)
 		waitErr = x.killGroup(pid, waited)
 	}
 	// Whatever the process left behind in its group goes too.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	return state, reason, waitErr
+}
 
-	code := cmd.ProcessState.ExitCode()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		code = 128 + int(ws.Signal())
+// exitCode is the exit code of an ended process, 128+N when signal N
+// killed it.
+func exitCode(ps *os.ProcessState) int {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
 	}
-	res.exitCode = &code
-	if res.state == "" {
-		var exitErr *exec.ExitError
-		switch {
-		case waitErr == nil:
-			res.state = store.FireSucceeded
-		case errors.As(waitErr, &exitErr):
-			res.state, res.reason = store.FireFailed, fmt.Sprintf("exit status %d", code)
-		default:
-			res.state, res.reason = store.FireFailed, waitErr.Error()
-		}
+	return ps.ExitCode()
+}
+
+// exitState is the state and reason of a host run that ended by itself,
+// from its Wait result and exit code.
+func exitState(waitErr error, code int) (store.FireState, string) {
+	var exitErr *exec.ExitError
+	switch {
+	case waitErr == nil:
+		return store.FireSucceeded, ""
+	case errors.As(waitErr, &exitErr):
+		return store.FireFailed, fmt.Sprintf("exit status %d", code)
+	default:
+		return store.FireFailed, waitErr.Error()
 	}
-	var outErr error
-	res.tail, res.outputPath, outErr = out.finish(x.cfg.TailBytes, outputDrain)
-	if outErr != nil {
-		x.log.Warn("output not kept whole", zap.Stringer("fire", f.ID), zap.String("file", outPath), zap.Error(outErr))
-	}
-	return res
 }
 
 // outputDrain is how long a run's end waits for the last of its output:

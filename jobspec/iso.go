@@ -164,82 +164,110 @@ func parseISORepetitions(r string) (int, error) {
 	return int(n), nil
 }
 
+// isoStartFormat is shown when a start is not a date and time.
+const isoStartFormat = "want YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss[.fff]] with an optional zone Z, +hh:mm, +hhmm or +hh"
+
 // parseISOStart parses YYYY-MM-DD[Thh:mm[:ss[.fff]][zone]]. It returns the
 // written date and time as a naive wall time, and, when a zone designator is
 // present, its offset east of UTC in seconds.
 func parseISOStart(v string) (wall time.Time, offset int, zoned bool, err error) {
-	const format = "want YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss[.fff]] with an optional zone Z, +hh:mm, +hhmm or +hh"
-	bad := func(format string, args ...any) (time.Time, int, bool, error) {
-		return time.Time{}, 0, false, fmt.Errorf(format, args...)
+	year, month, day, err := parseISODate(v)
+	if err != nil {
+		return time.Time{}, 0, false, err
 	}
-	// The date: exactly YYYY-MM-DD.
-	if len(v) < 10 || v[4] != '-' || v[7] != '-' ||
-		!isoAllDigits(v[0:4]) || !isoAllDigits(v[5:7]) || !isoAllDigits(v[8:10]) {
-		return bad("%q is not a date and time: %s", v, format)
-	}
-	year, _ := strconv.Atoi(v[0:4])
-	month, _ := strconv.Atoi(v[5:7])
-	day, _ := strconv.Atoi(v[8:10])
-	if month < 1 || month > 12 {
-		return bad("month %d out of range 1-12", month)
-	}
-	if dim := isoDaysInMonth(year, time.Month(month)); day < 1 || day > dim {
-		return bad("day %d out of range 1-%d for %04d-%02d", day, dim, year, month)
-	}
-	rest := v[10:]
-	var hour, minute, second, nanos int
-	if rest != "" {
+	var c isoClock
+	if rest := v[10:]; rest != "" {
 		if rest[0] != 'T' {
-			return bad("%q after the date: want T and a time, e.g. 2026-01-01T02:00:00Z", rest)
+			return time.Time{}, 0, false, fmt.Errorf("%q after the date: want T and a time, e.g. 2026-01-01T02:00:00Z", rest)
 		}
-		rest = rest[1:]
-		// hh:mm
-		if len(rest) < 5 || rest[2] != ':' || !isoAllDigits(rest[0:2]) || !isoAllDigits(rest[3:5]) {
-			return bad("time %q: want hh:mm or hh:mm:ss, e.g. T02:00:00", rest)
+		if c, rest, err = parseISOClock(rest[1:]); err != nil {
+			return time.Time{}, 0, false, err
 		}
-		hour, _ = strconv.Atoi(rest[0:2])
-		minute, _ = strconv.Atoi(rest[3:5])
-		rest = rest[5:]
-		// :ss and a fraction
-		if strings.HasPrefix(rest, ":") {
-			if len(rest) < 3 || !isoAllDigits(rest[1:3]) {
-				return bad("seconds %q: want two digits, e.g. T02:00:05", rest)
-			}
-			second, _ = strconv.Atoi(rest[1:3])
-			rest = rest[3:]
-			if rest != "" && (rest[0] == '.' || rest[0] == ',') {
-				n := 1
-				for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
-					n++
-				}
-				frac := rest[1:n]
-				if frac == "" || len(frac) > 9 {
-					return bad("fraction of a second %q: want 1 to 9 digits", rest[:n])
-				}
-				nanos, _ = strconv.Atoi(frac + strings.Repeat("0", 9-len(frac)))
-				rest = rest[n:]
-			}
-		}
-		if hour > 23 {
-			return bad("hour %d out of range 0-23", hour)
-		}
-		if minute > 59 {
-			return bad("minute %d out of range 0-59", minute)
-		}
-		if second > 59 {
-			return bad("second %d out of range 0-59", second)
-		}
-		// The zone designator.
 		if rest != "" {
-			offset, err = parseISOZone(rest)
-			if err != nil {
-				return bad("%v", err)
+			if offset, err = parseISOZone(rest); err != nil {
+				return time.Time{}, 0, false, err
 			}
 			zoned = true
 		}
 	}
-	wall = time.Date(year, time.Month(month), day, hour, minute, second, nanos, time.UTC)
+	wall = time.Date(year, month, day, c.hour, c.minute, c.second, c.nanos, time.UTC)
 	return wall, offset, zoned, nil
+}
+
+// parseISODate parses the date a start begins with, exactly YYYY-MM-DD,
+// and checks that the day exists.
+func parseISODate(v string) (year int, month time.Month, day int, err error) {
+	if len(v) < 10 || v[4] != '-' || v[7] != '-' ||
+		!isoAllDigits(v[0:4]) || !isoAllDigits(v[5:7]) || !isoAllDigits(v[8:10]) {
+		return 0, 0, 0, fmt.Errorf("%q is not a date and time: %s", v, isoStartFormat)
+	}
+	year, _ = strconv.Atoi(v[0:4])
+	m, _ := strconv.Atoi(v[5:7])
+	day, _ = strconv.Atoi(v[8:10])
+	if m < 1 || m > 12 {
+		return 0, 0, 0, fmt.Errorf("month %d out of range 1-12", m)
+	}
+	if dim := isoDaysInMonth(year, time.Month(m)); day < 1 || day > dim {
+		return 0, 0, 0, fmt.Errorf("day %d out of range 1-%d for %04d-%02d", day, dim, year, m)
+	}
+	return year, time.Month(m), day, nil
+}
+
+// isoClock is the time of day of a start.
+type isoClock struct {
+	hour, minute, second, nanos int
+}
+
+// parseISOClock parses the time of day after a start's T, hh:mm[:ss[.fff]],
+// and returns what follows it: the zone designator, if any.
+func parseISOClock(v string) (c isoClock, rest string, err error) {
+	if len(v) < 5 || v[2] != ':' || !isoAllDigits(v[0:2]) || !isoAllDigits(v[3:5]) {
+		return c, "", fmt.Errorf("time %q: want hh:mm or hh:mm:ss, e.g. T02:00:00", v)
+	}
+	c.hour, _ = strconv.Atoi(v[0:2])
+	c.minute, _ = strconv.Atoi(v[3:5])
+	rest = v[5:]
+	if strings.HasPrefix(rest, ":") {
+		if len(rest) < 3 || !isoAllDigits(rest[1:3]) {
+			return c, "", fmt.Errorf("seconds %q: want two digits, e.g. T02:00:05", rest)
+		}
+		c.second, _ = strconv.Atoi(rest[1:3])
+		rest = rest[3:]
+		if rest != "" && (rest[0] == '.' || rest[0] == ',') {
+			if c.nanos, rest, err = parseISOFraction(rest); err != nil {
+				return c, "", err
+			}
+		}
+	}
+	if err := c.check(); err != nil {
+		return c, "", err
+	}
+	return c, rest, nil
+}
+
+// parseISOFraction parses a decimal mark ('.' or ',', v's first byte) and
+// 1 to 9 digits into nanoseconds, and returns what follows.
+func parseISOFraction(v string) (nanos int, rest string, err error) {
+	n := isoDigitsEnd(v, 1)
+	frac := v[1:n]
+	if frac == "" || len(frac) > 9 {
+		return 0, "", fmt.Errorf("fraction of a second %q: want 1 to 9 digits", v[:n])
+	}
+	nanos, _ = strconv.Atoi(frac + strings.Repeat("0", 9-len(frac)))
+	return nanos, v[n:], nil
+}
+
+// check reports an hour, minute or second out of range.
+func (c isoClock) check() error {
+	switch {
+	case c.hour > 23:
+		return fmt.Errorf("hour %d out of range 0-23", c.hour)
+	case c.minute > 59:
+		return fmt.Errorf("minute %d out of range 0-59", c.minute)
+	case c.second > 59:
+		return fmt.Errorf("second %d out of range 0-59", c.second)
+	}
+	return nil
 }
 
 // parseISOZone parses Z, ±hh:mm, ±hhmm or ±hh into seconds east of UTC.
@@ -284,141 +312,229 @@ func parseISOZone(z string) (int, error) {
 	return offset, nil
 }
 
-// parseISOPeriod parses PnYnMnWnDTnHnMnS.
+// isoDesignators lists a period's designators in the only order they may
+// appear; a component's position in it tells which field it sets. M means
+// months before T and minutes after it, which the order makes unambiguous.
+const isoDesignators = "YMWDTHMS"
+
+// Positions in isoDesignators.
+const (
+	isoYears = iota
+	isoMonths
+	isoWeeks
+	isoDays
+	isoT
+	isoHours
+	isoMinutes
+	isoSeconds
+)
+
+// isoPeriodOrder is shown when a period's components are out of order.
+const isoPeriodOrder = "components go Y, M, W, D, then T and H, M, S, e.g. P1DT12H"
+
+// parseISOPeriod parses PnYnMnWnDTnHnMnS: the components as written, then
+// the totals the computation uses, checked against the bounds.
 func parseISOPeriod(v string) (isoPeriod, error) {
 	var p isoPeriod
-	const order = "components go Y, M, W, D, then T and H, M, S, e.g. P1DT12H"
 	if !strings.HasPrefix(v, "P") {
 		return p, fmt.Errorf("must start with P, e.g. P1D or PT30M")
 	}
-	rest := v[1:]
-	if rest == "" {
+	if v == "P" {
 		return p, fmt.Errorf("needs at least one component, e.g. P1D or PT30M")
 	}
-	// units lists the designators in the only order they may appear; a
-	// component's position in it tells which field it sets.
-	const units = "YMWDTHMS"
-	pos := 0        // index in units of the next allowed designator
-	inTime := false // after T
-	count := 0      // components seen
-	timeCount := 0  // components seen after T
-	fraction := false
+	if err := p.readComponents(v[1:]); err != nil {
+		return p, err
+	}
+	if err := p.total(); err != nil {
+		return p, err
+	}
+	if err := p.checkLength(); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// isoComponent is one number of a period and its designator, as written:
+// the S of PT1.5S has whole "1", frac "5" and unit 'S'.
+type isoComponent struct {
+	whole, frac string
+	unit        byte
+}
+
+// isoPeriodScan is how far reading a period's components has got.
+type isoPeriodScan struct {
+	pos       int  // index in isoDesignators of the next allowed designator
+	inTime    bool // after T
+	count     int  // components seen
+	timeCount int  // components seen after T
+	fraction  bool // the last component had a fraction: no other may follow
+}
+
+// readComponents reads the components after P, the date part (Y, M, W, D)
+// then T and the time part (H, M, S), each at most once and in that order,
+// and sets the fields they name.
+func (p *isoPeriod) readComponents(rest string) error {
+	var sc isoPeriodScan
 	for rest != "" {
-		if fraction {
-			return p, fmt.Errorf("only the last component may have a fraction")
+		if sc.fraction {
+			return fmt.Errorf("only the last component may have a fraction")
 		}
 		if rest[0] == 'T' {
-			if inTime {
-				return p, fmt.Errorf("T appears twice: %s", order)
+			if sc.inTime {
+				return fmt.Errorf("T appears twice: %s", isoPeriodOrder)
 			}
-			inTime, pos = true, 5
+			sc.inTime, sc.pos = true, isoT+1
 			rest = rest[1:]
 			continue
 		}
-		// The number: digits, then optionally '.' or ',' and digits.
-		n := 0
-		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
-			n++
+		c, n, err := readISOComponent(rest)
+		if err != nil {
+			return err
 		}
-		whole := rest[:n]
-		frac := ""
-		if n < len(rest) && (rest[n] == '.' || rest[n] == ',') {
-			m := n + 1
-			for m < len(rest) && rest[m] >= '0' && rest[m] <= '9' {
-				m++
-			}
-			frac = rest[n+1 : m]
-			if frac == "" {
-				return p, fmt.Errorf("%q: want digits after the decimal mark", rest[:m])
-			}
-			n = m
-			fraction = true
+		i, err := sc.place(c)
+		if err != nil {
+			return err
 		}
-		if n == len(rest) {
-			return p, fmt.Errorf("number %q has no unit: %s", rest, order)
+		if err := p.set(i, c); err != nil {
+			return err
 		}
-		unit := rest[n]
-		switch {
-		case strings.IndexByte(units, unit) < 0:
-			return p, fmt.Errorf("unexpected %q: %s", string(unit), order)
-		case whole == "":
-			return p, fmt.Errorf("missing number before %q", string(unit))
-		case unit == 'T':
-			return p, fmt.Errorf("number %q has no unit: %s", rest[:n], order)
-		}
-		// Find the unit at or after pos: M means months before T and
-		// minutes after it, which the order makes unambiguous.
-		i := strings.IndexByte(units[pos:], unit)
-		if i < 0 {
-			return p, fmt.Errorf("%q out of order or repeated: %s", string(unit), order)
-		}
-		i += pos
-		if !inTime && i > 4 {
-			return p, fmt.Errorf("%q needs T before it, e.g. PT%s%c", string(unit), whole, unit)
-		}
-		if frac != "" && unit != 'S' {
-			return p, fmt.Errorf("only seconds may have a fraction, e.g. PT1.5S")
-		}
-		if len(strings.TrimLeft(whole, "0")) > 10 {
-			return p, fmt.Errorf("%s%c is too large", whole, unit)
-		}
-		num, _ := strconv.ParseInt(whole, 10, 64)
-		switch i {
-		case 0:
-			p.years = num
-		case 1:
-			p.monthsPart = num
-		case 2:
-			p.weeks = num
-		case 3:
-			p.daysPart = num
-		case 5:
-			p.hours = num
-		case 6:
-			p.minutes = num
-		case 7:
-			p.seconds = num
-			if len(frac) > 9 {
-				return p, fmt.Errorf("fraction of a second %q: want at most 9 digits", frac)
-			}
-			if frac != "" {
-				p.nanos, _ = strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
-			}
-		}
-		pos = i + 1
-		count++
-		if inTime {
-			timeCount++
-		}
-		rest = rest[n+1:]
+		sc.advance(i, c)
+		rest = rest[n:]
 	}
-	if inTime && timeCount == 0 {
-		return p, fmt.Errorf("T must be followed by hours, minutes or seconds, e.g. PT30M")
+	return sc.complete()
+}
+
+// readISOComponent reads a number (digits, then optionally '.' or ',' and
+// digits) and its designator from the start of v, and returns them with
+// their length in bytes.
+func readISOComponent(v string) (isoComponent, int, error) {
+	var c isoComponent
+	n := isoDigitsEnd(v, 0)
+	c.whole = v[:n]
+	if n < len(v) && (v[n] == '.' || v[n] == ',') {
+		m := isoDigitsEnd(v, n+1)
+		c.frac = v[n+1 : m]
+		if c.frac == "" {
+			return c, 0, fmt.Errorf("%q: want digits after the decimal mark", v[:m])
+		}
+		n = m
 	}
-	if count == 0 {
-		return p, fmt.Errorf("needs at least one component, e.g. P1D or PT30M")
+	if n == len(v) {
+		return c, 0, fmt.Errorf("number %q has no unit: %s", v, isoPeriodOrder)
 	}
+	c.unit = v[n]
+	switch {
+	case strings.IndexByte(isoDesignators, c.unit) < 0:
+		return c, 0, fmt.Errorf("unexpected %q: %s", string(c.unit), isoPeriodOrder)
+	case c.whole == "":
+		return c, 0, fmt.Errorf("missing number before %q", string(c.unit))
+	case c.unit == 'T':
+		return c, 0, fmt.Errorf("number %q has no unit: %s", v[:n], isoPeriodOrder)
+	}
+	return c, n + 1, nil
+}
+
+// place finds c's designator at or after the next allowed one and returns
+// its index in isoDesignators. A time designator needs T before it.
+func (sc *isoPeriodScan) place(c isoComponent) (int, error) {
+	i := strings.IndexByte(isoDesignators[sc.pos:], c.unit)
+	if i < 0 {
+		return 0, fmt.Errorf("%q out of order or repeated: %s", string(c.unit), isoPeriodOrder)
+	}
+	i += sc.pos
+	if !sc.inTime && i > isoT {
+		return 0, fmt.Errorf("%q needs T before it, e.g. PT%s%c", string(c.unit), c.whole, c.unit)
+	}
+	return i, nil
+}
+
+// advance records that the component c took designator i.
+func (sc *isoPeriodScan) advance(i int, c isoComponent) {
+	sc.pos = i + 1
+	sc.count++
+	if sc.inTime {
+		sc.timeCount++
+	}
+	sc.fraction = c.frac != ""
+}
+
+// complete reports a period that ended early: a T with no time component
+// after it, or no component at all.
+func (sc *isoPeriodScan) complete() error {
+	if sc.inTime && sc.timeCount == 0 {
+		return fmt.Errorf("T must be followed by hours, minutes or seconds, e.g. PT30M")
+	}
+	if sc.count == 0 {
+		return fmt.Errorf("needs at least one component, e.g. P1D or PT30M")
+	}
+	return nil
+}
+
+// set stores the number of c in the field of designator i (its index in
+// isoDesignators). Only seconds may have a fraction, of at most 9 digits.
+func (p *isoPeriod) set(i int, c isoComponent) error {
+	if c.frac != "" && c.unit != 'S' {
+		return fmt.Errorf("only seconds may have a fraction, e.g. PT1.5S")
+	}
+	if len(strings.TrimLeft(c.whole, "0")) > 10 {
+		return fmt.Errorf("%s%c is too large", c.whole, c.unit)
+	}
+	num, _ := strconv.ParseInt(c.whole, 10, 64)
+	switch i {
+	case isoYears:
+		p.years = num
+	case isoMonths:
+		p.monthsPart = num
+	case isoWeeks:
+		p.weeks = num
+	case isoDays:
+		p.daysPart = num
+	case isoHours:
+		p.hours = num
+	case isoMinutes:
+		p.minutes = num
+	case isoSeconds:
+		p.seconds = num
+		if len(c.frac) > 9 {
+			return fmt.Errorf("fraction of a second %q: want at most 9 digits", c.frac)
+		}
+		if c.frac != "" {
+			p.nanos, _ = strconv.ParseInt(c.frac+strings.Repeat("0", 9-len(c.frac)), 10, 64)
+		}
+	}
+	return nil
+}
+
+// total sums the components into the months, days and elapsed time the
+// computation uses, each within its bound.
+func (p *isoPeriod) total() error {
 	// Each component has at most 10 digits, so these sums cannot overflow.
 	p.months = 12*p.years + p.monthsPart
 	if p.months > 12*isoMaxCalendarYears {
-		return p, fmt.Errorf("years and months exceed %d years", isoMaxCalendarYears)
+		return fmt.Errorf("years and months exceed %d years", isoMaxCalendarYears)
 	}
 	p.days = 7*p.weeks + p.daysPart
 	if p.days > isoMaxCalendarYears*36524/100 {
-		return p, fmt.Errorf("weeks and days exceed %d years", isoMaxCalendarYears)
+		return fmt.Errorf("weeks and days exceed %d years", isoMaxCalendarYears)
 	}
 	secs := 3600*p.hours + 60*p.minutes + p.seconds
 	if secs > isoMaxTimeSeconds || (secs == isoMaxTimeSeconds && p.nanos > 0) {
-		return p, fmt.Errorf("hours, minutes and seconds exceed 100 years (876576 hours)")
+		return fmt.Errorf("hours, minutes and seconds exceed 100 years (876576 hours)")
 	}
 	p.elapsed = time.Duration(secs)*time.Second + time.Duration(p.nanos)
+	return nil
+}
+
+// checkLength reports a period too short to schedule: zero, or under a
+// second without a calendar part.
+func (p *isoPeriod) checkLength() error {
 	if p.months == 0 && p.days == 0 && p.elapsed == 0 {
-		return p, fmt.Errorf("has zero length; want a positive period, e.g. P1D or PT30M")
+		return fmt.Errorf("has zero length; want a positive period, e.g. P1D or PT30M")
 	}
 	if p.months == 0 && p.days == 0 && p.elapsed < time.Second {
-		return p, fmt.Errorf("is shorter than one second, the finest interval Aion schedules")
+		return fmt.Errorf("is shorter than one second, the finest interval Aion schedules")
 	}
-	return p, nil
+	return nil
 }
 
 // computeLastIndex returns the largest occurrence index to consider: the
@@ -676,6 +792,16 @@ func isoAllDigits(v string) bool {
 		}
 	}
 	return true
+}
+
+// isoDigitsEnd returns the index of the first byte of v at or after from
+// that is not an ASCII digit (len(v) if there is none).
+func isoDigitsEnd(v string, from int) int {
+	n := from
+	for n < len(v) && v[n] >= '0' && v[n] <= '9' {
+		n++
+	}
+	return n
 }
 
 // isoDaysInMonth returns the number of days in month m of year y

@@ -196,7 +196,10 @@ func decodeJob(file string, n *yaml.Node, prefix string, aliases *aliasBudget) (
 	if len(errs) == 0 {
 		// Each field within its limit can still add up (long lists, a huge
 		// image name): bound the definition as it is stored in etcd.
-		if data, err := json.Marshal(job); err == nil && len(data) > MaxJobBytes {
+		switch data, err := json.Marshal(job); {
+		case err != nil: // the decoder takes no value JSON cannot hold, such as NaN
+			errs = append(errs, job.Source.errorf(prefix, "job %s cannot be stored: %v", job.Name, err))
+		case len(data) > MaxJobBytes:
 			errs = append(errs, job.Source.errorf(prefix, "job %s is too large: %d bytes as stored, the limit is %d (shorten its long values and lists)", job.Name, len(data), MaxJobBytes))
 		}
 	}

@@ -13,7 +13,7 @@
 //	if err != nil { ... }                        // no Docker on this node
 //	defer eng.Close()
 //	spec := containerizer.SpecFor(job, runArgs, env)
-//	spec.Labels = containerizer.Labels(fireID, attempt, node)
+//	spec.Labels = containerizer.Labels(fireID, jobName, attempt, node)
 //	res, err := eng.Run(ctx, spec, outputFile)
 //	defer eng.Remove(context.WithoutCancel(ctx), res.ContainerID)
 package containerizer
@@ -30,10 +30,10 @@ import (
 // The labels every container of a run carries. A restarted executor finds
 // the containers of its dead predecessor by LabelNode.
 const (
-	LabelFire    = "aion.fire"
-	LabelAttempt = "aion.attempt"
-	LabelNode    = "aion.node"
-	LabelJob     = "aion.job"
+	LabelFire    = "aion.fire"    // the fire's ID
+	LabelAttempt = "aion.attempt" // the attempt's number
+	LabelNode    = "aion.node"    // the node that runs it
+	LabelJob     = "aion.job"     // the job's name
 )
 
 // DefaultPullTimeout bounds an image pull when no option says otherwise: a

@@ -13,8 +13,8 @@ import (
 // Leftover is a container that a previous executor of a node left behind.
 type Leftover struct {
 	ContainerID string
-	Fire        string
-	Attempt     int
+	Fire        string // from its LabelFire
+	Attempt     int    // from its LabelAttempt
 	State       string // as the engine says: running, exited, ...
 }
 

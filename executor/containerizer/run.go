@@ -38,11 +38,12 @@ type Result struct {
 
 // ImageError says why a run's image is not there to run.
 type ImageError struct {
-	Image string
-	Pull  jobspec.PullPolicy
-	Err   error // nil when the image is missing and pull is never
+	Image string             // the image reference, as the job gives it
+	Pull  jobspec.PullPolicy // the run's pull policy
+	Err   error              // the pull's error; nil when the image is missing and pull is never
 }
 
+// Error says which image is missing, under which policy, and why.
 func (e *ImageError) Error() string {
 	if e.Err == nil {
 		return fmt.Sprintf("image %q not found locally and pull is %s", e.Image, e.Pull)
@@ -50,6 +51,7 @@ func (e *ImageError) Error() string {
 	return fmt.Sprintf("pull image %q (pull: %s): %v", e.Image, e.Pull, e.Err)
 }
 
+// Unwrap returns the pull's error, if any.
 func (e *ImageError) Unwrap() error { return e.Err }
 
 // Run pulls the image as the spec's policy says, creates the container,
@@ -100,6 +102,27 @@ func (e *Engine) Run(ctx context.Context, s Spec, out io.Writer) (Result, error)
 		res.PID = info.State.Pid
 	}
 
+	ended, err := e.waitEnd(ctx, s, created.ID, &res, log, waited, waitErr)
+	if err != nil {
+		return res, err
+	}
+	res.ExitCode = int(ended.StatusCode)
+	if ended.Error != nil && ended.Error.Message != "" {
+		return res, fmt.Errorf("wait for container: %s", ended.Error.Message)
+	}
+	awaitOutput(copied, log)
+	if err := e.readEnd(bg, created.ID, &res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// waitEnd waits for the started container id to end. When the spec's
+// timeout passes or ctx ends first it stops the container (and notes which
+// in res) and goes on waiting for the end.
+func (e *Engine) waitEnd(ctx context.Context, s Spec, id string, res *Result, log *zap.Logger,
+	waited <-chan container.WaitResponse, waitErr <-chan error) (container.WaitResponse, error) {
+	bg := context.WithoutCancel(ctx)
 	var timeout <-chan time.Time
 	if s.Timeout > 0 {
 		timer := time.NewTimer(s.Timeout)
@@ -107,30 +130,28 @@ func (e *Engine) Run(ctx context.Context, s Spec, out io.Writer) (Result, error)
 		timeout = timer.C
 	}
 	done := ctx.Done()
-	var ended container.WaitResponse
-wait:
 	for {
 		select {
 		case <-timeout:
 			timeout, res.TimedOut = nil, true
 			log.Debug("timeout: stopping container", zap.Duration("timeout", s.Timeout))
-			e.stop(bg, created.ID, s.Grace)
+			e.stop(bg, id, s.Grace)
 		case <-done:
 			done, res.Stopped = nil, true
 			log.Debug("stopping container", zap.NamedError("cause", context.Cause(ctx)))
-			e.stop(bg, created.ID, s.Grace)
-		case ended = <-waited:
-			break wait
+			e.stop(bg, id, s.Grace)
+		case ended := <-waited:
+			return ended, nil
 		case err := <-waitErr:
-			return res, fmt.Errorf("wait for container: %w", err)
+			return container.WaitResponse{}, fmt.Errorf("wait for container: %w", err)
 		}
 	}
-	res.ExitCode = int(ended.StatusCode)
-	if ended.Error != nil && ended.Error.Message != "" {
-		return res, fmt.Errorf("wait for container: %s", ended.Error.Message)
-	}
-	// The engine closes the attached stream once the container's output is
-	// all sent; a broken engine must not hold the run forever.
+}
+
+// awaitOutput waits for the copy of an ended container's output. The
+// engine closes the attached stream once the output is all sent; a broken
+// engine must not hold the run forever.
+func awaitOutput(copied <-chan error, log *zap.Logger) {
 	select {
 	case err := <-copied:
 		if err != nil {
@@ -139,14 +160,19 @@ wait:
 	case <-time.After(10 * time.Second):
 		log.Warn("container ended but its output stream did not; the output may be cut short")
 	}
-	info, err := e.cli.ContainerInspect(bg, created.ID)
+}
+
+// readEnd reads from the engine how the ended container id exited: its
+// exit code and whether it was killed for its memory.
+func (e *Engine) readEnd(ctx context.Context, id string, res *Result) error {
+	info, err := e.cli.ContainerInspect(ctx, id)
 	if err != nil {
-		return res, fmt.Errorf("inspect ended container: %w", err)
+		return fmt.Errorf("inspect ended container: %w", err)
 	}
 	if info.State != nil {
 		res.ExitCode, res.OOMKilled = info.State.ExitCode, info.State.OOMKilled
 	}
-	return res, nil
+	return nil
 }
 
 // stop sends SIGTERM and, after grace (rounded up to whole seconds, as the

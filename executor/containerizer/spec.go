@@ -9,21 +9,21 @@ import (
 
 // Spec is one container to run.
 type Spec struct {
-	Image string
-	Pull  jobspec.PullPolicy
+	Image string             // the image reference
+	Pull  jobspec.PullPolicy // when Run pulls the image
 	// Entrypoint and Cmd as the Engine API takes them: an empty Entrypoint
 	// keeps the image's, an empty Cmd (with an empty Entrypoint) the
 	// image's CMD.
 	Entrypoint []string
 	Cmd        []string
-	Env        []string // NAME=value, on top of the image's ENV
-	WorkingDir string   // inside the container; empty: the image's
-	User       string   // user[:group] inside the container; empty: the image's
-	Binds      []string // host:container[:ro|rw]
-	Network    string
-	NanoCPUs   int64 // 0: no CPU limit
-	Memory     int64 // bytes; 0: no memory limit
-	Labels     map[string]string
+	Env        []string          // NAME=value, on top of the image's ENV
+	WorkingDir string            // inside the container; empty: the image's
+	User       string            // user[:group] inside the container; empty: the image's
+	Binds      []string          // host:container[:ro|rw]
+	Network    string            // the network mode (bridge, host, none, or a network's name); empty: the engine's default
+	NanoCPUs   int64             // 0: no CPU limit
+	Memory     int64             // bytes; 0: no memory limit
+	Labels     map[string]string // see Labels
 	// Timeout stops the container after this long (0: never).
 	Timeout time.Duration
 	// Grace is how long a stopped container has between SIGTERM and SIGKILL.

@@ -61,58 +61,13 @@ type change struct {
 // jobs instead: then a conflict stops it midway, the error says how many
 // changes were written, and applying again finishes the rest.
 func Apply(ctx context.Context, cli *clientv3.Client, keys Keys, jobs []*jobspec.Job, prune, dryRun bool, now time.Time) (ApplyResult, error) {
-	var res ApplyResult
-	existing, err := cli.Get(ctx, keys.Jobs(), clientv3.WithPrefix())
+	stored, err := readStoredJobs(ctx, cli, keys)
 	if err != nil {
-		return res, fmt.Errorf("read jobs: %w", err)
+		return ApplyResult{}, err
 	}
-	stored := make(map[string]int64, len(existing.Kvs)) // name → mod revision
-	values := make(map[string][]byte, len(existing.Kvs))
-	for _, kv := range existing.Kvs {
-		name := strings.TrimPrefix(string(kv.Key), keys.Jobs())
-		stored[name] = kv.ModRevision
-		values[name] = kv.Value
-	}
-	var changes []change
-	inSet := make(map[string]bool, len(jobs))
-	for _, j := range jobs {
-		inSet[j.Name] = true
-		data, err := json.Marshal(j)
-		if err != nil {
-			return res, fmt.Errorf("encode job %s: %w", j.Name, err)
-		}
-		key := keys.Job(j.Name)
-		rev, exists := stored[j.Name]
-		switch {
-		case !exists:
-			res.Created = append(res.Created, j.Name)
-			state, _ := json.Marshal(JobState{AppliedAt: now.UTC()})
-			stateKey := keys.State(j.Name)
-			changes = append(changes, change{cmp: clientv3.Compare(clientv3.CreateRevision(key), "=", 0), size: len(data) + len(state), ops: []clientv3.Op{
-				clientv3.OpPut(key, string(data)),
-				clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(stateKey), "=", 0)},
-					[]clientv3.Op{clientv3.OpPut(stateKey, string(state))}, nil),
-			}})
-		case bytes.Equal(values[j.Name], data):
-			res.Unchanged = append(res.Unchanged, j.Name)
-		default:
-			res.Updated = append(res.Updated, j.Name)
-			changes = append(changes, change{cmp: clientv3.Compare(clientv3.ModRevision(key), "=", rev), size: len(data),
-				ops: []clientv3.Op{clientv3.OpPut(key, string(data))}})
-		}
-	}
-	if prune {
-		for name, rev := range stored {
-			if inSet[name] {
-				continue
-			}
-			res.Deleted = append(res.Deleted, name)
-			changes = append(changes, change{cmp: clientv3.Compare(clientv3.ModRevision(keys.Job(name)), "=", rev),
-				ops: []clientv3.Op{clientv3.OpDelete(keys.Job(name)), clientv3.OpDelete(keys.State(name))}})
-		}
-	}
-	for _, list := range [][]string{res.Created, res.Updated, res.Unchanged, res.Deleted} {
-		slices.Sort(list)
+	res, changes, err := planApply(keys, stored, jobs, prune, now)
+	if err != nil {
+		return res, err
 	}
 	if dryRun || len(changes) == 0 {
 		return res, nil
@@ -128,6 +83,99 @@ func Apply(ctx context.Context, cli *clientv3.Client, keys Keys, jobs []*jobspec
 		return ApplyResult{}, ErrConflict
 	}
 	return res, nil
+}
+
+// storedJob is a job definition as read before an apply.
+type storedJob struct {
+	rev   int64 // its mod revision, which the apply's write compares
+	value []byte
+}
+
+// readStoredJobs reads every stored job definition, by job name.
+func readStoredJobs(ctx context.Context, cli *clientv3.Client, keys Keys) (map[string]storedJob, error) {
+	existing, err := cli.Get(ctx, keys.Jobs(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("read jobs: %w", err)
+	}
+	stored := make(map[string]storedJob, len(existing.Kvs))
+	for _, kv := range existing.Kvs {
+		stored[strings.TrimPrefix(string(kv.Key), keys.Jobs())] = storedJob{rev: kv.ModRevision, value: kv.Value}
+	}
+	return stored, nil
+}
+
+// planApply compares the set jobs with the stored ones and returns what
+// applying it changes (its lists sorted) and the writes that do it: a new
+// job is created with its state, a changed one updated, and with prune a
+// stored job missing from the set deleted.
+func planApply(keys Keys, stored map[string]storedJob, jobs []*jobspec.Job, prune bool, now time.Time) (ApplyResult, []change, error) {
+	var res ApplyResult
+	var changes []change
+	inSet := make(map[string]bool, len(jobs))
+	for _, j := range jobs {
+		inSet[j.Name] = true
+		data, err := json.Marshal(j)
+		if err != nil {
+			return res, nil, fmt.Errorf("encode job %s: %w", j.Name, err)
+		}
+		old, exists := stored[j.Name]
+		switch {
+		case !exists:
+			c, err := createChange(keys, j.Name, data, now)
+			if err != nil {
+				return res, nil, err
+			}
+			res.Created = append(res.Created, j.Name)
+			changes = append(changes, c)
+		case bytes.Equal(old.value, data):
+			res.Unchanged = append(res.Unchanged, j.Name)
+		default:
+			res.Updated = append(res.Updated, j.Name)
+			changes = append(changes, updateChange(keys, j.Name, data, old.rev))
+		}
+	}
+	if prune {
+		for name, old := range stored {
+			if !inSet[name] {
+				res.Deleted = append(res.Deleted, name)
+				changes = append(changes, deleteChange(keys, name, old.rev))
+			}
+		}
+	}
+	for _, list := range [][]string{res.Created, res.Updated, res.Unchanged, res.Deleted} {
+		slices.Sort(list)
+	}
+	return res, changes, nil
+}
+
+// createChange writes a new job's definition, if the job still does not
+// exist, and its first state (anchored at now), if it has none.
+func createChange(keys Keys, name string, data []byte, now time.Time) (change, error) {
+	state, err := json.Marshal(JobState{AppliedAt: now.UTC()})
+	if err != nil {
+		return change{}, fmt.Errorf("encode the state of new job %s: %w", name, err)
+	}
+	key, stateKey := keys.Job(name), keys.State(name)
+	return change{cmp: clientv3.Compare(clientv3.CreateRevision(key), "=", 0), size: len(data) + len(state), ops: []clientv3.Op{
+		clientv3.OpPut(key, string(data)),
+		clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(stateKey), "=", 0)},
+			[]clientv3.Op{clientv3.OpPut(stateKey, string(state))}, nil),
+	}}, nil
+}
+
+// updateChange writes a changed job's definition, if it is still the one
+// read at rev.
+func updateChange(keys Keys, name string, data []byte, rev int64) change {
+	key := keys.Job(name)
+	return change{cmp: clientv3.Compare(clientv3.ModRevision(key), "=", rev), size: len(data),
+		ops: []clientv3.Op{clientv3.OpPut(key, string(data))}}
+}
+
+// deleteChange deletes a job and its state, if its definition is still
+// the one read at rev.
+func deleteChange(keys Keys, name string, rev int64) change {
+	return change{cmp: clientv3.Compare(clientv3.ModRevision(keys.Job(name)), "=", rev),
+		ops: []clientv3.Op{clientv3.OpDelete(keys.Job(name)), clientv3.OpDelete(keys.State(name))}}
 }
 
 func commitChanges(ctx context.Context, cli *clientv3.Client, changes []change) (bool, error) {

@@ -1,0 +1,27 @@
+// Package executor is the node agent of Aion: the process on each machine
+// that runs the fires the leader dispatches to it. It owns, for its node:
+//
+//   - registration: the node's key in etcd, on a lease kept alive while the
+//     executor lives; when the lease is lost it kills its runs (the leader
+//     counts them as lost) and registers again;
+//   - load reports over NATS every LoadEvery, which the leader places fires by;
+//   - claiming: a dispatched fire starts only after an etcd transaction
+//     moved its record from planned to running, so each attempt starts at
+//     most once (claims and results of many fires share transactions);
+//   - running: a shell command or argv on the host in a process group of its
+//     own, or a container through package containerizer, with the job's
+//     environment, workdir, user and timeout; kill requests over NATS stop it;
+//   - output: a tail in the fire record and all of it in a file on disk
+//     (created only when a run writes something), served to `aion logs`
+//     over NATS and deleted after OutputRetention;
+//   - results, written with a transaction guarded by the claim, so a run the
+//     leader marked lost meanwhile is not overwritten;
+//   - cleanup after a dead predecessor on the same node: its processes and
+//     containers are killed once the new executor holds the registration.
+//
+// It does not decide what runs where or when: that is the leader's (package
+// scheduler), and job definitions are package jobspec's.
+//
+//	x := executor.New(cfg, etcdClient, natsConn, logger)
+//	err := x.Run(ctx) // until ctx ends; running jobs get cfg.Grace to finish
+package executor
