@@ -66,7 +66,7 @@ func (r Route) Path(values ...string) (string, error) {
 
 // fill replaces the first wildcards with values; it returns the path, how
 // many values it used and how many wildcards the route has. The Client's
-// calls give each route its number of values (routes_test.go checks).
+// calls give each route its number of values (client_test.go checks).
 func (r Route) fill(values []string) (path string, used, wildcards int) {
 	segments := strings.Split(r.Pattern(), "/")
 	for i, seg := range segments {
