@@ -35,7 +35,7 @@ reliability:
 fuzz:
     go test ./jobspec -run '^$' -fuzz FuzzParseISO8601 -fuzztime 60s
     go test ./jobspec -run '^$' -fuzz FuzzParse -fuzztime 60s
-    go test ./scheduler/api -run '^$' -fuzz FuzzAPI -fuzztime 60s -fuzzminimizetime 2s
+    go test ./scheduler/apiserver -run '^$' -fuzz FuzzAPI -fuzztime 60s -fuzzminimizetime 2s
 
 build:
     go build -o bin/aion ./cmd/aion

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/scheduler/api"
+	"github.com/aionsched/aion/scheduler/apiserver"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -35,7 +36,7 @@ func startCluster(t *testing.T, runs bool) *cluster {
 		c.StartScheduler(t, "s1")
 		c.StartExecutor(t, "x1", 4, map[string]string{"zone": "eu"})
 	}
-	srv := api.New(c.Etcd, c.NATS, c.Keys, "aion.", c.Log, time.Now)
+	srv := apiserver.New(c.Etcd, c.NATS, c.Keys, "aion.", c.Log, time.Now)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	if err := srv.Start(ctx); err != nil {

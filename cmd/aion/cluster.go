@@ -25,7 +25,7 @@ import (
 	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler"
-	"github.com/aionsched/aion/scheduler/api"
+	"github.com/aionsched/aion/scheduler/apiserver"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -174,7 +174,7 @@ func runAll(ctx context.Context, runs ...func(context.Context) error) error {
 // receives the address actually listened on.
 func (a *app) apiRunner(cli *clientv3.Client, nc *nats.Conn, addr string, metrics prometheus.Gatherer, ready func(string)) func(context.Context) error {
 	return func(ctx context.Context) error {
-		srv := api.New(cli, nc, store.Keys{Prefix: a.cfg.Etcd.Prefix}, "aion.", a.log, time.Now)
+		srv := apiserver.New(cli, nc, store.Keys{Prefix: a.cfg.Etcd.Prefix}, "aion.", a.log, time.Now)
 		if err := srv.Start(ctx); err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ func newExplainCommand(a *app) *cobra.Command {
 		count   int
 		from    string
 		seconds bool
+		format  *string
 	)
 	cmd := &cobra.Command{
 		Use:   "explain SCHEDULE",
@@ -25,7 +26,8 @@ func newExplainCommand(a *app) *cobra.Command {
 			"in a time zone, with their UTC offsets. Times moved or repeated by a DST change are marked.",
 		Example: "  aion explain '30 2 * * *' --tz Europe/Berlin --from 2026-03-27\n" +
 			"  aion explain 'R3/2026-01-31T09:00:00/P1M' --tz America/New_York\n" +
-			"  aion explain '*/10 * * * * *' --seconds -n 5",
+			"  aion explain '*/10 * * * * *' --seconds -n 5\n" +
+			"  aion explain '30 2 * * *' --tz Europe/Berlin -o json",
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(_ *cobra.Command, args []string) error {
 			loc, err := time.LoadLocation(zone)
@@ -45,9 +47,11 @@ func newExplainCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return explain(a, s, args[0], loc, start, count)
+			e := explainSchedule(s, args[0], loc, start, count)
+			return a.render(*format, e, func() error { return a.printExplain(e) })
 		},
 	}
+	format = outputFlag(cmd)
 	cmd.Flags().StringVar(&zone, "tz", "UTC", "IANA time zone the schedule runs in")
 	cmd.Flags().IntVarP(&count, "count", "n", 10, "how many fire times to print")
 	cmd.Flags().StringVar(&from, "from", "", "start after this time (RFC 3339, or YYYY-MM-DD[THH:MM[:SS]] in --tz); default now")
@@ -67,29 +71,73 @@ func parseFrom(s string, loc *time.Location) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not RFC 3339 or YYYY-MM-DD[THH:MM[:SS]]", s)
 }
 
-func explain(a *app, s jobspec.Schedule, expr string, loc *time.Location, from time.Time, n int) error {
-	fmt.Fprintf(a.stdout, "%s in %s: %s\n", expr, loc, describe(s))
-	fmt.Fprintf(a.stdout, "fire times after %s:\n", from.Format("2006-01-02 15:04:05 MST"))
-	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+// explanation is what `aion explain` prints; -o json prints it as is.
+type explanation struct {
+	Schedule    string    `json:"schedule"`
+	Timezone    string    `json:"timezone"`
+	Description string    `json:"description"` // how the schedule treats DST
+	From        time.Time `json:"from"`
+	Times       []fireAt  `json:"times"`
+	// End is true when the schedule has no more times after the last.
+	End bool `json:"end,omitempty"`
+}
+
+// fireAt is one fire time of a schedule.
+type fireAt struct {
+	Time time.Time `json:"time"` // in the schedule's zone
+	// Wall is the wall time the schedule asked for (2006-01-02T15:04:05);
+	// it differs from Time's reading when a DST jump skipped it.
+	Wall string `json:"wall"`
+	// Shift is "", "gap" (skipped by a DST jump: runs right after it),
+	// "repeated-first" or "repeated-second"; Note says it in words.
+	Shift string `json:"shift,omitempty"`
+	Note  string `json:"note,omitempty"`
+}
+
+// explainSchedule lists up to n fire times of s after from.
+func explainSchedule(s jobspec.Schedule, expr string, loc *time.Location, from time.Time, n int) explanation {
+	e := explanation{Schedule: expr, Timezone: loc.String(), Description: describe(s), From: from, Times: []fireAt{}}
 	t := from
-	for i := 1; i <= n; i++ {
+	for range n {
 		occ, ok := jobspec.NextOccurrence(s, t)
 		if !ok {
-			fmt.Fprintln(w, "  (no more fire times)")
+			e.End = true
 			break
 		}
-		local := occ.Time.In(loc)
-		note := ""
+		at := fireAt{Time: occ.Time.In(loc), Wall: occ.Wall.Format("2006-01-02T15:04:05")}
 		switch occ.Shift {
 		case jobspec.ShiftedByGap:
-			note = fmt.Sprintf("* %s does not exist: %s", occ.Wall.Format("15:04:05"), occ.Shift)
-		case jobspec.FirstOfRepeated, jobspec.SecondOfRepeated:
-			note = fmt.Sprintf("* %s", occ.Shift)
+			at.Shift, at.Note = "gap", occ.Shift.String()
+		case jobspec.FirstOfRepeated:
+			at.Shift, at.Note = "repeated-first", occ.Shift.String()
+		case jobspec.SecondOfRepeated:
+			at.Shift, at.Note = "repeated-second", occ.Shift.String()
 		}
-		line := fmt.Sprintf("%3d\t%s\t%s\t%s\t%s", i, local.Format("Mon 2006-01-02 15:04:05"),
-			local.Format("-07:00 MST"), occ.Time.UTC().Format(time.RFC3339), note)
-		fmt.Fprintln(w, strings.TrimRight(line, "\t"))
+		e.Times = append(e.Times, at)
 		t = occ.Time
+	}
+	return e
+}
+
+func (a *app) printExplain(e explanation) error {
+	fmt.Fprintf(a.stdout, "%s in %s: %s\n", e.Schedule, e.Timezone, e.Description)
+	fmt.Fprintf(a.stdout, "fire times after %s:\n", e.From.Format("2006-01-02 15:04:05 MST"))
+	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	for i, at := range e.Times {
+		note := ""
+		switch at.Shift {
+		case "gap":
+			_, wall, _ := strings.Cut(at.Wall, "T")
+			note = fmt.Sprintf("* %s does not exist: %s", wall, at.Note)
+		case "repeated-first", "repeated-second":
+			note = "* " + at.Note
+		}
+		line := fmt.Sprintf("%3d\t%s\t%s\t%s\t%s", i+1, at.Time.Format("Mon 2006-01-02 15:04:05"),
+			at.Time.Format("-07:00 MST"), at.Time.UTC().Format(time.RFC3339), note)
+		fmt.Fprintln(w, strings.TrimRight(line, "\t"))
+	}
+	if e.End {
+		fmt.Fprintln(w, "  (no more fire times)")
 	}
 	return w.Flush()
 }

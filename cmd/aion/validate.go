@@ -12,66 +12,126 @@ import (
 	"github.com/aionsched/aion/jobspec"
 )
 
+// validateOutput is what `aion validate -o json` prints.
+type validateOutput struct {
+	Valid bool `json:"valid"`
+	// Jobs are the jobs defined, when all are valid.
+	Jobs []jobLine `json:"jobs"`
+	// Problems are file:line:col: field: message, as the table prints them.
+	Problems []string `json:"problems"`
+}
+
+// jobLine is one job of a job set and when it runs next.
+type jobLine struct {
+	Name     string `json:"name"`
+	Runs     string `json:"runs"` // the schedule, "manual" or "after a, b"
+	Timezone string `json:"timezone"`
+	Disabled bool   `json:"disabled,omitempty"`
+	// Next is the next fire time; absent for manual, dependent and
+	// disabled jobs, and for schedules that have ended (Never).
+	Next  time.Time `json:"next,omitzero"`
+	Never bool      `json:"never,omitempty"`
+}
+
 func newValidateCommand(a *app) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "validate PATH...",
 		Short: "Check job files and directories without applying them",
 		Long: "Validate reads job files (and directories, recursively: *.yaml, *.yml), checks the whole set\n" +
 			"and prints every problem as file:line:col: field: message. It exits 1 if there is any problem,\n" +
-			"and otherwise prints one line per job with its next run.",
-		Example: "  aion validate testdata/jobs\n  aion validate /etc/aion/jobs/backup.yaml",
+			"and otherwise prints one line per job with its next run. With -o json it prints\n" +
+			"{\"valid\": ..., \"jobs\": [...], \"problems\": [...]} on stdout instead, and still exits 1 on a problem.",
+		Example: "  aion validate testdata/jobs\n  aion validate /etc/aion/jobs/backup.yaml\n  aion validate -o json testdata/jobs",
 		Args:    usageArgs(cobra.MinimumNArgs(1)),
-		RunE: func(_ *cobra.Command, paths []string) error {
-			jobs, err := jobspec.Load(paths...)
-			var list jobspec.ErrorList
-			if errors.As(err, &list) {
-				fmt.Fprintln(a.stderr, list.Error())
-				noun := "problems"
-				if len(list) == 1 {
-					noun = "problem"
-				}
-				return &exitError{code: 1, err: fmt.Errorf("%d %s, nothing is valid until all are fixed", len(list), noun)}
-			}
-			if err != nil {
-				return err
-			}
-			return printJobSummary(a, jobs, time.Now(), "valid")
-		},
 	}
+	format := outputFlag(cmd)
+	cmd.RunE = func(_ *cobra.Command, paths []string) error {
+		jobs, err := jobspec.Load(paths...)
+		var list jobspec.ErrorList
+		if errors.As(err, &list) {
+			return a.validateProblems(*format, list)
+		}
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		summary, err := summarizeJobs(jobs, now)
+		if err != nil {
+			return err
+		}
+		out := validateOutput{Valid: true, Jobs: summary, Problems: []string{}}
+		return a.render(*format, out, func() error { return printJobSummary(a, jobs, now, "valid") })
+	}
+	return cmd
 }
 
-func printJobSummary(a *app, jobs []*jobspec.Job, now time.Time, verb string) error {
-	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "JOB\tRUNS\tZONE\tNEXT RUN")
+// validateProblems reports the problems of a job set (exit 1).
+func (a *app) validateProblems(format string, list jobspec.ErrorList) error {
+	exit := &exitError{code: 1, err: fmt.Errorf("%s, nothing is valid until all are fixed", countNoun(len(list), "problem"))}
+	if format != formatJSON {
+		fmt.Fprintln(a.stderr, list.Error())
+		return exit
+	}
+	out := validateOutput{Jobs: []jobLine{}, Problems: make([]string, 0, len(list))}
+	for _, p := range list {
+		out.Problems = append(out.Problems, p.Error())
+	}
+	if err := a.printJSON(out); err != nil {
+		return err
+	}
+	return exit
+}
+
+// summarizeJobs says how each job runs and when it runs next after now.
+func summarizeJobs(jobs []*jobspec.Job, now time.Time) ([]jobLine, error) {
+	out := make([]jobLine, 0, len(jobs))
 	for _, j := range jobs {
-		runs, next := j.Schedule, "-"
+		line := jobLine{Name: j.Name, Runs: j.Schedule, Timezone: j.Timezone, Disabled: j.Disabled}
 		switch {
 		case len(j.Parents) > 0:
-			runs = "after " + strings.Join(j.Parents, ", ")
+			line.Runs = "after " + strings.Join(j.Parents, ", ")
 		case j.IsManual():
-			runs = "manual"
+			line.Runs = "manual"
 		default:
 			s, err := j.ParsedSchedule(now)
 			if err != nil {
-				return fmt.Errorf("job %s: %w", j.Name, err) // Load checked it; cannot happen
+				return nil, fmt.Errorf("job %s: %w", j.Name, err) // Load checked it; cannot happen
 			}
-			next = "never"
-			if t := s.Next(now); !t.IsZero() {
-				next = t.Format("2006-01-02 15:04:05 MST")
-			}
+			line.Next = s.Next(now)
+			line.Never = line.Next.IsZero()
 		}
 		if j.Disabled {
-			next = "disabled"
+			line.Next, line.Never = time.Time{}, false
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", j.Name, runs, j.Timezone, next)
+		out = append(out, line)
+	}
+	return out, nil
+}
+
+// printJobSummary prints one line per job with its next run, then how
+// many jobs there are and verb ("valid", "loaded").
+func printJobSummary(a *app, jobs []*jobspec.Job, now time.Time, verb string) error {
+	summary, err := summarizeJobs(jobs, now)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "JOB\tRUNS\tZONE\tNEXT RUN")
+	for _, j := range summary {
+		next := "-"
+		switch {
+		case j.Disabled:
+			next = "disabled"
+		case j.Never:
+			next = "never"
+		case !j.Next.IsZero():
+			next = j.Next.Format("2006-01-02 15:04:05 MST")
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", j.Name, j.Runs, j.Timezone, next)
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	noun := "jobs"
-	if len(jobs) == 1 {
-		noun = "job"
-	}
-	_, err := fmt.Fprintf(a.stdout, "%d %s %s\n", len(jobs), noun, verb)
+	_, err = fmt.Fprintf(a.stdout, "%s %s\n", countNoun(len(jobs), "job"), verb)
 	return err
 }

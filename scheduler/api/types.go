@@ -4,11 +4,19 @@ import (
 	"time"
 
 	"github.com/aionsched/aion/jobspec"
-	"github.com/aionsched/aion/scheduler/store"
 )
 
-// The request and response bodies of the API. The CLI decodes the same
-// types, so a change here is a change of the wire format.
+// The request and response bodies of the API. Server and Client use the
+// same types, so a change here is a change of the wire format.
+
+// Limits of the API.
+const (
+	// MaxBodyBytes bounds a request body (an apply sends whole job files).
+	MaxBodyBytes = 8 << 20
+	// DefaultFireLimit and MaxFireLimit bound fire listings.
+	DefaultFireLimit = 20
+	MaxFireLimit     = 1000
+)
 
 // ErrorResponse is the body of every 4xx and 5xx answer.
 type ErrorResponse struct {
@@ -30,9 +38,18 @@ type ApplyRequest struct {
 	Files []File `json:"files"`
 }
 
+// ApplyResult lists the jobs an apply created, updated, left unchanged and
+// deleted (with prune), each sorted by name.
+type ApplyResult struct {
+	Created   []string `json:"created"`
+	Updated   []string `json:"updated"`
+	Unchanged []string `json:"unchanged"`
+	Deleted   []string `json:"deleted"`
+}
+
 // ApplyResponse says what an apply changed (or would change, with DryRun).
 type ApplyResponse struct {
-	store.ApplyResult
+	ApplyResult
 	DryRun bool `json:"dry_run"`
 	Prune  bool `json:"prune"`
 }
@@ -48,10 +65,10 @@ type JobSummary struct {
 	Disabled bool     `json:"disabled"`
 	// Next is the next nominal time, in the job's zone; absent for manual,
 	// dependent and disabled jobs and for schedules that have ended.
-	Next        time.Time       `json:"next,omitzero"`
-	LastFire    string          `json:"last_fire,omitempty"`
-	LastResult  store.FireState `json:"last_result,omitempty"`
-	LastSuccess time.Time       `json:"last_success,omitzero"`
+	Next        time.Time `json:"next,omitzero"`
+	LastFire    string    `json:"last_fire,omitempty"`
+	LastResult  FireState `json:"last_result,omitempty"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
 }
 
 // JobList is the body of GET /v1/jobs, sorted by name.
@@ -73,11 +90,11 @@ type NextRun struct {
 
 // JobDetail is the body of GET /v1/jobs/{name}.
 type JobDetail struct {
-	Job   *jobspec.Job   `json:"job"`
-	State store.JobState `json:"state"`
-	Next  []NextRun      `json:"next"`
+	Job   *jobspec.Job `json:"job"`
+	State JobState     `json:"state"`
+	Next  []NextRun    `json:"next"`
 	// Fires are the most recent fire records, newest first.
-	Fires []store.Fire `json:"fires"`
+	Fires []Fire `json:"fires"`
 }
 
 // RunRequest is the body of POST /v1/jobs/{name}/run; it may be empty.
@@ -116,7 +133,7 @@ type DeleteResponse struct {
 
 // FireList is the body of GET /v1/jobs/{name}/fires, newest first.
 type FireList struct {
-	Fires []store.Fire `json:"fires"`
+	Fires []Fire `json:"fires"`
 }
 
 // LogChunk is a piece of a fire's output, from GET
@@ -124,10 +141,10 @@ type FireList struct {
 // the output's length when it was read. Output is complete once Final is
 // true and Offset+len(Data) has reached Size.
 type LogChunk struct {
-	Fire  string          `json:"fire"`
-	State store.FireState `json:"state"`
-	Node  string          `json:"node,omitempty"`
-	Final bool            `json:"final"`
+	Fire  string    `json:"fire"`
+	State FireState `json:"state"`
+	Node  string    `json:"node,omitempty"`
+	Final bool      `json:"final"`
 	// Attempt is the attempt whose output this is; a retry starts a new
 	// output, so a client following a fire starts again at offset 0.
 	Attempt int    `json:"attempt"`
@@ -141,7 +158,7 @@ type LogChunk struct {
 // NodeInfo is one executor in GET /v1/nodes: its registration and, when
 // this scheduler has heard one, its latest load report.
 type NodeInfo struct {
-	store.Node
+	Node
 	Running    int       `json:"running"`
 	Load1      float64   `json:"load1"`
 	MemFree    uint64    `json:"mem_free"`
@@ -158,11 +175,25 @@ type KillRequest struct {
 	By string `json:"by,omitempty"` // who asked (default: the client address)
 }
 
+// KillResponse is the answer to a kill request.
+type KillResponse struct {
+	Fire   string `json:"fire"`
+	Status string `json:"status"` // "kill requested"
+}
+
 // PauseRequest pauses (note) or resumes (catchup) a job.
 type PauseRequest struct {
 	Note    string `json:"note,omitempty"`
 	Catchup bool   `json:"catchup,omitempty"`
 	By      string `json:"by,omitempty"`
+}
+
+// PauseResponse is the answer to a pause or resume request; the leader
+// applies it to the job's state shortly after.
+type PauseResponse struct {
+	Catchup bool   `json:"catchup"`
+	Job     string `json:"job"`
+	Pause   bool   `json:"pause"` // false: resume
 }
 
 // BackfillRequest plans every nominal time of a job in [From, To].

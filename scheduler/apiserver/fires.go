@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/aionsched/aion/scheduler/api"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -51,7 +52,7 @@ func (s *Server) listFires(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	limit, err := intParam(r, "limit", DefaultFireLimit, 1, MaxFireLimit)
+	limit, err := intParam(r, "limit", api.DefaultFireLimit, 1, api.MaxFireLimit)
 	if err != nil {
 		return err
 	}
@@ -70,7 +71,7 @@ func (s *Server) listFires(w http.ResponseWriter, r *http.Request) error {
 			return errorf(http.StatusNotFound, "no job named %q, and no fires of one", name)
 		}
 	}
-	writeJSON(w, http.StatusOK, FireList{Fires: fires})
+	writeJSON(w, http.StatusOK, api.FireList{Fires: apiFires(fires)})
 	return nil
 }
 
@@ -100,7 +101,7 @@ func (s *Server) getFire(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, f)
+	writeJSON(w, http.StatusOK, apiFire(f))
 	return nil
 }
 
@@ -123,7 +124,7 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Final once no attempt can follow: the leader has recorded the end
 	// (a failed attempt may still be retried until then).
-	chunk := LogChunk{Fire: id.String(), State: f.State, Node: f.Node, Attempt: f.Attempt, Final: f.State.Final() && f.Processed, Offset: offset, Data: []byte{}}
+	chunk := api.LogChunk{Fire: id.String(), State: api.FireState(f.State), Node: f.Node, Attempt: f.Attempt, Final: f.State.Final() && f.Processed, Offset: offset, Data: []byte{}}
 	switch {
 	case f.State.Final() && f.OutputPath == "" && f.PID != 0:
 		chunk.Note = "the run wrote no output" // executors create the file on the first byte
@@ -204,44 +205,6 @@ func validNode(id string) bool {
 	return true
 }
 
-// listNodes merges executor registrations with their latest load report.
-func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) error {
-	ctx, cancel := etcdContext(r)
-	defer cancel()
-	resp, err := s.etcd.Get(ctx, s.keys.Nodes(), clientv3.WithPrefix())
-	if err != nil {
-		return fmt.Errorf("read nodes: %w", err)
-	}
-	list := NodeList{Nodes: []NodeInfo{}}
-	registered := make(map[string]bool, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		var n store.Node
-		if err := json.Unmarshal(kv.Value, &n); err != nil {
-			s.log.Warn("bad node registration in etcd", zap.String("key", string(kv.Key)), zap.Error(err))
-			continue
-		}
-		registered[n.ID] = true
-		list.Nodes = append(list.Nodes, NodeInfo{Node: n})
-	}
-	now := s.now()
-	s.mu.Lock()
-	for i := range list.Nodes {
-		if l, ok := s.loads[list.Nodes[i].ID]; ok {
-			n := &list.Nodes[i]
-			n.Running, n.Load1, n.MemFree, n.LastReport = l.Running, l.Load1, l.MemFree, l.At
-		}
-	}
-	for id, l := range s.loads {
-		if !registered[id] && now.Sub(l.At) > loadForgetAfter {
-			delete(s.loads, id)
-		}
-	}
-	s.mu.Unlock()
-	slices.SortFunc(list.Nodes, func(a, b NodeInfo) int { return strings.Compare(a.ID, b.ID) })
-	writeJSON(w, http.StatusOK, list)
-	return nil
-}
-
 // killFire asks the leader to stop an open fire: a planned one is
 // cancelled, a running one is killed by its executor.
 func (s *Server) killFire(w http.ResponseWriter, r *http.Request) error {
@@ -249,7 +212,7 @@ func (s *Server) killFire(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var req KillRequest
+	var req api.KillRequest
 	if err := decodeBody(w, r, &req, true); err != nil {
 		return err
 	}
@@ -273,6 +236,6 @@ func (s *Server) killFire(w http.ResponseWriter, r *http.Request) error {
 		return requestError(err, id.Job, "kill")
 	}
 	s.log.Info("kill requested", zap.Stringer("fire", id), zap.String("by", req.By))
-	writeJSON(w, http.StatusAccepted, map[string]string{"fire": id.String(), "status": "kill requested"})
+	writeJSON(w, http.StatusAccepted, api.KillResponse{Fire: id.String(), Status: "kill requested"})
 	return nil
 }

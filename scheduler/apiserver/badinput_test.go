@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/jobspec"
+	"github.com/aionsched/aion/scheduler/api"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -34,7 +35,7 @@ var fuzzNow = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 // fuzzRuns are the lengths FuzzAPI's run argument picks from: "@@" in
 // the path, query or body stands for that many 'x', so the inputs that
 // cross a limit stay small (large inputs make the fuzzer slow).
-var fuzzRuns = []int{0, 201, 257, jobspec.MaxTextBytes + 1, jobspec.MaxCommandBytes + 1, 100_000, jobspec.MaxFileSize + 1, MaxBodyBytes + 1}
+var fuzzRuns = []int{0, 201, 257, jobspec.MaxTextBytes + 1, jobspec.MaxCommandBytes + 1, 100_000, jobspec.MaxFileSize + 1, api.MaxBodyBytes + 1}
 
 // expand replaces the first "@@" with a run of 'x' of the chosen length.
 func expand(s string, run uint8) string {
@@ -320,7 +321,7 @@ func fuzzSeeds() []fuzzSeed {
 // FuzzAPI sends arbitrary requests to the real handler on a real etcd.
 // For every input: no panic; no 5xx but a 502 from an executor that does
 // not answer for a log and a 503 from etcd not answering; every answer
-// from 400 up is a JSON ErrorResponse; every 2xx answer is JSON; and an
+// from 400 up is a JSON api.ErrorResponse; every 2xx answer is JSON; and an
 // answer from 400 up changed nothing in etcd (any write would change a
 // revision). State changed by a 2xx answer is put back, so inputs do not
 // depend on each other.
@@ -359,7 +360,7 @@ func FuzzAPI(f *testing.F) {
 		status, answer := rec.Code, rec.Body.Bytes()
 		what := fmt.Sprintf("%s %.200q (body %d bytes)", fuzzMethods[int(method)%len(fuzzMethods)], target, len(body))
 		if status >= 400 {
-			var e ErrorResponse
+			var e api.ErrorResponse
 			dec := json.NewDecoder(bytes.NewReader(answer))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&e); err != nil || e.Error == "" || rec.Header().Get("Content-Type") != "application/json" {
@@ -409,7 +410,7 @@ type oversizeCase struct {
 func TestAPI_OversizedInputsAreRefusedWithTheirLimitAndChangeNothing(t *testing.T) {
 	c := clustertest.Start(t)
 	base := serve(t, c, time.Now)
-	callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
 	before := snapshot(t, c)
 
 	job := "name: big\nschedule: manual\ncommand: "
@@ -434,23 +435,23 @@ func TestAPI_OversizedInputsAreRefusedWithTheirLimitAndChangeNothing(t *testing.
 			"1 problem in the job files, nothing applied", []string{"dag.yaml:199:14: parents: too many parents: 65, the limit is 64"}},
 		{"file", "POST", "/v1/apply", files("ok.yaml", betaYAML, "huge.yaml", job+"x\n#"+strings.Repeat(" ", jobspec.MaxFileSize)), 400,
 			"1 problem in the job files, nothing applied", []string{"huge.yaml: file larger than 4194304 bytes"}},
-		{"body", "POST", "/v1/apply", `{"files":[{"name":"a.yaml","content":"` + strings.Repeat(" ", MaxBodyBytes) + `"}]}`, 413,
+		{"body", "POST", "/v1/apply", `{"files":[{"name":"a.yaml","content":"` + strings.Repeat(" ", api.MaxBodyBytes) + `"}]}`, 413,
 			"request body larger than 8388608 bytes", nil},
-		{"run: env", "POST", "/v1/jobs/beta/run", RunRequest{Env: map[string]string{"A": strings.Repeat("x", jobspec.MaxEnvBytes)}}, 400,
+		{"run: env", "POST", "/v1/jobs/beta/run", api.RunRequest{Env: map[string]string{"A": strings.Repeat("x", jobspec.MaxEnvBytes)}}, 400,
 			"bad environment overrides, " + notRun, []string{"env: too large: 65537 bytes, the limit is 65536"}},
-		{"run: args", "POST", "/v1/jobs/beta/run", RunRequest{Args: []string{strings.Repeat("x", jobspec.MaxCommandBytes)}}, 400,
+		{"run: args", "POST", "/v1/jobs/beta/run", api.RunRequest{Args: []string{strings.Repeat("x", jobspec.MaxCommandBytes)}}, 400,
 			"bad arguments, " + notRun, []string{"args: too long: 65537 bytes (one more per argument), the limit is 65536"}},
-		{"run: a flood of empty args", "POST", "/v1/jobs/beta/run", RunRequest{Args: make([]string, 1_000_000)}, 400,
+		{"run: a flood of empty args", "POST", "/v1/jobs/beta/run", api.RunRequest{Args: make([]string, 1_000_000)}, 400,
 			"bad arguments, " + notRun, []string{"args: too long: 1000000 bytes (one more per argument), the limit is 65536"}},
-		{"run: by", "POST", "/v1/jobs/beta/run", RunRequest{By: strings.Repeat("b", 257)}, 400, "by: longer than 256 bytes", nil},
-		{"kill: by", "POST", "/v1/fires/beta/manual-2026-01-01T00:00:00Z/kill", KillRequest{By: strings.Repeat("b", 1<<20)}, 400, "by: longer than 256 bytes", nil},
-		{"pause: note", "POST", "/v1/jobs/alpha/pause", PauseRequest{Note: strings.Repeat("n", 257)}, 400, "note and by must be at most 256 bytes", nil},
-		{"backfill: range", "POST", "/v1/jobs/alpha/backfill", BackfillRequest{From: time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), DryRun: true}, 400,
+		{"run: by", "POST", "/v1/jobs/beta/run", api.RunRequest{By: strings.Repeat("b", 257)}, 400, "by: longer than 256 bytes", nil},
+		{"kill: by", "POST", "/v1/fires/beta/manual-2026-01-01T00:00:00Z/kill", api.KillRequest{By: strings.Repeat("b", 1<<20)}, 400, "by: longer than 256 bytes", nil},
+		{"pause: note", "POST", "/v1/jobs/alpha/pause", api.PauseRequest{Note: strings.Repeat("n", 257)}, 400, "note and by must be at most 256 bytes", nil},
+		{"backfill: range", "POST", "/v1/jobs/alpha/backfill", api.BackfillRequest{From: time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), DryRun: true}, 400,
 			"the range holds more than 10000 nominal times; backfill it in parts", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := callJSON[ErrorResponse](t, tt.method, base+tt.path, tt.body, tt.status)
+			got := callJSON[api.ErrorResponse](t, tt.method, base+tt.path, tt.body, tt.status)
 			if got.Error != tt.err || !slices.Equal(got.Problems, tt.problems) {
 				t.Errorf("answer:\n%q %q\nwant\n%q %q", got.Error, got.Problems, tt.err, tt.problems)
 			}
@@ -460,14 +461,14 @@ func TestAPI_OversizedInputsAreRefusedWithTheirLimitAndChangeNothing(t *testing.
 
 	// Fields without a limit of their own that add up: the whole job is
 	// too large as stored.
-	huge := callJSON[ErrorResponse](t, "POST", base+"/v1/apply", files("huge.yaml", "name: huge\nschedule: manual\ncontainer:\n  image: "+strings.Repeat("i", jobspec.MaxJobBytes)+"\n"), http.StatusBadRequest)
+	huge := callJSON[api.ErrorResponse](t, "POST", base+"/v1/apply", files("huge.yaml", "name: huge\nschedule: manual\ncontainer:\n  image: "+strings.Repeat("i", jobspec.MaxJobBytes)+"\n"), http.StatusBadRequest)
 	if len(huge.Problems) != 1 || !strings.HasPrefix(huge.Problems[0], "huge.yaml:1:1: job huge is too large: ") || !strings.HasSuffix(huge.Problems[0], " bytes as stored, the limit is 1048576 (shorten its long values and lists)") {
 		t.Errorf("answer to a job too large as stored: %q %q", huge.Error, huge.Problems)
 	}
 	assertUnchanged(t, c, before, "a job too large as stored")
 
 	// A file of 200000 problems (800 KB): the answer lists the first 1000.
-	flood := callJSON[ErrorResponse](t, "POST", base+"/v1/apply", files("flood.yaml", "jobs:\n"+strings.Repeat("- 1\n", 200_000)), http.StatusBadRequest)
+	flood := callJSON[api.ErrorResponse](t, "POST", base+"/v1/apply", files("flood.yaml", "jobs:\n"+strings.Repeat("- 1\n", 200_000)), http.StatusBadRequest)
 	if flood.Error != "200000 problems in the job files, nothing applied" || len(flood.Problems) != maxProblems+1 ||
 		flood.Problems[0] != `flood.yaml:2:3: jobs[0]: want a job (a mapping with name, schedule, command...), got "1"` ||
 		flood.Problems[maxProblems] != "... and 199000 more" {
@@ -476,15 +477,15 @@ func TestAPI_OversizedInputsAreRefusedWithTheirLimitAndChangeNothing(t *testing.
 	assertUnchanged(t, c, before, "a file of 200000 problems")
 
 	// Exactly at the limits: accepted.
-	res := callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("big.yaml", command(jobspec.MaxCommandBytes)), http.StatusOK)
+	res := callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("big.yaml", command(jobspec.MaxCommandBytes)), http.StatusOK)
 	checkResult(t, res, []string{"big"}, nil, nil, nil)
-	d := callJSON[JobDetail](t, "GET", base+"/v1/jobs/big", nil, http.StatusOK)
+	d := callJSON[api.JobDetail](t, "GET", base+"/v1/jobs/big", nil, http.StatusOK)
 	if len(d.Job.Command) != jobspec.MaxCommandBytes {
 		t.Errorf("stored command of %d bytes, want %d", len(d.Job.Command), jobspec.MaxCommandBytes)
 	}
 	env := map[string]string{"A": strings.Repeat("x", jobspec.MaxEnvBytes-1)}
 	args := []string{strings.Repeat("y", jobspec.MaxCommandBytes-1)}
-	callJSON[RunResponse](t, "POST", base+"/v1/jobs/beta/run", RunRequest{Env: env, Args: args}, http.StatusAccepted)
+	callJSON[api.RunResponse](t, "POST", base+"/v1/jobs/beta/run", api.RunRequest{Env: env, Args: args}, http.StatusAccepted)
 }
 
 // TestAPI_NamesThatWouldChangeASubjectOrKeyAreRefusedOnEveryRoute: a job
@@ -493,7 +494,7 @@ func TestAPI_OversizedInputsAreRefusedWithTheirLimitAndChangeNothing(t *testing.
 func TestAPI_NamesThatWouldChangeASubjectOrKeyAreRefusedOnEveryRoute(t *testing.T) {
 	c := clustertest.Start(t)
 	base := serve(t, c, time.Now)
-	callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
 	ghostFire := store.Fire{ID: store.ScheduledFireID("alpha", time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)), State: store.FireRunning, Node: "ghost", Attempt: 1}
 	badFire := store.Fire{ID: store.ScheduledFireID("alpha", time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)), State: store.FireRunning, Node: "x.>", Attempt: 1}
 	putFire(t, c, ghostFire)
@@ -515,7 +516,7 @@ func TestAPI_NamesThatWouldChangeASubjectOrKeyAreRefusedOnEveryRoute(t *testing.
 		want := fmt.Sprintf("%q is not a job name: job names are 1-63 lower-case letters, digits, '-' or '_'", name)
 		for _, rt := range routes {
 			path := fmt.Sprintf(rt.path, raw)
-			if got := callJSON[ErrorResponse](t, rt.method, base+path, nil, http.StatusBadRequest); got.Error != want {
+			if got := callJSON[api.ErrorResponse](t, rt.method, base+path, nil, http.StatusBadRequest); got.Error != want {
 				t.Errorf("%s %s: error %q, want %q", rt.method, path, got.Error, want)
 			}
 		}
@@ -532,7 +533,7 @@ func TestAPI_NamesThatWouldChangeASubjectOrKeyAreRefusedOnEveryRoute(t *testing.
 		for _, suffix := range []string{"", "/log", "/kill"} {
 			method := map[string]string{"": "GET", "/log": "GET", "/kill": "POST"}[suffix]
 			path := "/v1/fires/alpha/" + raw + suffix
-			got := callJSON[ErrorResponse](t, method, base+path, nil, status)
+			got := callJSON[api.ErrorResponse](t, method, base+path, nil, status)
 			if !strings.HasPrefix(got.Error, map[int]string{400: `fire ID "alpha@`, 404: `no fire alpha@`}[status]) {
 				t.Errorf("%s %s: error %q", method, path, got.Error)
 			}
@@ -540,7 +541,7 @@ func TestAPI_NamesThatWouldChangeASubjectOrKeyAreRefusedOnEveryRoute(t *testing.
 	}
 
 	// Apply: names and parents with wildcards, dots, spaces, slashes.
-	got := callJSON[ErrorResponse](t, "POST", base+"/v1/apply?prune=true", files("bad.yaml", `jobs:
+	got := callJSON[api.ErrorResponse](t, "POST", base+"/v1/apply?prune=true", files("bad.yaml", `jobs:
   - {name: "orders.*", schedule: manual, command: x}
   - {name: "a b", schedule: manual, command: x}
   - {name: "a/b", schedule: manual, command: x}
@@ -558,7 +559,7 @@ func TestAPI_NamesThatWouldChangeASubjectOrKeyAreRefusedOnEveryRoute(t *testing.
 	}
 
 	// Environment overrides: names a shell or env(1) would read otherwise.
-	got = callJSON[ErrorResponse](t, "POST", base+"/v1/jobs/beta/run", RunRequest{Env: map[string]string{"A.B": "1", "A B": "2", "A=B": "3", "A*": "4"}}, http.StatusBadRequest)
+	got = callJSON[api.ErrorResponse](t, "POST", base+"/v1/jobs/beta/run", api.RunRequest{Env: map[string]string{"A.B": "1", "A B": "2", "A=B": "3", "A*": "4"}}, http.StatusBadRequest)
 	wantProblems = []string{
 		`env.A B: "A B" is not a valid variable name: use letters, digits and '_', not starting with a digit`,
 		`env.A*: "A*" is not a valid variable name: use letters, digits and '_', not starting with a digit`,
@@ -586,11 +587,11 @@ func TestAPI_NamesThatWouldChangeASubjectOrKeyAreRefusedOnEveryRoute(t *testing.
 	if err := c.NATS.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	e := callJSON[ErrorResponse](t, "GET", fireURL(base, badFire.ID)+"/log", nil, http.StatusBadGateway)
+	e := callJSON[api.ErrorResponse](t, "GET", fireURL(base, badFire.ID)+"/log", nil, http.StatusBadGateway)
 	if want := `fire alpha@2026-11-25T03:00:00Z names executor "x.>", which is not a valid node ID: its output cannot be asked for`; e.Error != want {
 		t.Errorf("log of a fire on node x.>: %q, want %q", e.Error, want)
 	}
-	if chunk := callJSON[LogChunk](t, "GET", fireURL(base, ghostFire.ID)+"/log", nil, http.StatusOK); string(chunk.Data) != "hi" {
+	if chunk := callJSON[api.LogChunk](t, "GET", fireURL(base, ghostFire.ID)+"/log", nil, http.StatusOK); string(chunk.Data) != "hi" {
 		t.Errorf("log from the answering executor: %q", chunk.Data)
 	}
 	if subj := <-heard; subj != "aion.logs.ghost" {
@@ -633,7 +634,7 @@ func TestAPI_KillOfAFireOfADeletedJobIs404(t *testing.T) {
 	putFire(t, c, orphan)
 	before := snapshot(t, c)
 	callJSON[store.Fire](t, "GET", fireURL(base, orphan.ID), nil, http.StatusOK)
-	if e := callJSON[ErrorResponse](t, "POST", fireURL(base, orphan.ID)+"/kill", KillRequest{By: "tester"}, http.StatusNotFound); e.Error != `no job named "gone"` {
+	if e := callJSON[api.ErrorResponse](t, "POST", fireURL(base, orphan.ID)+"/kill", api.KillRequest{By: "tester"}, http.StatusNotFound); e.Error != `no job named "gone"` {
 		t.Errorf("kill: %q", e.Error)
 	}
 	assertUnchanged(t, c, before, "a refused kill")

@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/scheduler/api"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -133,10 +134,10 @@ func keyExists(t *testing.T, c *clustertest.Cluster, key string) bool {
 	return len(resp.Kvs) == 1
 }
 
-func files(nameContent ...string) ApplyRequest {
-	var req ApplyRequest
+func files(nameContent ...string) api.ApplyRequest {
+	var req api.ApplyRequest
 	for i := 0; i+1 < len(nameContent); i += 2 {
-		req.Files = append(req.Files, File{Name: nameContent[i], Content: nameContent[i+1]})
+		req.Files = append(req.Files, api.File{Name: nameContent[i], Content: nameContent[i+1]})
 	}
 	return req
 }
@@ -162,7 +163,7 @@ command: echo beta
 
 func equal(got, want []string) bool { return slices.Equal(got, want) || len(got)+len(want) == 0 }
 
-func checkResult(t *testing.T, got ApplyResponse, created, updated, unchanged, deleted []string) {
+func checkResult(t *testing.T, got api.ApplyResponse, created, updated, unchanged, deleted []string) {
 	t.Helper()
 	if !equal(got.Created, created) || !equal(got.Updated, updated) || !equal(got.Unchanged, unchanged) || !equal(got.Deleted, deleted) {
 		t.Errorf("apply result: got created %q updated %q unchanged %q deleted %q; want %q %q %q %q",
@@ -175,7 +176,7 @@ func TestAPI_ApplyCreatesThenReportsUnchanged(t *testing.T) {
 	base := serve(t, c, time.Now)
 	set := files("jobs/alpha.yaml", alphaYAML, "jobs/more.yaml", betaGammaYAML)
 
-	res := callJSON[ApplyResponse](t, "POST", base+"/v1/apply", set, http.StatusOK)
+	res := callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", set, http.StatusOK)
 	checkResult(t, res, []string{"alpha", "beta", "gamma"}, nil, nil, nil)
 	for _, name := range []string{"alpha", "beta", "gamma"} {
 		if !keyExists(t, c, c.Keys.Job(name)) || !keyExists(t, c, c.Keys.State(name)) {
@@ -184,12 +185,12 @@ func TestAPI_ApplyCreatesThenReportsUnchanged(t *testing.T) {
 	}
 
 	before := snapshot(t, c)
-	res = callJSON[ApplyResponse](t, "POST", base+"/v1/apply", set, http.StatusOK)
+	res = callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", set, http.StatusOK)
 	checkResult(t, res, nil, nil, []string{"alpha", "beta", "gamma"}, nil)
 	assertUnchanged(t, c, before, "applying the same set again")
 
 	changed := files("jobs/alpha.yaml", strings.Replace(alphaYAML, "echo alpha", "echo ALPHA", 1), "jobs/more.yaml", betaGammaYAML)
-	res = callJSON[ApplyResponse](t, "POST", base+"/v1/apply", changed, http.StatusOK)
+	res = callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", changed, http.StatusOK)
 	checkResult(t, res, nil, []string{"alpha"}, []string{"beta", "gamma"}, nil)
 }
 
@@ -197,7 +198,7 @@ func TestAPI_ApplyCreatesThenReportsUnchanged(t *testing.T) {
 // files of the case and the golden problem lines. The working directory
 // must be the repository root.
 func invalidCases(t *testing.T) map[string]struct {
-	req  ApplyRequest
+	req  api.ApplyRequest
 	want []string
 } {
 	t.Helper()
@@ -206,7 +207,7 @@ func invalidCases(t *testing.T) map[string]struct {
 		t.Fatalf("no golden files in testdata/invalid: %v", err)
 	}
 	cases := make(map[string]struct {
-		req  ApplyRequest
+		req  api.ApplyRequest
 		want []string
 	})
 	for _, golden := range goldens {
@@ -225,20 +226,20 @@ func invalidCases(t *testing.T) map[string]struct {
 		} else {
 			paths = []string{base + ".yaml"}
 		}
-		var req ApplyRequest
+		var req api.ApplyRequest
 		for _, p := range paths {
 			data, err := os.ReadFile(p)
 			if err != nil {
 				t.Fatal(err)
 			}
-			req.Files = append(req.Files, File{Name: p, Content: string(data)})
+			req.Files = append(req.Files, api.File{Name: p, Content: string(data)})
 		}
 		want, err := os.ReadFile(golden)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cases[filepath.Base(base)] = struct {
-			req  ApplyRequest
+			req  api.ApplyRequest
 			want []string
 		}{req, strings.Split(strings.TrimSuffix(string(want), "\n"), "\n")}
 	}
@@ -248,7 +249,7 @@ func invalidCases(t *testing.T) map[string]struct {
 func TestAPI_ApplyWithProblemsAnswers400WithEveryProblemAndWritesNothing(t *testing.T) {
 	c := clustertest.Start(t)
 	base := serve(t, c, time.Now)
-	callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
 	before := snapshot(t, c)
 	t.Chdir("../..")
 
@@ -256,8 +257,8 @@ func TestAPI_ApplyWithProblemsAnswers400WithEveryProblemAndWritesNothing(t *test
 		t.Run(name, func(t *testing.T) {
 			// With prune and a valid file next to the bad ones: still nothing is written.
 			req := tc.req
-			req.Files = append([]File{{Name: "valid.yaml", Content: betaYAML}}, req.Files...)
-			got := callJSON[ErrorResponse](t, "POST", base+"/v1/apply?prune=true", req, http.StatusBadRequest)
+			req.Files = append([]api.File{{Name: "valid.yaml", Content: betaYAML}}, req.Files...)
+			got := callJSON[api.ErrorResponse](t, "POST", base+"/v1/apply?prune=true", req, http.StatusBadRequest)
 			if !slices.Equal(got.Problems, tc.want) {
 				t.Errorf("problems:\ngot\n%s\nwant\n%s", strings.Join(got.Problems, "\n"), strings.Join(tc.want, "\n"))
 			}
@@ -272,16 +273,16 @@ func TestAPI_ApplyWithProblemsAnswers400WithEveryProblemAndWritesNothing(t *test
 func TestAPI_ApplyPruneDeletesExactlyTheJobsThatLeftTheFiles(t *testing.T) {
 	c := clustertest.Start(t)
 	base := serve(t, c, time.Now)
-	callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
 
 	// Without prune, jobs missing from the files stay.
 	before := snapshot(t, c)
-	res := callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML), http.StatusOK)
+	res := callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML), http.StatusOK)
 	checkResult(t, res, nil, nil, []string{"alpha"}, nil)
 	assertUnchanged(t, c, before, "an apply without prune")
 
 	// With prune, gamma (gone from the files) goes, with its state; beta and alpha stay.
-	res = callJSON[ApplyResponse](t, "POST", base+"/v1/apply?prune=true", files("alpha.yaml", alphaYAML, "beta.yaml", betaYAML), http.StatusOK)
+	res = callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply?prune=true", files("alpha.yaml", alphaYAML, "beta.yaml", betaYAML), http.StatusOK)
 	checkResult(t, res, nil, nil, []string{"alpha", "beta"}, []string{"gamma"})
 	if keyExists(t, c, c.Keys.Job("gamma")) || keyExists(t, c, c.Keys.State("gamma")) {
 		t.Error("gamma's definition or state is still stored after prune")
@@ -296,10 +297,10 @@ func TestAPI_ApplyPruneDeletesExactlyTheJobsThatLeftTheFiles(t *testing.T) {
 func TestAPI_DryRunReportsButWritesNothing(t *testing.T) {
 	c := clustertest.Start(t)
 	base := serve(t, c, time.Now)
-	callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
 	before := snapshot(t, c)
 	newJob := "name: delta\nschedule: manual\ncommand: echo delta\n"
-	res := callJSON[ApplyResponse](t, "POST", base+"/v1/apply?prune=true&dry_run=true",
+	res := callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply?prune=true&dry_run=true",
 		files("alpha.yaml", strings.Replace(alphaYAML, "0 3", "0 4", 1), "delta.yaml", newJob), http.StatusOK)
 	checkResult(t, res, []string{"delta"}, []string{"alpha"}, nil, []string{"beta", "gamma"})
 	if !res.DryRun || !res.Prune {
@@ -311,7 +312,7 @@ func TestAPI_DryRunReportsButWritesNothing(t *testing.T) {
 func TestAPI_BadRequestBodiesAre400AndChangeNothing(t *testing.T) {
 	c := clustertest.Start(t)
 	base := serve(t, c, time.Now)
-	callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
 	before := snapshot(t, c)
 
 	valid, err := json.Marshal(files("delta.yaml", "name: delta\nschedule: manual\ncommand: echo delta\n"))
@@ -337,7 +338,7 @@ func TestAPI_BadRequestBodiesAre400AndChangeNothing(t *testing.T) {
 		{"trailing garbage", "/v1/apply", string(valid) + "x", 400},
 		{"bad prune", "/v1/apply?prune=maybe", string(valid), 400},
 		{"bad dry_run", "/v1/apply?dry_run=2", string(valid), 400},
-		{"too large", "/v1/apply", `{"files":[{"name":"a.yaml","content":"` + strings.Repeat("x", MaxBodyBytes) + `"}]}`, 413},
+		{"too large", "/v1/apply", `{"files":[{"name":"a.yaml","content":"` + strings.Repeat("x", api.MaxBodyBytes) + `"}]}`, 413},
 		{"run: env not a map", "/v1/jobs/beta/run", `{"env":"x"}`, 400},
 		{"run: unknown field", "/v1/jobs/beta/run", `{"environment":{}}`, 400},
 		{"run: array", "/v1/jobs/beta/run", `[1]`, 400},
@@ -355,7 +356,7 @@ func TestAPI_BadRequestBodiesAre400AndChangeNothing(t *testing.T) {
 			if status != tt.status {
 				t.Errorf("status %d, want %d; body %.300s", status, tt.status, body)
 			}
-			var e ErrorResponse
+			var e api.ErrorResponse
 			if err := json.Unmarshal(body, &e); err != nil || e.Error == "" {
 				t.Errorf("body %.300s is not an error answer: %v", body, err)
 			}
@@ -371,17 +372,17 @@ func TestAPI_BadRequestBodiesAre400AndChangeNothing(t *testing.T) {
 }
 
 // FuzzDecodeBody checks that no body makes the decoder panic or accept
-// something that is not exactly one ApplyRequest.
+// something that is not exactly one api.ApplyRequest.
 func FuzzDecodeBody(f *testing.F) {
 	f.Add([]byte(`{"files":[{"name":"a.yaml","content":"name: a"}]}`))
 	f.Add([]byte(`{"files":[]} {}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r := httptest.NewRequest("POST", "/v1/apply", bytes.NewReader(body))
-		var req ApplyRequest
+		var req api.ApplyRequest
 		err := decodeBody(httptest.NewRecorder(), r, &req, false)
 		if err == nil {
-			var strict ApplyRequest
+			var strict api.ApplyRequest
 			dec := json.NewDecoder(bytes.NewReader(body))
 			dec.DisallowUnknownFields()
 			if derr := dec.Decode(&strict); derr != nil {
@@ -395,7 +396,7 @@ func TestAPI_JobsListAndDetailShowNextRunsWithDST(t *testing.T) {
 	c := clustertest.Start(t)
 	now := time.Date(2026, 3, 27, 12, 0, 0, 0, time.UTC)
 	base := serve(t, c, fixedClock(now))
-	callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("jobs.yaml", `jobs:
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("jobs.yaml", `jobs:
   - name: backup
     schedule: "30 2 * * *"
     timezone: Europe/Berlin
@@ -412,7 +413,7 @@ func TestAPI_JobsListAndDetailShowNextRunsWithDST(t *testing.T) {
     command: "true"
 `), http.StatusOK)
 
-	list := callJSON[JobList](t, "GET", base+"/v1/jobs", nil, http.StatusOK)
+	list := callJSON[api.JobList](t, "GET", base+"/v1/jobs", nil, http.StatusOK)
 	type row struct {
 		name, schedule, zone, next string
 		disabled                   bool
@@ -435,7 +436,7 @@ func TestAPI_JobsListAndDetailShowNextRunsWithDST(t *testing.T) {
 		t.Errorf("jobs:\ngot  %+v\nwant %+v", got, want)
 	}
 
-	detail := callJSON[JobDetail](t, "GET", base+"/v1/jobs/backup", nil, http.StatusOK)
+	detail := callJSON[api.JobDetail](t, "GET", base+"/v1/jobs/backup", nil, http.StatusOK)
 	if detail.Job.Name != "backup" || detail.Job.Command != "backup.sh" || !detail.State.AppliedAt.Equal(now) {
 		t.Errorf("detail: job %+v state %+v", detail.Job, detail.State)
 	}
@@ -459,14 +460,14 @@ func TestAPI_JobsListAndDetailShowNextRunsWithDST(t *testing.T) {
 	if detail.Fires == nil || len(detail.Fires) != 0 {
 		t.Errorf("fires: got %v, want an empty list", detail.Fires)
 	}
-	if d := callJSON[JobDetail](t, "GET", base+"/v1/jobs/reindex", nil, http.StatusOK); len(d.Next) != 0 {
+	if d := callJSON[api.JobDetail](t, "GET", base+"/v1/jobs/reindex", nil, http.StatusOK); len(d.Next) != 0 {
 		t.Errorf("manual job has next runs %v", d.Next)
 	}
-	callJSON[ErrorResponse](t, "GET", base+"/v1/jobs/nope", nil, http.StatusNotFound)
-	callJSON[ErrorResponse](t, "GET", base+"/v1/jobs/Not_A_Name", nil, http.StatusBadRequest)
-	callJSON[ErrorResponse](t, "GET", base+"/v1/jobs/nope/fires", nil, http.StatusNotFound)
-	callJSON[ErrorResponse](t, "GET", base+"/v1/jobs/backup/fires?limit=0", nil, http.StatusBadRequest)
-	if fl := callJSON[FireList](t, "GET", base+"/v1/jobs/backup/fires", nil, http.StatusOK); fl.Fires == nil || len(fl.Fires) != 0 {
+	callJSON[api.ErrorResponse](t, "GET", base+"/v1/jobs/nope", nil, http.StatusNotFound)
+	callJSON[api.ErrorResponse](t, "GET", base+"/v1/jobs/Not_A_Name", nil, http.StatusBadRequest)
+	callJSON[api.ErrorResponse](t, "GET", base+"/v1/jobs/nope/fires", nil, http.StatusNotFound)
+	callJSON[api.ErrorResponse](t, "GET", base+"/v1/jobs/backup/fires?limit=0", nil, http.StatusBadRequest)
+	if fl := callJSON[api.FireList](t, "GET", base+"/v1/jobs/backup/fires", nil, http.StatusOK); fl.Fires == nil || len(fl.Fires) != 0 {
 		t.Errorf("fires of a job never run: got %v, want an empty list", fl.Fires)
 	}
 }
@@ -474,7 +475,7 @@ func TestAPI_JobsListAndDetailShowNextRunsWithDST(t *testing.T) {
 func TestAPI_EnableAndDisable(t *testing.T) {
 	c := clustertest.Start(t)
 	base := serve(t, c, time.Now)
-	callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML), http.StatusOK)
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML), http.StatusOK)
 
 	steps := []struct {
 		action        string
@@ -488,31 +489,31 @@ func TestAPI_EnableAndDisable(t *testing.T) {
 		{"enable", false, false, false},
 	}
 	for _, s := range steps {
-		res := callJSON[EnableResponse](t, "POST", base+"/v1/jobs/alpha/"+s.action, nil, http.StatusOK)
+		res := callJSON[api.EnableResponse](t, "POST", base+"/v1/jobs/alpha/"+s.action, nil, http.StatusOK)
 		if res.Disabled != s.wantDisabled || res.Changed != s.wantChanged {
 			t.Errorf("%s: got disabled %v changed %v, want %v %v", s.action, res.Disabled, res.Changed, s.wantDisabled, s.wantChanged)
 		}
-		detail := callJSON[JobDetail](t, "GET", base+"/v1/jobs/alpha", nil, http.StatusOK)
+		detail := callJSON[api.JobDetail](t, "GET", base+"/v1/jobs/alpha", nil, http.StatusOK)
 		if detail.Job.Disabled != s.wantListedOff || detail.Job.Command != "echo alpha" {
 			t.Errorf("after %s: stored job disabled %v, command %q", s.action, detail.Job.Disabled, detail.Job.Command)
 		}
-		list := callJSON[JobList](t, "GET", base+"/v1/jobs", nil, http.StatusOK)
+		list := callJSON[api.JobList](t, "GET", base+"/v1/jobs", nil, http.StatusOK)
 		if j := list.Jobs[0]; j.Disabled != s.wantListedOff || j.Next.IsZero() != s.wantListedOff {
 			t.Errorf("after %s: listed disabled %v next %v", s.action, j.Disabled, j.Next)
 		}
 	}
 	// Applying the file again restores what it says.
-	callJSON[EnableResponse](t, "POST", base+"/v1/jobs/alpha/disable", nil, http.StatusOK)
-	res := callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML), http.StatusOK)
+	callJSON[api.EnableResponse](t, "POST", base+"/v1/jobs/alpha/disable", nil, http.StatusOK)
+	res := callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML), http.StatusOK)
 	checkResult(t, res, nil, []string{"alpha"}, nil, nil)
-	callJSON[ErrorResponse](t, "POST", base+"/v1/jobs/nope/enable", nil, http.StatusNotFound)
-	callJSON[ErrorResponse](t, "POST", base+"/v1/jobs/nope/disable", nil, http.StatusNotFound)
+	callJSON[api.ErrorResponse](t, "POST", base+"/v1/jobs/nope/enable", nil, http.StatusNotFound)
+	callJSON[api.ErrorResponse](t, "POST", base+"/v1/jobs/nope/disable", nil, http.StatusNotFound)
 }
 
 func TestAPI_DeleteIsRefusedWhileOtherJobsListItAsParent(t *testing.T) {
 	c := clustertest.Start(t)
 	base := serve(t, c, time.Now)
-	callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("jobs.yaml", `jobs:
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("jobs.yaml", `jobs:
   - name: extract
     schedule: manual
     command: "true"
@@ -524,7 +525,7 @@ func TestAPI_DeleteIsRefusedWhileOtherJobsListItAsParent(t *testing.T) {
     command: "true"
 `), http.StatusOK)
 	before := snapshot(t, c)
-	refused := callJSON[ErrorResponse](t, "DELETE", base+"/v1/jobs/extract", nil, http.StatusConflict)
+	refused := callJSON[api.ErrorResponse](t, "DELETE", base+"/v1/jobs/extract", nil, http.StatusConflict)
 	if !strings.Contains(refused.Error, "clean-a, clean-b") {
 		t.Errorf("error %q does not name the children clean-a, clean-b", refused.Error)
 	}
@@ -535,7 +536,7 @@ func TestAPI_DeleteIsRefusedWhileOtherJobsListItAsParent(t *testing.T) {
 	assertUnchanged(t, c, before, "a refused delete")
 
 	for _, name := range []string{"clean-a", "clean-b", "extract"} {
-		res := callJSON[DeleteResponse](t, "DELETE", base+"/v1/jobs/"+name, nil, http.StatusOK)
+		res := callJSON[api.DeleteResponse](t, "DELETE", base+"/v1/jobs/"+name, nil, http.StatusOK)
 		if res.Deleted != name {
 			t.Errorf("deleted %q, want %q", res.Deleted, name)
 		}
@@ -543,13 +544,13 @@ func TestAPI_DeleteIsRefusedWhileOtherJobsListItAsParent(t *testing.T) {
 			t.Errorf("%s: definition or state still stored", name)
 		}
 	}
-	callJSON[ErrorResponse](t, "DELETE", base+"/v1/jobs/extract", nil, http.StatusNotFound)
+	callJSON[api.ErrorResponse](t, "DELETE", base+"/v1/jobs/extract", nil, http.StatusNotFound)
 }
 
 func TestAPI_DeleteWithCascadeRemovesEveryDescendant(t *testing.T) {
 	c := clustertest.Start(t)
 	base := serve(t, c, time.Now)
-	callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("jobs.yaml", `jobs:
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("jobs.yaml", `jobs:
   - name: extract
     schedule: manual
     command: "true"
@@ -563,7 +564,7 @@ func TestAPI_DeleteWithCascadeRemovesEveryDescendant(t *testing.T) {
     schedule: manual
     command: "true"
 `), http.StatusOK)
-	res := callJSON[DeleteResponse](t, "DELETE", base+"/v1/jobs/extract?cascade=true", nil, http.StatusOK)
+	res := callJSON[api.DeleteResponse](t, "DELETE", base+"/v1/jobs/extract?cascade=true", nil, http.StatusOK)
 	if res.Deleted != "extract" || !slices.Equal(res.Cascaded, []string{"clean", "report"}) {
 		t.Errorf("deleted %q with %q, want extract with [clean report]", res.Deleted, res.Cascaded)
 	}
@@ -610,14 +611,14 @@ func TestAPI_RunReachesSucceededAndItsLogHasTheOutput(t *testing.T) {
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "x1", 4, map[string]string{"zone": "eu"})
 	base := serve(t, c, time.Now)
-	callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("greet.yaml", `name: greet
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("greet.yaml", `name: greet
 schedule: manual
 env:
   GREETING: from-job
 command: echo "hello $GREETING"; echo "fire $AION_FIRE_ID"
 `), http.StatusOK)
 
-	run := callJSON[RunResponse](t, "POST", base+"/v1/jobs/greet/run", RunRequest{By: "tester"}, http.StatusAccepted)
+	run := callJSON[api.RunResponse](t, "POST", base+"/v1/jobs/greet/run", api.RunRequest{By: "tester"}, http.StatusAccepted)
 	id, err := store.ParseFireID(run.Fire)
 	if err != nil || id.Job != "greet" || !strings.HasPrefix(id.Suffix, "manual-") || !strings.Contains(id.Suffix, ":") {
 		t.Fatalf("fire ID %q: %v", run.Fire, err)
@@ -627,37 +628,37 @@ command: echo "hello $GREETING"; echo "fire $AION_FIRE_ID"
 		t.Errorf("fire: state %s node %q by %q trigger %s (%s)", f.State, f.Node, f.RequestedBy, f.Trigger, f.Reason)
 	}
 	wantOut := "hello from-job\nfire " + run.Fire + "\n"
-	chunk := callJSON[LogChunk](t, "GET", fireURL(base, id)+"/log", nil, http.StatusOK)
-	if string(chunk.Data) != wantOut || chunk.Size != int64(len(wantOut)) || !chunk.Final || chunk.State != store.FireSucceeded {
+	chunk := callJSON[api.LogChunk](t, "GET", fireURL(base, id)+"/log", nil, http.StatusOK)
+	if string(chunk.Data) != wantOut || chunk.Size != int64(len(wantOut)) || !chunk.Final || chunk.State != api.FireSucceeded {
 		t.Errorf("log: data %q size %d final %v state %s; want %q", chunk.Data, chunk.Size, chunk.Final, chunk.State, wantOut)
 	}
-	chunk = callJSON[LogChunk](t, "GET", fireURL(base, id)+"/log?offset=6", nil, http.StatusOK)
+	chunk = callJSON[api.LogChunk](t, "GET", fireURL(base, id)+"/log?offset=6", nil, http.StatusOK)
 	if got, want := string(chunk.Data), wantOut[6:]; got != want || chunk.Offset != 6 {
 		t.Errorf("log from offset 6: got %q at %d, want %q", got, chunk.Offset, want)
 	}
-	callJSON[ErrorResponse](t, "GET", fireURL(base, id)+"/log?offset=-1", nil, http.StatusBadRequest)
+	callJSON[api.ErrorResponse](t, "GET", fireURL(base, id)+"/log?offset=-1", nil, http.StatusBadRequest)
 
 	// The environment override reaches the command.
-	run2 := callJSON[RunResponse](t, "POST", base+"/v1/jobs/greet/run", RunRequest{Env: map[string]string{"GREETING": "from-override"}}, http.StatusAccepted)
+	run2 := callJSON[api.RunResponse](t, "POST", base+"/v1/jobs/greet/run", api.RunRequest{Env: map[string]string{"GREETING": "from-override"}}, http.StatusAccepted)
 	id2, _ := store.ParseFireID(run2.Fire)
 	if f := waitFinal(t, base, run2.Fire); f.State != store.FireSucceeded || !strings.HasPrefix(f.RequestedBy, "api client ") {
 		t.Errorf("second fire: state %s by %q", f.State, f.RequestedBy)
 	}
-	chunk = callJSON[LogChunk](t, "GET", fireURL(base, id2)+"/log", nil, http.StatusOK)
+	chunk = callJSON[api.LogChunk](t, "GET", fireURL(base, id2)+"/log", nil, http.StatusOK)
 	if !strings.HasPrefix(string(chunk.Data), "hello from-override\n") {
 		t.Errorf("log with the override: %q", chunk.Data)
 	}
 
 	// History, newest first; the job's state records the last result.
 	clustertest.WaitFor(t, 10*time.Second, "the job state to record the last run", func() bool {
-		d := callJSON[JobDetail](t, "GET", base+"/v1/jobs/greet", nil, http.StatusOK)
-		return d.State.LastFire == run2.Fire && d.State.LastResult == store.FireSucceeded
+		d := callJSON[api.JobDetail](t, "GET", base+"/v1/jobs/greet", nil, http.StatusOK)
+		return d.State.LastFire == run2.Fire && d.State.LastResult == api.FireSucceeded
 	})
-	hist := callJSON[FireList](t, "GET", base+"/v1/jobs/greet/fires?limit=5", nil, http.StatusOK)
-	if len(hist.Fires) != 2 || hist.Fires[0].ID != id2 || hist.Fires[1].ID != id {
+	hist := callJSON[api.FireList](t, "GET", base+"/v1/jobs/greet/fires?limit=5", nil, http.StatusOK)
+	if len(hist.Fires) != 2 || hist.Fires[0].ID.String() != id2.String() || hist.Fires[1].ID.String() != id.String() {
 		t.Errorf("history: got %+v, want %s then %s", hist.Fires, id2, id)
 	}
-	if one := callJSON[FireList](t, "GET", base+"/v1/jobs/greet/fires?limit=1", nil, http.StatusOK); len(one.Fires) != 1 || one.Fires[0].ID != id2 {
+	if one := callJSON[api.FireList](t, "GET", base+"/v1/jobs/greet/fires?limit=1", nil, http.StatusOK); len(one.Fires) != 1 || one.Fires[0].ID.String() != id2.String() {
 		t.Errorf("history limited to 1: %+v", one.Fires)
 	}
 	if got := callJSON[store.Fire](t, "GET", fireURL(base, id), nil, http.StatusOK); got.ID != id {
@@ -666,14 +667,14 @@ command: echo "hello $GREETING"; echo "fire $AION_FIRE_ID"
 
 	// The executor shows up with its load.
 	clustertest.WaitFor(t, 5*time.Second, "x1's load report", func() bool {
-		nodes := callJSON[NodeList](t, "GET", base+"/v1/nodes", nil, http.StatusOK)
+		nodes := callJSON[api.NodeList](t, "GET", base+"/v1/nodes", nil, http.StatusOK)
 		return len(nodes.Nodes) == 1 && nodes.Nodes[0].ID == "x1" && nodes.Nodes[0].Slots == 4 &&
 			nodes.Nodes[0].Labels["zone"] == "eu" && !nodes.Nodes[0].LastReport.IsZero()
 	})
 
-	callJSON[ErrorResponse](t, "POST", base+"/v1/jobs/nope/run", RunRequest{}, http.StatusNotFound)
-	callJSON[ErrorResponse](t, "GET", base+"/v1/fires/greet/manual-1999-01-01T00:00:00Z", nil, http.StatusNotFound)
-	callJSON[ErrorResponse](t, "GET", base+"/v1/fires/greet/manual-1999-01-01T00:00:00Z/log", nil, http.StatusNotFound)
+	callJSON[api.ErrorResponse](t, "POST", base+"/v1/jobs/nope/run", api.RunRequest{}, http.StatusNotFound)
+	callJSON[api.ErrorResponse](t, "GET", base+"/v1/fires/greet/manual-1999-01-01T00:00:00Z", nil, http.StatusNotFound)
+	callJSON[api.ErrorResponse](t, "GET", base+"/v1/fires/greet/manual-1999-01-01T00:00:00Z/log", nil, http.StatusNotFound)
 }
 
 func TestAPI_RunOfAFailingJobRecordsItsExitCode(t *testing.T) {
@@ -681,14 +682,14 @@ func TestAPI_RunOfAFailingJobRecordsItsExitCode(t *testing.T) {
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "x1", 2, nil)
 	base := serve(t, c, time.Now)
-	callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("fail.yaml", "name: fail\nschedule: manual\ncommand: echo oops >&2; exit 7\n"), http.StatusOK)
-	run := callJSON[RunResponse](t, "POST", base+"/v1/jobs/fail/run", nil, http.StatusAccepted)
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("fail.yaml", "name: fail\nschedule: manual\ncommand: echo oops >&2; exit 7\n"), http.StatusOK)
+	run := callJSON[api.RunResponse](t, "POST", base+"/v1/jobs/fail/run", nil, http.StatusAccepted)
 	f := waitFinal(t, base, run.Fire)
 	if f.State != store.FireFailed || f.ExitCode == nil || *f.ExitCode != 7 {
 		t.Errorf("fire: state %s exit code %v, want failed with 7", f.State, f.ExitCode)
 	}
 	id, _ := store.ParseFireID(run.Fire)
-	if chunk := callJSON[LogChunk](t, "GET", fireURL(base, id)+"/log", nil, http.StatusOK); string(chunk.Data) != "oops\n" {
+	if chunk := callJSON[api.LogChunk](t, "GET", fireURL(base, id)+"/log", nil, http.StatusOK); string(chunk.Data) != "oops\n" {
 		t.Errorf("log: %q, want the command's stderr", chunk.Data)
 	}
 }
@@ -718,22 +719,22 @@ func TestAPI_LogAnswersWhenThereIsNoOutputToFetch(t *testing.T) {
 		putFire(t, c, f)
 	}
 
-	e := callJSON[ErrorResponse](t, "GET", fireURL(base, unplaced.ID)+"/log", nil, http.StatusConflict)
+	e := callJSON[api.ErrorResponse](t, "GET", fireURL(base, unplaced.ID)+"/log", nil, http.StatusConflict)
 	if !strings.Contains(e.Error, "no executor yet") || !strings.Contains(e.Error, "zone=mars") {
 		t.Errorf("unplaced fire: error %q", e.Error)
 	}
-	e = callJSON[ErrorResponse](t, "GET", fireURL(base, ghost.ID)+"/log", nil, http.StatusBadGateway)
+	e = callJSON[api.ErrorResponse](t, "GET", fireURL(base, ghost.ID)+"/log", nil, http.StatusBadGateway)
 	if !strings.Contains(e.Error, "executor ghost") || !strings.Contains(e.Error, "not running") {
 		t.Errorf("fire on a dead node: error %q", e.Error)
 	}
-	if chunk := callJSON[LogChunk](t, "GET", fireURL(base, waiting.ID)+"/log", nil, http.StatusOK); len(chunk.Data) != 0 || chunk.Final || chunk.Note == "" {
+	if chunk := callJSON[api.LogChunk](t, "GET", fireURL(base, waiting.ID)+"/log", nil, http.StatusOK); len(chunk.Data) != 0 || chunk.Final || chunk.Note == "" {
 		t.Errorf("fire not started: chunk %+v", chunk)
 	}
-	if chunk := callJSON[LogChunk](t, "GET", fireURL(base, skipped.ID)+"/log", nil, http.StatusOK); len(chunk.Data) != 0 || !chunk.Final || !strings.Contains(chunk.Note, "previous run") {
+	if chunk := callJSON[api.LogChunk](t, "GET", fireURL(base, skipped.ID)+"/log", nil, http.StatusOK); len(chunk.Data) != 0 || !chunk.Final || !strings.Contains(chunk.Note, "previous run") {
 		t.Errorf("skipped fire: chunk %+v", chunk)
 	}
 	// A run that wrote nothing has no output file (and its executor need not be asked).
-	if chunk := callJSON[LogChunk](t, "GET", fireURL(base, silent.ID)+"/log", nil, http.StatusOK); len(chunk.Data) != 0 || !chunk.Final || chunk.Note != "the run wrote no output" {
+	if chunk := callJSON[api.LogChunk](t, "GET", fireURL(base, silent.ID)+"/log", nil, http.StatusOK); len(chunk.Data) != 0 || !chunk.Final || chunk.Note != "the run wrote no output" {
 		t.Errorf("silent run: chunk %+v", chunk)
 	}
 	// The fire ID in the path keeps its ':' and '.' whether escaped or not.
@@ -741,7 +742,7 @@ func TestAPI_LogAnswersWhenThereIsNoOutputToFetch(t *testing.T) {
 	if got := callJSON[store.Fire](t, "GET", raw, nil, http.StatusOK); got.ID != ghost.ID {
 		t.Errorf("GET %s: fire %s", raw, got.ID)
 	}
-	if got := callJSON[FireList](t, "GET", base+"/v1/jobs/j/fires", nil, http.StatusOK); len(got.Fires) != 5 {
+	if got := callJSON[api.FireList](t, "GET", base+"/v1/jobs/j/fires", nil, http.StatusOK); len(got.Fires) != 5 {
 		t.Errorf("history of a job that does not exist (any more): %d fires, want 5", len(got.Fires))
 	}
 }
@@ -758,7 +759,7 @@ func TestAPI_HealthAndUnknownRoutes(t *testing.T) {
 	if status, _ := call(t, "PUT", base+"/v1/jobs", nil); status != http.StatusMethodNotAllowed {
 		t.Errorf("wrong method: %d, want 405", status)
 	}
-	if nodes := callJSON[NodeList](t, "GET", base+"/v1/nodes", nil, http.StatusOK); nodes.Nodes == nil || len(nodes.Nodes) != 0 {
+	if nodes := callJSON[api.NodeList](t, "GET", base+"/v1/nodes", nil, http.StatusOK); nodes.Nodes == nil || len(nodes.Nodes) != 0 {
 		t.Errorf("nodes of an empty cluster: %+v", nodes)
 	}
 }
@@ -766,15 +767,15 @@ func TestAPI_HealthAndUnknownRoutes(t *testing.T) {
 func TestAPI_BackfillDryRunListsTimesAndWritesNothing(t *testing.T) {
 	c := clustertest.Start(t)
 	base := serve(t, c, time.Now)
-	callJSON[ApplyResponse](t, "POST", base+"/v1/apply", files("jobs.yaml", `name: report
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("jobs.yaml", `name: report
 schedule: "0 6 * * *"
 command: "true"
 `), http.StatusOK)
 	// One of the seven days ran already: a backfill leaves it alone.
 	putFire(t, c, store.Fire{ID: store.ScheduledFireID("report", time.Date(2026, 11, 3, 6, 0, 0, 0, time.UTC)), State: store.FireSucceeded, Processed: true})
 	before := snapshot(t, c)
-	req := BackfillRequest{From: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 7, 23, 59, 0, 0, time.UTC), DryRun: true}
-	res := callJSON[BackfillResponse](t, "POST", base+"/v1/jobs/report/backfill", req, http.StatusOK)
+	req := api.BackfillRequest{From: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 7, 23, 59, 0, 0, time.UTC), DryRun: true}
+	res := callJSON[api.BackfillResponse](t, "POST", base+"/v1/jobs/report/backfill", req, http.StatusOK)
 	if len(res.Times) != 7 || res.New != 6 || res.Request != "" {
 		t.Errorf("dry run: %d times, %d new, request %q; want 7, 6 and none", len(res.Times), res.New, res.Request)
 	}
@@ -784,6 +785,6 @@ command: "true"
 	assertUnchanged(t, c, before, "a dry-run backfill")
 	req.DryRun = false
 	req.To = req.From.Add(-time.Hour)
-	callJSON[ErrorResponse](t, "POST", base+"/v1/jobs/report/backfill", req, http.StatusBadRequest)
+	callJSON[api.ErrorResponse](t, "POST", base+"/v1/jobs/report/backfill", req, http.StatusBadRequest)
 	assertUnchanged(t, c, before, "a backfill with to before from")
 }

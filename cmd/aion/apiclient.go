@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/user"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aionsched/aion/scheduler/api"
+)
+
+// clientCommands are the commands that talk to the API of a running
+// scheduler (--server), through package api's Client.
+func clientCommands(a *app) []*cobra.Command {
+	return []*cobra.Command{
+		newApplyCommand(a),
+		newJobsCommand(a),
+		newJobCommand(a),
+		newRunCommand(a),
+		newHistoryCommand(a),
+		newLogsCommand(a),
+		newNodesCommand(a),
+		newEnableCommand(a, "enable", false),
+		newEnableCommand(a, "disable", true),
+		newDeleteCommand(a),
+		newKillCommand(a),
+		newBackfillCommand(a),
+		newPauseCommand(a, true),
+		newPauseCommand(a, false),
+	}
+}
+
+// clientRun builds a client command's RunE: it makes the client of
+// --server and turns the client's errors into exits (clientExit).
+func (a *app) clientRun(run func(ctx context.Context, c *api.Client, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := api.NewClient(a.cfg.Server, &http.Client{Timeout: api.DefaultTimeout})
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("--server %w", err)}
+		}
+		return a.clientExit(run(cmd.Context(), c, args))
+	}
+}
+
+// clientExit is where the errors of package api become exits, for every
+// command: an answer of the API is reported as the server gave it (its
+// problems on stderr, one a line; exit 1), no answer says where the API was
+// looked for (exit 1). Other errors pass as they are.
+func (a *app) clientExit(err error) error {
+	var answer *api.Error
+	var unreachable *api.UnreachableError
+	switch {
+	case errors.As(err, &answer):
+		for _, p := range answer.Problems {
+			fmt.Fprintln(a.stderr, p)
+		}
+		return &exitError{code: 1, err: errors.New(answer.Message)}
+	case errors.As(err, &unreachable):
+		return &exitError{code: 1, err: fmt.Errorf("%w (is `aion dev` or a scheduler running? set --server)", unreachable)}
+	}
+	return err
+}
+
+// parseFireID reads a FIRE-ID argument; a bad one is a usage error,
+// reported after prefix (when not empty).
+func parseFireID(prefix, arg string) (api.FireID, error) {
+	id, err := api.ParseFireID(arg)
+	switch {
+	case err != nil && prefix != "":
+		return api.FireID{}, &exitError{code: 2, err: fmt.Errorf("%s: %w", prefix, err)}
+	case err != nil:
+		return api.FireID{}, &exitError{code: 2, err: err}
+	}
+	return id, nil
+}
+
+// whoAmI names the person asking for a run, for the fire record.
+func whoAmI() string {
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if host, err := os.Hostname(); err == nil {
+		return name + "@" + host
+	}
+	return name
+}

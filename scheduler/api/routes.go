@@ -1,0 +1,95 @@
+package api
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Route is one endpoint of the API as a net/http ServeMux pattern: a
+// method, a space and a path whose {wildcards} are whole segments. The
+// server registers exactly Routes(); the Client builds its paths from the
+// same constants, so a route is spelled in one place.
+type Route string
+
+// The routes of the API.
+const (
+	RouteApply      Route = "POST /v1/apply"
+	RouteListJobs   Route = "GET /v1/jobs"
+	RouteGetJob     Route = "GET /v1/jobs/{name}"
+	RouteDeleteJob  Route = "DELETE /v1/jobs/{name}"
+	RouteRunJob     Route = "POST /v1/jobs/{name}/run"
+	RouteEnableJob  Route = "POST /v1/jobs/{name}/enable"
+	RouteDisableJob Route = "POST /v1/jobs/{name}/disable"
+	RouteListFires  Route = "GET /v1/jobs/{name}/fires"
+	RouteBackfill   Route = "POST /v1/jobs/{name}/backfill"
+	RoutePauseJob   Route = "POST /v1/jobs/{name}/pause"
+	RouteResumeJob  Route = "POST /v1/jobs/{name}/resume"
+	RouteGetFire    Route = "GET /v1/fires/{job}/{suffix}"
+	RouteGetLog     Route = "GET /v1/fires/{job}/{suffix}/log"
+	RouteKillFire   Route = "POST /v1/fires/{job}/{suffix}/kill"
+	RouteListNodes  Route = "GET /v1/nodes"
+	RouteHealth     Route = "GET /healthz"
+)
+
+// Routes lists every route of the API.
+func Routes() []Route {
+	return []Route{
+		RouteApply, RouteListJobs, RouteGetJob, RouteDeleteJob, RouteRunJob, RouteEnableJob, RouteDisableJob,
+		RouteListFires, RouteBackfill, RoutePauseJob, RouteResumeJob,
+		RouteGetFire, RouteGetLog, RouteKillFire, RouteListNodes, RouteHealth,
+	}
+}
+
+// Method is the route's HTTP method.
+func (r Route) Method() string {
+	method, _, _ := strings.Cut(string(r), " ")
+	return method
+}
+
+// Pattern is the route's path pattern, with its {wildcards}.
+func (r Route) Pattern() string {
+	_, pattern, _ := strings.Cut(string(r), " ")
+	return pattern
+}
+
+// Path fills the route's wildcards, in order, with values (path-escaped).
+// It is an error to give more or fewer values than the route has
+// wildcards.
+func (r Route) Path(values ...string) (string, error) {
+	path, used, wildcards := r.fill(values)
+	if used != len(values) || used != wildcards {
+		return "", fmt.Errorf("route %s has %d wildcards, got %d values", r, wildcards, len(values))
+	}
+	return path, nil
+}
+
+// fill replaces the first wildcards with values; it returns the path, how
+// many values it used and how many wildcards the route has. The Client's
+// calls give each route its number of values (client_test.go checks).
+func (r Route) fill(values []string) (path string, used, wildcards int) {
+	segments := strings.Split(r.Pattern(), "/")
+	for i, seg := range segments {
+		if !strings.HasPrefix(seg, "{") {
+			continue
+		}
+		if wildcards < len(values) {
+			segments[i] = url.PathEscape(values[wildcards])
+			used++
+		}
+		wildcards++
+	}
+	return strings.Join(segments, "/"), used, wildcards
+}
+
+// JobPath is the path of a job, GET /v1/jobs/{name}.
+func JobPath(name string) string {
+	path, _, _ := RouteGetJob.fill([]string{name})
+	return path
+}
+
+// FirePath is the path of a fire, GET /v1/fires/{job}/{suffix}.
+func FirePath(id FireID) string {
+	path, _, _ := RouteGetFire.fill([]string{id.Job, id.Suffix})
+	return path
+}

@@ -1,0 +1,304 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/aionsched/aion/jobspec"
+	"github.com/aionsched/aion/scheduler/api"
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// listJobs reads every definition and state at one revision.
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	resp, err := s.etcd.Txn(ctx).Then(
+		clientv3.OpGet(s.keys.Jobs(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.keys.States(), clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return fmt.Errorf("read jobs: %w", err)
+	}
+	states := make(map[string]store.JobState)
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		name := strings.TrimPrefix(string(kv.Key), s.keys.States())
+		var st store.JobState
+		if err := json.Unmarshal(kv.Value, &st); err != nil {
+			s.log.Warn("bad job state in etcd", zap.String("key", string(kv.Key)), zap.Error(err))
+			continue
+		}
+		states[name] = st
+	}
+	now := s.now()
+	// Jobs share their zones and often their schedules: parse each once.
+	schedules := jobspec.NewScheduleCache(10_000)
+	list := api.JobList{Jobs: []api.JobSummary{}}
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+		j, err := decodeJob(kv)
+		if err != nil {
+			s.log.Warn("bad job definition in etcd", zap.Error(err))
+			continue
+		}
+		st := states[j.Name]
+		sum := api.JobSummary{
+			Name: j.Name, Schedule: runsText(j), Parents: j.Parents, Timezone: j.Timezone, Disabled: j.Disabled,
+			LastFire: st.LastFire, LastResult: api.FireState(st.LastResult), LastSuccess: st.LastSuccess,
+		}
+		if !j.Disabled {
+			if sched, from := s.schedule(schedules, j, st, now); sched != nil {
+				if next := sched.Next(from); !next.IsZero() {
+					sum.Next = next.In(schedules.Location(j))
+				}
+			}
+		}
+		list.Jobs = append(list.Jobs, sum)
+	}
+	slices.SortFunc(list.Jobs, func(a, b api.JobSummary) int { return strings.Compare(a.Name, b.Name) })
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
+// runsText says when a job runs: its schedule, "manual" or "after a, b".
+func runsText(j *jobspec.Job) string {
+	switch {
+	case len(j.Parents) > 0:
+		return "after " + strings.Join(j.Parents, ", ")
+	case j.IsManual():
+		return jobspec.Manual
+	default:
+		return j.Schedule
+	}
+}
+
+// schedule returns the job's schedule (nil for manual and dependent jobs)
+// and the time its next run follows: the latest of the high-water mark, the
+// time the job was applied, and now.
+func (s *Server) schedule(schedules *jobspec.ScheduleCache, j *jobspec.Job, st store.JobState, now time.Time) (jobspec.Schedule, time.Time) {
+	sched, err := schedules.Schedule(j, st.AppliedAt)
+	if err != nil {
+		s.log.Warn("bad schedule in etcd", zap.String("job", j.Name), zap.Error(err))
+		return nil, time.Time{}
+	}
+	if sched == nil {
+		return nil, time.Time{}
+	}
+	from := now
+	for _, t := range []time.Time{st.HighWater, st.AppliedAt} {
+		if t.After(from) {
+			from = t
+		}
+	}
+	return sched, from
+}
+
+func decodeJob(kv *mvccpb.KeyValue) (*jobspec.Job, error) {
+	var j jobspec.Job
+	if err := json.Unmarshal(kv.Value, &j); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+	}
+	return &j, nil
+}
+
+// readJob reads a job's definition and state at one revision; the
+// definition's key-value is returned for compares. It is a 404 when the
+// job does not exist.
+func (s *Server) readJob(ctx context.Context, name string) (*jobspec.Job, *mvccpb.KeyValue, store.JobState, error) {
+	var st store.JobState
+	resp, err := s.etcd.Txn(ctx).Then(clientv3.OpGet(s.keys.Job(name)), clientv3.OpGet(s.keys.State(name))).Commit()
+	if err != nil {
+		return nil, nil, st, fmt.Errorf("read job %s: %w", name, err)
+	}
+	jobKvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(jobKvs) == 0 {
+		return nil, nil, st, errorf(http.StatusNotFound, "no job named %q", name)
+	}
+	j, err := decodeJob(jobKvs[0])
+	if err != nil {
+		return nil, nil, st, err
+	}
+	if stateKvs := resp.Responses[1].GetResponseRange().Kvs; len(stateKvs) > 0 {
+		if err := json.Unmarshal(stateKvs[0].Value, &st); err != nil {
+			return nil, nil, st, fmt.Errorf("decode state of %s: %w", name, err)
+		}
+	}
+	return j, jobKvs[0], st, nil
+}
+
+// nextRunCount is how many coming times a job's detail shows.
+const nextRunCount = 5
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
+	name, err := jobName(r, "name")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	j, _, st, err := s.readJob(ctx, name)
+	if err != nil {
+		return err
+	}
+	fires, err := s.recentFires(ctx, name, api.DefaultFireLimit)
+	if err != nil {
+		return err
+	}
+	detail := api.JobDetail{Job: j, State: apiJobState(st), Next: []api.NextRun{}, Fires: apiFires(fires)}
+	if sched, t := s.schedule(jobspec.NewScheduleCache(1), j, st, s.now()); sched != nil {
+		loc := j.Location()
+		for range nextRunCount {
+			occ, ok := jobspec.NextOccurrence(sched, t)
+			if !ok {
+				break
+			}
+			detail.Next = append(detail.Next, api.NextRun{
+				Time: occ.Time.In(loc), Wall: occ.Wall.Format("2006-01-02T15:04:05"),
+				Shift: shiftName(occ.Shift), Note: occ.Shift.String(),
+			})
+			t = occ.Time
+		}
+	}
+	writeJSON(w, http.StatusOK, detail)
+	return nil
+}
+
+func shiftName(s jobspec.Shift) string {
+	switch s {
+	case jobspec.ShiftedByGap:
+		return "gap"
+	case jobspec.FirstOfRepeated:
+		return "repeated-first"
+	case jobspec.SecondOfRepeated:
+		return "repeated-second"
+	default:
+		return ""
+	}
+}
+
+// setDisabled writes the definition back with Disabled changed, compared on
+// the key's mod revision. The next `aion apply` of the job's file sets it
+// to what the file says again.
+func (s *Server) setDisabled(w http.ResponseWriter, r *http.Request, disabled bool) error {
+	name, err := jobName(r, "name")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	j, kv, _, err := s.readJob(ctx, name)
+	if err != nil {
+		return err
+	}
+	res := api.EnableResponse{Job: name, Disabled: disabled}
+	if j.Disabled == disabled {
+		writeJSON(w, http.StatusOK, res)
+		return nil
+	}
+	j.Disabled = disabled
+	data, err := json.Marshal(j)
+	if err != nil {
+		return fmt.Errorf("encode job %s: %w", name, err)
+	}
+	key := s.keys.Job(name)
+	resp, err := s.etcd.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+		Then(clientv3.OpPut(key, string(data))).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("write job %s: %w", name, err)
+	}
+	if !resp.Succeeded {
+		return errorf(http.StatusConflict, "job %s changed (or was deleted) while being updated; try again", name)
+	}
+	res.Changed = true
+	s.log.Info("job updated", zap.String("job", name), zap.Bool("disabled", disabled))
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// deleteJob deletes a job's definition and state in one transaction that
+// fails if any job definition changed since they were read, so a child
+// applied meanwhile cannot be left with a missing parent. Its fire history
+// stays.
+func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) error {
+	name, err := jobName(r, "name")
+	if err != nil {
+		return err
+	}
+	cascade, err := boolParam(r, "cascade")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	resp, err := s.etcd.Get(ctx, s.keys.Jobs(), clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("read jobs: %w", err)
+	}
+	var target *mvccpb.KeyValue
+	childrenOf := make(map[string][]string)
+	for _, kv := range resp.Kvs {
+		j, err := decodeJob(kv)
+		if err != nil {
+			return err
+		}
+		if j.Name == name {
+			target = kv
+		}
+		for _, p := range j.Parents {
+			childrenOf[p] = append(childrenOf[p], j.Name)
+		}
+	}
+	if target == nil {
+		return errorf(http.StatusNotFound, "no job named %q", name)
+	}
+	children := childrenOf[name]
+	if len(children) > 0 && !cascade {
+		var problems []string
+		for _, c := range children {
+			problems = append(problems, fmt.Sprintf("job %s lists %s in its parents", c, name))
+		}
+		return &httpError{
+			status:   http.StatusConflict,
+			msg:      fmt.Sprintf("job %s is a parent of %s: delete them too (--cascade) or change their parents first", name, strings.Join(children, ", ")),
+			problems: problems,
+		}
+	}
+	// With cascade, every descendant goes too, in the same transaction.
+	deleted := []string{name}
+	for i := 0; i < len(deleted); i++ {
+		for _, c := range childrenOf[deleted[i]] {
+			if !slices.Contains(deleted, c) {
+				deleted = append(deleted, c)
+			}
+		}
+	}
+	ops := make([]clientv3.Op, 0, 3*len(deleted))
+	for _, d := range deleted {
+		ops = append(ops, clientv3.OpDelete(s.keys.Job(d)), clientv3.OpDelete(s.keys.State(d)),
+			clientv3.OpDelete(s.keys.Requests()+d+"/", clientv3.WithPrefix()))
+	}
+	txn, err := s.etcd.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(s.keys.Job(name)), "=", target.ModRevision),
+			clientv3.Compare(clientv3.ModRevision(s.keys.Jobs()), "<", resp.Header.Revision+1).WithPrefix()).
+		Then(ops...).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("delete job %s: %w", name, err)
+	}
+	if !txn.Succeeded {
+		return errorf(http.StatusConflict, "jobs changed while job %s was being deleted; try again", name)
+	}
+	s.log.Info("jobs deleted", zap.Strings("jobs", deleted))
+	writeJSON(w, http.StatusOK, api.DeleteResponse{Deleted: name, Cascaded: deleted[1:]})
+	return nil
+}
