@@ -13,10 +13,10 @@ import (
 
 // Group commit. When many fires are dispatched at once (a thousand jobs
 // due at the same second), a transaction per claim and per result makes
-// each wait behind all the others in etcd. Instead a few committer
-// goroutines each take whatever claims (or results) are queued, up to
-// maxBatch, and write them in one transaction. At low load a batch is one
-// fire, as fast as a transaction of its own.
+// each wait behind all the others in etcd. Instead one claim committer
+// and one result committer per executor each take whatever claims (or
+// results) are queued, up to maxBatch, and write them in one transaction.
+// At low load a batch is one fire, as fast as a transaction of its own.
 
 // maxBatch keeps a claim transaction (two compares per fire) under etcd's
 // default limit of 128 operations.

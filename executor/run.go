@@ -274,7 +274,7 @@ func stopped(ctx context.Context) (store.FireState, string) {
 }
 
 // killGroup sends SIGTERM to the process group, then SIGKILL after the
-// grace period, and returns the leader's Wait result.
+// grace period, and returns the process group leader's Wait result.
 func (x *Executor) killGroup(pid int, waited <-chan error) error {
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
 	grace := time.NewTimer(min(x.cfg.Grace, 10*time.Second))

@@ -130,7 +130,8 @@ type Container struct {
 	Entrypoint []string   `yaml:"entrypoint" json:"entrypoint,omitempty"`
 }
 
-// Notify lists webhooks called with the fire record when a run ends.
+// Notify lists webhooks to be called with the fire record when a run
+// ends. It is validated, but nothing calls them yet.
 type Notify struct {
 	OnFailure []string `yaml:"on_failure" json:"on_failure,omitempty"`
 	OnSuccess []string `yaml:"on_success" json:"on_success,omitempty"`

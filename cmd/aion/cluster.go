@@ -42,7 +42,7 @@ func clusterFlags(cmd *cobra.Command) {
 
 func schedulerFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.String("id", "", "scheduler ID in the election (default: host name)")
+	f.String("id", "", "scheduler ID in the election (default: host name-PID)")
 	f.String("listen", "127.0.0.1:8080", "HTTP API address")
 	f.Duration("session-ttl", 5*time.Second, "leader session TTL")
 	f.Duration("misfire-grace", time.Minute, "nominal times later than this follow the job's misfire policy")

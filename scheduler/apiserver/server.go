@@ -4,7 +4,8 @@
 // store.Apply, manual runs with store.RequestRun, which the leader turns
 // into a fenced fire), so no request is ever forwarded to the leader.
 // Output of runs is fetched from the executor that ran them over NATS
-// request-reply; executors' load reports are kept from aion.nodes.load.
+// request-reply; executors' load reports are kept from the load subject
+// (store.LoadSubject).
 // Records read from etcd become api types in one place, convert.go.
 //
 //	srv := apiserver.New(etcdClient, natsConn, store.Keys{Prefix: "/aion/"}, "aion.", logger, time.Now)

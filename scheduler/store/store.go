@@ -6,6 +6,7 @@
 //	<prefix>jobs/<name>             job definition (jobspec.Job as JSON)
 //	<prefix>state/<name>            scheduling state: high-water mark, last results
 //	<prefix>fires/<name>/<suffix>   one record per planned run (fire ID = name@suffix)
+//	<prefix>requests/<job>/<suffix> user requests (Request: run, kill, pause, backfill)
 //	<prefix>nodes/<node-id>         executor registration, on the executor's lease
 //	<prefix>leader/                 election prefix
 package store
@@ -383,7 +384,7 @@ type LoadReport struct {
 	At      time.Time         `json:"at"`
 }
 
-// FireEvent announces a fire's new state to watchers (CLI, UI).
+// FireEvent announces a fire's new state to watchers (aion dev prints them).
 type FireEvent struct {
 	Fire     FireID    `json:"fire"`
 	State    FireState `json:"state"`
