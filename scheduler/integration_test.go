@@ -1,8 +1,6 @@
 package scheduler_test
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,50 +10,26 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/cmd/harness/runlog"
 	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/scheduler/store"
 )
-
-// runLog is a file outside Aion that jobs append "fire attempt node pid" to.
-func runLog(t *testing.T) string {
-	return filepath.Join(t.TempDir(), "runs.log")
-}
-
-func readRunLog(t *testing.T, path string) []string {
-	t.Helper()
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	return lines
-}
 
 func TestCluster_EverySecondJobFiresOnTimeWithoutGapsOrDuplicates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for 30 seconds")
 	}
 	c := clustertest.Start(t)
-	log := runLog(t)
+	log := runlog.File(t)
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "x1", 4, nil)
 	c.Apply(t, fmt.Sprintf(`
 name: tick
 schedule: "* * * * * *"
 cron_seconds: true
-command: echo "$AION_FIRE_ID $AION_ATTEMPT" >> %s
-`, log))
+command: %q
+`, runlog.Command(log, "true")))
 	time.Sleep(30 * time.Second)
 	clustertest.WaitFor(t, 5*time.Second, "running fires to finish", func() bool {
 		for _, f := range c.Fires(t, "tick") {
@@ -89,10 +63,7 @@ command: echo "$AION_FIRE_ID $AION_ATTEMPT" >> %s
 		}
 	}
 	// Each fire started exactly once: its ID appears once in the job's own log.
-	seen := make(map[string]int)
-	for _, line := range readRunLog(t, log) {
-		seen[line]++
-	}
+	seen := runlog.Starts(runlog.MustRead(t, log))
 	for _, f := range fires {
 		if f.State == store.FireSucceeded && seen[f.ID.String()+" 1"] != 1 {
 			t.Errorf("fire %s ran %d times, want once", f.ID, seen[f.ID.String()+" 1"])
@@ -181,10 +152,7 @@ func TestCluster_LeastLoadedExecutorFirst(t *testing.T) {
 		return running == 2
 	})
 	c.StartExecutor(t, "idle", 4, nil)
-	clustertest.WaitFor(t, 5*time.Second, "idle executor to register", func() bool {
-		resp, err := c.Etcd.Get(context.Background(), c.Keys.Node("idle"))
-		return err == nil && len(resp.Kvs) == 1
-	})
+	c.WaitRegistered(t, "idle")
 	time.Sleep(500 * time.Millisecond) // let the leader see the registration
 	c.Apply(t, "jobs:"+hogs+`
   - name: work
@@ -214,7 +182,7 @@ func TestCluster_LeastLoadedExecutorFirst(t *testing.T) {
 
 func TestCluster_DependenciesRunInOrderAndFailedParentBlocks(t *testing.T) {
 	c := clustertest.Start(t)
-	log := runLog(t)
+	log := runlog.File(t)
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "x1", 4, nil)
 	c.Apply(t, fmt.Sprintf(`
@@ -240,7 +208,7 @@ jobs:
 	clustertest.WaitFor(t, 15*time.Second, "two loads", func() bool {
 		return len(clustertest.Final(c.Fires(t, "load"))) >= 2
 	})
-	lines := readRunLog(t, log)
+	lines := runlog.MustLines(t, log)
 	// The chain runs in order each time: extract, transform, load.
 	var chain []string
 	for _, l := range lines {
@@ -324,13 +292,7 @@ command: sleep 60
 		return false
 	})
 	// The executor's lease ends as if the process had died.
-	resp, err := c.Etcd.Get(context.Background(), c.Keys.Node("doomed"))
-	if err != nil || len(resp.Kvs) != 1 {
-		t.Fatalf("registration: %v", err)
-	}
-	if _, err := c.Etcd.Revoke(context.Background(), clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
-		t.Fatal(err)
-	}
+	c.RevokeRegistration(t, "doomed")
 	clustertest.WaitFor(t, 5*time.Second, "the fire to be marked lost", func() bool {
 		for _, f := range c.Fires(t, "long") {
 			if f.ID == running.ID {

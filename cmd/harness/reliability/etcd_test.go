@@ -15,6 +15,7 @@ import (
 
 	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/cmd/harness/embedded"
+	"github.com/aionsched/aion/cmd/harness/runlog"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -150,7 +151,7 @@ concurrency: allow
 command: %q
 misfire:
   policy: skip
-`, LoggedCommand(w.runLog, "true")))
+`, runlog.Command(w.runLog, "true")))
 	w.waitLeader(t, "")
 	time.Sleep(3 * time.Second)
 	// Stopping a member is graceful (a leader hands over first) and takes
@@ -174,7 +175,7 @@ misfire:
 	time.Sleep(3*ttl + 5*time.Second)
 	to := time.Now().Add(-2 * time.Second)
 	r := w.check(t, "tick", lostAt.Add(time.Second), to)
-	runs, _ := ReadRuns(w.runLog)
+	runs, _ := runlog.Read(w.runLog)
 	for _, run := range runs {
 		if run.Start.After(lostAt.Add(2*time.Second)) && run.Start.Before(backAt) {
 			t.Errorf("%s started at %s, while etcd had no quorum", run.Fire, run.Start.Format("15:04:05.000"))
