@@ -13,6 +13,7 @@ import (
 )
 
 func TestBackfill_PlansEachTimeOnceWithinTheParallelLimit(t *testing.T) {
+	clustertest.SkipShort(t, "end-to-end (about 4 s of backfilled runs)")
 	c := clustertest.Start(t)
 	log := runlog.File(t)
 	c.StartScheduler(t, "s1")

@@ -13,13 +13,12 @@ import (
 	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/cmd/harness/runlog"
 	"github.com/aionsched/aion/executor"
+	"github.com/aionsched/aion/scheduler"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
 func TestCluster_EverySecondJobFiresOnTimeWithoutGapsOrDuplicates(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs for 30 seconds")
-	}
+	clustertest.SkipShort(t, "soak (30 s of an every-second job)")
 	c := clustertest.Start(t)
 	log := runlog.File(t)
 	c.StartScheduler(t, "s1")
@@ -125,6 +124,7 @@ jobs:
 }
 
 func TestCluster_LeastLoadedExecutorFirst(t *testing.T) {
+	clustertest.SkipShort(t, "end-to-end (about 10 s of overlapping runs)")
 	c := clustertest.Start(t)
 	c.StartScheduler(t, "s1")
 	// "busy" has 2 of its 4 slots taken by long runs pinned to it.
@@ -310,7 +310,11 @@ command: sleep 60
 
 func TestCluster_AppliedChangesTakeEffect(t *testing.T) {
 	c := clustertest.Start(t)
-	c.StartScheduler(t, "s1")
+	// What is tested is which nominal times get planned: the scheduler's
+	// clock runs three times as fast, so they come three times as often.
+	const rate = 3
+	clock := clustertest.NewClock(0, rate)
+	c.StartScheduler(t, "s1", func(cfg *scheduler.Config) { cfg.Now = clock.Now })
 	c.StartExecutor(t, "x1", 4, nil)
 	c.Apply(t, `
 jobs:
@@ -337,16 +341,19 @@ jobs:
 	if strings.Join(res.Deleted, ",") != "goes" || strings.Join(res.Updated, ",") != "keep" {
 		t.Fatalf("apply result %+v, want goes deleted and keep updated", res)
 	}
-	changedAt := time.Now()
-	time.Sleep(4500 * time.Millisecond)
+	changedAt := clock.Now()
+	// 4.5 s of the clock; the leader sees the apply within 500 ms of the
+	// wall clock.
+	time.Sleep(clock.WallFor(4500 * time.Millisecond))
+	seen := changedAt.Add(rate * 500 * time.Millisecond)
 	for _, f := range c.Fires(t, "goes") {
-		if f.PlannedAt.After(changedAt.Add(500 * time.Millisecond)) {
+		if f.PlannedAt.After(seen) {
 			t.Errorf("deleted job planned %s after the apply", f.ID)
 		}
 	}
 	var after []store.Fire
 	for _, f := range c.Fires(t, "keep") {
-		if f.PlannedAt.After(changedAt.Add(500 * time.Millisecond)) {
+		if f.PlannedAt.After(seen) {
 			after = append(after, f)
 			if f.Nominal.Second()%2 != 0 {
 				t.Errorf("keep fired at %s, off its new */2 schedule", f.Nominal)

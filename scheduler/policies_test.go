@@ -92,6 +92,7 @@ func alive(t *testing.T, pid int) []string {
 }
 
 func TestPolicy_RetriesWithBackoff(t *testing.T) {
+	clustertest.SkipShort(t, "end-to-end (about 6 s of backoffs)")
 	t.Parallel()
 	c := clustertest.Start(t)
 	log := runlog.File(t)
@@ -250,6 +251,7 @@ jobs:
 }
 
 func TestPolicy_ForbidNeverOverlaps(t *testing.T) {
+	clustertest.SkipShort(t, "end-to-end (12 s of schedule)")
 	t.Parallel()
 	c := clustertest.Start(t)
 	log := runlog.File(t)
@@ -292,6 +294,7 @@ command: %q
 }
 
 func TestPolicy_ReplaceCancelsTheRunningFire(t *testing.T) {
+	clustertest.SkipShort(t, "end-to-end (about 8 s of schedule)")
 	t.Parallel()
 	c := clustertest.Start(t)
 	log := runlog.File(t)
@@ -376,6 +379,7 @@ command: %q
 }
 
 func TestPolicy_QueueRunsOneAfterAnother(t *testing.T) {
+	clustertest.SkipShort(t, "end-to-end (8 s of schedule)")
 	t.Parallel()
 	c := clustertest.Start(t)
 	log := runlog.File(t)
@@ -627,6 +631,7 @@ command: sleep 30
 // ever later. Without the deadline the backlog (and lateness) would grow
 // by almost half a run a second.
 func TestPolicy_FullSlotsWaitThenSkipPastTheStartingDeadline(t *testing.T) {
+	clustertest.SkipShort(t, "end-to-end (12 s of schedule)")
 	t.Parallel()
 	c := clustertest.Start(t)
 	log := runlog.File(t)

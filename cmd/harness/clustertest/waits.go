@@ -170,3 +170,37 @@ func (c *Cluster) RunFire(t testing.TB, job, node string, args []string) store.F
 	t.Helper()
 	return c.WaitFinal(t, c.StartFire(t, job, node, args), 20*time.Second)
 }
+
+// Clock is a scheduler clock for tests (scheduler.Config.Now) that waits
+// only for time to pass: it starts at the wall clock shifted by Shift and
+// runs Rate times as fast. Timers of the scheduler (reconcile, compaction)
+// still tick on the wall clock, and runs are real processes.
+type Clock struct {
+	Shift time.Duration
+	Rate  float64 // 0 means 1
+	start time.Time
+}
+
+// NewClock starts a clock at the wall clock shifted by shift, running rate
+// times as fast as it.
+func NewClock(shift time.Duration, rate float64) *Clock {
+	return &Clock{Shift: shift, Rate: rate, start: time.Now()}
+}
+
+// Now is the clock's time: give it to scheduler.Config.Now.
+func (c *Clock) Now() time.Time {
+	rate := c.Rate
+	if rate == 0 {
+		rate = 1
+	}
+	wall := time.Now()
+	return c.start.Add(c.Shift + time.Duration(float64(wall.Sub(c.start))*rate)).Round(0)
+}
+
+// WallFor is how long the wall clock takes for d of this clock to pass.
+func (c *Clock) WallFor(d time.Duration) time.Duration {
+	if c.Rate == 0 {
+		return d
+	}
+	return time.Duration(float64(d) / c.Rate)
+}

@@ -30,6 +30,7 @@ type etcdCluster struct {
 }
 
 func startEtcdCluster(t *testing.T) *etcdCluster {
+	clustertest.SkipShort(t, "fault scenario (three etcd members, aion processes for about 30 s)")
 	ec := &etcdCluster{t: t}
 	var peers []string
 	for i := range 3 {
@@ -87,9 +88,6 @@ func (ec *etcdCluster) stop(i int) {
 
 // newEtcdWorld is a world whose etcd is the three-member cluster.
 func newEtcdWorld(t *testing.T, ec *etcdCluster, misfireGrace time.Duration) *world {
-	if testing.Short() {
-		t.Skip("fault injection runs processes for about 30 seconds")
-	}
 	nsrv, err := embedded.StartNATS("")
 	if err != nil {
 		t.Fatal(err)

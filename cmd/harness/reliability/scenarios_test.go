@@ -28,9 +28,7 @@ type world struct {
 }
 
 func newWorld(t *testing.T, schedulers, executors []string) *world {
-	if testing.Short() {
-		t.Skip("fault injection runs processes for about 20 seconds")
-	}
+	clustertest.SkipShort(t, "fault scenario (aion processes for about 20 s)")
 	w := &world{
 		c: clustertest.Start(t), bin: clustertest.BuildAion(t),
 		schedulers: map[string]*clustertest.Process{}, executors: map[string]*clustertest.Process{},
