@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/cmd/harness/runlog"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -190,12 +192,12 @@ command: echo "who=${WHO:-nobody}" >> `+out+`
 // twice: each runs exactly once and records its result.
 func TestExecutor_BurstOfDispatchesEachRunsOnce(t *testing.T) {
 	c := clustertest.Start(t)
-	runs := filepath.Join(t.TempDir(), "runs.log")
+	runs := runlog.File(t)
 	c.Apply(t, `
 name: burst
 schedule: manual
 concurrency: allow
-command: echo "$AION_FIRE_ID" >> `+runs+`
+command: `+strconv.Quote(runlog.Command(runs, "true"))+`
 `)
 	c.StartExecutor(t, "a", 200, nil)
 	c.WaitRegistered(t, "a")
@@ -224,14 +226,7 @@ command: echo "$AION_FIRE_ID" >> `+runs+`
 			t.Errorf("%s: %s (%s)", f.ID, f.State, f.Reason)
 		}
 	}
-	data, err := os.ReadFile(runs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := make(map[string]int)
-	for _, line := range strings.Fields(string(data)) {
-		seen[line]++
-	}
+	seen := runlog.Starts(runlog.MustRead(t, runs))
 	if len(seen) != 100 {
 		t.Errorf("%d distinct fires ran, want 100", len(seen))
 	}

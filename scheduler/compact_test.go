@@ -10,6 +10,7 @@ import (
 )
 
 func TestCompact_KeepsTheNewestRecordsAndNeverAnOpenOne(t *testing.T) {
+	clustertest.SkipShort(t, "end-to-end (about 8 s of records)")
 	c := clustertest.Start(t)
 	// Compaction counts records, not time: the scheduler's clock runs
 	// twice as fast, so the eight seconds of records pile up in four.

@@ -234,6 +234,7 @@ jobs:
 }
 
 func TestCluster_TimeoutKillsTheWholeProcessGroup(t *testing.T) {
+	clustertest.SkipShort(t, "end-to-end (about 5 s, with a 300 s child left to kill)")
 	c := clustertest.Start(t)
 	dir := t.TempDir()
 	c.StartScheduler(t, "s1")
@@ -270,6 +271,7 @@ command: sleep 300 & echo $! > %[1]s/child.pid; echo started; wait
 }
 
 func TestCluster_RunOfDeadExecutorBecomesLost(t *testing.T) {
+	clustertest.SkipShort(t, "fault scenario (executor lease revoked)")
 	c := clustertest.Start(t)
 	c.StartScheduler(t, "s1")
 	cfg := executor.DefaultConfig()
