@@ -26,6 +26,7 @@ func startExecutor(t *testing.T, c *clustertest.Cluster, id string) {
 // TestExecutor_DuplicateDispatchesStartOnce sends the same dispatch to two
 // executors, many times: the claim transaction lets exactly one start, once.
 func TestExecutor_DuplicateDispatchesStartOnce(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	runs := filepath.Join(t.TempDir(), "runs.log")
 	c.Apply(t, `
@@ -60,6 +61,7 @@ command: echo "$AION_FIRE_ID $AION_ATTEMPT $AION_JOB" >> `+runs+`; sleep 0.2
 // TestExecutor_ArgsEnvWorkdirAndOutput runs argv without a shell, with the
 // job's env, the fire's overrides and the workdir, and keeps the output.
 func TestExecutor_ArgsEnvWorkdirAndOutput(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	dir := t.TempDir()
 	c.Apply(t, `
@@ -93,6 +95,7 @@ env:
 // TestExecutor_LogRequestsStayInsideTheOutputDirectory asks for a path
 // outside the output directory over NATS, as anyone on the bus could.
 func TestExecutor_LogRequestsStayInsideTheOutputDirectory(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	startExecutor(t, c, "a")
 	for _, id := range []store.FireID{{Job: "x", Suffix: "../../../../etc/hostname"}, {Job: "..", Suffix: "etc"}} {
@@ -154,6 +157,7 @@ command: sleep 3; touch `+marker+`
 // leader never wrote) at the record's real revision: the claim compares the
 // value, so the executor goes by the stored record.
 func TestExecutor_ForgedDispatchRunsTheStoredRecord(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	out := filepath.Join(t.TempDir(), "out")
 	c.Apply(t, `
@@ -191,6 +195,7 @@ command: echo "who=${WHO:-nobody}" >> `+out+`
 // (the claims and results are committed in batches) and some of them
 // twice: each runs exactly once and records its result.
 func TestExecutor_BurstOfDispatchesEachRunsOnce(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	runs := runlog.File(t)
 	c.Apply(t, `

@@ -28,6 +28,7 @@ func runOnce(t *testing.T, c *clustertest.Cluster, name, command string) store.F
 // process that left the run's group holding the output does not hold up
 // the result.
 func TestExecutor_OutputFileOnlyWhenTheRunWritesOutput(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	startExecutor(t, c, "a")
 	dir := t.TempDir()

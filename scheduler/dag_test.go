@@ -12,6 +12,7 @@ import (
 )
 
 func TestDAG_SoftFailParentLetsChildrenRun(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	log := runlog.File(t)
 	c.StartScheduler(t, "s1")

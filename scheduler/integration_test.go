@@ -74,6 +74,7 @@ command: %q
 }
 
 func TestCluster_ConstraintsRouteJobs(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "eu-1", 4, map[string]string{"zone": "eu"})
@@ -181,6 +182,7 @@ func TestCluster_LeastLoadedExecutorFirst(t *testing.T) {
 }
 
 func TestCluster_DependenciesRunInOrderAndFailedParentBlocks(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	log := runlog.File(t)
 	c.StartScheduler(t, "s1")
@@ -368,6 +370,7 @@ jobs:
 }
 
 func TestCluster_WaitingFireRunsWhenAnEligibleExecutorAppears(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "earth-1", 2, map[string]string{"zone": "earth"})

@@ -18,6 +18,7 @@ import (
 // before the leader starts, as if it had stopped planning then. Each policy
 // must produce exactly the expected fire records for the ten missed times.
 func TestMisfire_PoliciesAfterATenMinuteOutage(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	c.StartExecutor(t, "x1", 8, nil)
 	jobs := map[string]string{
@@ -106,6 +107,7 @@ func TestMisfire_PoliciesAfterATenMinuteOutage(t *testing.T) {
 // forbid job due in the same planning round (run-all catch-up after an
 // outage): exactly one runs, the other 49 are skipped as overlaps.
 func TestMisfire_FiftyDueAtOnceForbidRunsOne(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	c.StartExecutor(t, "x1", 8, nil)
 	c.Apply(t, `
