@@ -373,11 +373,7 @@ container: {image: %s, pull: never}
 	c.StartScheduler(t, "s1")
 	var ids []store.FireID
 	for i := range 6 {
-		id, err := store.RequestRun(t.Context(), c.Etcd, c.Keys, "boxed", store.Request{At: time.Now().Add(time.Duration(i) * time.Millisecond), By: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
+		ids = append(ids, c.RequestRun(t, "boxed", store.Request{At: time.Now().Add(time.Duration(i) * time.Millisecond), By: "test"}))
 	}
 	clustertest.WaitFor(t, 30*time.Second, "six runs to end", func() bool {
 		ended := 0

@@ -162,14 +162,8 @@ command: %q
 constraints: ["node=x1"]
 `, runlog.Command(w.runLog, "sleep 60")))
 	w.waitLeader(t, "")
-	clustertest.WaitFor(t, 10*time.Second, "x1 to register", func() bool {
-		resp, err := w.c.Etcd.Get(t.Context(), w.c.Keys.Node("x1"))
-		return err == nil && len(resp.Kvs) == 1
-	})
-	id, err := store.RequestRun(t.Context(), w.c.Etcd, w.c.Keys, "long", store.Request{At: time.Now(), By: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w.c.WaitRegistered(t, "x1")
+	id := w.c.RequestRun(t, "long", store.Request{By: "test"})
 	var run runlog.Run
 	clustertest.WaitFor(t, 10*time.Second, "the run to start", func() bool {
 		runs, _ := runlog.Read(w.runLog)
