@@ -1,7 +1,6 @@
 package executor_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -12,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/executor"
@@ -41,40 +38,7 @@ func startDockerExecutor(t *testing.T, c *clustertest.Cluster, node string, mode
 	cfg.OutputDir = t.TempDir()
 	cfg.Grace = time.Second
 	clustertest.RunUntilCleanup(t, executor.New(cfg, c.Etcd, c.NATS, c.Log).Run, "")
-	return waitRegistered(t, c, node)
-}
-
-func waitRegistered(t *testing.T, c *clustertest.Cluster, node string) store.Node {
-	t.Helper()
-	var n store.Node
-	clustertest.WaitFor(t, 10*time.Second, node+" to register", func() bool {
-		resp, err := c.Etcd.Get(context.Background(), c.Keys.Node(node))
-		return err == nil && len(resp.Kvs) == 1 && json.Unmarshal(resp.Kvs[0].Value, &n) == nil
-	})
-	return n
-}
-
-// runFire plans a fire of job on node, dispatches it and waits for its end.
-func runFire(t *testing.T, c *clustertest.Cluster, job, node string, args []string) store.Fire {
-	t.Helper()
-	id := startFire(t, c, job, node, args)
-	clustertest.WaitFor(t, 20*time.Second, id.String()+" to end", func() bool {
-		return fireRecord(t, c, id).State.Final()
-	})
-	return fireRecord(t, c, id)
-}
-
-func startFire(t *testing.T, c *clustertest.Cluster, job, node string, args []string) store.FireID {
-	t.Helper()
-	id := store.ManualFireID(job, time.Now())
-	f := store.Fire{ID: id, Trigger: store.TriggerManual, Nominal: time.Now().UTC(), State: store.FirePlanned,
-		Attempt: 1, Node: node, PlannedAt: time.Now().UTC(), Args: args}
-	data, _ := json.Marshal(f)
-	if _, err := c.Etcd.Put(context.Background(), c.Keys.Fire(id), string(data)); err != nil {
-		t.Fatal(err)
-	}
-	dispatch(t, c, node, store.Dispatch{Fire: id, Attempt: 1})
-	return id
+	return c.WaitRegistered(t, node)
 }
 
 // waitContainerRunning waits for node's one container to be started.
@@ -120,7 +84,7 @@ func TestDocker_NodeAdvertisesDockerOnlyWithAnEngine(t *testing.T) {
 		t.Errorf("auto without an engine: labels %v, want no %s", n.Labels, store.DockerLabel)
 	}
 	c.Apply(t, "name: host\nschedule: manual\ncommand: echo on the host\n")
-	if f := runFire(t, c, "host", node, nil); f.State != store.FireSucceeded {
+	if f := c.RunFire(t, "host", node, nil); f.State != store.FireSucceeded {
 		t.Errorf("host job on a node without Docker: %s (%s)", f.State, f.Reason)
 	}
 	cfg := executor.DefaultConfig()
@@ -168,7 +132,7 @@ jobs:
 `, img, data))
 	startDockerExecutor(t, c, node, executor.DockerOn)
 
-	f := runFire(t, c, "greet", node, []string{"arg1"})
+	f := c.RunFire(t, "greet", node, []string{"arg1"})
 	if f.State != store.FireSucceeded || exitCode(f) != "0" {
 		t.Fatalf("greet: %s exit %s (%s)\n%s", f.State, exitCode(f), f.Reason, f.OutputTail)
 	}
@@ -188,10 +152,10 @@ jobs:
 		t.Errorf("file written through the volume: %q, %v", written, err)
 	}
 
-	if f := runFire(t, c, "fail", node, nil); f.State != store.FireFailed || exitCode(f) != "3" || f.Reason != "exit status 3" {
+	if f := c.RunFire(t, "fail", node, nil); f.State != store.FireFailed || exitCode(f) != "3" || f.Reason != "exit status 3" {
 		t.Errorf("fail: %s exit %s (%s), want failed with exit status 3", f.State, exitCode(f), f.Reason)
 	}
-	if f := runFire(t, c, "image-default", node, nil); f.State != store.FireSucceeded || f.OutputTail != "the image's own command\n" {
+	if f := c.RunFire(t, "image-default", node, nil); f.State != store.FireSucceeded || f.OutputTail != "the image's own command\n" {
 		t.Errorf("image-default: %s (%s) output %q, want the image's CMD run", f.State, f.Reason, f.OutputTail)
 	}
 	waitNoContainers(t, node)
@@ -213,7 +177,7 @@ container: {image: %s, pull: never}
 `, img))
 	startDockerExecutor(t, c, node, executor.DockerOn) // grace 1s
 
-	f := runFire(t, c, "stubborn", node, nil)
+	f := c.RunFire(t, "stubborn", node, nil)
 	took := f.EndedAt.Sub(f.StartedAt)
 	if f.State != store.FireTimedOut || exitCode(f) != "137" || f.Reason != "killed after the 1s timeout" {
 		t.Errorf("stubborn: %s exit %s (%s), want timed_out, killed (137)", f.State, exitCode(f), f.Reason)
@@ -247,7 +211,7 @@ container: {image: %s, pull: never}
 `, img))
 	startDockerExecutor(t, c, node, executor.DockerOn)
 
-	f := runFire(t, c, "greedy", node, nil)
+	f := c.RunFire(t, "greedy", node, nil)
 	if f.State != store.FireFailed || exitCode(f) != "137" || f.Reason != "killed: out of memory (limit 32MiB)" {
 		t.Errorf("greedy: %s exit %s (%s), want failed: killed: out of memory (limit 32MiB), exit 137", f.State, exitCode(f), f.Reason)
 	}
@@ -269,14 +233,14 @@ container: {image: %s, pull: never}
 `, img))
 	startDockerExecutor(t, c, node, executor.DockerOn)
 
-	id := startFire(t, c, "long", node, nil)
+	id := c.StartFire(t, "long", node, nil)
 	var chunk store.LogChunk
 	clustertest.WaitFor(t, 10*time.Second, "the first line in the running container's output", func() bool {
 		data, _ := json.Marshal(store.LogRequest{Fire: id, Attempt: 1})
 		msg, err := c.NATS.Request(store.LogSubject("aion.", node), data, 2*time.Second)
 		return err == nil && json.Unmarshal(msg.Data, &chunk) == nil && string(chunk.Data) == "first\n"
 	})
-	if f := fireRecord(t, c, id); f.State != store.FireRunning {
+	if f := c.MustFire(t, id); f.State != store.FireRunning {
 		t.Fatalf("state %s while its output streams, want running", f.State)
 	}
 	if len(containertest.Containers(t, node)) != 1 {
@@ -286,8 +250,7 @@ container: {image: %s, pull: never}
 	if err := c.NATS.Publish(store.KillSubject("aion.", node), kill); err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitFor(t, 10*time.Second, "the run to end", func() bool { return fireRecord(t, c, id).State.Final() })
-	if f := fireRecord(t, c, id); f.State != store.FireCancelled || f.Reason != "killed by test" || f.OutputTail != "first\n" || f.PID == 0 {
+	if f := c.WaitFinal(t, id, 10*time.Second); f.State != store.FireCancelled || f.Reason != "killed by test" || f.OutputTail != "first\n" || f.PID == 0 {
 		t.Errorf("killed run: %s (%s) output %q PID %d, want cancelled, with the container's PID", f.State, f.Reason, f.OutputTail, f.PID)
 	}
 	waitNoContainers(t, node)
@@ -312,10 +275,10 @@ jobs:
     container: {image: "127.0.0.1:1/aion-test-absent:1", pull: always}
 `)
 	startDockerExecutor(t, c, node, executor.DockerOn)
-	if f := runFire(t, c, "never", node, nil); f.State != store.FireFailed || f.Reason != `image "aion-test-absent:1" not found locally and pull is never` {
+	if f := c.RunFire(t, "never", node, nil); f.State != store.FireFailed || f.Reason != `image "aion-test-absent:1" not found locally and pull is never` {
 		t.Errorf("pull never: %s (%s)", f.State, f.Reason)
 	}
-	if f := runFire(t, c, "always", node, nil); f.State != store.FireFailed || !strings.HasPrefix(f.Reason, `pull image "127.0.0.1:1/aion-test-absent:1" (pull: always): `) {
+	if f := c.RunFire(t, "always", node, nil); f.State != store.FireFailed || !strings.HasPrefix(f.Reason, `pull image "127.0.0.1:1/aion-test-absent:1" (pull: always): `) {
 		t.Errorf("pull always, no registry: %s (%s)", f.State, f.Reason)
 	}
 }
@@ -335,32 +298,23 @@ command: sleep 1m
 container: {image: %s, pull: never}
 `, img))
 	startDockerExecutor(t, c, node, executor.DockerOn)
-	reg, err := c.Etcd.Get(t.Context(), c.Keys.Node(node))
-	if err != nil || len(reg.Kvs) != 1 {
-		t.Fatalf("node key: %v", err)
-	}
-	id := startFire(t, c, "long", node, nil)
+	id := c.StartFire(t, "long", node, nil)
 	waitContainerRunning(t, node)
-	if _, err := c.Etcd.Revoke(t.Context(), clientv3.LeaseID(reg.Kvs[0].Lease)); err != nil {
-		t.Fatal(err)
-	}
-	clustertest.WaitFor(t, 10*time.Second, "the run to end", func() bool { return fireRecord(t, c, id).State.Final() })
-	if f := fireRecord(t, c, id); f.State != store.FireFailed || !strings.Contains(f.Reason, "registration") {
+	c.RevokeRegistration(t, node)
+	if f := c.WaitFinal(t, id, 10*time.Second); f.State != store.FireFailed || !strings.Contains(f.Reason, "registration") {
 		t.Errorf("run of a node that lost its lease: %s (%s)", f.State, f.Reason)
 	}
 	waitNoContainers(t, node)
-	waitRegistered(t, c, node)
+	c.WaitRegistered(t, node)
 }
 
 // TestDocker_RestartedExecutorRemovesLeftoverContainers SIGKILLs an
 // executor process while its container runs: the container outlives it, and
 // the executor started again on the node removes it before taking work.
 func TestDocker_RestartedExecutorRemovesLeftoverContainers(t *testing.T) {
+	clustertest.SkipShort(t, "fault scenario (builds the aion binary, SIGKILLs it)")
 	t.Parallel()
 	img := containertest.HelperImage(t)
-	if testing.Short() {
-		t.Skip("builds the aion binary")
-	}
 	bin := clustertest.BuildAion(t)
 	c := clustertest.Start(t)
 	node := dockerNode(t)
@@ -372,11 +326,11 @@ container: {image: %s, pull: never}
 `, img))
 	x := clustertest.StartProcess(t, bin, node, "executor", "--node-id", node, "--docker", "on",
 		"--output-dir", t.TempDir(), "--grace", "1s", "--etcd", c.EtcdURL, "--nats", c.NATSURL)
-	reg := waitRegistered(t, c, node)
+	reg := c.WaitRegistered(t, node)
 	if reg.Labels[store.DockerLabel] != "true" {
 		t.Fatalf("labels %v", reg.Labels)
 	}
-	id := startFire(t, c, "long", node, nil)
+	id := c.StartFire(t, "long", node, nil)
 	waitContainerRunning(t, node)
 	x.Kill()
 	time.Sleep(500 * time.Millisecond)
@@ -384,17 +338,11 @@ container: {image: %s, pull: never}
 		t.Fatalf("after SIGKILL of the executor: %d containers, want the run's still running", len(left))
 	}
 	// The dead executor's lease would end within its TTL; end it now.
-	resp, err := c.Etcd.Get(t.Context(), c.Keys.Node(node))
-	if err != nil || len(resp.Kvs) != 1 {
-		t.Fatalf("node key: %v", err)
-	}
-	if _, err := c.Etcd.Revoke(t.Context(), clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
-		t.Fatal(err)
-	}
+	c.RevokeRegistration(t, node)
 	x.Restart()
-	waitRegistered(t, c, node)
+	c.WaitRegistered(t, node)
 	waitNoContainers(t, node)
-	if f := fireRecord(t, c, id); f.State != store.FireRunning {
+	if f := c.MustFire(t, id); f.State != store.FireRunning {
 		t.Errorf("fire %s, want it still running in the record: only the leader marks it lost", f.State)
 	}
 }
@@ -419,17 +367,13 @@ container: {image: %s, pull: never}
 	startDockerExecutor(t, c, withDocker, executor.DockerOn)
 	// Before any scheduler runs: a leader's reconcile would move this fire,
 	// written behind its back, to the Docker node before it is claimed.
-	if f := runFire(t, c, "boxed", without, nil); f.State != store.FireFailed || !strings.Contains(f.Reason, "need an executor with a Docker engine") {
+	if f := c.RunFire(t, "boxed", without, nil); f.State != store.FireFailed || !strings.Contains(f.Reason, "need an executor with a Docker engine") {
 		t.Errorf("container fire on a node without Docker: %s (%s)", f.State, f.Reason)
 	}
 	c.StartScheduler(t, "s1")
 	var ids []store.FireID
 	for i := range 6 {
-		id, err := store.RequestRun(t.Context(), c.Etcd, c.Keys, "boxed", store.Request{At: time.Now().Add(time.Duration(i) * time.Millisecond), By: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
+		ids = append(ids, c.RequestRun(t, "boxed", store.Request{At: time.Now().Add(time.Duration(i) * time.Millisecond), By: "test"}))
 	}
 	clustertest.WaitFor(t, 30*time.Second, "six runs to end", func() bool {
 		ended := 0

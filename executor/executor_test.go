@@ -1,10 +1,10 @@
 package executor_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,52 +12,21 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/cmd/harness/runlog"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
+// startExecutor runs executor id with 4 slots and waits for it to register.
 func startExecutor(t *testing.T, c *clustertest.Cluster, id string) {
 	t.Helper()
 	c.StartExecutor(t, id, 4, nil)
-	clustertest.WaitFor(t, 5*time.Second, "registration", func() bool {
-		resp, err := c.Etcd.Get(context.Background(), c.Keys.Node(id))
-		return err == nil && len(resp.Kvs) == 1
-	})
-}
-
-// planFire writes a planned fire record for node, as a leader would.
-func planFire(t *testing.T, c *clustertest.Cluster, id store.FireID, node string) {
-	t.Helper()
-	f := store.Fire{ID: id, Trigger: store.TriggerManual, Nominal: time.Now().UTC(), State: store.FirePlanned, Attempt: 1, Node: node, PlannedAt: time.Now().UTC()}
-	data, _ := json.Marshal(f)
-	if _, err := c.Etcd.Put(context.Background(), c.Keys.Fire(id), string(data)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func dispatch(t *testing.T, c *clustertest.Cluster, node string, d store.Dispatch) {
-	t.Helper()
-	data, _ := json.Marshal(d)
-	if err := c.NATS.Publish(store.DispatchSubject("aion.", node), data); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func fireRecord(t *testing.T, c *clustertest.Cluster, id store.FireID) store.Fire {
-	t.Helper()
-	resp, err := c.Etcd.Get(context.Background(), c.Keys.Fire(id))
-	if err != nil || len(resp.Kvs) == 0 {
-		t.Fatalf("read fire %s: %v", id, err)
-	}
-	var f store.Fire
-	if err := json.Unmarshal(resp.Kvs[0].Value, &f); err != nil {
-		t.Fatal(err)
-	}
-	return f
+	c.WaitRegistered(t, id)
 }
 
 // TestExecutor_DuplicateDispatchesStartOnce sends the same dispatch to two
 // executors, many times: the claim transaction lets exactly one start, once.
 func TestExecutor_DuplicateDispatchesStartOnce(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	runs := filepath.Join(t.TempDir(), "runs.log")
 	c.Apply(t, `
@@ -68,15 +37,12 @@ command: echo "$AION_FIRE_ID $AION_ATTEMPT $AION_JOB" >> `+runs+`; sleep 0.2
 	startExecutor(t, c, "a")
 	startExecutor(t, c, "b")
 	id := store.ManualFireID("once", time.Now())
-	planFire(t, c, id, "a")
+	c.PlanFire(t, store.Fire{ID: id, Node: "a"})
 	for range 10 {
-		dispatch(t, c, "a", store.Dispatch{Fire: id, Attempt: 1})
-		dispatch(t, c, "b", store.Dispatch{Fire: id, Attempt: 1}) // not b's: dropped
+		c.Dispatch(t, "a", store.Dispatch{Fire: id, Attempt: 1})
+		c.Dispatch(t, "b", store.Dispatch{Fire: id, Attempt: 1}) // not b's: dropped
 	}
-	clustertest.WaitFor(t, 10*time.Second, "the run to finish", func() bool {
-		return fireRecord(t, c, id).State.Final()
-	})
-	f := fireRecord(t, c, id)
+	f := c.WaitFinal(t, id, 10*time.Second)
 	if f.State != store.FireSucceeded || f.Node != "a" {
 		t.Errorf("fire: state %s on %q (%s), want succeeded on a", f.State, f.Node, f.Reason)
 	}
@@ -95,6 +61,7 @@ command: echo "$AION_FIRE_ID $AION_ATTEMPT $AION_JOB" >> `+runs+`; sleep 0.2
 // TestExecutor_ArgsEnvWorkdirAndOutput runs argv without a shell, with the
 // job's env, the fire's overrides and the workdir, and keeps the output.
 func TestExecutor_ArgsEnvWorkdirAndOutput(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	dir := t.TempDir()
 	c.Apply(t, `
@@ -108,17 +75,9 @@ env:
 `)
 	startExecutor(t, c, "a")
 	id := store.ManualFireID("argv", time.Now())
-	f := store.Fire{ID: id, Trigger: store.TriggerManual, Nominal: time.Now().UTC(), State: store.FirePlanned, Attempt: 1, Node: "a",
-		Env: map[string]string{"WHO": "override"}}
-	data, _ := json.Marshal(f)
-	if _, err := c.Etcd.Put(context.Background(), c.Keys.Fire(id), string(data)); err != nil {
-		t.Fatal(err)
-	}
-	dispatch(t, c, "a", store.Dispatch{Fire: id, Attempt: 1})
-	clustertest.WaitFor(t, 10*time.Second, "the run to finish", func() bool {
-		return fireRecord(t, c, id).State.Final()
-	})
-	got := fireRecord(t, c, id)
+	c.PlanFire(t, store.Fire{ID: id, Node: "a", Env: map[string]string{"WHO": "override"}})
+	c.Dispatch(t, "a", store.Dispatch{Fire: id, Attempt: 1})
+	got := c.WaitFinal(t, id, 10*time.Second)
 	if got.State != store.FireFailed || got.ExitCode == nil || *got.ExitCode != 4 {
 		t.Errorf("state %s exit %v, want failed with 4", got.State, got.ExitCode)
 	}
@@ -136,6 +95,7 @@ env:
 // TestExecutor_LogRequestsStayInsideTheOutputDirectory asks for a path
 // outside the output directory over NATS, as anyone on the bus could.
 func TestExecutor_LogRequestsStayInsideTheOutputDirectory(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	startExecutor(t, c, "a")
 	for _, id := range []store.FireID{{Job: "x", Suffix: "../../../../etc/hostname"}, {Job: "..", Suffix: "etc"}} {
@@ -159,6 +119,7 @@ func TestExecutor_LogRequestsStayInsideTheOutputDirectory(t *testing.T) {
 // than the TTL: the job is killed (the leader counts it lost and may run it
 // elsewhere), and the node registers again and takes new work.
 func TestExecutor_LostLeaseKillsRunsAndRegistersAgain(t *testing.T) {
+	clustertest.SkipShort(t, "fault scenario (lease revoked mid-run, about 7 s)")
 	c := clustertest.Start(t)
 	marker := filepath.Join(t.TempDir(), "survived")
 	c.Apply(t, `
@@ -167,38 +128,26 @@ schedule: manual
 command: sleep 3; touch `+marker+`
 `)
 	startExecutor(t, c, "a")
-	ctx := context.Background()
-	node, err := c.Etcd.Get(ctx, c.Keys.Node("a"))
-	if err != nil || len(node.Kvs) != 1 {
-		t.Fatalf("node key: %v", err)
-	}
-	first := store.ManualFireID("long", time.Now())
-	planFire(t, c, first, "a")
-	dispatch(t, c, "a", store.Dispatch{Fire: first, Attempt: 1})
-	clustertest.WaitFor(t, 5*time.Second, "the run to start", func() bool {
-		return fireRecord(t, c, first).State == store.FireRunning
-	})
-	if _, err := c.Etcd.Revoke(ctx, clientv3.LeaseID(node.Kvs[0].Lease)); err != nil {
-		t.Fatal(err)
-	}
+	first := c.StartFire(t, "long", "a", nil)
+	running := c.WaitFire(t, first, 5*time.Second, "the run to start", func(f store.Fire) bool { return f.State == store.FireRunning })
+	lease := c.RevokeRegistration(t, "a")
 	clustertest.WaitFor(t, 10*time.Second, "a new registration", func() bool {
-		resp, err := c.Etcd.Get(ctx, c.Keys.Node("a"))
-		return err == nil && len(resp.Kvs) == 1 && resp.Kvs[0].Lease != node.Kvs[0].Lease
+		resp, err := c.Etcd.Get(t.Context(), c.Keys.Node("a"))
+		return err == nil && len(resp.Kvs) == 1 && clientv3.LeaseID(resp.Kvs[0].Lease) != lease
 	})
-	time.Sleep(4 * time.Second)
+	// Had it gone on, the run's sleep 3 would have ended and the marker
+	// appeared by 4 s after its start.
+	time.Sleep(time.Until(running.StartedAt.Add(4 * time.Second)))
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("the run went on after its node lost its registration")
 	}
-	if f := fireRecord(t, c, first); f.State != store.FireFailed || !strings.Contains(f.Reason, "registration") {
+	if f := c.MustFire(t, first); f.State != store.FireFailed || !strings.Contains(f.Reason, "registration") {
 		t.Errorf("first fire: %s (%s), want failed for the lost registration", f.State, f.Reason)
 	}
 	second := store.ManualFireID("long", time.Now().Add(time.Second))
-	planFire(t, c, second, "a")
-	dispatch(t, c, "a", store.Dispatch{Fire: second, Attempt: 1})
-	clustertest.WaitFor(t, 10*time.Second, "the second run to finish", func() bool {
-		return fireRecord(t, c, second).State.Final()
-	})
-	if f := fireRecord(t, c, second); f.State != store.FireSucceeded {
+	c.PlanFire(t, store.Fire{ID: second, Node: "a"})
+	c.Dispatch(t, "a", store.Dispatch{Fire: second, Attempt: 1})
+	if f := c.WaitFinal(t, second, 10*time.Second); f.State != store.FireSucceeded {
 		t.Errorf("second fire after registering again: %s (%s)", f.State, f.Reason)
 	}
 }
@@ -208,6 +157,7 @@ command: sleep 3; touch `+marker+`
 // leader never wrote) at the record's real revision: the claim compares the
 // value, so the executor goes by the stored record.
 func TestExecutor_ForgedDispatchRunsTheStoredRecord(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	out := filepath.Join(t.TempDir(), "out")
 	c.Apply(t, `
@@ -217,20 +167,18 @@ command: echo "who=${WHO:-nobody}" >> `+out+`
 `)
 	startExecutor(t, c, "a")
 	id := store.ManualFireID("honest", time.Now())
-	planFire(t, c, id, "a")
+	c.PlanFire(t, store.Fire{ID: id, Node: "a"})
 	resp, err := c.Etcd.Get(t.Context(), c.Keys.Fire(id))
 	if err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("read fire: %v", err)
 	}
-	forged := fireRecord(t, c, id)
+	forged := c.MustFire(t, id)
 	forged.Env = map[string]string{"WHO": "mallory"}
 	data, _ := json.Marshal(forged)
 	for range 3 {
-		dispatch(t, c, "a", store.Dispatch{Fire: id, Attempt: 1, Rev: resp.Kvs[0].ModRevision, Record: data})
+		c.Dispatch(t, "a", store.Dispatch{Fire: id, Attempt: 1, Rev: resp.Kvs[0].ModRevision, Record: data})
 	}
-	clustertest.WaitFor(t, 10*time.Second, "the run to finish", func() bool {
-		return fireRecord(t, c, id).State.Final()
-	})
+	c.WaitFinal(t, id, 10*time.Second)
 	got, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +186,7 @@ command: echo "who=${WHO:-nobody}" >> `+out+`
 	if string(got) != "who=nobody\n" {
 		t.Errorf("job wrote %q, want one run of the stored record: %q", got, "who=nobody\n")
 	}
-	if f := fireRecord(t, c, id); f.State != store.FireSucceeded || len(f.Env) != 0 {
+	if f := c.MustFire(t, id); f.State != store.FireSucceeded || len(f.Env) != 0 {
 		t.Errorf("fire %s with env %v, want succeeded without the forged env", f.State, f.Env)
 	}
 }
@@ -247,24 +195,22 @@ command: echo "who=${WHO:-nobody}" >> `+out+`
 // (the claims and results are committed in batches) and some of them
 // twice: each runs exactly once and records its result.
 func TestExecutor_BurstOfDispatchesEachRunsOnce(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
-	runs := filepath.Join(t.TempDir(), "runs.log")
+	runs := runlog.File(t)
 	c.Apply(t, `
 name: burst
 schedule: manual
 concurrency: allow
-command: echo "$AION_FIRE_ID" >> `+runs+`
+command: `+strconv.Quote(runlog.Command(runs, "true"))+`
 `)
 	c.StartExecutor(t, "a", 200, nil)
-	clustertest.WaitFor(t, 5*time.Second, "registration", func() bool {
-		resp, err := c.Etcd.Get(t.Context(), c.Keys.Node("a"))
-		return err == nil && len(resp.Kvs) == 1
-	})
+	c.WaitRegistered(t, "a")
 	base := time.Now()
 	var ds []store.Dispatch
 	for i := range 100 {
 		id := store.ManualFireID("burst", base.Add(time.Duration(i)*time.Millisecond))
-		planFire(t, c, id, "a")
+		c.PlanFire(t, store.Fire{ID: id, Node: "a"})
 		resp, err := c.Etcd.Get(t.Context(), c.Keys.Fire(id))
 		if err != nil || len(resp.Kvs) != 1 {
 			t.Fatalf("read fire: %v", err)
@@ -272,9 +218,9 @@ command: echo "$AION_FIRE_ID" >> `+runs+`
 		ds = append(ds, store.Dispatch{Fire: id, Attempt: 1, Rev: resp.Kvs[0].ModRevision, Record: resp.Kvs[0].Value})
 	}
 	for i, d := range ds {
-		dispatch(t, c, "a", d)
+		c.Dispatch(t, "a", d)
 		if i%3 == 0 {
-			dispatch(t, c, "a", d)
+			c.Dispatch(t, "a", d)
 		}
 	}
 	clustertest.WaitFor(t, 20*time.Second, "100 results", func() bool {
@@ -285,14 +231,7 @@ command: echo "$AION_FIRE_ID" >> `+runs+`
 			t.Errorf("%s: %s (%s)", f.ID, f.State, f.Reason)
 		}
 	}
-	data, err := os.ReadFile(runs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := make(map[string]int)
-	for _, line := range strings.Fields(string(data)) {
-		seen[line]++
-	}
+	seen := runlog.Starts(runlog.MustRead(t, runs))
 	if len(seen) != 100 {
 		t.Errorf("%d distinct fires ran, want 100", len(seen))
 	}

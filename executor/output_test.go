@@ -18,13 +18,7 @@ import (
 func runOnce(t *testing.T, c *clustertest.Cluster, name, command string) store.Fire {
 	t.Helper()
 	c.Apply(t, "name: "+name+"\nschedule: manual\ncommand: "+strconv.Quote(command)+"\n")
-	id := store.ManualFireID(name, time.Now())
-	planFire(t, c, id, "a")
-	dispatch(t, c, "a", store.Dispatch{Fire: id, Attempt: 1})
-	clustertest.WaitFor(t, 10*time.Second, name+" to finish", func() bool {
-		return fireRecord(t, c, id).State.Final()
-	})
-	return fireRecord(t, c, id)
+	return c.WaitFinal(t, c.StartFire(t, name, "a", nil), 10*time.Second)
 }
 
 // TestExecutor_OutputFileOnlyWhenTheRunWritesOutput: a silent run leaves no
@@ -34,6 +28,7 @@ func runOnce(t *testing.T, c *clustertest.Cluster, name, command string) store.F
 // process that left the run's group holding the output does not hold up
 // the result.
 func TestExecutor_OutputFileOnlyWhenTheRunWritesOutput(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	startExecutor(t, c, "a")
 	dir := t.TempDir()

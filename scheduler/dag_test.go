@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/cmd/harness/runlog"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
 func TestDAG_SoftFailParentLetsChildrenRun(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
-	log := runLog(t)
+	log := runlog.File(t)
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "x1", 4, nil)
 	c.Apply(t, fmt.Sprintf(`
@@ -34,14 +36,14 @@ jobs:
     command: echo after-strict >> %[1]s
 `, log))
 	clustertest.WaitFor(t, 10*time.Second, "a child of the soft-failing parent to run", func() bool {
-		return slices.Contains(readRunLog(t, log), "after-optional")
+		return slices.Contains(runlog.MustLines(t, log), "after-optional")
 	})
 	for _, f := range clustertest.Final(c.Fires(t, "optional")) {
 		if f.State != store.FireFailed {
 			t.Errorf("%s: %s, want failed (soft_fail does not hide the failure)", f.ID, f.State)
 		}
 	}
-	if slices.Contains(readRunLog(t, log), "after-strict") {
+	if slices.Contains(runlog.MustLines(t, log), "after-strict") {
 		t.Error("a child of a failed parent without soft_fail ran")
 	}
 }

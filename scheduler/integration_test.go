@@ -1,8 +1,6 @@
 package scheduler_test
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,50 +10,25 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/cmd/harness/runlog"
 	"github.com/aionsched/aion/executor"
+	"github.com/aionsched/aion/scheduler"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
-// runLog is a file outside Aion that jobs append "fire attempt node pid" to.
-func runLog(t *testing.T) string {
-	return filepath.Join(t.TempDir(), "runs.log")
-}
-
-func readRunLog(t *testing.T, path string) []string {
-	t.Helper()
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	return lines
-}
-
 func TestCluster_EverySecondJobFiresOnTimeWithoutGapsOrDuplicates(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs for 30 seconds")
-	}
+	clustertest.SkipShort(t, "soak (30 s of an every-second job)")
 	c := clustertest.Start(t)
-	log := runLog(t)
+	log := runlog.File(t)
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "x1", 4, nil)
 	c.Apply(t, fmt.Sprintf(`
 name: tick
 schedule: "* * * * * *"
 cron_seconds: true
-command: echo "$AION_FIRE_ID $AION_ATTEMPT" >> %s
-`, log))
+command: %q
+`, runlog.Command(log, "true")))
 	time.Sleep(30 * time.Second)
 	clustertest.WaitFor(t, 5*time.Second, "running fires to finish", func() bool {
 		for _, f := range c.Fires(t, "tick") {
@@ -89,10 +62,7 @@ command: echo "$AION_FIRE_ID $AION_ATTEMPT" >> %s
 		}
 	}
 	// Each fire started exactly once: its ID appears once in the job's own log.
-	seen := make(map[string]int)
-	for _, line := range readRunLog(t, log) {
-		seen[line]++
-	}
+	seen := runlog.Starts(runlog.MustRead(t, log))
 	for _, f := range fires {
 		if f.State == store.FireSucceeded && seen[f.ID.String()+" 1"] != 1 {
 			t.Errorf("fire %s ran %d times, want once", f.ID, seen[f.ID.String()+" 1"])
@@ -104,6 +74,7 @@ command: echo "$AION_FIRE_ID $AION_ATTEMPT" >> %s
 }
 
 func TestCluster_ConstraintsRouteJobs(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "eu-1", 4, map[string]string{"zone": "eu"})
@@ -154,6 +125,7 @@ jobs:
 }
 
 func TestCluster_LeastLoadedExecutorFirst(t *testing.T) {
+	clustertest.SkipShort(t, "end-to-end (about 10 s of overlapping runs)")
 	c := clustertest.Start(t)
 	c.StartScheduler(t, "s1")
 	// "busy" has 2 of its 4 slots taken by long runs pinned to it.
@@ -181,10 +153,7 @@ func TestCluster_LeastLoadedExecutorFirst(t *testing.T) {
 		return running == 2
 	})
 	c.StartExecutor(t, "idle", 4, nil)
-	clustertest.WaitFor(t, 5*time.Second, "idle executor to register", func() bool {
-		resp, err := c.Etcd.Get(context.Background(), c.Keys.Node("idle"))
-		return err == nil && len(resp.Kvs) == 1
-	})
+	c.WaitRegistered(t, "idle")
 	time.Sleep(500 * time.Millisecond) // let the leader see the registration
 	c.Apply(t, "jobs:"+hogs+`
   - name: work
@@ -213,8 +182,9 @@ func TestCluster_LeastLoadedExecutorFirst(t *testing.T) {
 }
 
 func TestCluster_DependenciesRunInOrderAndFailedParentBlocks(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
-	log := runLog(t)
+	log := runlog.File(t)
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "x1", 4, nil)
 	c.Apply(t, fmt.Sprintf(`
@@ -240,7 +210,7 @@ jobs:
 	clustertest.WaitFor(t, 15*time.Second, "two loads", func() bool {
 		return len(clustertest.Final(c.Fires(t, "load"))) >= 2
 	})
-	lines := readRunLog(t, log)
+	lines := runlog.MustLines(t, log)
 	// The chain runs in order each time: extract, transform, load.
 	var chain []string
 	for _, l := range lines {
@@ -266,6 +236,7 @@ jobs:
 }
 
 func TestCluster_TimeoutKillsTheWholeProcessGroup(t *testing.T) {
+	clustertest.SkipShort(t, "end-to-end (about 5 s, with a 300 s child left to kill)")
 	c := clustertest.Start(t)
 	dir := t.TempDir()
 	c.StartScheduler(t, "s1")
@@ -302,6 +273,7 @@ command: sleep 300 & echo $! > %[1]s/child.pid; echo started; wait
 }
 
 func TestCluster_RunOfDeadExecutorBecomesLost(t *testing.T) {
+	clustertest.SkipShort(t, "fault scenario (executor lease revoked)")
 	c := clustertest.Start(t)
 	c.StartScheduler(t, "s1")
 	cfg := executor.DefaultConfig()
@@ -324,13 +296,7 @@ command: sleep 60
 		return false
 	})
 	// The executor's lease ends as if the process had died.
-	resp, err := c.Etcd.Get(context.Background(), c.Keys.Node("doomed"))
-	if err != nil || len(resp.Kvs) != 1 {
-		t.Fatalf("registration: %v", err)
-	}
-	if _, err := c.Etcd.Revoke(context.Background(), clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
-		t.Fatal(err)
-	}
+	c.RevokeRegistration(t, "doomed")
 	clustertest.WaitFor(t, 5*time.Second, "the fire to be marked lost", func() bool {
 		for _, f := range c.Fires(t, "long") {
 			if f.ID == running.ID {
@@ -348,7 +314,11 @@ command: sleep 60
 
 func TestCluster_AppliedChangesTakeEffect(t *testing.T) {
 	c := clustertest.Start(t)
-	c.StartScheduler(t, "s1")
+	// What is tested is which nominal times get planned: the scheduler's
+	// clock runs three times as fast, so they come three times as often.
+	const rate = 3
+	clock := clustertest.NewClock(0, rate)
+	c.StartScheduler(t, "s1", func(cfg *scheduler.Config) { cfg.Now = clock.Now })
 	c.StartExecutor(t, "x1", 4, nil)
 	c.Apply(t, `
 jobs:
@@ -375,16 +345,19 @@ jobs:
 	if strings.Join(res.Deleted, ",") != "goes" || strings.Join(res.Updated, ",") != "keep" {
 		t.Fatalf("apply result %+v, want goes deleted and keep updated", res)
 	}
-	changedAt := time.Now()
-	time.Sleep(4500 * time.Millisecond)
+	changedAt := clock.Now()
+	// 4.5 s of the clock; the leader sees the apply within 500 ms of the
+	// wall clock.
+	time.Sleep(clock.WallFor(4500 * time.Millisecond))
+	seen := changedAt.Add(rate * 500 * time.Millisecond)
 	for _, f := range c.Fires(t, "goes") {
-		if f.PlannedAt.After(changedAt.Add(500 * time.Millisecond)) {
+		if f.PlannedAt.After(seen) {
 			t.Errorf("deleted job planned %s after the apply", f.ID)
 		}
 	}
 	var after []store.Fire
 	for _, f := range c.Fires(t, "keep") {
-		if f.PlannedAt.After(changedAt.Add(500 * time.Millisecond)) {
+		if f.PlannedAt.After(seen) {
 			after = append(after, f)
 			if f.Nominal.Second()%2 != 0 {
 				t.Errorf("keep fired at %s, off its new */2 schedule", f.Nominal)
@@ -397,6 +370,7 @@ jobs:
 }
 
 func TestCluster_WaitingFireRunsWhenAnEligibleExecutorAppears(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "earth-1", 2, map[string]string{"zone": "earth"})

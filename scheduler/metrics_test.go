@@ -13,6 +13,7 @@ import (
 )
 
 func TestMetrics_CountPlannedAndSkippedFires(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	reg := prometheus.NewRegistry()
 	m := scheduler.NewMetrics(reg)

@@ -18,6 +18,7 @@ import (
 // before the leader starts, as if it had stopped planning then. Each policy
 // must produce exactly the expected fire records for the ten missed times.
 func TestMisfire_PoliciesAfterATenMinuteOutage(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	c.StartExecutor(t, "x1", 8, nil)
 	jobs := map[string]string{
@@ -35,12 +36,13 @@ func TestMisfire_PoliciesAfterATenMinuteOutage(t *testing.T) {
 
 	// The outage: planning stopped ten minutes ago. The schedule is every
 	// minute, so from the last planned time T0 the missed times are
-	// T0+1m .. T0+10m, all older than the (test) grace of 1 s once the
-	// leader starts, provided we are not within a second of a minute.
-	for time.Now().Second() == 59 || time.Now().Second() == 0 {
-		time.Sleep(200 * time.Millisecond)
-	}
-	t0 := time.Now().UTC().Truncate(time.Minute).Add(-10 * time.Minute)
+	// T0+1m .. T0+10m. The scheduler's clock stands 5 s past a minute when
+	// the test starts, instead of waiting for the wall clock to get there:
+	// then all ten are older than the (test) grace of 1 s, and the next
+	// minute is 55 s away.
+	wall := time.Now()
+	clock := clustertest.NewClock(5*time.Second-time.Duration(wall.Second())*time.Second-time.Duration(wall.Nanosecond()), 1)
+	t0 := clock.Now().UTC().Truncate(time.Minute).Add(-10 * time.Minute)
 	ctx := context.Background()
 	for name := range jobs {
 		data, _ := json.Marshal(store.JobState{HighWater: t0, AppliedAt: t0})
@@ -48,14 +50,17 @@ func TestMisfire_PoliciesAfterATenMinuteOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c.StartScheduler(t, "s1", func(cfg *scheduler.Config) { cfg.MisfireGrace = time.Second })
+	c.StartScheduler(t, "s1", func(cfg *scheduler.Config) {
+		cfg.MisfireGrace = time.Second
+		cfg.Now = clock.Now
+	})
 
 	type want struct{ ran, skipped int }
 	wants := map[string]want{
 		"skipper":  {0, 10},
 		"once":     {1, 9},
 		"all":      {3, 7},
-		"deadline": {4, 6}, // T0+7m..T0+10m are within 270 s; T0+6m too when we run early in the minute (below)
+		"deadline": {5, 5}, // T0+6m..T0+10m are within 270 s: T0+6m is 4m05s old when the leader starts
 	}
 	clustertest.WaitFor(t, 10*time.Second, "the catch-up to be recorded", func() bool {
 		for name, w := range wants {
@@ -78,13 +83,8 @@ func TestMisfire_PoliciesAfterATenMinuteOutage(t *testing.T) {
 				ran = append(ran, f.Nominal.Format("15:04"))
 			}
 		}
-		w := w
-		if name == "deadline" {
-			// Whether T0+6m is within 270 s depends on the second we run at.
-			age := time.Since(t0.Add(6 * time.Minute))
-			if age <= 270*time.Second {
-				w = want{5, 5}
-			}
+		if age := clock.Now().Sub(t0.Add(6 * time.Minute)); name == "deadline" && age > 270*time.Second {
+			t.Fatalf("T0+6m is %s old, past the 270 s deadline already: the test ran too slowly to tell", age)
 		}
 		if len(ran) != w.ran || len(skipped) != w.skipped {
 			t.Errorf("%s: ran %v, skipped %d %v; want %d ran and %d skipped", name, ran, len(skipped), skipped, w.ran, w.skipped)
@@ -107,6 +107,7 @@ func TestMisfire_PoliciesAfterATenMinuteOutage(t *testing.T) {
 // forbid job due in the same planning round (run-all catch-up after an
 // outage): exactly one runs, the other 49 are skipped as overlaps.
 func TestMisfire_FiftyDueAtOnceForbidRunsOne(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t)
 	c.StartExecutor(t, "x1", 8, nil)
 	c.Apply(t, `

@@ -11,6 +11,7 @@ import (
 )
 
 func TestPause_SkipsAndRecordsThenResumeWithCatchupRunsTheLatest(t *testing.T) {
+	clustertest.SkipShort(t, "end-to-end (about 7 s of schedule)")
 	c := clustertest.Start(t)
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "x1", 4, nil)

@@ -3,7 +3,6 @@ package scheduler_test
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,136 +15,41 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/cmd/harness/runlog"
 	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
 // Tests of the run policies (retries, concurrency) and of manual runs and
-// kills, against a real etcd and NATS. Jobs append to a log outside Aion:
-//
-//	start <fire ID> <pid> <unix time>   when a run starts
-//	end <fire ID> <pid> <unix time>     when it ends normally
-//
-// so overlaps and timings are measured where the processes really ran.
+// kills, against a real etcd and NATS. Jobs log their starts and ends to a
+// file outside Aion (package runlog), so overlaps and timings are measured
+// where the processes really ran.
 
-// timedRun is one run of a job, read from its log.
-type timedRun struct {
-	fire       string
-	pid        int
-	start, end float64 // end is +Inf while the run has not ended (or was killed)
-}
-
-// startEndCommand is a shell command that logs its start and end around body.
-func startEndCommand(log, body string) string {
-	return fmt.Sprintf(`echo "start $AION_FIRE_ID $$ $(date +%%s.%%N)" >> %[1]s; %[2]s; echo "end $AION_FIRE_ID $$ $(date +%%s.%%N)" >> %[1]s`, log, body)
-}
-
-// readRuns parses the start and end lines of a run log, ordered by start.
-func readRuns(t *testing.T, log string) []timedRun {
+// runsByStart reads the runs a job logged, ordered by start; a run that
+// logged no end counts as still running now.
+func runsByStart(t *testing.T, log string) []runlog.Run {
 	t.Helper()
-	byFire := map[string]*timedRun{}
-	var order []string
-	for _, line := range readRunLog(t, log) {
-		f := strings.Fields(line)
-		if len(f) != 4 || (f[0] != "start" && f[0] != "end") {
-			continue
-		}
-		pid, err1 := strconv.Atoi(f[2])
-		at, err2 := strconv.ParseFloat(f[3], 64)
-		if err1 != nil || err2 != nil {
-			t.Fatalf("bad log line %q", line)
-		}
-		r := byFire[f[1]]
-		if r == nil {
-			r = &timedRun{fire: f[1], pid: pid, end: math.Inf(1)}
-			byFire[f[1]] = r
-			order = append(order, f[1])
-		}
-		if f[0] == "start" {
-			r.start = at
-		} else {
-			r.end = at
-		}
-	}
-	runs := make([]timedRun, 0, len(order))
-	for _, id := range order {
-		runs = append(runs, *byFire[id])
-	}
-	slices.SortFunc(runs, func(a, b timedRun) int {
-		switch {
-		case a.start < b.start:
-			return -1
-		case a.start > b.start:
-			return 1
-		}
-		return 0
-	})
+	runs := runlog.OpenUntil(runlog.MustRead(t, log), time.Now())
+	runlog.SortByStart(runs)
 	return runs
 }
 
-// checkNoOverlap reports every run that started before an earlier one ended.
-func checkNoOverlap(t *testing.T, runs []timedRun) {
+// checkNoOverlap reports every run that started while another still ran.
+func checkNoOverlap(t *testing.T, runs []runlog.Run) {
 	t.Helper()
-	latestEnd, latest := math.Inf(-1), ""
-	for _, r := range runs {
-		if r.start < latestEnd {
-			t.Errorf("run %s started at %.3f while %s was still running (it ended at %.3f)", r.fire, r.start, latest, latestEnd)
+	for _, p := range runlog.Overlaps(runs) {
+		first, second := p[0], p[1]
+		if second.Start.Before(first.Start) {
+			first, second = second, first
 		}
-		if r.end > latestEnd {
-			latestEnd, latest = r.end, r.fire
-		}
+		t.Errorf("run %s started at %s while %s was still running (it ended at %s)", second.Key(), second.Start.Format("15:04:05.000"),
+			first.Key(), first.End.Format("15:04:05.000"))
 	}
-}
-
-// fire reads one fire record; ok is false when it does not exist.
-func fire(t *testing.T, c *clustertest.Cluster, id store.FireID) (store.Fire, bool) {
-	t.Helper()
-	for _, f := range c.Fires(t, id.Job) {
-		if f.ID == id {
-			return f, true
-		}
-	}
-	return store.Fire{}, false
-}
-
-// waitFire polls the record of id until cond holds and returns it.
-func waitFire(t *testing.T, c *clustertest.Cluster, id store.FireID, timeout time.Duration, what string, cond func(store.Fire) bool) store.Fire {
-	t.Helper()
-	var last store.Fire
-	clustertest.WaitFor(t, timeout, fmt.Sprintf("%s: %s", id, what), func() bool {
-		f, ok := fire(t, c, id)
-		last = f
-		return ok && cond(f)
-	})
-	return last
 }
 
 // processed reports a final fire whose effects the leader has recorded: no
 // retry or dependent fire will follow it any more.
 func processed(f store.Fire) bool { return f.State.Final() && f.Processed }
-
-func requestRun(t *testing.T, c *clustertest.Cluster, job string, req store.Request) store.FireID {
-	t.Helper()
-	if req.At.IsZero() {
-		req.At = time.Now()
-	}
-	if req.By == "" {
-		req.By = "tester"
-	}
-	id, err := store.RequestRun(context.Background(), c.Etcd, c.Keys, job, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
-
-func waitRegistered(t *testing.T, c *clustertest.Cluster, node string) {
-	t.Helper()
-	clustertest.WaitFor(t, 5*time.Second, node+" to register", func() bool {
-		resp, err := c.Etcd.Get(context.Background(), c.Keys.Node(node))
-		return err == nil && len(resp.Kvs) == 1
-	})
-}
 
 // alive lists the processes, other than zombies, that are pid or in the
 // process group it led (a run's shell leads its own group). Zombies are
@@ -188,19 +92,20 @@ func alive(t *testing.T, pid int) []string {
 }
 
 func TestPolicy_RetriesWithBackoff(t *testing.T) {
+	clustertest.SkipShort(t, "end-to-end (about 6 s of backoffs)")
 	t.Parallel()
 	c := clustertest.Start(t)
-	log := runLog(t)
+	log := runlog.File(t)
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "x1", 4, nil)
 	c.Apply(t, fmt.Sprintf(`
 name: flaky
 schedule: manual
-command: echo "$AION_FIRE_ID $AION_ATTEMPT $(date +%%s.%%N)" >> %s; exit 1
+command: %q
 retries: {count: 3, backoff: {initial: 1s, max: 2s}}
-`, log))
-	id := requestRun(t, c, "flaky", store.Request{})
-	f := waitFire(t, c, id, 20*time.Second, "final and processed", processed)
+`, runlog.Command(log, "exit 1")))
+	id := c.RequestRun(t, "flaky", store.Request{})
+	f := c.WaitFire(t, id, 20*time.Second, "final and processed", processed)
 
 	if f.State != store.FireFailed || f.Attempt != 4 || f.ExitCode == nil || *f.ExitCode != 1 {
 		t.Errorf("final record: state %s attempt %d exit %v reason %q; want failed, attempt 4, exit 1", f.State, f.Attempt, f.ExitCode, f.Reason)
@@ -214,22 +119,16 @@ retries: {count: 3, backoff: {initial: 1s, max: 2s}}
 		}
 	}
 
-	lines := readRunLog(t, log)
-	if len(lines) != 4 {
-		t.Fatalf("%d attempts started, want 4: %q", len(lines), lines)
+	runs := runlog.MustRead(t, log)
+	if len(runs) != 4 {
+		t.Fatalf("%d attempts started, want 4: %q", len(runs), runlog.Keys(runs))
 	}
 	var starts []float64
-	for i, line := range lines {
-		var fid string
-		var attempt int
-		var at float64
-		if _, err := fmt.Sscan(line, &fid, &attempt, &at); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
+	for i, r := range runs {
+		if r.Fire != id.String() || r.Attempt != i+1 {
+			t.Errorf("run %d = %s, want fire %s attempt %d", i, r.Key(), id, i+1)
 		}
-		if fid != id.String() || attempt != i+1 {
-			t.Errorf("log line %d = %q, want fire %s attempt %d", i, line, id, i+1)
-		}
-		starts = append(starts, at)
+		starts = append(starts, float64(r.Start.UnixNano())/1e9)
 	}
 	// Backoff before attempt n+1: min(1s·2^(n-1), 2s), jittered within its
 	// upper half. Slack for the 200 ms reconcile, dispatch and process start.
@@ -247,18 +146,18 @@ retries: {count: 3, backoff: {initial: 1s, max: 2s}}
 func TestPolicy_TimedOutRunIsRetried(t *testing.T) {
 	t.Parallel()
 	c := clustertest.Start(t)
-	log := runLog(t)
+	log := runlog.File(t)
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "x1", 4, nil)
 	c.Apply(t, fmt.Sprintf(`
 name: slow
 schedule: manual
 timeout: 1s
-command: echo "$AION_FIRE_ID $AION_ATTEMPT" >> %s; sleep 10
+command: %q
 retries: {count: 1, backoff: {initial: 200ms, max: 200ms}}
-`, log))
-	id := requestRun(t, c, "slow", store.Request{})
-	f := waitFire(t, c, id, 15*time.Second, "final and processed", processed)
+`, runlog.Command(log, "sleep 10")))
+	id := c.RequestRun(t, "slow", store.Request{})
+	f := c.WaitFire(t, id, 15*time.Second, "final and processed", processed)
 	if f.State != store.FireTimedOut || f.Attempt != 2 || !strings.Contains(f.Reason, "1s timeout") {
 		t.Errorf("final record: state %s attempt %d reason %q; want timed_out, attempt 2", f.State, f.Attempt, f.Reason)
 	}
@@ -266,7 +165,7 @@ retries: {count: 1, backoff: {initial: 200ms, max: 200ms}}
 		t.Errorf("earlier attempts = %+v, want attempt 1 timed_out", f.Attempts)
 	}
 	want := []string{id.String() + " 1", id.String() + " 2"}
-	if got := readRunLog(t, log); !slices.Equal(got, want) {
+	if got := runlog.Keys(runlog.MustRead(t, log)); !slices.Equal(got, want) {
 		t.Errorf("runs = %q, want %q", got, want)
 	}
 }
@@ -274,17 +173,17 @@ retries: {count: 1, backoff: {initial: 200ms, max: 200ms}}
 func TestPolicy_SuccessStopsRetrying(t *testing.T) {
 	t.Parallel()
 	c := clustertest.Start(t)
-	log := runLog(t)
+	log := runlog.File(t)
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "x1", 4, nil)
 	c.Apply(t, fmt.Sprintf(`
 name: second-time-lucky
 schedule: manual
-command: echo "$AION_FIRE_ID $AION_ATTEMPT" >> %s; [ "$AION_ATTEMPT" -ge 2 ]
+command: %q
 retries: {count: 5, backoff: {initial: 200ms, max: 200ms}}
-`, log))
-	id := requestRun(t, c, "second-time-lucky", store.Request{})
-	f := waitFire(t, c, id, 15*time.Second, "final and processed", processed)
+`, runlog.Command(log, `[ "$AION_ATTEMPT" -ge 2 ] || exit 1`)))
+	id := c.RequestRun(t, "second-time-lucky", store.Request{})
+	f := c.WaitFire(t, id, 15*time.Second, "final and processed", processed)
 	if f.State != store.FireSucceeded || f.Attempt != 2 {
 		t.Errorf("final record: state %s attempt %d reason %q; want succeeded, attempt 2", f.State, f.Attempt, f.Reason)
 	}
@@ -293,7 +192,7 @@ retries: {count: 5, backoff: {initial: 200ms, max: 200ms}}
 	}
 	time.Sleep(time.Second) // a wrong retry would be planned and started by now
 	want := []string{id.String() + " 1", id.String() + " 2"}
-	if got := readRunLog(t, log); !slices.Equal(got, want) {
+	if got := runlog.Keys(runlog.MustRead(t, log)); !slices.Equal(got, want) {
 		t.Errorf("runs = %q, want %q", got, want)
 	}
 }
@@ -301,66 +200,61 @@ retries: {count: 5, backoff: {initial: 200ms, max: 200ms}}
 func TestPolicy_LostRunRetriedOnlyWithOnLost(t *testing.T) {
 	t.Parallel()
 	c := clustertest.Start(t)
-	log := runLog(t)
+	log := runlog.File(t)
 	c.StartScheduler(t, "s1")
 	cfg := executor.DefaultConfig()
 	cfg.NodeID, cfg.OutputDir, cfg.Grace = "doomed", t.TempDir(), 2*time.Second
 	clustertest.RunUntilCleanup(t, executor.New(cfg, c.Etcd, c.NATS, c.Log).Run, "registration lease lost")
-	waitRegistered(t, c, "doomed")
+	c.WaitRegistered(t, "doomed")
 	c.Apply(t, fmt.Sprintf(`
 jobs:
   - name: not-retried
     schedule: manual
-    command: echo "$AION_FIRE_ID $AION_ATTEMPT" >> %[1]s; sleep 60
+    command: %[1]q
     retries: {count: 1, backoff: {initial: 100ms, max: 100ms}}
   - name: retried
     schedule: manual
-    command: echo "$AION_FIRE_ID $AION_ATTEMPT" >> %[1]s; sleep 60
+    command: %[1]q
     retries: {count: 1, on_lost: true, backoff: {initial: 100ms, max: 100ms}}
-`, log))
-	plain := requestRun(t, c, "not-retried", store.Request{})
-	onLost := requestRun(t, c, "retried", store.Request{})
+`, runlog.Command(log, "sleep 60")))
+	plain := c.RequestRun(t, "not-retried", store.Request{})
+	onLost := c.RequestRun(t, "retried", store.Request{})
 	for _, id := range []store.FireID{plain, onLost} {
-		waitFire(t, c, id, 10*time.Second, "running on doomed", func(f store.Fire) bool {
+		c.WaitFire(t, id, 10*time.Second, "running on doomed", func(f store.Fire) bool {
 			return f.State == store.FireRunning && f.Node == "doomed"
 		})
 	}
 	c.StartExecutor(t, "healthy", 4, nil)
-	waitRegistered(t, c, "healthy")
+	c.WaitRegistered(t, "healthy")
 
 	// The doomed executor's lease ends as if the process had died.
-	resp, err := c.Etcd.Get(context.Background(), c.Keys.Node("doomed"))
-	if err != nil || len(resp.Kvs) != 1 {
-		t.Fatalf("registration: %v", err)
-	}
-	if _, err := c.Etcd.Revoke(context.Background(), clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
-		t.Fatal(err)
-	}
+	c.RevokeRegistration(t, "doomed")
 
-	f := waitFire(t, c, onLost, 10*time.Second, "attempt 2 running on healthy", func(f store.Fire) bool {
+	f := c.WaitFire(t, onLost, 10*time.Second, "attempt 2 running on healthy", func(f store.Fire) bool {
 		return f.Attempt == 2 && f.State == store.FireRunning
 	})
 	if f.Node != "healthy" || len(f.Attempts) != 1 || f.Attempts[0].State != store.FireLost || f.Attempts[0].Node != "doomed" {
 		t.Errorf("on_lost fire: node %q, earlier attempts %+v; want attempt 2 on healthy after attempt 1 lost on doomed", f.Node, f.Attempts)
 	}
-	p := waitFire(t, c, plain, 10*time.Second, "final and processed", processed)
+	p := c.WaitFire(t, plain, 10*time.Second, "final and processed", processed)
 	if p.State != store.FireLost || p.Attempt != 1 || len(p.Attempts) != 0 || !strings.Contains(p.Reason, "doomed lost its lease") {
 		t.Errorf("fire without on_lost: state %s attempt %d attempts %+v reason %q; want lost, attempt 1, not retried", p.State, p.Attempt, p.Attempts, p.Reason)
 	}
 	clustertest.WaitFor(t, 5*time.Second, "attempt 2 to start", func() bool {
-		return slices.Contains(readRunLog(t, log), onLost.String()+" 2")
+		return slices.Contains(runlog.Keys(runlog.MustRead(t, log)), onLost.String()+" 2")
 	})
-	for _, line := range readRunLog(t, log) {
-		if line == plain.String()+" 2" {
-			t.Errorf("the lost run without on_lost ran again: %q", line)
+	for _, r := range runlog.MustRead(t, log) {
+		if r.Key() == plain.String()+" 2" {
+			t.Errorf("the lost run without on_lost ran again: %s", r.Key())
 		}
 	}
 }
 
 func TestPolicy_ForbidNeverOverlaps(t *testing.T) {
+	clustertest.SkipShort(t, "end-to-end (12 s of schedule)")
 	t.Parallel()
 	c := clustertest.Start(t)
-	log := runLog(t)
+	log := runlog.File(t)
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "x1", 4, nil)
 	c.Apply(t, fmt.Sprintf(`
@@ -369,10 +263,10 @@ schedule: "* * * * * *"
 cron_seconds: true
 concurrency: forbid
 command: %q
-`, startEndCommand(log, "sleep 2.5")))
+`, runlog.Command(log, "sleep 2.5")))
 	time.Sleep(12 * time.Second)
 
-	runs := readRuns(t, log)
+	runs := runsByStart(t, log)
 	if len(runs) < 3 {
 		t.Fatalf("%d runs in 12 s, want at least 3", len(runs))
 	}
@@ -380,8 +274,8 @@ command: %q
 	// Forbid skips only while a run is open: the next run starts at the
 	// first whole second after the previous one ended.
 	for i := 1; i < len(runs); i++ {
-		if idle := runs[i].start - runs[i-1].end; idle > 2 {
-			t.Errorf("run %s started %.3fs after %s ended; want the next second's run", runs[i].fire, idle, runs[i-1].fire)
+		if idle := runs[i].Start.Sub(runs[i-1].End); idle > 2*time.Second {
+			t.Errorf("run %s started %s after %s ended; want the next second's run", runs[i].Fire, idle.Round(time.Millisecond), runs[i-1].Fire)
 		}
 	}
 	skipped := 0
@@ -400,9 +294,10 @@ command: %q
 }
 
 func TestPolicy_ReplaceCancelsTheRunningFire(t *testing.T) {
+	clustertest.SkipShort(t, "end-to-end (about 8 s of schedule)")
 	t.Parallel()
 	c := clustertest.Start(t)
-	log := runLog(t)
+	log := runlog.File(t)
 	dir := t.TempDir()
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "x1", 4, nil)
@@ -414,7 +309,7 @@ cron_seconds: true
 concurrency: replace
 command: %q
 `, fmt.Sprintf(`prev=$(cat %[1]s/pid 2>/dev/null); if [ -n "$prev" ] && kill -0 "$prev" 2>/dev/null; then echo "overlap $AION_FIRE_ID $prev" >> %[2]s; fi; echo $$ > %[1]s/pid; `, dir, log)+
-		startEndCommand(log, "sleep 30")))
+		runlog.Command(log, "sleep 30")))
 
 	var cancelled, later store.Fire
 	clustertest.WaitFor(t, 10*time.Second, "a replaced fire and a later one running", func() bool {
@@ -442,9 +337,9 @@ command: %q
 		t.Errorf("%s started at %s, before the replaced %s ended at %s", later.ID, later.StartedAt, cancelled.ID, cancelled.EndedAt)
 	}
 	var pid int
-	for _, r := range readRuns(t, log) {
-		if r.fire == cancelled.ID.String() {
-			pid = r.pid
+	for _, r := range runlog.MustRead(t, log) {
+		if r.Fire == cancelled.ID.String() {
+			pid = r.PID
 		}
 	}
 	if pid == 0 {
@@ -456,20 +351,22 @@ command: %q
 	// Processes of successive runs were never alive together. A killed run
 	// logs no end: it ended before its record did (the executor records it
 	// after reaping the process).
-	ended := map[string]float64{}
+	ended := map[string]time.Time{}
 	for _, f := range c.Fires(t, "replace") {
 		if f.State.Final() && !f.EndedAt.IsZero() {
-			ended[f.ID.String()] = float64(f.EndedAt.UnixNano()) / 1e9
+			ended[f.ID.String()] = f.EndedAt
 		}
 	}
-	runs := readRuns(t, log)
+	runs := runlog.MustRead(t, log)
 	for i, r := range runs {
-		if at, ok := ended[r.fire]; ok && math.IsInf(r.end, 1) {
-			runs[i].end = at
+		if at, ok := ended[r.Fire]; ok && !r.Ended() {
+			runs[i].End = at
 		}
 	}
+	runs = runlog.OpenUntil(runs, time.Now())
+	runlog.SortByStart(runs)
 	checkNoOverlap(t, runs)
-	for _, line := range readRunLog(t, log) {
+	for _, line := range runlog.MustLines(t, log) {
 		if strings.HasPrefix(line, "overlap ") {
 			t.Errorf("a run started while the previous one's process was alive: %q", line)
 		}
@@ -482,9 +379,10 @@ command: %q
 }
 
 func TestPolicy_QueueRunsOneAfterAnother(t *testing.T) {
+	clustertest.SkipShort(t, "end-to-end (8 s of schedule)")
 	t.Parallel()
 	c := clustertest.Start(t)
-	log := runLog(t)
+	log := runlog.File(t)
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "x1", 4, nil)
 	c.Apply(t, fmt.Sprintf(`
@@ -493,7 +391,7 @@ schedule: "* * * * * *"
 cron_seconds: true
 concurrency: queue
 command: %q
-`, startEndCommand(log, "sleep 2.5")))
+`, runlog.Command(log, "sleep 2.5")))
 	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		var waiting []string
 		for _, f := range c.Fires(t, "queue") {
@@ -507,7 +405,7 @@ command: %q
 	}
 
 	fires := c.Fires(t, "queue")
-	runs := readRuns(t, log)
+	runs := runsByStart(t, log)
 	if len(runs) < 2 {
 		t.Fatalf("%d runs in 8 s, want at least 2", len(runs))
 	}
@@ -533,9 +431,9 @@ command: %q
 	// behind the run: every run but the newest has a follower, and the job
 	// runs back to back.
 	for i, r := range runs[:len(runs)-1] {
-		if _, ok := followed[r.fire]; !ok {
+		if _, ok := followed[r.Fire]; !ok {
 			t.Errorf("nothing was queued behind %s (run %d of %d, %.1fs long), though fires came due while it ran and none was waiting",
-				r.fire, i+1, len(runs), r.end-r.start)
+				r.Fire, i+1, len(runs), r.End.Sub(r.Start).Seconds())
 		}
 	}
 	var trace []string
@@ -549,7 +447,7 @@ command: %q
 func TestPolicy_ManualRuns(t *testing.T) {
 	t.Parallel()
 	c := clustertest.Start(t)
-	log := runLog(t)
+	log := runlog.File(t)
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "x1", 4, nil)
 	c.Apply(t, fmt.Sprintf(`
@@ -570,8 +468,8 @@ jobs:
 `, log))
 
 	// The parent alone: its dependents do not run.
-	alone := requestRun(t, c, "parent", store.Request{})
-	f := waitFire(t, c, alone, 10*time.Second, "final and processed", processed)
+	alone := c.RequestRun(t, "parent", store.Request{})
+	f := c.WaitFire(t, alone, 10*time.Second, "final and processed", processed)
 	if f.State != store.FireSucceeded || f.Trigger != store.TriggerManual || f.RequestedBy != "tester" {
 		t.Errorf("manual parent run: state %s trigger %s by %q", f.State, f.Trigger, f.RequestedBy)
 	}
@@ -580,32 +478,32 @@ jobs:
 	}
 
 	// With downstream, the child follows.
-	down := requestRun(t, c, "parent", store.Request{Downstream: true})
-	waitFire(t, c, down, 10*time.Second, "final and processed", processed)
+	down := c.RequestRun(t, "parent", store.Request{Downstream: true})
+	c.WaitFire(t, down, 10*time.Second, "final and processed", processed)
 	childID := store.DependentFireID("child", down)
-	cf := waitFire(t, c, childID, 10*time.Second, "final", func(f store.Fire) bool { return f.State.Final() })
+	cf := c.WaitFire(t, childID, 10*time.Second, "final", func(f store.Fire) bool { return f.State.Final() })
 	if cf.State != store.FireSucceeded || cf.Trigger != store.TriggerDependency {
 		t.Errorf("child fire %s: state %s trigger %s", cf.ID, cf.State, cf.Trigger)
 	}
 	want := []string{"parent " + alone.String(), "parent " + down.String(), "child " + childID.String()}
-	if got := readRunLog(t, log); !slices.Equal(got, want) {
+	if got := runlog.MustLines(t, log); !slices.Equal(got, want) {
 		t.Errorf("runs = %q, want %q", got, want)
 	}
 
 	// Arguments become $1, $2 of a command job; env overrides the job's.
-	withArgs := requestRun(t, c, "greet", store.Request{Args: []string{"x", "y"}, Env: map[string]string{"FOO": "from-request"}})
-	g := waitFire(t, c, withArgs, 10*time.Second, "final", func(f store.Fire) bool { return f.State.Final() })
+	withArgs := c.RequestRun(t, "greet", store.Request{Args: []string{"x", "y"}, Env: map[string]string{"FOO": "from-request"}})
+	g := c.WaitFire(t, withArgs, 10*time.Second, "final", func(f store.Fire) bool { return f.State.Final() })
 	if g.State != store.FireSucceeded || !strings.Contains(g.OutputTail, "args:x,y foo:from-request job:greet") {
 		t.Errorf("greet with args and env: state %s output %q", g.State, g.OutputTail)
 	}
-	plain := requestRun(t, c, "greet", store.Request{})
-	g = waitFire(t, c, plain, 10*time.Second, "final", func(f store.Fire) bool { return f.State.Final() })
+	plain := c.RequestRun(t, "greet", store.Request{})
+	g = c.WaitFire(t, plain, 10*time.Second, "final", func(f store.Fire) bool { return f.State.Final() })
 	if g.State != store.FireSucceeded || !strings.Contains(g.OutputTail, "args:, foo:from-job") {
 		t.Errorf("greet without args: state %s output %q", g.State, g.OutputTail)
 	}
 
 	// Arguments replace an args job's arguments after the program.
-	a := waitFire(t, c, requestRun(t, c, "argv", store.Request{Args: []string{"given", "instead"}}), 10*time.Second, "final",
+	a := c.WaitFire(t, c.RequestRun(t, "argv", store.Request{Args: []string{"given", "instead"}}), 10*time.Second, "final",
 		func(f store.Fire) bool { return f.State.Final() })
 	if a.State != store.FireSucceeded || a.OutputTail != "given instead\n" {
 		t.Errorf("argv with args: state %s output %q, want %q", a.State, a.OutputTail, "given instead\n")
@@ -631,8 +529,8 @@ jobs:
 `, dir))
 
 	// A running fire: its process group is killed and it is recorded as cancelled, not retried.
-	id := requestRun(t, c, "long", store.Request{})
-	waitFire(t, c, id, 10*time.Second, "running", func(f store.Fire) bool { return f.State == store.FireRunning })
+	id := c.RequestRun(t, "long", store.Request{})
+	c.WaitFire(t, id, 10*time.Second, "running", func(f store.Fire) bool { return f.State == store.FireRunning })
 	var pid int
 	clustertest.WaitFor(t, 5*time.Second, "the pid file", func() bool {
 		data, err := os.ReadFile(filepath.Join(dir, "pid"))
@@ -645,7 +543,7 @@ jobs:
 	if err := store.RequestKill(context.Background(), c.Etcd, c.Keys, id, "tester", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	f := waitFire(t, c, id, 10*time.Second, "final and processed", processed)
+	f := c.WaitFire(t, id, 10*time.Second, "final and processed", processed)
 	if f.State != store.FireCancelled || !strings.Contains(f.Reason, "killed by tester") || f.Attempt != 1 || len(f.Attempts) != 0 {
 		t.Errorf("killed fire: state %s reason %q attempt %d attempts %+v; want cancelled, killed by tester, not retried", f.State, f.Reason, f.Attempt, f.Attempts)
 	}
@@ -654,14 +552,14 @@ jobs:
 	}
 
 	// A planned fire waiting for a node is cancelled without running.
-	wait := requestRun(t, c, "nowhere", store.Request{})
-	waitFire(t, c, wait, 10*time.Second, "waiting for a node", func(f store.Fire) bool {
+	wait := c.RequestRun(t, "nowhere", store.Request{})
+	c.WaitFire(t, wait, 10*time.Second, "waiting for a node", func(f store.Fire) bool {
 		return f.State == store.FirePlanned && strings.Contains(f.Reason, "zone=mars")
 	})
 	if err := store.RequestKill(context.Background(), c.Etcd, c.Keys, wait, "tester", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	w := waitFire(t, c, wait, 10*time.Second, "final and processed", processed)
+	w := c.WaitFire(t, wait, 10*time.Second, "final and processed", processed)
 	if w.State != store.FireCancelled || !strings.Contains(w.Reason, "killed by tester") || !w.StartedAt.IsZero() {
 		t.Errorf("killed waiting fire: state %s reason %q started %s; want cancelled before it started", w.State, w.Reason, w.StartedAt)
 	}
@@ -691,7 +589,7 @@ command: sleep 30
 	killedAt := map[store.FireID]time.Time{}
 	for range 10 {
 		w := c.Etcd.Watch(ctx, c.Keys.JobFires("race"), clientv3.WithPrefix())
-		id := requestRun(t, c, "race", store.Request{})
+		id := c.RequestRun(t, "race", store.Request{})
 	planned:
 		for resp := range w {
 			for _, ev := range resp.Events {
@@ -733,9 +631,10 @@ command: sleep 30
 // ever later. Without the deadline the backlog (and lateness) would grow
 // by almost half a run a second.
 func TestPolicy_FullSlotsWaitThenSkipPastTheStartingDeadline(t *testing.T) {
+	clustertest.SkipShort(t, "end-to-end (12 s of schedule)")
 	t.Parallel()
 	c := clustertest.Start(t)
-	log := runLog(t)
+	log := runlog.File(t)
 	c.StartScheduler(t, "s1")
 	c.StartExecutor(t, "x1", 2, nil)
 	c.Apply(t, fmt.Sprintf(`
@@ -745,22 +644,22 @@ cron_seconds: true
 concurrency: allow
 misfire: {starting_deadline: 1s}
 command: %q
-`, startEndCommand(log, "sleep 3.5")))
+`, runlog.Command(log, "sleep 3.5")))
 	time.Sleep(12 * time.Second)
 
-	runs := readRuns(t, log)
+	runs := runsByStart(t, log)
 	if len(runs) < 4 {
 		t.Fatalf("%d runs in 12 s on 2 slots of 3.5 s runs, want at least 4", len(runs))
 	}
 	for i, r := range runs { // never more than the 2 slots at once
 		going := 0
 		for _, o := range runs[:i] {
-			if o.end > r.start {
+			if o.End.After(r.Start) {
 				going++
 			}
 		}
 		if going >= 2 {
-			t.Errorf("run %s started at %.3f while %d others ran on 2 slots", r.fire, r.start, going)
+			t.Errorf("run %s started at %s while %d others ran on 2 slots", r.Fire, r.Start.Format("15:04:05.000"), going)
 		}
 	}
 	skipped := 0

@@ -38,6 +38,7 @@ func startStoppable(t *testing.T, c *clustertest.Cluster, id string, log *zap.Lo
 // once it leads — and takes over from that copy without reading the jobs
 // again.
 func TestStandby_FollowsChangesAndTakesOver(t *testing.T) {
+	clustertest.SkipShort(t, "fault scenario (leader hand-over)")
 	c := clustertest.Start(t)
 	c.StartExecutor(t, "x1", 4, nil)
 	stopA := startStoppable(t, c, "a", zap.NewNop())

@@ -8,70 +8,14 @@
 package reliability
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/aionsched/aion/cmd/harness/runlog"
 	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler/store"
 )
-
-// LoggedCommand wraps work in a shell command that appends
-// "start FIRE ATTEMPT NODE PID EPOCH" before and "end FIRE ATTEMPT EPOCH"
-// after it to logPath.
-func LoggedCommand(logPath, work string) string {
-	return fmt.Sprintf(`echo "start $AION_FIRE_ID $AION_ATTEMPT $AION_NODE $$ $(date +%%s.%%N)" >> %[1]s; %[2]s; echo "end $AION_FIRE_ID $AION_ATTEMPT $(date +%%s.%%N)" >> %[1]s`, logPath, work)
-}
-
-// Run is one attempt as the job logged it.
-type Run struct {
-	Fire    string
-	Attempt int
-	Node    string
-	PID     int
-	Start   time.Time
-	End     time.Time // zero when the run never logged its end
-}
-
-// ReadRuns reads a log written by LoggedCommand.
-func ReadRuns(path string) ([]Run, error) {
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var runs []Run
-	open := make(map[string]int) // fire attempt → index of its latest start
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		switch {
-		case len(fields) == 6 && fields[0] == "start":
-			attempt, _ := strconv.Atoi(fields[2])
-			pid, _ := strconv.Atoi(fields[4])
-			runs = append(runs, Run{Fire: fields[1], Attempt: attempt, Node: fields[3], PID: pid, Start: epoch(fields[5])})
-			open[fields[1]+" "+fields[2]] = len(runs) - 1
-		case len(fields) == 4 && fields[0] == "end":
-			if i, ok := open[fields[1]+" "+fields[2]]; ok {
-				runs[i].End = epoch(fields[3])
-			}
-		}
-	}
-	return runs, sc.Err()
-}
-
-func epoch(s string) time.Time {
-	f, _ := strconv.ParseFloat(s, 64)
-	sec := int64(f)
-	return time.Unix(sec, int64((f-float64(sec))*1e9))
-}
 
 // Report is what the checker found for one job over a window.
 type Report struct {
@@ -101,14 +45,14 @@ func (r Report) String() string {
 }
 
 // Check compares the schedule's nominal times in (from, to] with the fire
-// records and the runs the job logged.
-func Check(sched jobspec.Schedule, job string, from, to time.Time, fires []store.Fire, runs []Run) Report {
+// records and the runs the job logged (package runlog).
+func Check(sched jobspec.Schedule, job string, from, to time.Time, fires []store.Fire, runs []runlog.Run) Report {
 	var r Report
 	byFire := make(map[string]store.Fire, len(fires))
 	for _, f := range fires {
 		byFire[f.ID.String()] = f
 	}
-	started := make(map[string][]Run)
+	started := make(map[string][]runlog.Run)
 	for _, run := range runs {
 		started[run.Fire] = append(started[run.Fire], run)
 	}
@@ -125,26 +69,7 @@ func Check(sched jobspec.Schedule, job string, from, to time.Time, fires []store
 		}
 		r.Lateness = append(r.Lateness, started[id][0].Start.Sub(t))
 	}
-	seen := make(map[string]int)
-	for _, run := range runs {
-		key := fmt.Sprintf("%s %d", run.Fire, run.Attempt)
-		if seen[key]++; seen[key] == 2 {
-			r.Duplicates = append(r.Duplicates, key)
-		}
-	}
-	for i := range runs {
-		for j := i + 1; j < len(runs); j++ {
-			if overlap(runs[i], runs[j]) {
-				r.Overlaps++
-			}
-		}
-	}
+	r.Duplicates = runlog.Duplicates(runs)
+	r.Overlaps = len(runlog.Overlaps(runs))
 	return r
-}
-
-func overlap(a, b Run) bool {
-	if a.End.IsZero() || b.End.IsZero() {
-		return false
-	}
-	return a.Start.Before(b.End) && b.Start.Before(a.End)
 }

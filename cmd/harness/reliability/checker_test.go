@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/aionsched/aion/cmd/harness/runlog"
 	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -30,21 +30,21 @@ func TestCheck_FindsMissedDuplicatesSkipsAndOverlaps(t *testing.T) {
 	id := func(s int) string { return store.ScheduledFireID("tick", at(float64(s))).String() }
 	log := strings.Join([]string{
 		// 1 s: 10 ms late, still running when 2 s starts (an overlap)
-		"start " + id(1) + " 1 x1 100 " + epochString(at(1.01)),
-		"end " + id(1) + " 1 " + epochString(at(2.1)),
+		"start " + id(1) + " 1 x1 100 " + runlog.Epoch(at(1.01)),
+		"end " + id(1) + " 1 " + runlog.Epoch(at(2.1)),
 		// 2 s: started twice (a duplicate), overlapping itself
-		"start " + id(2) + " 1 x1 101 " + epochString(at(2.02)),
-		"start " + id(2) + " 1 x2 102 " + epochString(at(2.03)),
-		"end " + id(2) + " 1 " + epochString(at(2.5)),
+		"start " + id(2) + " 1 x1 101 " + runlog.Epoch(at(2.02)),
+		"start " + id(2) + " 1 x2 102 " + runlog.Epoch(at(2.03)),
+		"end " + id(2) + " 1 " + runlog.Epoch(at(2.5)),
 		// 3 s: never started, recorded as skipped; 4 s: never started, no record
 	}, "\n") + "\n"
 	path := filepath.Join(t.TempDir(), "runs.log")
 	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	runs, err := ReadRuns(path)
+	runs, err := runlog.Read(path)
 	if err != nil || len(runs) != 3 {
-		t.Fatalf("ReadRuns: %d runs, %v; want 3", len(runs), err)
+		t.Fatalf("runlog.Read: %d runs, %v; want 3", len(runs), err)
 	}
 	fires := []store.Fire{{ID: store.ScheduledFireID("tick", at(3)), State: store.FireSkipped}}
 	r := Check(sched, "tick", base, at(4), fires, runs)
@@ -69,9 +69,6 @@ func TestCheck_FindsMissedDuplicatesSkipsAndOverlaps(t *testing.T) {
 		t.Errorf("max lateness %s, want 20ms", got)
 	}
 }
-
-// epochString prints t as date +%s.%N does.
-func epochString(t time.Time) string { return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond()) }
 
 // TestCheckHistory_FindsNonLeaderWritesAndHighWaterRegressions replays a
 // made-up history: s1 leads, s2 campaigns, s1's key goes; a fire created by

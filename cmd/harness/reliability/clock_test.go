@@ -20,6 +20,7 @@ import (
 // high-water mark is an hour ahead of the clock, so nothing is planned
 // again, and it never moves back.
 func TestScenario_ClockJumps(t *testing.T) {
+	clustertest.SkipShort(t, "fault scenario (clock jumps, about 15 s)")
 	c := clustertest.Start(t)
 	var offset atomic.Int64
 	c.StartScheduler(t, "s1", func(cfg *scheduler.Config) {

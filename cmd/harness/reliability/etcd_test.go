@@ -15,6 +15,7 @@ import (
 
 	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/cmd/harness/embedded"
+	"github.com/aionsched/aion/cmd/harness/runlog"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -29,6 +30,7 @@ type etcdCluster struct {
 }
 
 func startEtcdCluster(t *testing.T) *etcdCluster {
+	clustertest.SkipShort(t, "fault scenario (three etcd members, aion processes for about 30 s)")
 	ec := &etcdCluster{t: t}
 	var peers []string
 	for i := range 3 {
@@ -86,9 +88,6 @@ func (ec *etcdCluster) stop(i int) {
 
 // newEtcdWorld is a world whose etcd is the three-member cluster.
 func newEtcdWorld(t *testing.T, ec *etcdCluster, misfireGrace time.Duration) *world {
-	if testing.Short() {
-		t.Skip("fault injection runs processes for about 30 seconds")
-	}
 	nsrv, err := embedded.StartNATS("")
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +149,7 @@ concurrency: allow
 command: %q
 misfire:
   policy: skip
-`, LoggedCommand(w.runLog, "true")))
+`, runlog.Command(w.runLog, "true")))
 	w.waitLeader(t, "")
 	time.Sleep(3 * time.Second)
 	// Stopping a member is graceful (a leader hands over first) and takes
@@ -174,7 +173,7 @@ misfire:
 	time.Sleep(3*ttl + 5*time.Second)
 	to := time.Now().Add(-2 * time.Second)
 	r := w.check(t, "tick", lostAt.Add(time.Second), to)
-	runs, _ := ReadRuns(w.runLog)
+	runs, _ := runlog.Read(w.runLog)
 	for _, run := range runs {
 		if run.Start.After(lostAt.Add(2*time.Second)) && run.Start.Before(backAt) {
 			t.Errorf("%s started at %s, while etcd had no quorum", run.Fire, run.Start.Format("15:04:05.000"))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/cmd/harness/runlog"
 	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -27,9 +28,7 @@ type world struct {
 }
 
 func newWorld(t *testing.T, schedulers, executors []string) *world {
-	if testing.Short() {
-		t.Skip("fault injection runs processes for about 20 seconds")
-	}
+	clustertest.SkipShort(t, "fault scenario (aion processes for about 20 s)")
 	w := &world{
 		c: clustertest.Start(t), bin: clustertest.BuildAion(t),
 		schedulers: map[string]*clustertest.Process{}, executors: map[string]*clustertest.Process{},
@@ -64,7 +63,7 @@ func (w *world) check(t *testing.T, job string, from, to time.Time) Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runs, err := ReadRuns(w.runLog)
+	runs, err := runlog.Read(w.runLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +87,7 @@ schedule: "* * * * * *"
 cron_seconds: true
 concurrency: allow
 command: %q
-`, LoggedCommand(logPath, "true"))
+`, runlog.Command(logPath, "true"))
 }
 
 // TestScenario_LeaderSIGKILL kills the leader of two schedulers while an
@@ -161,19 +160,13 @@ name: long
 schedule: manual
 command: %q
 constraints: ["node=x1"]
-`, LoggedCommand(w.runLog, "sleep 60")))
+`, runlog.Command(w.runLog, "sleep 60")))
 	w.waitLeader(t, "")
-	clustertest.WaitFor(t, 10*time.Second, "x1 to register", func() bool {
-		resp, err := w.c.Etcd.Get(t.Context(), w.c.Keys.Node("x1"))
-		return err == nil && len(resp.Kvs) == 1
-	})
-	id, err := store.RequestRun(t.Context(), w.c.Etcd, w.c.Keys, "long", store.Request{At: time.Now(), By: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var run Run
+	w.c.WaitRegistered(t, "x1")
+	id := w.c.RequestRun(t, "long", store.Request{By: "test"})
+	var run runlog.Run
 	clustertest.WaitFor(t, 10*time.Second, "the run to start", func() bool {
-		runs, _ := ReadRuns(w.runLog)
+		runs, _ := runlog.Read(w.runLog)
 		if len(runs) == 1 {
 			run = runs[0]
 		}
@@ -203,7 +196,7 @@ constraints: ["node=x1"]
 		return !alive(run.PID)
 	})
 	time.Sleep(2 * time.Second)
-	if runs, _ := ReadRuns(w.runLog); len(runs) != 1 {
+	if runs, _ := runlog.Read(w.runLog); len(runs) != 1 {
 		t.Errorf("%d runs started, want 1: a lost run is not retried unless retries.on_lost", len(runs))
 	}
 }
