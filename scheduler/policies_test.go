@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/cmd/harness/runlog"
@@ -202,9 +204,23 @@ func TestPolicy_LostRunRetriedOnlyWithOnLost(t *testing.T) {
 	c := clustertest.Start(t)
 	log := runlog.File(t)
 	c.StartScheduler(t, "s1")
+	// The doomed executor reaches etcd through a link the test cuts, so
+	// that once its lease is gone it cannot register again (an executor
+	// that only lost its lease does, and could take the retry).
+	etcdURL, err := url.Parse(c.EtcdURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := clustertest.StartProxy(t, etcdURL.Host)
+	doomedEtcd, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + link.Addr()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = doomedEtcd.Close() })
 	cfg := executor.DefaultConfig()
 	cfg.NodeID, cfg.OutputDir, cfg.Grace = "doomed", t.TempDir(), 2*time.Second
-	clustertest.RunUntilCleanup(t, executor.New(cfg, c.Etcd, c.NATS, c.Log).Run, "registration lease lost")
+	clustertest.RunUntilCleanup(t, executor.New(cfg, doomedEtcd, c.NATS, c.Log).Run, "")
+	t.Cleanup(link.Heal) // before the executor stops: its last calls need not time out
 	c.WaitRegistered(t, "doomed")
 	c.Apply(t, fmt.Sprintf(`
 jobs:
@@ -228,6 +244,7 @@ jobs:
 	c.WaitRegistered(t, "healthy")
 
 	// The doomed executor's lease ends as if the process had died.
+	link.Partition()
 	c.RevokeRegistration(t, "doomed")
 
 	f := c.WaitFire(t, onLost, 10*time.Second, "attempt 2 running on healthy", func(f store.Fire) bool {

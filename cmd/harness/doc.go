@@ -6,6 +6,7 @@
 //	clustertest  a test cluster: servers, clients, schedulers, executors, processes
 //	bench        end-to-end measurements (`aion bench`)
 //	reliability  fault scenarios and the checkers that judge them
+//	runlog       the log jobs in tests keep of their own runs: starts, ends, overlaps
 //
 // They sit under cmd/ because they import both sides: nothing in
 // scheduler/, executor/ or jobspec/ imports them except tests.
