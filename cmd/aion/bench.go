@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"runtime/pprof"
@@ -13,7 +12,7 @@ import (
 	"github.com/aionsched/aion/cmd/harness/bench"
 )
 
-// benchReport is what `aion bench --json` prints.
+// benchReport is what `aion bench -o json` prints.
 type benchReport struct {
 	Executors int `json:"executors"`
 	// ExecutorProcesses says the executors ran as processes, not in the
@@ -40,6 +39,7 @@ func newBenchCommand(a *app) *cobra.Command {
 		executorProcesses bool
 		schedulerEnv      []string
 		ttl               time.Duration
+		format            *string // -o; set below, read when the command runs
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -58,6 +58,7 @@ this process, and measures, from the fire records:
 Figures go in BENCHMARKS.md with the command line that produced them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON = asJSON || *format == formatJSON
 			if cpuProfile != "" {
 				f, err := os.Create(cpuProfile)
 				if err != nil {
@@ -86,13 +87,12 @@ Figures go in BENCHMARKS.md with the command line that produced them.`,
 				}
 			}
 			if asJSON {
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(report)
+				return a.printJSON(report)
 			}
 			return nil
 		},
 	}
+	format = outputFlag(cmd)
 	f := cmd.Flags()
 	f.IntSliceVar(&rates, "rates", []int{1, 100, 1000}, "fires per second to measure lateness at (each is that many every-second jobs; 0: none)")
 	f.DurationVar(&warmup, "warmup", 3*time.Second, "time to run before measuring each rate")
@@ -105,6 +105,9 @@ Figures go in BENCHMARKS.md with the command line that produced them.`,
 	f.DurationVar(&ttl, "session-ttl", 5*time.Second, "session TTL of the scheduler processes in the scale runs")
 	f.StringArrayVar(&schedulerEnv, "scheduler-env", nil, "KEY=VALUE added to the environment of the scheduler processes in the scale runs (e.g. GOMEMLIMIT=900MiB)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	if err := f.MarkDeprecated("json", "use -o json"); err != nil {
+		panic(err) // the flag is defined just above
+	}
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (go tool pprof) to this file")
 	return cmd
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -108,11 +109,28 @@ func TestOutput_EveryCommandThatPrintsDataRefusesAnUnknownFormat(t *testing.T) {
 		{"validate", "x.yaml"}, {"explain", "* * * * *"}, {"version"}, {"logs", "a@b"},
 		{"jobs"}, {"job", "a"}, {"history", "a"}, {"nodes"}, {"run", "a"}, {"apply", "-f", "x"},
 		{"enable", "a"}, {"disable", "a"}, {"delete", "a"}, {"kill", "a@b"}, {"pause", "a"}, {"resume", "a"},
-		{"backfill", "a", "--from", "2026-01-01", "--to", "2026-01-02"},
+		{"backfill", "a", "--from", "2026-01-01", "--to", "2026-01-02"}, {"bench"},
 	} {
 		code, stdout, stderr := runAion(t, append(args, "-o", "yaml", "--server", "http://127.0.0.1:1")...)
 		if code != 2 || stdout != "" || !strings.Contains(stderr, `-o "yaml": want table or json`) {
 			t.Errorf("%v -o yaml: exit %d, stdout %q, stderr %q; want a usage error", args, code, stdout, stderr)
+		}
+	}
+}
+
+// Every command takes -o but those that run servers (their output is a
+// log) and cobra's own.
+func TestOutput_EveryCommandHasTheOutputFlag(t *testing.T) {
+	servers := map[string]bool{"dev": true, "scheduler": true, "executor": true, "completion": true, "help": true}
+	root := newRootCommand(io.Discard, io.Discard)
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, cmd := range root.Commands() {
+		if servers[cmd.Name()] {
+			continue
+		}
+		if f := cmd.Flags().ShorthandLookup("o"); f == nil || f.Name != "output" {
+			t.Errorf("aion %s has no -o/--output", cmd.Name())
 		}
 	}
 }
