@@ -236,7 +236,7 @@ container: {image: %s, pull: never}
 	id := c.StartFire(t, "long", node, nil)
 	var chunk store.LogChunk
 	clustertest.WaitFor(t, 10*time.Second, "the first line in the running container's output", func() bool {
-		data, _ := json.Marshal(store.LogRequest{Fire: id, Attempt: 1})
+		data := clustertest.JSON(t, store.LogRequest{Fire: id, Attempt: 1})
 		msg, err := c.NATS.Request(store.LogSubject("aion.", node), data, 2*time.Second)
 		return err == nil && json.Unmarshal(msg.Data, &chunk) == nil && string(chunk.Data) == "first\n"
 	})
@@ -246,7 +246,7 @@ container: {image: %s, pull: never}
 	if len(containertest.Containers(t, node)) != 1 {
 		t.Error("want one container while it runs")
 	}
-	kill, _ := json.Marshal(store.Kill{Fire: id, Attempt: 1, Reason: "killed by test"})
+	kill := clustertest.JSON(t, store.Kill{Fire: id, Attempt: 1, Reason: "killed by test"})
 	if err := c.NATS.Publish(store.KillSubject("aion.", node), kill); err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,7 @@ func TestExecutor_LogRequestsStayInsideTheOutputDirectory(t *testing.T) {
 	c := clustertest.Start(t)
 	startExecutor(t, c, "a")
 	for _, id := range []store.FireID{{Job: "x", Suffix: "../../../../etc/hostname"}, {Job: "..", Suffix: "etc"}} {
-		data, _ := json.Marshal(store.LogRequest{Fire: id})
+		data := clustertest.JSON(t, store.LogRequest{Fire: id})
 		msg, err := c.NATS.Request(store.LogSubject("aion.", "a"), data, 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -174,7 +174,7 @@ command: echo "who=${WHO:-nobody}" >> `+out+`
 	}
 	forged := c.MustFire(t, id)
 	forged.Env = map[string]string{"WHO": "mallory"}
-	data, _ := json.Marshal(forged)
+	data := clustertest.JSON(t, forged)
 	for range 3 {
 		c.Dispatch(t, "a", store.Dispatch{Fire: id, Attempt: 1, Rev: resp.Kvs[0].ModRevision, Record: data})
 	}

@@ -2,7 +2,6 @@ package scheduler_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -45,7 +44,7 @@ func TestMisfire_PoliciesAfterATenMinuteOutage(t *testing.T) {
 	t0 := clock.Now().UTC().Truncate(time.Minute).Add(-10 * time.Minute)
 	ctx := context.Background()
 	for name := range jobs {
-		data, _ := json.Marshal(store.JobState{HighWater: t0, AppliedAt: t0})
+		data := clustertest.JSON(t, store.JobState{HighWater: t0, AppliedAt: t0})
 		if _, err := c.Etcd.Put(ctx, c.Keys.State(name), string(data)); err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +120,7 @@ misfire:
   max_catchup: 50
 `)
 	t0 := time.Now().UTC().Truncate(time.Second).Add(-50 * time.Second)
-	data, _ := json.Marshal(store.JobState{HighWater: t0, AppliedAt: t0})
+	data := clustertest.JSON(t, store.JobState{HighWater: t0, AppliedAt: t0})
 	if _, err := c.Etcd.Put(context.Background(), c.Keys.State("burst"), string(data)); err != nil {
 		t.Fatal(err)
 	}

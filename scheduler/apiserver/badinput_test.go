@@ -158,7 +158,7 @@ func seedFuzzState(tb testing.TB, c *clustertest.Cluster, h http.Handler) {
 			tb.Fatal(err)
 		}
 	}
-	node, _ := json.Marshal(store.Node{ID: "ghost", Slots: 2, StartedAt: fuzzNow})
+	node := clustertest.JSON(tb, store.Node{ID: "ghost", Slots: 2, StartedAt: fuzzNow})
 	if _, err := c.Etcd.Put(context.Background(), c.Keys.Node("ghost"), string(node)); err != nil {
 		tb.Fatal(err)
 	}
@@ -174,20 +174,20 @@ type fuzzSeed struct {
 
 // fuzzSeeds are hostile (and some valid) requests for every route; run by
 // plain `go test`, they are the regression suite of FuzzAPI.
-func fuzzSeeds() []fuzzSeed {
-	validApply, _ := json.Marshal(files("jobs.yaml", "name: delta\nschedule: manual\ncommand: echo delta\n"))
-	prunedApply, _ := json.Marshal(files("jobs.yaml", "name: alpha\nschedule: \"0 3 * * *\"\ncommand: echo alpha\n"))
-	badYAML, _ := json.Marshal(files("a.yaml", "name: ok\nschedule: manual\ncommand: x\n", "b.yaml", "jobs:\n  - name: \"orders.>\"\n    schedule: manual\n    command: x\n  - name: c\n    parents: [c]\n    command: \"unclosed\n"))
-	cycle, _ := json.Marshal(files("a.yaml", "name: a\nparents: [b]\ncommand: x\n", "b.yaml", "name: b\nparents: [a]\ncommand: x\n"))
-	unknownField, _ := json.Marshal(files("a.yaml", "name: a\nschedule: manual\ncommand: x\ntimout: 5m\n"))
-	bigCommand, _ := json.Marshal(files("a.yaml", "name: a\nschedule: manual\ncommand: @@\n"))
+func fuzzSeeds(tb testing.TB) []fuzzSeed {
+	validApply := clustertest.JSON(tb, files("jobs.yaml", "name: delta\nschedule: manual\ncommand: echo delta\n"))
+	prunedApply := clustertest.JSON(tb, files("jobs.yaml", "name: alpha\nschedule: \"0 3 * * *\"\ncommand: echo alpha\n"))
+	badYAML := clustertest.JSON(tb, files("a.yaml", "name: ok\nschedule: manual\ncommand: x\n", "b.yaml", "jobs:\n  - name: \"orders.>\"\n    schedule: manual\n    command: x\n  - name: c\n    parents: [c]\n    command: \"unclosed\n"))
+	cycle := clustertest.JSON(tb, files("a.yaml", "name: a\nparents: [b]\ncommand: x\n", "b.yaml", "name: b\nparents: [a]\ncommand: x\n"))
+	unknownField := clustertest.JSON(tb, files("a.yaml", "name: a\nschedule: manual\ncommand: x\ntimout: 5m\n"))
+	bigCommand := clustertest.JSON(tb, files("a.yaml", "name: a\nschedule: manual\ncommand: @@\n"))
 	var bombYAML strings.Builder // 300 copies of a job with 500 variables, in 12 KB
 	bombYAML.WriteString("jobs:\n  - &j {name: a, schedule: manual, command: x, env: {")
 	for i := range 500 {
 		fmt.Fprintf(&bombYAML, "V%d: x, ", i)
 	}
 	bombYAML.WriteString("}}\n" + strings.Repeat("  - *j\n", 300))
-	bomb, _ := json.Marshal(files("bomb.yaml", bombYAML.String()))
+	bomb := clustertest.JSON(tb, files("bomb.yaml", bombYAML.String()))
 	const huge = "99999999999999999999"
 
 	seeds := []fuzzSeed{
@@ -332,7 +332,7 @@ func FuzzAPI(f *testing.F) {
 	// Between inputs etcd holds contents at revision rev (with revisions:
 	// state); nothing else writes to it.
 	contents, state, rev := etcdState(f, c, false), etcdState(f, c, true), revision(f, c)
-	for _, s := range fuzzSeeds() {
+	for _, s := range fuzzSeeds(f) {
 		f.Add(uint8(slices.Index(fuzzMethods, s.method)), s.path, s.query, []byte(s.body), s.run)
 	}
 	f.Fuzz(func(t *testing.T, method uint8, path, query string, body []byte, run uint8) {
@@ -577,7 +577,7 @@ func TestAPI_NamesThatWouldChangeASubjectOrKeyAreRefusedOnEveryRoute(t *testing.
 	heard := make(chan string, 10)
 	sub, err := c.NATS.Subscribe("aion.logs.>", func(m *nats.Msg) {
 		heard <- m.Subject
-		data, _ := json.Marshal(store.LogChunk{Data: []byte("hi"), Size: 2})
+		data := clustertest.JSON(t, store.LogChunk{Data: []byte("hi"), Size: 2})
 		_ = m.Respond(data)
 	})
 	if err != nil {

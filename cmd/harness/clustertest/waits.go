@@ -204,3 +204,14 @@ func (c *Clock) WallFor(d time.Duration) time.Duration {
 	}
 	return time.Duration(float64(d) / c.Rate)
 }
+
+// JSON encodes v for a record or message a test writes, failing the test
+// if it cannot.
+func JSON(t testing.TB, v any) []byte {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("encode %T: %v", v, err)
+	}
+	return data
+}

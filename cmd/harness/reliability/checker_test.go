@@ -1,7 +1,6 @@
 package reliability
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/cmd/harness/runlog"
 	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler/store"
@@ -83,7 +83,7 @@ func TestCheckHistory_FindsNonLeaderWritesAndHighWaterRegressions(t *testing.T) 
 		rev++
 		data, ok := value.(string)
 		if !ok {
-			b, _ := json.Marshal(value)
+			b := clustertest.JSON(t, value)
 			data = string(b)
 		}
 		if created == 0 {
