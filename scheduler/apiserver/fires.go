@@ -125,53 +125,18 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
 	// Final once no attempt can follow: the leader has recorded the end
 	// (a failed attempt may still be retried until then).
 	chunk := api.LogChunk{Fire: id.String(), State: api.FireState(f.State), Node: f.Node, Attempt: f.Attempt, Final: f.State.Final() && f.Processed, Offset: offset, Data: []byte{}}
-	switch {
-	case f.State.Final() && f.OutputPath == "" && f.PID != 0:
-		chunk.Note = "the run wrote no output" // executors create the file on the first byte
-		writeJSON(w, http.StatusOK, chunk)
-		return nil
-	case f.State.Final() && f.OutputPath == "":
-		chunk.Note = "no output was kept for this run"
-		if f.Reason != "" {
-			chunk.Note += ": " + f.Reason
-		}
-		writeJSON(w, http.StatusOK, chunk)
-		return nil
-	case f.Node == "":
-		msg := fmt.Sprintf("fire %s has no executor yet", id)
-		if f.Reason != "" {
-			msg += ": " + f.Reason
-		}
-		return errorf(http.StatusConflict, "%s", msg)
-	case f.State == store.FirePlanned:
-		chunk.Note = "not started yet"
-		writeJSON(w, http.StatusOK, chunk)
-		return nil
-	}
-	if !validNode(f.Node) {
-		// Executors refuse such IDs; this record was not written by Aion.
-		return errorf(http.StatusBadGateway, "fire %s names executor %q, which is not a valid node ID: its output cannot be asked for", id, f.Node)
-	}
-	req, err := json.Marshal(store.LogRequest{Fire: id, Attempt: f.Attempt, Offset: offset})
+	note, err := recordLogNote(id, f)
 	if err != nil {
-		return fmt.Errorf("encode log request: %w", err)
+		return err
 	}
-	nctx, ncancel := context.WithTimeout(r.Context(), logTimeout)
-	defer ncancel()
-	msg, err := s.nats.RequestWithContext(nctx, store.LogSubject(s.subjectPrefix, f.Node), req)
-	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-		return errorf(http.StatusBadGateway, "executor %s does not answer for the output of %s: it is not running (the fire record keeps the last %d bytes)",
-			f.Node, id, len(f.OutputTail))
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		return errorf(http.StatusBadGateway, "executor %s did not answer for the output of %s within %s (the fire record keeps the last %d bytes)",
-			f.Node, id, logTimeout, len(f.OutputTail))
-	case err != nil:
-		return errorf(http.StatusBadGateway, "asking executor %s for the output of %s: %v", f.Node, id, err)
+	if note != "" {
+		chunk.Note = note
+		writeJSON(w, http.StatusOK, chunk)
+		return nil
 	}
-	var nodeChunk store.LogChunk
-	if err := json.Unmarshal(msg.Data, &nodeChunk); err != nil {
-		return errorf(http.StatusBadGateway, "executor %s sent a bad answer for the output of %s: %v", f.Node, id, err)
+	nodeChunk, err := s.askLog(r.Context(), id, f, offset)
+	if err != nil {
+		return err
 	}
 	if nodeChunk.Error != "" {
 		if !f.State.Final() {
@@ -188,6 +153,62 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
 	chunk.Size = nodeChunk.Size
 	writeJSON(w, http.StatusOK, chunk)
 	return nil
+}
+
+// recordLogNote answers a log request from the fire record alone when
+// there is no executor to ask: the note to send with an empty piece, or
+// the error. With neither, the executor named in the record is asked.
+func recordLogNote(id store.FireID, f store.Fire) (string, error) {
+	switch {
+	case f.State.Final() && f.OutputPath == "" && f.PID != 0:
+		return "the run wrote no output", nil // executors create the file on the first byte
+	case f.State.Final() && f.OutputPath == "":
+		note := "no output was kept for this run"
+		if f.Reason != "" {
+			note += ": " + f.Reason
+		}
+		return note, nil
+	case f.Node == "":
+		msg := fmt.Sprintf("fire %s has no executor yet", id)
+		if f.Reason != "" {
+			msg += ": " + f.Reason
+		}
+		return "", errorf(http.StatusConflict, "%s", msg)
+	case f.State == store.FirePlanned:
+		return "not started yet", nil
+	}
+	return "", nil
+}
+
+// askLog asks the executor named in the fire record for the piece of its
+// output from offset on, within logTimeout.
+func (s *Server) askLog(ctx context.Context, id store.FireID, f store.Fire, offset int64) (store.LogChunk, error) {
+	var nodeChunk store.LogChunk
+	if !validNode(f.Node) {
+		// Executors refuse such IDs; this record was not written by Aion.
+		return nodeChunk, errorf(http.StatusBadGateway, "fire %s names executor %q, which is not a valid node ID: its output cannot be asked for", id, f.Node)
+	}
+	req, err := json.Marshal(store.LogRequest{Fire: id, Attempt: f.Attempt, Offset: offset})
+	if err != nil {
+		return nodeChunk, fmt.Errorf("encode log request: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, logTimeout)
+	defer cancel()
+	msg, err := s.nats.RequestWithContext(ctx, store.LogSubject(s.subjectPrefix, f.Node), req)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return nodeChunk, errorf(http.StatusBadGateway, "executor %s does not answer for the output of %s: it is not running (the fire record keeps the last %d bytes)",
+			f.Node, id, len(f.OutputTail))
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return nodeChunk, errorf(http.StatusBadGateway, "executor %s did not answer for the output of %s within %s (the fire record keeps the last %d bytes)",
+			f.Node, id, logTimeout, len(f.OutputTail))
+	case err != nil:
+		return nodeChunk, errorf(http.StatusBadGateway, "asking executor %s for the output of %s: %v", f.Node, id, err)
+	}
+	if err := json.Unmarshal(msg.Data, &nodeChunk); err != nil {
+		return nodeChunk, errorf(http.StatusBadGateway, "executor %s sent a bad answer for the output of %s: %v", f.Node, id, err)
+	}
+	return nodeChunk, nil
 }
 
 // validNode reports whether a node ID is one NATS subject token as

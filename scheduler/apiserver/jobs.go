@@ -240,56 +240,94 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := etcdContext(r)
 	defer cancel()
+	jobs, err := s.readJobGraph(ctx)
+	if err != nil {
+		return err
+	}
+	if jobs.kvs[name] == nil {
+		return errorf(http.StatusNotFound, "no job named %q", name)
+	}
+	children := jobs.childrenOf[name]
+	if len(children) > 0 && !cascade {
+		return parentError(name, children)
+	}
+	// With cascade, every descendant goes too, in the same transaction.
+	deleted := jobs.descendants(name)
+	if err := s.deleteJobs(ctx, jobs, deleted); err != nil {
+		return err
+	}
+	s.log.Info("jobs deleted", zap.Strings("jobs", deleted))
+	writeJSON(w, http.StatusOK, api.DeleteResponse{Deleted: name, Cascaded: deleted[1:]})
+	return nil
+}
+
+// jobGraph is every job definition as read at one etcd revision, with the
+// children each job is a parent of.
+type jobGraph struct {
+	revision   int64
+	kvs        map[string]*mvccpb.KeyValue // by job name
+	childrenOf map[string][]string
+}
+
+// readJobGraph reads every job definition in one Get.
+func (s *Server) readJobGraph(ctx context.Context) (jobGraph, error) {
 	resp, err := s.etcd.Get(ctx, s.keys.Jobs(), clientv3.WithPrefix())
 	if err != nil {
-		return fmt.Errorf("read jobs: %w", err)
+		return jobGraph{}, fmt.Errorf("read jobs: %w", err)
 	}
-	var target *mvccpb.KeyValue
-	childrenOf := make(map[string][]string)
+	g := jobGraph{revision: resp.Header.Revision, kvs: make(map[string]*mvccpb.KeyValue), childrenOf: make(map[string][]string)}
 	for _, kv := range resp.Kvs {
 		j, err := decodeJob(kv)
 		if err != nil {
-			return err
+			return jobGraph{}, err
 		}
-		if j.Name == name {
-			target = kv
-		}
+		g.kvs[j.Name] = kv
 		for _, p := range j.Parents {
-			childrenOf[p] = append(childrenOf[p], j.Name)
+			g.childrenOf[p] = append(g.childrenOf[p], j.Name)
 		}
 	}
-	if target == nil {
-		return errorf(http.StatusNotFound, "no job named %q", name)
-	}
-	children := childrenOf[name]
-	if len(children) > 0 && !cascade {
-		var problems []string
-		for _, c := range children {
-			problems = append(problems, fmt.Sprintf("job %s lists %s in its parents", c, name))
-		}
-		return &httpError{
-			status:   http.StatusConflict,
-			msg:      fmt.Sprintf("job %s is a parent of %s: delete them too (--cascade) or change their parents first", name, strings.Join(children, ", ")),
-			problems: problems,
-		}
-	}
-	// With cascade, every descendant goes too, in the same transaction.
+	return g, nil
+}
+
+// descendants is name, then every job below it, each once, nearest first.
+func (g jobGraph) descendants(name string) []string {
 	deleted := []string{name}
 	for i := 0; i < len(deleted); i++ {
-		for _, c := range childrenOf[deleted[i]] {
+		for _, c := range g.childrenOf[deleted[i]] {
 			if !slices.Contains(deleted, c) {
 				deleted = append(deleted, c)
 			}
 		}
 	}
+	return deleted
+}
+
+// parentError refuses to delete a job that other jobs list as a parent.
+func parentError(name string, children []string) *httpError {
+	var problems []string
+	for _, c := range children {
+		problems = append(problems, fmt.Sprintf("job %s lists %s in its parents", c, name))
+	}
+	return &httpError{
+		status:   http.StatusConflict,
+		msg:      fmt.Sprintf("job %s is a parent of %s: delete them too (--cascade) or change their parents first", name, strings.Join(children, ", ")),
+		problems: problems,
+	}
+}
+
+// deleteJobs deletes the definitions, states and requests of the jobs
+// named in deleted (the job asked for first, then its descendants) if no
+// job definition changed since g was read.
+func (s *Server) deleteJobs(ctx context.Context, g jobGraph, deleted []string) error {
 	ops := make([]clientv3.Op, 0, 3*len(deleted))
 	for _, d := range deleted {
 		ops = append(ops, clientv3.OpDelete(s.keys.Job(d)), clientv3.OpDelete(s.keys.State(d)),
 			clientv3.OpDelete(s.keys.Requests()+d+"/", clientv3.WithPrefix()))
 	}
+	name := deleted[0]
 	txn, err := s.etcd.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(s.keys.Job(name)), "=", target.ModRevision),
-			clientv3.Compare(clientv3.ModRevision(s.keys.Jobs()), "<", resp.Header.Revision+1).WithPrefix()).
+		If(clientv3.Compare(clientv3.ModRevision(s.keys.Job(name)), "=", g.kvs[name].ModRevision),
+			clientv3.Compare(clientv3.ModRevision(s.keys.Jobs()), "<", g.revision+1).WithPrefix()).
 		Then(ops...).
 		Commit()
 	if err != nil {
@@ -298,7 +336,5 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) error {
 	if !txn.Succeeded {
 		return errorf(http.StatusConflict, "jobs changed while job %s was being deleted; try again", name)
 	}
-	s.log.Info("jobs deleted", zap.Strings("jobs", deleted))
-	writeJSON(w, http.StatusOK, api.DeleteResponse{Deleted: name, Cascaded: deleted[1:]})
 	return nil
 }
