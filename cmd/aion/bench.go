@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime/pprof"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/aionsched/aion/cmd/harness/bench"
 )
@@ -27,20 +29,23 @@ type benchReport struct {
 	Scale   []bench.ScaleResult `json:"scale,omitempty"`
 }
 
+// benchOptions are the flags of aion bench.
+type benchOptions struct {
+	rates             []int
+	warmup, measure   time.Duration
+	executors, slots  int
+	manualRuns        int
+	asJSON            bool
+	cpuProfile        string
+	scale             []int
+	executorProcesses bool
+	schedulerEnv      []string
+	ttl               time.Duration
+	format            *string // -o; set by newBenchCommand, read when the command runs
+}
+
 func newBenchCommand(a *app) *cobra.Command {
-	var (
-		rates             []int
-		warmup, measure   time.Duration
-		executors, slots  int
-		manualRuns        int
-		asJSON            bool
-		cpuProfile        string
-		scale             []int
-		executorProcesses bool
-		schedulerEnv      []string
-		ttl               time.Duration
-		format            *string // -o; set below, read when the command runs
-	)
+	o := &benchOptions{}
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure fire lateness, manual trigger latency, and the cost of many jobs",
@@ -58,58 +63,87 @@ this process, and measures, from the fire records:
 Figures go in BENCHMARKS.md with the command line that produced them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON = asJSON || *format == formatJSON
-			if cpuProfile != "" {
-				f, err := os.Create(cpuProfile)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return fmt.Errorf("cpu profile: %w", err)
-				}
-				defer pprof.StopCPUProfile()
-			}
-			report := benchReport{Executors: executors, Slots: slots, ExecutorProcesses: executorProcesses}
-			if slices.ContainsFunc(rates, func(r int) bool { return r > 0 }) || manualRuns > 0 {
-				if err := benchLateness(a, cmd, &report, rates, warmup, measure, manualRuns, asJSON); err != nil {
-					return err
-				}
-			}
-			for _, n := range scale {
-				res, err := benchScale(cmd, n, ttl, schedulerEnv)
-				if err != nil {
-					return err
-				}
-				report.Scale = append(report.Scale, res)
-				if !asJSON {
-					fmt.Fprintln(a.stdout, res)
-				}
-			}
-			if asJSON {
-				return a.printJSON(report)
-			}
-			return nil
+			return o.run(a, cmd)
 		},
 	}
-	format = outputFlag(cmd)
-	f := cmd.Flags()
-	f.IntSliceVar(&rates, "rates", []int{1, 100, 1000}, "fires per second to measure lateness at (each is that many every-second jobs; 0: none)")
-	f.DurationVar(&warmup, "warmup", 3*time.Second, "time to run before measuring each rate")
-	f.DurationVar(&measure, "measure", 10*time.Second, "measured time per rate")
-	f.IntVar(&executors, "executors", 4, "executors in the process")
-	f.IntVar(&slots, "slots", 256, "slots per executor")
-	f.BoolVar(&executorProcesses, "executor-processes", true, "run the executors as aion executor processes (as in production) rather than in the bench process")
-	f.IntVar(&manualRuns, "manual", 100, "manual triggers to time, one after another (0: none)")
-	f.IntSliceVar(&scale, "scale", nil, "numbers of registered jobs to measure scheduler memory, idle CPU and takeover with (e.g. 100000,1000000)")
-	f.DurationVar(&ttl, "session-ttl", 5*time.Second, "session TTL of the scheduler processes in the scale runs")
-	f.StringArrayVar(&schedulerEnv, "scheduler-env", nil, "KEY=VALUE added to the environment of the scheduler processes in the scale runs (e.g. GOMEMLIMIT=900MiB)")
-	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	o.format = outputFlag(cmd)
+	o.addFlags(cmd.Flags())
+	return cmd
+}
+
+// addFlags defines the flags into o.
+func (o *benchOptions) addFlags(f *pflag.FlagSet) {
+	f.IntSliceVar(&o.rates, "rates", []int{1, 100, 1000}, "fires per second to measure lateness at (each is that many every-second jobs; 0: none)")
+	f.DurationVar(&o.warmup, "warmup", 3*time.Second, "time to run before measuring each rate")
+	f.DurationVar(&o.measure, "measure", 10*time.Second, "measured time per rate")
+	f.IntVar(&o.executors, "executors", 4, "executors in the process")
+	f.IntVar(&o.slots, "slots", 256, "slots per executor")
+	f.BoolVar(&o.executorProcesses, "executor-processes", true, "run the executors as aion executor processes (as in production) rather than in the bench process")
+	f.IntVar(&o.manualRuns, "manual", 100, "manual triggers to time, one after another (0: none)")
+	f.IntSliceVar(&o.scale, "scale", nil, "numbers of registered jobs to measure scheduler memory, idle CPU and takeover with (e.g. 100000,1000000)")
+	f.DurationVar(&o.ttl, "session-ttl", 5*time.Second, "session TTL of the scheduler processes in the scale runs")
+	f.StringArrayVar(&o.schedulerEnv, "scheduler-env", nil, "KEY=VALUE added to the environment of the scheduler processes in the scale runs (e.g. GOMEMLIMIT=900MiB)")
+	f.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
 	if err := f.MarkDeprecated("json", "use -o json"); err != nil {
 		panic(err) // the flag is defined just above
 	}
-	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (go tool pprof) to this file")
-	return cmd
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (go tool pprof) to this file")
+}
+
+// run measures what the flags ask for: lateness and manual triggers on one
+// stack, then each scale on a stack of its own.
+func (o *benchOptions) run(a *app, cmd *cobra.Command) (err error) {
+	asJSON := o.asJSON || *o.format == formatJSON
+	if o.cpuProfile != "" {
+		stop, profErr := startCPUProfile(o.cpuProfile)
+		if profErr != nil {
+			return profErr
+		}
+		defer func() { // a profile that cannot be closed fails the run
+			if stopErr := stop(); err == nil {
+				err = stopErr
+			}
+		}()
+	}
+	report := benchReport{Executors: o.executors, Slots: o.slots, ExecutorProcesses: o.executorProcesses}
+	if slices.ContainsFunc(o.rates, func(r int) bool { return r > 0 }) || o.manualRuns > 0 {
+		if err := benchLateness(a, cmd, &report, o.rates, o.warmup, o.measure, o.manualRuns, asJSON); err != nil {
+			return err
+		}
+	}
+	for _, n := range o.scale {
+		res, err := benchScale(cmd, n, o.ttl, o.schedulerEnv)
+		if err != nil {
+			return err
+		}
+		report.Scale = append(report.Scale, res)
+		if !asJSON {
+			fmt.Fprintln(a.stdout, res)
+		}
+	}
+	if asJSON {
+		return a.printJSON(report)
+	}
+	return nil
+}
+
+// startCPUProfile profiles this process into the file at path until stop,
+// which closes the file.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, errors.Join(fmt.Errorf("cpu profile: %w", err), f.Close())
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // benchScale measures one number of registered jobs on a fresh stack whose

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -21,9 +19,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/aionsched/aion/cmd/harness/embedded"
 	"github.com/aionsched/aion/executor"
-	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler"
 	"github.com/aionsched/aion/scheduler/apiserver"
 	"github.com/aionsched/aion/scheduler/store"
@@ -251,128 +247,6 @@ func newExecutorCommand(a *app) *cobra.Command {
 	clusterFlags(cmd)
 	executorFlags(cmd, "/var/lib/aion/output")
 	return cmd
-}
-
-func newDevCommand(a *app) *cobra.Command {
-	var dataDir, jobsDir string
-	cmd := &cobra.Command{
-		Use:   "dev",
-		Short: "Run Aion on this machine: embedded etcd and NATS, a scheduler and an executor",
-		Long: "Dev runs everything in one process on a real embedded etcd (data in --data-dir) and NATS server,\n" +
-			"applies the jobs in --jobs (adding, updating and removing to match the directory), and prints\n" +
-			"each run as it happens. Ctrl-C stops it cleanly; state survives a restart.",
-		Example: "  aion dev\n  aion dev --jobs /etc/aion/jobs --data-dir /tmp/aion",
-		Args:    usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.dev(cmd.Context(), dataDir, jobsDir)
-		},
-	}
-	cmd.Flags().StringVar(&dataDir, "data-dir", ".aion", "where the embedded etcd keeps its data and runs keep their output")
-	cmd.Flags().StringVar(&jobsDir, "jobs", "testdata/jobs", "job files or directory to apply at start")
-	schedulerFlags(cmd)
-	executorFlags(cmd, "")
-	return cmd
-}
-
-func (a *app) dev(ctx context.Context, dataDir, jobsDir string) error {
-	jobs, err := jobspec.Load(jobsDir)
-	var problems jobspec.ErrorList
-	if errors.As(err, &problems) {
-		fmt.Fprintln(a.stderr, problems.Error())
-		return &exitError{code: 1, err: fmt.Errorf("%s has %d problems; fix them and start again", jobsDir, len(problems))}
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	etcdLog := zap.NewNop() // etcd's own logs are noise in dev; --log-level debug shows them
-	if a.cfg.Log.Level == "debug" {
-		etcdLog = a.log
-	}
-	etcdSrv, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{Dir: filepath.Join(dataDir, "etcd"), MaxTxnOps: 100_000, Log: etcdLog})
-	if err != nil {
-		return err
-	}
-	defer etcdSrv.Close()
-	natsSrv, err := embedded.StartNATS("")
-	if err != nil {
-		return err
-	}
-	defer natsSrv.Close()
-	cli, nc, err := a.connect(ctx, []string{etcdSrv.Endpoint()}, natsSrv.URL())
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	defer nc.Close()
-
-	keys := store.Keys{Prefix: a.cfg.Etcd.Prefix}
-	if keys.Prefix == "" {
-		keys.Prefix = store.DefaultPrefix
-	}
-	a.cfg.Etcd.Prefix = keys.Prefix
-	res, err := store.Apply(ctx, cli, keys, jobs, true, false, time.Now())
-	if err != nil {
-		return err
-	}
-	if a.cfg.Executor.NodeID == "" {
-		a.cfg.Executor.NodeID = "dev"
-	}
-	if a.cfg.Executor.OutputDir == "" {
-		a.cfg.Executor.OutputDir = filepath.Join(dataDir, "output")
-	}
-	xcfg, err := a.executorConfig()
-	if err != nil {
-		return err
-	}
-	if a.cfg.Scheduler.ID == "" {
-		a.cfg.Scheduler.ID = "dev"
-	}
-	events, err := a.printEvents(nc)
-	if err != nil {
-		return err
-	}
-	defer events.Unsubscribe()
-
-	fmt.Fprintf(a.stdout, "Aion dev: etcd %s (data in %s), NATS %s\n", etcdSrv.Endpoint(), dataDir, natsSrv.URL())
-	fmt.Fprintf(a.stdout, "applied %s: %d created, %d updated, %d unchanged, %d deleted\n",
-		jobsDir, len(res.Created), len(res.Updated), len(res.Unchanged), len(res.Deleted))
-	if err := printJobSummary(a, jobs, time.Now(), "loaded"); err != nil {
-		return err
-	}
-	reg := newRegistry()
-	s := scheduler.New(a.schedulerConfig(), cli, nc, a.log, scheduler.WithMetrics(scheduler.NewMetrics(reg)))
-	x := executor.New(xcfg, cli, nc, a.log)
-	serve := a.apiRunner(cli, nc, a.cfg.Scheduler.Listen, reg, func(addr string) {
-		fmt.Fprintf(a.stdout, "API at http://%s (aion jobs, aion run NAME --wait, aion logs FIRE-ID)\n", addr)
-		fmt.Fprintln(a.stdout, "runs appear below as they happen; Ctrl-C stops")
-	})
-	err = runAll(ctx, s.Run, x.Run, serve)
-	fmt.Fprintln(a.stdout, "stopped")
-	return err
-}
-
-// printEvents prints every fire state change, so dev runs are visible.
-func (a *app) printEvents(nc *nats.Conn) (*nats.Subscription, error) {
-	var mu sync.Mutex
-	return nc.Subscribe(store.EventsWildcard(a.schedulerConfig().SubjectPrefix), func(m *nats.Msg) {
-		var ev store.FireEvent
-		if json.Unmarshal(m.Data, &ev) != nil {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		line := fmt.Sprintf("%s  %-9s  %s on %s", ev.At.Local().Format("15:04:05.000"), ev.State, ev.Fire, ev.Node)
-		if ev.ExitCode != nil {
-			line += fmt.Sprintf(" (exit %d)", *ev.ExitCode)
-		}
-		if ev.Summary != "" {
-			line += ": " + ev.Summary
-		}
-		fmt.Fprintln(a.stdout, line)
-	})
 }
 
 // newRegistry is a Prometheus registry with the Go runtime and process
