@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"syscall"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -39,8 +40,21 @@ type EtcdConfig struct {
 	Token          string
 }
 
-// StartEtcd starts etcd and waits until it serves clients.
+// StartEtcd starts etcd and waits until it serves clients. An address it
+// picks itself (ClientAddr or PeerAddr empty) was free a moment before
+// etcd binds it; if another process took it meanwhile, it picks again.
 func StartEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
+	const attempts = 5
+	for attempt := 1; ; attempt++ {
+		e, err := startEtcdOnce(ctx, cfg)
+		picked := cfg.ClientAddr == "" || cfg.PeerAddr == ""
+		if err == nil || !picked || !errors.Is(err, syscall.EADDRINUSE) || attempt == attempts {
+			return e, err
+		}
+	}
+}
+
+func startEtcdOnce(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	clientURL, err := listenURL(cfg.ClientAddr)
 	if err != nil {
 		return nil, fmt.Errorf("etcd client address: %w", err)
