@@ -23,6 +23,20 @@ const MaxFileSize = 4 << 20
 // validates the whole set. On any problem it returns every problem found as
 // an ErrorList and no jobs, so a caller never applies part of a set.
 func Load(paths ...string) ([]*Job, error) {
+	jobs, errs := Read(paths...)
+	errs = append(errs, CheckSet(jobs)...)
+	if len(errs) > 0 {
+		errs.sort()
+		return nil, errs
+	}
+	slices.SortFunc(jobs, func(a, b *Job) int { return strings.Compare(a.Name, b.Name) })
+	return jobs, nil
+}
+
+// Read reads job files and directories as Load does, and checks each job,
+// but not the set (CheckSet): for jobs added to stored ones, whose parents
+// may be stored. It returns the jobs read and the problems found, sorted.
+func Read(paths ...string) ([]*Job, ErrorList) {
 	var files []string
 	var errs ErrorList
 	for _, p := range paths {
@@ -44,13 +58,8 @@ func Load(paths ...string) ([]*Job, error) {
 		jobs = append(jobs, parsed...)
 		errs = append(errs, fileErrs...)
 	}
-	errs = append(errs, CheckSet(jobs)...)
-	if len(errs) > 0 {
-		errs.sort()
-		return nil, errs
-	}
-	slices.SortFunc(jobs, func(a, b *Job) int { return strings.Compare(a.Name, b.Name) })
-	return jobs, nil
+	errs.sort()
+	return jobs, errs
 }
 
 // Files lists the job files Load reads at path: the file itself, or the

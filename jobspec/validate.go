@@ -2,6 +2,7 @@ package jobspec
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"path"
 	"regexp"
@@ -286,7 +287,13 @@ func (c *checker) oneOf(field, value string, allowed ...any) {
 
 // CheckSet checks what only the whole set of jobs shows: names unique across
 // files, parents that exist, and no dependency cycle.
-func CheckSet(jobs []*Job) ErrorList {
+func CheckSet(jobs []*Job) ErrorList { return CheckSetWith(jobs, nil) }
+
+// CheckSetWith is CheckSet for jobs added to stored ones: stored maps each
+// stored job that stays (and is not in jobs) to its parents. A parent may
+// be a stored job, and a cycle may run through stored jobs; problems are
+// reported on the jobs, never on stored ones.
+func CheckSetWith(jobs []*Job, stored map[string][]string) ErrorList {
 	var errs ErrorList
 	byName := make(map[string]*Job, len(jobs))
 	for _, j := range jobs {
@@ -296,19 +303,28 @@ func CheckSet(jobs []*Job) ErrorList {
 		}
 		byName[j.Name] = j
 	}
+	graph := make(map[string]*Job, len(byName)+len(stored))
+	for name, parents := range stored {
+		graph[name] = &Job{Name: name, Parents: parents}
+	}
+	maps.Copy(graph, byName)
 	for _, j := range jobs {
 		if byName[j.Name] != j {
 			continue
 		}
 		for i, p := range j.Parents {
-			if _, ok := byName[p]; !ok && validName.MatchString(p) && p != j.Name {
+			if _, ok := graph[p]; !ok && validName.MatchString(p) && p != j.Name {
 				field := fmt.Sprintf("parents[%d]", i)
 				errs = append(errs, j.fieldPos(field).errorf(field, "unknown job %q", p))
 			}
 		}
 	}
-	for _, cycle := range findCycles(byName) {
-		j := byName[cycle[0]]
+	for _, cycle := range findCycles(graph) {
+		i := slices.IndexFunc(cycle, func(name string) bool { return byName[name] != nil })
+		if i < 0 {
+			continue // among stored jobs only: not this set's problem
+		}
+		j := byName[cycle[i]]
 		errs = append(errs, j.fieldPos("parents").errorf("parents", "dependency cycle: %s", strings.Join(cycle, " -> ")))
 	}
 	return errs

@@ -62,7 +62,7 @@ func testTermWith(tb testing.TB, n int, fields func(i int) string, nodes ...stor
 		if len(errs) > 0 {
 			tb.Fatal(errs)
 		}
-		if _, err := store.Apply(ctx, cli, store.Keys{Prefix: store.DefaultPrefix}, jobs, false, false, time.Now()); err != nil {
+		if _, err := store.Apply(ctx, cli, store.Keys{Prefix: store.DefaultPrefix}, jobs, store.ApplyOptions{Set: "bench"}, time.Now()); err != nil {
 			tb.Fatal(err)
 		}
 	}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -21,30 +23,32 @@ func newApplyCommand(a *app) *cobra.Command {
 		opt   api.ApplyOptions
 	)
 	cmd := &cobra.Command{
-		Use:   "apply -f PATH [-f PATH...]",
+		Use:   "apply PATH... [-f PATH...] [--set NAME] [--prune | --prune-all] [--dry-run]",
 		Short: "Store job files in the cluster",
 		Long: "Apply reads job files and directories (recursively: *.yaml, *.yml; dot-files and dot-directories\n" +
 			"are skipped), checks them as `aion validate` does and sends them to the API, which stores the whole\n" +
-			"set in one transaction: all of it or, on any problem, none of it. With --prune, stored jobs that are\n" +
-			"in none of the files are deleted (their fire history stays). --dry-run shows what would change.",
-		Example: "  aion apply -f jobs/\n  aion apply -f jobs/ --prune --dry-run",
-		Args:    usageArgs(cobra.NoArgs),
+			"set in one transaction: all of it or, on any problem, none of it. Parents may be jobs already stored.\n" +
+			"The jobs are recorded in an apply set, --set NAME, by default the paths as given (cleaned, sorted,\n" +
+			"joined by commas). With --prune, stored jobs of that set that are in none of the files are deleted\n" +
+			"(their fire history stays); jobs of other sets, or of none, only with --prune-all. A job recorded in\n" +
+			"another set is refused unless --force-conflicts moves it into this one. --dry-run shows what would change.",
+		Example: "  aion apply jobs/\n  aion apply jobs/ --prune --dry-run\n  aion apply -f a.yaml -f b.yaml --set team-a --prune",
+		Args:    usageArgs(cobra.ArbitraryArgs),
 	}
 	format := outputFlag(cmd)
-	cmd.Flags().StringArrayVarP(&paths, "filename", "f", nil, "job file or directory (repeatable)")
-	cmd.Flags().BoolVar(&opt.Prune, "prune", false, "delete stored jobs that are not in the files")
+	cmd.Flags().StringArrayVarP(&paths, "filename", "f", nil, "job file or directory (repeatable; or give them as arguments)")
+	cmd.Flags().StringVar(&opt.Set, "set", "", "the apply set to record the jobs in (default: the paths as given)")
+	cmd.Flags().BoolVar(&opt.Prune, "prune", false, "delete stored jobs of the set that are not in the files")
+	cmd.Flags().BoolVar(&opt.PruneAll, "prune-all", false, "delete every stored job that is not in the files, of any set")
+	cmd.Flags().BoolVar(&opt.ForceConflicts, "force-conflicts", false, "move jobs recorded in another set into this one")
 	cmd.Flags().BoolVar(&opt.DryRun, "dry-run", false, "show what would change; write nothing")
-	cmd.RunE = a.clientRun(func(ctx context.Context, c *api.Client, _ []string) error {
+	cmd.RunE = a.clientRun(func(ctx context.Context, c *api.Client, args []string) error {
+		paths = append(args, paths...)
 		if len(paths) == 0 {
-			return &exitError{code: 2, err: errors.New("apply: name the job files or directories with -f PATH")}
+			return &exitError{code: 2, err: errors.New("apply: name the job files or directories: aion apply PATH")}
 		}
-		// The same checks the server makes, first here: fast, and before anything is sent.
-		if _, err := jobspec.Load(paths...); err != nil {
-			var list jobspec.ErrorList
-			if errors.As(err, &list) {
-				fmt.Fprintln(a.stderr, list.Error())
-				return &exitError{code: 1, err: fmt.Errorf("%s, nothing applied", countNoun(len(list), "problem"))}
-			}
+		opt.DefaultSet = applySetName(paths)
+		if err := a.checkJobFiles(paths); err != nil {
 			return err
 		}
 		files, err := readJobFiles(paths)
@@ -58,6 +62,29 @@ func newApplyCommand(a *app) *cobra.Command {
 		return a.render(*format, res, func() error { return a.printApply(res) })
 	})
 	return cmd
+}
+
+// applySetName is the apply set of jobs applied from paths when none is
+// named: the paths, cleaned, sorted and joined by commas. `aion dev --jobs
+// DIR` and `aion apply DIR` name the same set.
+func applySetName(paths []string) string {
+	names := make([]string, 0, len(paths))
+	for _, p := range paths {
+		names = append(names, filepath.Clean(p))
+	}
+	slices.Sort(names)
+	return strings.Join(slices.Compact(names), ",")
+}
+
+// checkJobFiles makes the checks of each file the server makes, first
+// here: fast, and before anything is sent. Parents are the server's to
+// check, since they may be stored jobs.
+func (a *app) checkJobFiles(paths []string) error {
+	if _, list := jobspec.Read(paths...); len(list) > 0 {
+		fmt.Fprintln(a.stderr, list.Error())
+		return &exitError{code: 1, err: fmt.Errorf("%s, nothing applied", countNoun(len(list), "problem"))}
+	}
+	return nil
 }
 
 // readJobFiles reads the files jobspec.Load reads, named the same way, so
@@ -93,7 +120,7 @@ func (a *app) printApply(res api.ApplyResponse) error {
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "JOB\tRESULT")
 	for _, name := range slices.Sorted(maps.Keys(changes)) {
-		fmt.Fprintf(w, "%s\t%s\n", name, changes[name])
+		fmt.Fprintf(w, "%s\t%s%s\n", name, changes[name], ownerNote(res.Owners, name))
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -103,6 +130,26 @@ func (a *app) printApply(res api.ApplyResponse) error {
 	if res.DryRun {
 		summary += " (dry run: nothing was written)"
 	}
-	_, err := fmt.Fprintln(a.stdout, summary)
-	return err
+	if _, err := fmt.Fprintln(a.stdout, summary); err != nil {
+		return err
+	}
+	if len(res.Kept) > 0 {
+		_, err := fmt.Fprintf(a.stdout, "%s of other apply sets not pruned (--prune-all deletes them): %s\n",
+			countNoun(len(res.Kept), "stored job"), strings.Join(res.Kept, ", "))
+		return err
+	}
+	return nil
+}
+
+// ownerNote names the apply set of a job recorded in another set than the
+// applied one.
+func ownerNote(owners map[string]string, name string) string {
+	set, ok := owners[name]
+	switch {
+	case !ok:
+		return ""
+	case set == "":
+		return " (no apply set)"
+	}
+	return fmt.Sprintf(" (apply set %s)", set)
 }

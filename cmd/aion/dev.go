@@ -69,7 +69,7 @@ func (a *app) dev(ctx context.Context, dataDir, jobsDir string) error {
 	defer nc.Close()
 
 	a.setDevDefaults(dataDir)
-	res, err := store.Apply(ctx, cli, store.Keys{Prefix: a.cfg.Etcd.Prefix}, jobs, true, false, time.Now())
+	res, err := store.Apply(ctx, cli, store.Keys{Prefix: a.cfg.Etcd.Prefix}, jobs, store.ApplyOptions{Set: applySetName([]string{jobsDir}), Implicit: true, Prune: true}, time.Now())
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -103,22 +104,22 @@ func newBackfillCommand(a *app) *cobra.Command {
 		Short: "Run every nominal time of a past (or future) range",
 		Long: "Backfill plans every nominal time of the job in [--from, --to] with the fire IDs normal runs\n" +
 			"have, so times that already ran are left alone and backfilling twice runs nothing twice.\n" +
-			"Times are RFC 3339, or YYYY-MM-DD[THH:MM[:SS]] in UTC.",
+			"A date alone (YYYY-MM-DD) is a whole day in the job's timezone: --from starts at its first\n" +
+			"moment and --to includes it to its last. Other times are RFC 3339, or YYYY-MM-DDTHH:MM[:SS] in UTC.",
 		Example: "  aion backfill report --from 2026-11-01 --to 2026-11-07 --parallel 2\n  aion backfill report --from 2026-11-01 --to 2026-11-07 --dry-run",
 		Args:    usageArgs(cobra.ExactArgs(1)),
 	}
-	cmd.Flags().StringVar(&from, "from", "", "first time of the range (inclusive)")
-	cmd.Flags().StringVar(&to, "to", "", "last time of the range (inclusive)")
+	cmd.Flags().StringVar(&from, "from", "", "first time of the range (inclusive; a date: from the start of that day)")
+	cmd.Flags().StringVar(&to, "to", "", "last time of the range (inclusive; a date: to the end of that day)")
 	cmd.Flags().IntVar(&req.Parallel, "parallel", 0, "at most this many of its runs at once (0: no limit)")
 	cmd.Flags().BoolVar(&req.DryRun, "dry-run", false, "list the times without planning them")
 	format := outputFlag(cmd)
 	cmd.RunE = a.clientRun(func(ctx context.Context, c *api.Client, args []string) error {
-		var err error
-		if req.From, err = parseFrom(from, time.UTC); err != nil || from == "" {
-			return &exitError{code: 2, err: fmt.Errorf("backfill: --from: want RFC 3339 or YYYY-MM-DD[THH:MM[:SS]] (UTC)")}
+		if err := rangeEnd(from, &req.From, &req.FromDate); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("backfill: --from: %w", err)}
 		}
-		if req.To, err = parseFrom(to, time.UTC); err != nil || to == "" {
-			return &exitError{code: 2, err: fmt.Errorf("backfill: --to: want RFC 3339 or YYYY-MM-DD[THH:MM[:SS]] (UTC)")}
+		if err := rangeEnd(to, &req.To, &req.ToDate); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("backfill: --to: %w", err)}
 		}
 		req.By = whoAmI()
 		res, err := c.Backfill(ctx, args[0], req)
@@ -128,6 +129,22 @@ func newBackfillCommand(a *app) *cobra.Command {
 		return a.render(*format, res, func() error { return a.printBackfill(res, req.DryRun) })
 	})
 	return cmd
+}
+
+// rangeEnd reads one end of a backfill's range: a date alone is sent as
+// a date, for the server to place in the job's zone; anything else as a
+// time.
+func rangeEnd(s string, t *time.Time, date *string) error {
+	if _, err := time.Parse(time.DateOnly, s); err == nil {
+		*date = s
+		return nil
+	}
+	parsed, err := parseFrom(s, time.UTC)
+	if err != nil || s == "" {
+		return errors.New("want YYYY-MM-DD (a day of the job's zone), RFC 3339, or YYYY-MM-DDTHH:MM[:SS] (UTC)")
+	}
+	*t = parsed
+	return nil
 }
 
 func (a *app) printBackfill(res api.BackfillResponse, dryRun bool) error {

@@ -7,10 +7,14 @@ import (
 	"strconv"
 )
 
-// ApplyOptions are the query parameters of an apply.
+// ApplyOptions are the apply set and query parameters of an apply.
 type ApplyOptions struct {
-	Prune  bool // delete the stored jobs that are in none of the files
-	DryRun bool // say what would change; write nothing
+	Set            string // the apply set, named: jobs of other sets are conflicts
+	DefaultSet     string // the set when Set is empty (empty: the server names it after the files)
+	Prune          bool   // delete the stored jobs of the set that are in none of the files
+	PruneAll       bool   // delete every stored job in none of the files, of any set or none
+	ForceConflicts bool   // move jobs of other sets into this one instead of refusing
+	DryRun         bool   // say what would change; write nothing
 }
 
 // Apply sends job files; the server stores the whole set, or nothing when
@@ -20,11 +24,17 @@ func (c *Client) Apply(ctx context.Context, files []File, opt ApplyOptions) (App
 	if opt.Prune {
 		query.Set("prune", "true")
 	}
+	if opt.PruneAll {
+		query.Set("prune_all", "true")
+	}
+	if opt.ForceConflicts {
+		query.Set("force_conflicts", "true")
+	}
 	if opt.DryRun {
 		query.Set("dry_run", "true")
 	}
 	var res ApplyResponse
-	if err := c.do(ctx, call{route: RouteApply, query: query, body: ApplyRequest{Files: files}, out: &res}); err != nil {
+	if err := c.do(ctx, call{route: RouteApply, query: query, body: ApplyRequest{Files: files, Set: opt.Set, DefaultSet: opt.DefaultSet}, out: &res}); err != nil {
 		return res, fmt.Errorf("apply %d files: %w", len(files), err)
 	}
 	return res, nil

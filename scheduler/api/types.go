@@ -36,6 +36,14 @@ type File struct {
 // ApplyRequest is the body of POST /v1/apply.
 type ApplyRequest struct {
 	Files []File `json:"files"`
+	// Set names the apply set the jobs are recorded in; prune deletes only
+	// jobs of this set. A job recorded in another set is refused unless
+	// force_conflicts moves it into this one.
+	Set string `json:"set,omitempty"`
+	// DefaultSet is the set when Set is empty (default: the file names,
+	// sorted, joined by commas). A job recorded in another set then stays
+	// in it, updated, and is no conflict; jobs of no set join it.
+	DefaultSet string `json:"default_set,omitempty"`
 }
 
 // ApplyResult lists the jobs an apply created, updated, left unchanged and
@@ -45,13 +53,21 @@ type ApplyResult struct {
 	Updated   []string `json:"updated"`
 	Unchanged []string `json:"unchanged"`
 	Deleted   []string `json:"deleted"`
+	// Kept lists, with prune, the stored jobs in none of the files that
+	// were left because they belong to another apply set or to none.
+	Kept []string `json:"kept"`
+	// Owners gives the apply set ("" for none) of each job of the result
+	// that is recorded in another set than this apply's.
+	Owners map[string]string `json:"owners,omitempty"`
 }
 
 // ApplyResponse says what an apply changed (or would change, with DryRun).
 type ApplyResponse struct {
 	ApplyResult
-	DryRun bool `json:"dry_run"`
-	Prune  bool `json:"prune"`
+	Set      string `json:"set"`
+	DryRun   bool   `json:"dry_run"`
+	Prune    bool   `json:"prune"`
+	PruneAll bool   `json:"prune_all"`
 }
 
 // JobSummary is one row of GET /v1/jobs.
@@ -196,10 +212,14 @@ type PauseResponse struct {
 	Pause   bool   `json:"pause"` // false: resume
 }
 
-// BackfillRequest plans every nominal time of a job in [From, To].
+// BackfillRequest plans every nominal time of a job in [From, To]. A range
+// end may instead be a date (YYYY-MM-DD) of the job's zone: FromDate is
+// from the start of that day, ToDate to its end (the whole day included).
 type BackfillRequest struct {
-	From     time.Time `json:"from"`
-	To       time.Time `json:"to"`
+	From     time.Time `json:"from,omitzero"`
+	To       time.Time `json:"to,omitzero"`
+	FromDate string    `json:"from_date,omitempty"`
+	ToDate   string    `json:"to_date,omitempty"`
 	Parallel int       `json:"parallel,omitempty"`
 	DryRun   bool      `json:"dry_run,omitempty"`
 	By       string    `json:"by,omitempty"`

@@ -16,13 +16,10 @@ import (
 )
 
 // apply parses and checks every file as `aion validate` does and, only if
-// there is no problem at all, stores the set with store.Apply.
+// there is no problem at all, stores the set with store.Apply, which
+// checks parents against the stored jobs too.
 func (s *Server) apply(w http.ResponseWriter, r *http.Request) error {
-	prune, err := boolParam(r, "prune")
-	if err != nil {
-		return err
-	}
-	dryRun, err := boolParam(r, "dry_run")
+	opt, err := applyOptions(r)
 	if err != nil {
 		return err
 	}
@@ -37,29 +34,63 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	problems = append(problems, jobspec.CheckSet(jobs)...)
 	if len(problems) > 0 {
 		return problemsError(problems)
 	}
 	if len(jobs) == 0 {
 		return errorf(http.StatusBadRequest, "the files define no jobs, nothing applied")
 	}
+	opt.Set, opt.Implicit = req.Set, req.Set == ""
+	if opt.Implicit {
+		opt.Set = cmp.Or(req.DefaultSet, defaultSet(req.Files))
+	}
+	if err := store.CheckSetName(opt.Set); err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
 	slices.SortFunc(jobs, func(a, b *jobspec.Job) int { return strings.Compare(a.Name, b.Name) })
-	res, err := s.storeJobs(r, jobs, prune, dryRun)
+	res, err := s.storeJobs(r, jobs, opt)
 	if err != nil {
 		return err
 	}
-	for _, list := range []*[]string{&res.Created, &res.Updated, &res.Unchanged, &res.Deleted} {
+	for _, list := range []*[]string{&res.Created, &res.Updated, &res.Unchanged, &res.Deleted, &res.Kept} {
 		if *list == nil {
 			*list = []string{}
 		}
 	}
-	if !dryRun {
-		s.log.Info("jobs applied", zap.Strings("created", res.Created), zap.Strings("updated", res.Updated),
+	if !opt.DryRun {
+		s.log.Info("jobs applied", zap.String("set", opt.Set), zap.Strings("created", res.Created), zap.Strings("updated", res.Updated),
 			zap.Strings("deleted", res.Deleted), zap.Int("unchanged", len(res.Unchanged)))
 	}
-	writeJSON(w, http.StatusOK, api.ApplyResponse{ApplyResult: apiApplyResult(res), DryRun: dryRun, Prune: prune})
+	writeJSON(w, http.StatusOK, api.ApplyResponse{ApplyResult: apiApplyResult(res), Set: opt.Set, DryRun: opt.DryRun,
+		Prune: opt.Prune || opt.PruneAll, PruneAll: opt.PruneAll})
 	return nil
+}
+
+// applyOptions reads an apply's query parameters; prune_all implies prune.
+func applyOptions(r *http.Request) (store.ApplyOptions, error) {
+	var opt store.ApplyOptions
+	for _, p := range []struct {
+		name string
+		to   *bool
+	}{{"prune", &opt.Prune}, {"prune_all", &opt.PruneAll}, {"force_conflicts", &opt.ForceConflicts}, {"dry_run", &opt.DryRun}} {
+		v, err := boolParam(r, p.name)
+		if err != nil {
+			return opt, err
+		}
+		*p.to = v
+	}
+	return opt, nil
+}
+
+// defaultSet is the apply set of a request that names none: its file
+// names, sorted, joined by commas.
+func defaultSet(files []api.File) string {
+	names := make([]string, 0, len(files))
+	for _, f := range files {
+		names = append(names, f.Name)
+	}
+	slices.Sort(names)
+	return strings.Join(slices.Compact(names), ",")
 }
 
 // parseFiles parses each file on its own: the jobs and problems of all of
@@ -100,13 +131,21 @@ func problemsError(problems jobspec.ErrorList) *httpError {
 	return &httpError{status: http.StatusBadRequest, msg: problemCount(len(problems)) + " in the job files, nothing applied", problems: lines}
 }
 
-// storeJobs stores a checked set of jobs, sorted by name, with
-// store.Apply, and says why etcd did not take it.
-func (s *Server) storeJobs(r *http.Request, jobs []*jobspec.Job, prune, dryRun bool) (store.ApplyResult, error) {
+// storeJobs stores a parsed set of jobs, sorted by name, with
+// store.Apply, and says why it or etcd did not take it.
+func (s *Server) storeJobs(r *http.Request, jobs []*jobspec.Job, opt store.ApplyOptions) (store.ApplyResult, error) {
 	ctx, cancel := etcdContext(r)
 	defer cancel()
-	res, err := store.Apply(ctx, s.etcd, s.keys, jobs, prune, dryRun, s.now())
-	if errors.Is(err, store.ErrConflict) {
+	res, err := store.Apply(ctx, s.etcd, s.keys, jobs, opt, s.now())
+	var problems jobspec.ErrorList
+	var setConflict *store.SetConflictError
+	var parents *store.ParentError
+	switch {
+	case errors.As(err, &problems):
+		return res, problemsError(problems)
+	case errors.As(err, &setConflict), errors.As(err, &parents):
+		return res, errorf(http.StatusConflict, "%v", err)
+	case errors.Is(err, store.ErrConflict):
 		return res, errorf(http.StatusConflict, "%v; apply again", err)
 	}
 	if etcdRefusedSize(err) != nil {

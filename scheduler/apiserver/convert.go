@@ -95,5 +95,5 @@ func apiNode(n store.Node) api.Node {
 }
 
 func apiApplyResult(r store.ApplyResult) api.ApplyResult {
-	return api.ApplyResult{Created: r.Created, Updated: r.Updated, Unchanged: r.Unchanged, Deleted: r.Deleted}
+	return api.ApplyResult{Created: r.Created, Updated: r.Updated, Unchanged: r.Unchanged, Deleted: r.Deleted, Kept: r.Kept, Owners: r.Owners}
 }

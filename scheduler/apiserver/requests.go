@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -166,6 +168,35 @@ func (s *Server) pauseJob(w http.ResponseWriter, r *http.Request, pause bool) er
 	return nil
 }
 
+// resolveDates turns a backfill's from_date and to_date into times in the
+// job's zone: from the start of the first day to the end of the last (the
+// last nanosecond before the next day starts), and checks from <= to.
+func resolveDates(req *api.BackfillRequest, zone string) error {
+	loc, err := time.LoadLocation(cmp.Or(zone, "UTC"))
+	if err != nil {
+		return fmt.Errorf("zone of the job: %w", err)
+	}
+	if req.FromDate != "" {
+		day, err := time.ParseInLocation(time.DateOnly, req.FromDate, loc)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "from_date: %q is not a date (YYYY-MM-DD)", req.FromDate)
+		}
+		req.From = day
+	}
+	if req.ToDate != "" {
+		day, err := time.ParseInLocation(time.DateOnly, req.ToDate, loc)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "to_date: %q is not a date (YYYY-MM-DD)", req.ToDate)
+		}
+		// AddDate keeps the wall clock: the next day's midnight, whatever DST does.
+		req.To = day.AddDate(0, 0, 1).Add(-time.Nanosecond)
+	}
+	if req.To.Before(req.From) {
+		return errorf(http.StatusBadRequest, "want from <= to, got from %s, to %s", req.From.Format(time.RFC3339), req.To.Format(time.RFC3339))
+	}
+	return nil
+}
+
 // backfillJob lists the nominal times of a range and, unless it is a dry
 // run, asks the leader to plan those without a fire.
 func (s *Server) backfillJob(w http.ResponseWriter, r *http.Request) error {
@@ -178,8 +209,10 @@ func (s *Server) backfillJob(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	switch {
-	case req.From.IsZero() || req.To.IsZero() || req.To.Before(req.From):
-		return errorf(http.StatusBadRequest, "want from <= to, both set (RFC 3339)")
+	case req.From.IsZero() == (req.FromDate == ""):
+		return errorf(http.StatusBadRequest, "want one of from (RFC 3339) and from_date (YYYY-MM-DD)")
+	case req.To.IsZero() == (req.ToDate == ""):
+		return errorf(http.StatusBadRequest, "want one of to (RFC 3339) and to_date (YYYY-MM-DD)")
 	case req.Parallel < 0:
 		return errorf(http.StatusBadRequest, "parallel must not be negative")
 	case len(req.By) > maxByBytes:
@@ -197,6 +230,9 @@ func (s *Server) backfillJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	if sched == nil {
 		return errorf(http.StatusBadRequest, "%s has no schedule to backfill (it is manual or runs after its parents)", name)
+	}
+	if err := resolveDates(&req, j.Timezone); err != nil {
+		return err
 	}
 	times, more := jobspec.Between(sched, req.From, req.To, store.MaxBackfill)
 	if more {

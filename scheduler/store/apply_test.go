@@ -42,7 +42,7 @@ func TestApply_SetTooLargeForOneTransactionIsWrittenInParts(t *testing.T) {
 		t.Fatal(errs)
 	}
 	keys := store.Keys{Prefix: store.DefaultPrefix}
-	res, err := store.Apply(ctx, cli, keys, jobs, true, false, time.Now())
+	res, err := store.Apply(ctx, cli, keys, jobs, store.ApplyOptions{Set: "many", Prune: true}, time.Now())
 	if err != nil {
 		t.Fatalf("apply 500 jobs: %v", err)
 	}
@@ -58,12 +58,12 @@ func TestApply_SetTooLargeForOneTransactionIsWrittenInParts(t *testing.T) {
 			t.Errorf("%d keys under %s, want 500", resp.Count, prefix)
 		}
 	}
-	res, err = store.Apply(ctx, cli, keys, jobs, true, false, time.Now())
+	res, err = store.Apply(ctx, cli, keys, jobs, store.ApplyOptions{Set: "many", Prune: true}, time.Now())
 	if err != nil || len(res.Unchanged) != 500 || len(res.Created)+len(res.Updated)+len(res.Deleted) != 0 {
 		t.Errorf("second apply: %+v, %v; want 500 unchanged", len(res.Unchanged), err)
 	}
 	// Pruning all but one deletes 499 jobs, again in parts.
-	res, err = store.Apply(ctx, cli, keys, jobs[:1], true, false, time.Now())
+	res, err = store.Apply(ctx, cli, keys, jobs[:1], store.ApplyOptions{Set: "many", Prune: true}, time.Now())
 	if err != nil || len(res.Deleted) != 499 {
 		t.Fatalf("prune: %d deleted, %v; want 499", len(res.Deleted), err)
 	}

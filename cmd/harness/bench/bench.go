@@ -176,7 +176,7 @@ func (s *Stack) Close() {
 
 // Apply stores jobs as `aion apply` does (without prune).
 func (s *Stack) Apply(ctx context.Context, jobs []*jobspec.Job) error {
-	if _, err := store.Apply(ctx, s.Etcd, s.Keys, jobs, false, false, time.Now()); err != nil {
+	if _, err := store.Apply(ctx, s.Etcd, s.Keys, jobs, store.ApplyOptions{Set: "bench"}, time.Now()); err != nil {
 		return fmt.Errorf("apply %d jobs: %w", len(jobs), err)
 	}
 	return nil

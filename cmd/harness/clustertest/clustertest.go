@@ -78,7 +78,8 @@ func (c *Cluster) RestartNATS(t testing.TB, down time.Duration) {
 	c.natsSrv = n
 }
 
-// Apply parses YAML job definitions and applies them (with prune).
+// Apply parses YAML job definitions and applies them as apply set
+// "clustertest" (with prune).
 func (c *Cluster) Apply(t testing.TB, yamlText string) store.ApplyResult {
 	t.Helper()
 	jobs, errs := jobspec.Parse("test.yaml", []byte(yamlText))
@@ -86,7 +87,7 @@ func (c *Cluster) Apply(t testing.TB, yamlText string) store.ApplyResult {
 	if len(errs) > 0 {
 		t.Fatalf("bad test jobs:\n%v", errs)
 	}
-	res, err := store.Apply(context.Background(), c.Etcd, c.Keys, jobs, true, false, time.Now())
+	res, err := store.Apply(context.Background(), c.Etcd, c.Keys, jobs, store.ApplyOptions{Set: "clustertest", Prune: true}, time.Now())
 	if err != nil {
 		t.Fatalf("apply: %v", err)
 	}

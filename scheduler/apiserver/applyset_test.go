@@ -1,0 +1,81 @@
+package apiserver
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/scheduler/api"
+)
+
+// withSet is an apply request of the files as apply set name.
+func withSet(name string, req api.ApplyRequest) api.ApplyRequest {
+	req.Set = name
+	return req
+}
+
+// TestAPI_PruneDeletesOnlyItsOwnSet: a set applied with prune, a job applied
+// by hand, the set applied again with prune: the hand-applied job stays. An
+// apply of one unrelated file with prune deletes nothing of the other set.
+func TestAPI_PruneDeletesOnlyItsOwnSet(t *testing.T) {
+	c := clustertest.Start(t)
+	base := serve(t, c, time.Now)
+	dir := withSet("jobs", files("jobs/alpha.yaml", alphaYAML, "jobs/more.yaml", betaGammaYAML))
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply?prune=true", dir, http.StatusOK)
+	hand := files("extra.yaml", "name: extra\nschedule: manual\ncommand: echo extra\n")
+	res := callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", hand, http.StatusOK)
+	checkResult(t, res, []string{"extra"}, nil, nil, nil)
+
+	res = callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply?prune=true", dir, http.StatusOK)
+	checkResult(t, res, nil, nil, []string{"alpha", "beta", "gamma"}, nil)
+	if !keyExists(t, c, c.Keys.Job("extra")) {
+		t.Fatal("the hand-applied job extra was pruned by set jobs")
+	}
+	if len(res.Kept) != 1 || res.Kept[0] != "extra" || res.Owners["extra"] != "extra.yaml" {
+		t.Errorf("kept %q, owners %v; want extra kept, of set extra.yaml", res.Kept, res.Owners)
+	}
+
+	before := snapshot(t, c)
+	res = callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply?prune=true", hand, http.StatusOK)
+	checkResult(t, res, nil, nil, []string{"extra"}, nil)
+	assertUnchanged(t, c, before, "a one-file set applied with prune")
+
+	// prune_all deletes what is in no file, of any set.
+	res = callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply?prune_all=true", hand, http.StatusOK)
+	checkResult(t, res, nil, nil, []string{"extra"}, []string{"alpha", "beta", "gamma"})
+}
+
+// TestAPI_ParentsMayBeStoredJobs: a child applies alone when its parent is
+// stored; a missing parent, a cycle through stored jobs and a prune of a
+// parent stored children need are refused, and change nothing.
+func TestAPI_ParentsMayBeStoredJobs(t *testing.T) {
+	c := clustertest.Start(t)
+	base := serve(t, c, time.Now)
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", withSet("parents", files("alpha.yaml", alphaYAML, "beta.yaml", betaYAML)), http.StatusOK)
+	child := files("gamma.yaml", "name: gamma\nparents: [alpha]\ncommand: echo gamma\n")
+	res := callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", child, http.StatusOK)
+	checkResult(t, res, []string{"gamma"}, nil, nil, nil)
+
+	before := snapshot(t, c)
+	for what, tc := range map[string]struct {
+		query  string
+		req    api.ApplyRequest
+		status int
+		want   string
+	}{
+		"missing parent": {"", files("delta.yaml", "name: delta\nparents: [nowhere]\ncommand: echo d\n"),
+			http.StatusBadRequest, `delta.yaml:2:10: parents[0]: unknown job "nowhere"`},
+		"cycle through stored jobs": {"", withSet("parents", files("alpha.yaml", "name: alpha\nparents: [gamma]\ncommand: echo a\n", "beta.yaml", betaYAML)),
+			http.StatusBadRequest, "alpha.yaml:2:1: parents: dependency cycle: alpha -> gamma -> alpha"},
+		"prune of a stored child's parent": {"?prune=true", withSet("parents", files("beta.yaml", betaYAML)),
+			http.StatusConflict, "alpha is a parent of gamma"},
+	} {
+		status, body := call(t, "POST", base+"/v1/apply"+tc.query, tc.req)
+		if status != tc.status || !strings.Contains(string(body), tc.want) {
+			t.Errorf("%s: %d %s; want %d with %q", what, status, body, tc.status, tc.want)
+		}
+	}
+	assertUnchanged(t, c, before, "refused applies")
+}
