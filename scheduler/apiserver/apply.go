@@ -35,7 +35,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if len(problems) > 0 {
-		return problemsError(problems)
+		return s.setProblems(r, jobs, problems)
 	}
 	if len(jobs) == 0 {
 		return errorf(http.StatusBadRequest, "the files define no jobs, nothing applied")
@@ -64,6 +64,19 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, api.ApplyResponse{ApplyResult: apiApplyResult(res), Set: opt.Set, DryRun: opt.DryRun,
 		Prune: opt.Prune || opt.PruneAll, PruneAll: opt.PruneAll})
 	return nil
+}
+
+// setProblems answers a set whose files have problems with those and the
+// set's own (parents, against the stored jobs too), as `aion validate`
+// lists them all.
+func (s *Server) setProblems(r *http.Request, jobs []*jobspec.Job, problems jobspec.ErrorList) error {
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	more, err := store.CheckParents(ctx, s.etcd, s.keys, jobs)
+	if err != nil {
+		return fmt.Errorf("check the parents of %d jobs: %w", len(jobs), err)
+	}
+	return problemsError(append(problems, more...))
 }
 
 // applyOptions reads an apply's query parameters; prune_all implies prune.

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -66,15 +67,20 @@ func TestAPI_ParentsMayBeStoredJobs(t *testing.T) {
 		want   string
 	}{
 		"missing parent": {"", files("delta.yaml", "name: delta\nparents: [nowhere]\ncommand: echo d\n"),
-			http.StatusBadRequest, `delta.yaml:2:10: parents[0]: unknown job "nowhere"`},
+			http.StatusBadRequest, `delta.yaml:2:11: parents[0]: unknown job "nowhere"`},
 		"cycle through stored jobs": {"", withSet("parents", files("alpha.yaml", "name: alpha\nparents: [gamma]\ncommand: echo a\n", "beta.yaml", betaYAML)),
-			http.StatusBadRequest, "alpha.yaml:2:1: parents: dependency cycle: alpha -> gamma -> alpha"},
+			http.StatusBadRequest, `alpha.yaml:2:10: parents: dependency cycle: alpha -> gamma -> alpha`},
 		"prune of a stored child's parent": {"?prune=true", withSet("parents", files("beta.yaml", betaYAML)),
 			http.StatusConflict, "alpha is a parent of gamma"},
 	} {
 		status, body := call(t, "POST", base+"/v1/apply"+tc.query, tc.req)
-		if status != tc.status || !strings.Contains(string(body), tc.want) {
-			t.Errorf("%s: %d %s; want %d with %q", what, status, body, tc.status, tc.want)
+		var answer api.ErrorResponse
+		if err := json.Unmarshal(body, &answer); err != nil {
+			t.Fatalf("%s: %d %s: %v", what, status, body, err)
+		}
+		text := answer.Error + "\n" + strings.Join(answer.Problems, "\n")
+		if status != tc.status || !strings.Contains(text, tc.want) {
+			t.Errorf("%s: %d %s; want %d with %q", what, status, text, tc.status, tc.want)
 		}
 	}
 	assertUnchanged(t, c, before, "refused applies")

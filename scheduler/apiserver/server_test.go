@@ -273,16 +273,16 @@ func TestAPI_ApplyWithProblemsAnswers400WithEveryProblemAndWritesNothing(t *test
 func TestAPI_ApplyPruneDeletesExactlyTheJobsThatLeftTheFiles(t *testing.T) {
 	c := clustertest.Start(t)
 	base := serve(t, c, time.Now)
-	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", withSet("test", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML)), http.StatusOK)
 
 	// Without prune, jobs missing from the files stay.
 	before := snapshot(t, c)
-	res := callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML), http.StatusOK)
+	res := callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", withSet("test", files("alpha.yaml", alphaYAML)), http.StatusOK)
 	checkResult(t, res, nil, nil, []string{"alpha"}, nil)
 	assertUnchanged(t, c, before, "an apply without prune")
 
 	// With prune, gamma (gone from the files) goes, with its state; beta and alpha stay.
-	res = callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply?prune=true", files("alpha.yaml", alphaYAML, "beta.yaml", betaYAML), http.StatusOK)
+	res = callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply?prune=true", withSet("test", files("alpha.yaml", alphaYAML, "beta.yaml", betaYAML)), http.StatusOK)
 	checkResult(t, res, nil, nil, []string{"alpha", "beta"}, []string{"gamma"})
 	if keyExists(t, c, c.Keys.Job("gamma")) || keyExists(t, c, c.Keys.State("gamma")) {
 		t.Error("gamma's definition or state is still stored after prune")
@@ -297,11 +297,11 @@ func TestAPI_ApplyPruneDeletesExactlyTheJobsThatLeftTheFiles(t *testing.T) {
 func TestAPI_DryRunReportsButWritesNothing(t *testing.T) {
 	c := clustertest.Start(t)
 	base := serve(t, c, time.Now)
-	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", withSet("test", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML)), http.StatusOK)
 	before := snapshot(t, c)
 	newJob := "name: delta\nschedule: manual\ncommand: echo delta\n"
 	res := callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply?prune=true&dry_run=true",
-		files("alpha.yaml", strings.Replace(alphaYAML, "0 3", "0 4", 1), "delta.yaml", newJob), http.StatusOK)
+		withSet("test", files("alpha.yaml", strings.Replace(alphaYAML, "0 3", "0 4", 1), "delta.yaml", newJob)), http.StatusOK)
 	checkResult(t, res, []string{"delta"}, []string{"alpha"}, nil, []string{"beta", "gamma"})
 	if !res.DryRun || !res.Prune {
 		t.Errorf("dry_run %v prune %v, want both true", res.DryRun, res.Prune)

@@ -298,9 +298,24 @@ func (r *ApplyResult) owner(name, set string) {
 	r.Owners[name] = set
 }
 
-// checkGraph checks the parents of the applied jobs against the jobs that
-// stay stored, and that no stored job that stays loses a parent to prune.
-func checkGraph(stored map[string]storedJob, jobs []*jobspec.Job, deleted []string) error {
+// CheckParents checks the parents of jobs, names unique and cycles as
+// jobspec.CheckSetWith does, against the jobs stored now: for reporting
+// every problem of a set that has others too (Apply checks its own set).
+func CheckParents(ctx context.Context, cli *clientv3.Client, keys Keys, jobs []*jobspec.Job) (jobspec.ErrorList, error) {
+	stored, _, err := readStoredJobs(ctx, cli, keys)
+	if err != nil {
+		return nil, err
+	}
+	staying, err := stayingParents(stored, jobs, nil)
+	if err != nil {
+		return nil, err
+	}
+	return jobspec.CheckSetWith(jobs, staying), nil
+}
+
+// stayingParents maps each stored job that neither jobs replace nor
+// deleted removes to its parents.
+func stayingParents(stored map[string]storedJob, jobs []*jobspec.Job, deleted []string) (map[string][]string, error) {
 	gone := make(map[string]bool, len(jobs)+len(deleted))
 	for _, j := range jobs {
 		gone[j.Name] = true // replaced by the applied definition
@@ -317,9 +332,19 @@ func checkGraph(stored map[string]storedJob, jobs []*jobspec.Job, deleted []stri
 			Parents []string `json:"parents"`
 		}
 		if err := json.Unmarshal(sj.value, &def); err != nil {
-			return fmt.Errorf("decode stored job %s: %w", name, err)
+			return nil, fmt.Errorf("decode stored job %s: %w", name, err)
 		}
 		staying[name] = def.Parents
+	}
+	return staying, nil
+}
+
+// checkGraph checks the parents of the applied jobs against the jobs that
+// stay stored, and that no stored job that stays loses a parent to prune.
+func checkGraph(stored map[string]storedJob, jobs []*jobspec.Job, deleted []string) error {
+	staying, err := stayingParents(stored, jobs, deleted)
+	if err != nil {
+		return err
 	}
 	if problems := jobspec.CheckSetWith(jobs, staying); len(problems) > 0 {
 		return problems
