@@ -72,3 +72,60 @@ func TestApply_SetTooLargeForOneTransactionIsWrittenInParts(t *testing.T) {
 		t.Errorf("%d jobs stored after prune, want 1 (%v)", resp.Count, err)
 	}
 }
+
+// TestApply_JobsStoredBeforeApplySetsAreNeverPrunedImplicitly: a job
+// stored without an apply set record (as every job was before apply sets)
+// is kept by the prune of any set, joins the set that applies it, and only
+// then can that set's prune delete it.
+func TestApply_JobsStoredBeforeApplySetsAreNeverPrunedImplicitly(t *testing.T) {
+	ctx := context.Background()
+	srv, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{Dir: t.TempDir(), Log: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{srv.Endpoint()}, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	keys := store.Keys{Prefix: store.DefaultPrefix}
+	parse := func(yaml string) []*jobspec.Job {
+		t.Helper()
+		jobs, errs := jobspec.Parse("jobs.yaml", []byte(yaml))
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		return jobs
+	}
+	old, other := parse("name: old\nschedule: manual\ncommand: echo old\n"), parse("name: other\nschedule: manual\ncommand: echo other\n")
+	// Stored as before apply sets: definition and state, no set record.
+	if _, err := store.Apply(ctx, cli, keys, old, store.ApplyOptions{Set: "x"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Delete(ctx, keys.ApplySet("old")); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := store.Apply(ctx, cli, keys, other, store.ApplyOptions{Set: "dir", Prune: true}, time.Now())
+	if err != nil || len(res.Deleted) != 0 || len(res.Kept) != 1 || res.Owners["old"] != "" {
+		t.Fatalf("prune of set dir: %+v, %v; want old kept, of no set", res, err)
+	}
+	res, err = store.Apply(ctx, cli, keys, append(other, old...), store.ApplyOptions{Set: "dir", Prune: true}, time.Now())
+	if err != nil || len(res.Updated) != 1 || res.Updated[0] != "old" {
+		t.Fatalf("apply old in set dir: %+v, %v; want old updated (into the set)", res, err)
+	}
+	got, err := cli.Get(ctx, keys.ApplySet("old"))
+	if err != nil || len(got.Kvs) != 1 || string(got.Kvs[0].Value) != "dir" {
+		t.Fatalf("set record of old: %v, %v; want dir", got.Kvs, err)
+	}
+	res, err = store.Apply(ctx, cli, keys, other, store.ApplyOptions{Set: "dir", Prune: true}, time.Now())
+	if err != nil || len(res.Deleted) != 1 || res.Deleted[0] != "old" {
+		t.Fatalf("prune of set dir without old: %+v, %v; want old deleted", res, err)
+	}
+	for _, key := range []string{keys.Job("old"), keys.State("old"), keys.ApplySet("old")} {
+		if resp, err := cli.Get(ctx, key, clientv3.WithCountOnly()); err != nil || resp.Count != 0 {
+			t.Errorf("%s still stored after prune (%v)", key, err)
+		}
+	}
+}
