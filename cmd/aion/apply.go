@@ -45,7 +45,7 @@ func newApplyCommand(a *app) *cobra.Command {
 	cmd.RunE = a.clientRun(func(ctx context.Context, c *api.Client, args []string) error {
 		paths = append(args, paths...)
 		if len(paths) == 0 {
-			return &exitError{code: 2, err: errors.New("apply: name the job files or directories: aion apply PATH")}
+			return &exitError{code: 2, err: errors.New("apply: name the job files or directories: aion apply PATH (or -f PATH)")}
 		}
 		opt.DefaultSet = applySetName(paths)
 		if err := a.checkJobFiles(paths); err != nil {
