@@ -45,7 +45,9 @@ func startDev(t *testing.T, args ...string) (*devRun, string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	d := &devRun{stop: cancel, done: make(chan int, 1)}
-	go func() { d.done <- run(ctx, append([]string{"dev", "--listen", "127.0.0.1:0"}, args...), &d.stdout, &d.stderr) }()
+	go func() {
+		d.done <- run(ctx, append([]string{"dev", "--listen", "127.0.0.1:0"}, args...), &d.stdout, &d.stderr)
+	}()
 	t.Cleanup(func() { d.halt(t) })
 	api := regexp.MustCompile(`API at (http://\S+)`)
 	var url string

@@ -101,9 +101,9 @@ func (e *ParentError) Error() string {
 var ErrConflict = errors.New("store: jobs changed concurrently, nothing applied")
 
 // chunkChanges is how many job changes go in one transaction when a set is
-// too large for a single one: at most four operations each (definition,
-// apply set, state, and the state's guard), under etcd's default limit of
-// 128.
+// too large for a single one: at most three operations (definition, apply
+// set, and the state in its own guarded transaction) and two compares
+// each, under etcd's default limit of 128.
 const chunkChanges = 30
 
 // chunkBytes bounds the values written by one transaction of a chunked
@@ -124,8 +124,9 @@ type change struct {
 // new jobs, and with prune the stored jobs of the set missing from it are
 // deleted (with their state; their fire history stays); opt.PruneAll
 // deletes the missing jobs of every set. A job recorded in another set is
-// refused (*SetConflictError) unless opt.ForceConflicts; a job of no set
-// (stored before apply sets) joins the set. The parents of the jobs may be
+// refused (*SetConflictError) unless opt.ForceConflicts moves it, or
+// opt.Implicit keeps it in its set; a job of no set (stored before apply
+// sets) joins the set. The parents of the jobs may be
 // stored jobs; a parent or cycle problem is a jobspec.ErrorList, and a
 // prune that would delete a stored job's parent a *ParentError. Every
 // write compares what it read, so a concurrent change makes it fail
