@@ -85,3 +85,35 @@ func TestAPI_ParentsMayBeStoredJobs(t *testing.T) {
 	}
 	assertUnchanged(t, c, before, "refused applies")
 }
+
+// TestAPI_BackfillDatesAndBadRangesAreNamed: to_date includes its whole day
+// in the job's zone; a bad date, or both forms of one end, is a 400 naming
+// the field, and changes nothing. So is a bad apply set name.
+func TestAPI_BackfillDatesAndBadRangesAreNamed(t *testing.T) {
+	c := clustertest.Start(t)
+	base := serve(t, c, time.Now)
+	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("jobs.yaml", "name: report\nschedule: \"0 22 * * *\"\ntimezone: Europe/Berlin\ncommand: \"true\"\n"), http.StatusOK)
+	req := api.BackfillRequest{FromDate: "2026-11-01", ToDate: "2026-11-07", DryRun: true}
+	res := callJSON[api.BackfillResponse](t, "POST", base+"/v1/jobs/report/backfill", req, http.StatusOK)
+	if len(res.Times) != 7 || res.Times[6].Fire != "report@2026-11-07T21:00:00Z" {
+		t.Errorf("from_date 2026-11-01 to_date 2026-11-07 at 22:00 Berlin: %+v; want 7 times, the last report@2026-11-07T21:00:00Z", res.Times)
+	}
+	before := snapshot(t, c)
+	for _, tc := range []struct {
+		target string
+		body   any
+		want   string
+	}{
+		{"/v1/jobs/report/backfill", api.BackfillRequest{FromDate: "2026-11-01", ToDate: "2026-11-31"}, `to_date: "2026-11-31" is not a date`},
+		{"/v1/jobs/report/backfill", api.BackfillRequest{FromDate: "2026-11-01", From: time.Now(), ToDate: "2026-11-02"}, "want one of from"},
+		{"/v1/jobs/report/backfill", api.BackfillRequest{FromDate: "2026-11-07", ToDate: "2026-11-01"}, "want from <= to"},
+		{"/v1/apply", withSet("bad\nname", files("x.yaml", betaYAML)), `set: "bad\nname": want printable UTF-8`},
+	} {
+		var answer api.ErrorResponse
+		status, body := call(t, "POST", base+tc.target, tc.body)
+		if err := json.Unmarshal(body, &answer); err != nil || status != http.StatusBadRequest || !strings.Contains(answer.Error, tc.want) {
+			t.Errorf("POST %s %+v: %d %s; want 400 with %q", tc.target, tc.body, status, body, tc.want)
+		}
+	}
+	assertUnchanged(t, c, before, "bad backfills and applies")
+}
