@@ -31,7 +31,8 @@ func newApplyCommand(a *app) *cobra.Command {
 			"The jobs are recorded in an apply set, --set NAME, by default the paths as given (cleaned, sorted,\n" +
 			"joined by commas). With --prune, stored jobs of that set that are in none of the files are deleted\n" +
 			"(their fire history stays); jobs of other sets, or of none, only with --prune-all. A job recorded in\n" +
-			"another set is refused unless --force-conflicts moves it into this one. --dry-run shows what would change.",
+			"another set is updated and stays in it; with --set, it is refused unless --force-conflicts moves it\n" +
+			"into the named set. --dry-run shows what would change.",
 		Example: "  aion apply jobs/\n  aion apply jobs/ --prune --dry-run\n  aion apply -f a.yaml -f b.yaml --set team-a --prune",
 		Args:    usageArgs(cobra.ArbitraryArgs),
 	}
@@ -40,7 +41,7 @@ func newApplyCommand(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&opt.Set, "set", "", "the apply set to record the jobs in (default: the paths as given)")
 	cmd.Flags().BoolVar(&opt.Prune, "prune", false, "delete stored jobs of the set that are not in the files")
 	cmd.Flags().BoolVar(&opt.PruneAll, "prune-all", false, "delete every stored job that is not in the files, of any set")
-	cmd.Flags().BoolVar(&opt.ForceConflicts, "force-conflicts", false, "move jobs recorded in another set into this one")
+	cmd.Flags().BoolVar(&opt.ForceConflicts, "force-conflicts", false, "with --set: move jobs recorded in another set into it")
 	cmd.Flags().BoolVar(&opt.DryRun, "dry-run", false, "show what would change; write nothing")
 	cmd.RunE = a.clientRun(func(ctx context.Context, c *api.Client, args []string) error {
 		paths = append(args, paths...)
