@@ -41,7 +41,7 @@ func newApplyCommand(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&opt.Set, "set", "", "the apply set to record the jobs in (default: the paths as given)")
 	cmd.Flags().BoolVar(&opt.Prune, "prune", false, "delete stored jobs of the set that are not in the files")
 	cmd.Flags().BoolVar(&opt.PruneAll, "prune-all", false, "delete every stored job that is not in the files, of any set")
-	cmd.Flags().BoolVar(&opt.ForceConflicts, "force-conflicts", false, "with --set: move jobs recorded in another set into it")
+	cmd.Flags().BoolVar(&opt.ForceConflicts, "force-conflicts", false, "move jobs recorded in another set into this one")
 	cmd.Flags().BoolVar(&opt.DryRun, "dry-run", false, "show what would change; write nothing")
 	cmd.RunE = a.clientRun(func(ctx context.Context, c *api.Client, args []string) error {
 		paths = append(args, paths...)
