@@ -319,9 +319,9 @@ func parentError(name string, children []string) *httpError {
 // named in deleted (the job asked for first, then its descendants) if no
 // job definition changed since g was read.
 func (s *Server) deleteJobs(ctx context.Context, g jobGraph, deleted []string) error {
-	ops := make([]clientv3.Op, 0, 3*len(deleted))
+	ops := make([]clientv3.Op, 0, 4*len(deleted))
 	for _, d := range deleted {
-		ops = append(ops, clientv3.OpDelete(s.keys.Job(d)), clientv3.OpDelete(s.keys.State(d)),
+		ops = append(ops, clientv3.OpDelete(s.keys.Job(d)), clientv3.OpDelete(s.keys.State(d)), clientv3.OpDelete(s.keys.ApplySet(d)),
 			clientv3.OpDelete(s.keys.Requests()+d+"/", clientv3.WithPrefix()))
 	}
 	name := deleted[0]

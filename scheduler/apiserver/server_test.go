@@ -540,8 +540,8 @@ func TestAPI_DeleteIsRefusedWhileOtherJobsListItAsParent(t *testing.T) {
 		if res.Deleted != name {
 			t.Errorf("deleted %q, want %q", res.Deleted, name)
 		}
-		if keyExists(t, c, c.Keys.Job(name)) || keyExists(t, c, c.Keys.State(name)) {
-			t.Errorf("%s: definition or state still stored", name)
+		if keyExists(t, c, c.Keys.Job(name)) || keyExists(t, c, c.Keys.State(name)) || keyExists(t, c, c.Keys.ApplySet(name)) {
+			t.Errorf("%s: definition, state or apply set still stored", name)
 		}
 	}
 	callJSON[api.ErrorResponse](t, "DELETE", base+"/v1/jobs/extract", nil, http.StatusNotFound)
@@ -569,8 +569,8 @@ func TestAPI_DeleteWithCascadeRemovesEveryDescendant(t *testing.T) {
 		t.Errorf("deleted %q with %q, want extract with [clean report]", res.Deleted, res.Cascaded)
 	}
 	for _, name := range []string{"extract", "clean", "report"} {
-		if keyExists(t, c, c.Keys.Job(name)) || keyExists(t, c, c.Keys.State(name)) {
-			t.Errorf("%s: definition or state still stored", name)
+		if keyExists(t, c, c.Keys.Job(name)) || keyExists(t, c, c.Keys.State(name)) || keyExists(t, c, c.Keys.ApplySet(name)) {
+			t.Errorf("%s: definition, state or apply set still stored", name)
 		}
 	}
 	if !keyExists(t, c, c.Keys.Job("other")) {
