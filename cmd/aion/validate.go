@@ -97,8 +97,9 @@ func summarizeJobs(jobs []*jobspec.Job, now time.Time) ([]jobLine, error) {
 			if err != nil {
 				return nil, fmt.Errorf("job %s: %w", j.Name, err) // Load checked it; cannot happen
 			}
-			line.Next = s.Next(now)
-			line.Never = line.Next.IsZero()
+			// An empty ISO 8601 start stands for now: its first run is now.
+			occ, ok := jobspec.FirstOccurrence(s, now)
+			line.Next, line.Never = occ.Time, !ok
 		}
 		if j.Disabled {
 			line.Next, line.Never = time.Time{}, false
