@@ -206,7 +206,7 @@ func decodeJob(file string, n *yaml.Node, prefix string, aliases *aliasBudget) (
 	if job.Name == "" || !validName.MatchString(job.Name) {
 		return nil, errs
 	}
-	job.positions = d.at
+	job.positions, job.warnings = d.at, c.warns
 	return job, errs
 }
 

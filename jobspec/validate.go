@@ -40,8 +40,17 @@ func ValidName(s string) bool { return validName.MatchString(s) }
 // checker collects the problems of one job.
 type checker struct {
 	pos  Position            // the job's mapping, for fields that are missing
-	at   map[string]Position // where each field was written
-	errs ErrorList
+	at    map[string]Position // where each field was written
+	errs  ErrorList
+	warns ErrorList
+}
+
+// warnf reports a warning at the field, located as errorf locates problems.
+func (c *checker) warnf(field, format string, args ...any) {
+	errs := c.errs
+	c.errorf(field, "warning: "+format, args...)
+	c.warns = append(c.warns, c.errs[len(c.errs)-1])
+	c.errs = errs
 }
 
 // errorf reports a problem at the field, or at the nearest enclosing field
@@ -169,6 +178,10 @@ func (c *checker) command(j *Job) {
 	if len(j.Args) > 0 && j.Args[0] == "" {
 		c.errorf("args[0]", "the program to run must not be empty")
 	}
+	c.shell(j)
+	if strings.Contains(j.Command, `\%`) {
+		c.warnf("command", `\%% is crontab's escape for %%; Aion runs the command as written, where %% needs no escape and the backslash stays inside quotes: write %%`)
+	}
 	envSize := 0
 	for _, k := range sortedKeys(j.Env) {
 		envSize += len(k) + len(j.Env[k])
@@ -184,6 +197,22 @@ func (c *checker) command(j *Job) {
 	}
 	if envSize > MaxEnvBytes {
 		c.errorf("env", "too large: %d bytes, the limit is %d", envSize, MaxEnvBytes)
+	}
+}
+
+// shell checks the shell that runs a host command: an absolute path, for
+// command jobs only.
+func (c *checker) shell(j *Job) {
+	switch {
+	case j.Shell == "":
+	case len(j.Args) > 0:
+		c.errorf("shell", "only applies to command: args run without a shell")
+	case j.Container != nil:
+		c.errorf("shell", "only applies to host runs: a container runs its command with /bin/sh -c")
+	case !path.IsAbs(j.Shell) || path.Clean(j.Shell) != j.Shell:
+		c.errorf("shell", "must be an absolute path, e.g. /bin/bash, got %q", j.Shell)
+	case strings.ContainsAny(j.Shell, " \t\x00"):
+		c.errorf("shell", "must be the shell's path alone, without arguments or blanks, got %q", j.Shell)
 	}
 }
 

@@ -39,7 +39,8 @@ func newApplyCommand(a *app) *cobra.Command {
 			return &exitError{code: 2, err: errors.New("apply: name the job files or directories with -f PATH")}
 		}
 		// The same checks the server makes, first here: fast, and before anything is sent.
-		if _, err := jobspec.Load(paths...); err != nil {
+		jobs, err := jobspec.Load(paths...)
+		if err != nil {
 			var list jobspec.ErrorList
 			if errors.As(err, &list) {
 				fmt.Fprintln(a.stderr, list.Error())
@@ -47,6 +48,7 @@ func newApplyCommand(a *app) *cobra.Command {
 			}
 			return err
 		}
+		a.printWarnings(jobspec.Warnings(jobs))
 		files, err := readJobFiles(paths)
 		if err != nil {
 			return err

@@ -19,6 +19,9 @@ type validateOutput struct {
 	Jobs []jobLine `json:"jobs"`
 	// Problems are file:line:col: field: message, as the table prints them.
 	Problems []string `json:"problems"`
+	// Warnings are file:line:col: field: warning: message; they do not make
+	// the set invalid.
+	Warnings []string `json:"warnings"`
 }
 
 // jobLine is one job of a job set and when it runs next.
@@ -59,8 +62,12 @@ func newValidateCommand(a *app) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		out := validateOutput{Valid: true, Jobs: summary, Problems: []string{}}
-		return a.render(*format, out, func() error { return printJobSummary(a, jobs, now, "valid") })
+		warnings := jobspec.Warnings(jobs)
+		out := validateOutput{Valid: true, Jobs: summary, Problems: []string{}, Warnings: errorLines(warnings)}
+		return a.render(*format, out, func() error {
+			a.printWarnings(warnings)
+			return printJobSummary(a, jobs, now, "valid")
+		})
 	}
 	return cmd
 }
@@ -72,14 +79,28 @@ func (a *app) validateProblems(format string, list jobspec.ErrorList) error {
 		fmt.Fprintln(a.stderr, list.Error())
 		return exit
 	}
-	out := validateOutput{Jobs: []jobLine{}, Problems: make([]string, 0, len(list))}
-	for _, p := range list {
-		out.Problems = append(out.Problems, p.Error())
-	}
+	out := validateOutput{Jobs: []jobLine{}, Problems: errorLines(list), Warnings: []string{}}
 	if err := a.printJSON(out); err != nil {
 		return err
 	}
 	return exit
+}
+
+// errorLines formats each problem or warning as file:line:col: field: message.
+func errorLines(list jobspec.ErrorList) []string {
+	out := make([]string, 0, len(list))
+	for _, p := range list {
+		out = append(out, p.Error())
+	}
+	return out
+}
+
+// printWarnings prints the warnings of a job set on stderr, one per line.
+// They never stop a command: validate, apply and dev go on.
+func (a *app) printWarnings(warnings jobspec.ErrorList) {
+	if len(warnings) > 0 {
+		fmt.Fprintln(a.stderr, warnings.Error())
+	}
 }
 
 // summarizeJobs says how each job runs and when it runs next after now.
