@@ -39,7 +39,7 @@ func ValidName(s string) bool { return validName.MatchString(s) }
 
 // checker collects the problems of one job.
 type checker struct {
-	pos  Position            // the job's mapping, for fields that are missing
+	pos   Position            // the job's mapping, for fields that are missing
 	at    map[string]Position // where each field was written
 	errs  ErrorList
 	warns ErrorList
