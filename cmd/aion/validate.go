@@ -42,8 +42,10 @@ func newValidateCommand(a *app) *cobra.Command {
 		Short: "Check job files and directories without applying them",
 		Long: "Validate reads job files (and directories, recursively: *.yaml, *.yml), checks the whole set\n" +
 			"and prints every problem as file:line:col: field: message. It exits 1 if there is any problem,\n" +
-			"and otherwise prints one line per job with its next run. With -o json it prints\n" +
-			"{\"valid\": ..., \"jobs\": [...], \"problems\": [...]} on stdout instead, and still exits 1 on a problem.",
+			"and otherwise prints one line per job with its next run. Warnings (habits that still load, such as\n" +
+			"crontab's \\% in a command) go to stderr and do not fail. With -o json it prints\n" +
+			"{\"valid\": ..., \"jobs\": [...], \"problems\": [...], \"warnings\": [...]} on stdout instead, and still\n" +
+			"exits 1 on a problem.",
 		Example: "  aion validate testdata/jobs\n  aion validate /etc/aion/jobs/backup.yaml\n  aion validate -o json testdata/jobs",
 		Args:    usageArgs(cobra.MinimumNArgs(1)),
 	}
