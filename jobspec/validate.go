@@ -45,22 +45,23 @@ type checker struct {
 	warns ErrorList
 }
 
-// warnf reports a warning at the field, located as errorf locates problems.
-func (c *checker) warnf(field, format string, args ...any) {
-	errs := c.errs
-	c.errorf(field, "warning: "+format, args...)
-	c.warns = append(c.warns, c.errs[len(c.errs)-1])
-	c.errs = errs
+// errorf reports a problem at the field.
+func (c *checker) errorf(field, format string, args ...any) {
+	c.errs = append(c.errs, c.locate(field).errorf(field, format, args...))
 }
 
-// errorf reports a problem at the field, or at the nearest enclosing field
-// that was written when the field itself is missing.
-func (c *checker) errorf(field, format string, args ...any) {
-	p := c.pos
+// warnf reports a warning at the field: a habit that does not stop the job
+// from loading.
+func (c *checker) warnf(field, format string, args ...any) {
+	c.warns = append(c.warns, c.locate(field).errorf(field, "warning: "+format, args...))
+}
+
+// locate returns where the field was written, or where the nearest
+// enclosing field was when the field itself is missing.
+func (c *checker) locate(field string) Position {
 	for f := field; f != ""; {
 		if at, ok := c.at[f]; ok {
-			p = at
-			break
+			return at
 		}
 		i := strings.LastIndexAny(f, ".[")
 		if i < 0 {
@@ -68,7 +69,7 @@ func (c *checker) errorf(field, format string, args ...any) {
 		}
 		f = f[:i]
 	}
-	c.errs = append(c.errs, p.errorf(field, format, args...))
+	return c.pos
 }
 
 func (c *checker) job(j *Job) {
