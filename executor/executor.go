@@ -471,25 +471,6 @@ func memAvailable() uint64 {
 	return 0
 }
 
-// envFor builds a host run's environment: the executor's own, the job's,
-// the fire's overrides, then the AION_* variables, with AION_OUTPUT, the
-// file the run's output goes to (which also marks the run as this
-// executor's for killOrphans).
-func envFor(job *jobspec.Job, f store.Fire, outPath string) []string {
-	env := make(map[string]string)
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			env[k] = v
-		}
-	}
-	env = runEnv(env, job, f)
-	if abs, err := filepath.Abs(outPath); err == nil {
-		outPath = abs
-	}
-	env["AION_OUTPUT"] = outPath
-	return envList(env)
-}
-
 // runEnv adds to env the job's variables, the fire's overrides, then the
 // AION_* variables. A container run gets only these (on top of its image's).
 func runEnv(env map[string]string, job *jobspec.Job, f store.Fire) map[string]string {

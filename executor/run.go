@@ -173,7 +173,7 @@ func (x *Executor) executeHost(ctx context.Context, job *jobspec.Job, f store.Fi
 }
 
 // hostCommand builds the process of a host run, not yet started: the
-// job's shell command or argv (manual-run arguments replace the argv's or
+// job's command run by its shell (/bin/sh unless it sets shell) or argv (manual-run arguments replace the argv's or
 // become the shell's $1, $2, ...), its environment and workdir, stdout and
 // stderr to out, in a process group of its own, as the job's user if set.
 func hostCommand(job *jobspec.Job, f store.Fire, outPath string, out *os.File) (*exec.Cmd, error) {
@@ -181,7 +181,7 @@ func hostCommand(job *jobspec.Job, f store.Fire, outPath string, out *os.File) (
 	switch {
 	case job.Command != "":
 		// Manual-run arguments become $1, $2, ...; $0 names the job.
-		cmd = exec.Command("/bin/sh", append([]string{"-c", job.Command, job.Name}, f.Args...)...)
+		cmd = exec.Command(job.ShellPath(), append([]string{"-c", job.Command, job.Name}, f.Args...)...)
 	case len(f.Args) > 0:
 		cmd = exec.Command(job.Args[0], f.Args...)
 	default:

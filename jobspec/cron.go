@@ -68,6 +68,9 @@ func ParseCron(expr string, loc *time.Location, seconds bool) (Schedule, error) 
 	if strings.HasPrefix(text, "@every") {
 		return parseEvery(expr, text, loc)
 	}
+	if text == "@reboot" {
+		return nil, fmt.Errorf("cron %q: not supported: a cluster has no boot to run at (executors start and stop on their own, and a job runs on whichever one is free); for a one-off job use schedule: manual and aion run, or R1//PT0S to run once right after apply", expr)
+	}
 	if strings.HasPrefix(text, "@") {
 		five, ok := cronDescriptors[text]
 		if !ok {

@@ -66,6 +66,10 @@ type ISOSchedule struct {
 	// String writes the start as it was given.
 	zoned  bool
 	offset int
+	// fromNow says the start was empty: it stands for the time the schedule
+	// was anchored at (now, or when the job was applied), and that time is
+	// the first repetition.
+	fromNow bool
 
 	period isoPeriod
 	// lastIndex is the largest occurrence index computed: reps-1 or the
@@ -114,7 +118,7 @@ func ParseISO8601(expr string, loc *time.Location, now time.Time) (*ISOSchedule,
 	if parts[1] == "" {
 		s.start = now.In(loc) // In also drops any monotonic clock reading
 		s.wall = naive(s.start)
-		s.zoned = true
+		s.zoned, s.fromNow = true, true
 	} else {
 		wall, zone, zoned, err := parseISOStart(parts[1])
 		if err != nil {
@@ -131,7 +135,7 @@ func ParseISO8601(expr string, loc *time.Location, now time.Time) (*ISOSchedule,
 		s.zoned, s.offset = zoned, zone
 	}
 
-	p, err := parseISOPeriod(parts[2])
+	p, err := parseISOPeriod(parts[2], reps >= 0 && reps <= 1)
 	if err != nil {
 		return nil, fail("period %q: %v", parts[2], err)
 	}
@@ -333,20 +337,28 @@ const (
 const isoPeriodOrder = "components go Y, M, W, D, then T and H, M, S, e.g. P1DT12H"
 
 // parseISOPeriod parses PnYnMnWnDTnHnMnS: the components as written, then
-// the totals the computation uses, checked against the bounds.
-func parseISOPeriod(v string) (isoPeriod, error) {
+// the totals the computation uses, checked against the bounds. once says
+// the schedule has at most one repetition, so the period is never stepped:
+// it may then be zero ("P", "PT0S": Chronos's run-once form) or short.
+func parseISOPeriod(v string, once bool) (isoPeriod, error) {
 	var p isoPeriod
 	if !strings.HasPrefix(v, "P") {
 		return p, fmt.Errorf("must start with P, e.g. P1D or PT30M")
 	}
 	if v == "P" {
-		return p, fmt.Errorf("needs at least one component, e.g. P1D or PT30M")
+		if once {
+			return p, nil
+		}
+		return p, fmt.Errorf("needs at least one component, e.g. P1D or PT30M (a bare P, no period, is only for R1 or R0: run once)")
 	}
 	if err := p.readComponents(v[1:]); err != nil {
 		return p, err
 	}
 	if err := p.total(); err != nil {
 		return p, err
+	}
+	if once {
+		return p, nil
 	}
 	if err := p.checkLength(); err != nil {
 		return p, err
@@ -529,7 +541,7 @@ func (p *isoPeriod) total() error {
 // second without a calendar part.
 func (p *isoPeriod) checkLength() error {
 	if p.months == 0 && p.days == 0 && p.elapsed == 0 {
-		return fmt.Errorf("has zero length; want a positive period, e.g. P1D or PT30M")
+		return fmt.Errorf("has zero length; want a positive period, e.g. P1D or PT30M (a zero period is only for R1 or R0: run once, e.g. R1//PT0S)")
 	}
 	if p.months == 0 && p.days == 0 && p.elapsed < time.Second {
 		return fmt.Errorf("is shorter than one second, the finest interval Aion schedules")
@@ -598,6 +610,9 @@ func (p isoPeriod) String() string {
 			b.WriteString(strconv.FormatInt(c.n, 10))
 			b.WriteByte(c.unit)
 		}
+	}
+	if p.months == 0 && p.days == 0 && p.elapsed == 0 {
+		return "PT0S" // the zero period of a run-once schedule
 	}
 	if p.elapsed > 0 {
 		b.WriteByte('T')

@@ -24,7 +24,7 @@ func TestParseISOPeriod_ErrorPrecedence(t *testing.T) {
 		{"P1DX", `unexpected "X": ` + order},
 		{"P1D2", `number "2" has no unit: ` + order},
 	} {
-		_, err := parseISOPeriod(tc.in)
+		_, err := parseISOPeriod(tc.in, false)
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("parseISOPeriod(%q) = %v, want %q", tc.in, err, tc.want)
 		}

@@ -22,8 +22,11 @@ type Job struct {
 	// Timezone is the IANA zone the schedule is computed in (default UTC).
 	Timezone string `yaml:"timezone" json:"timezone"`
 
-	Command string            `yaml:"command" json:"command,omitempty"` // run by /bin/sh -c
-	Args    []string          `yaml:"args" json:"args,omitempty"`       // argv, no shell
+	Command string `yaml:"command" json:"command,omitempty"` // run by Shell -c
+	// Shell is the absolute path of the shell that runs Command on a host;
+	// empty means DefaultShell.
+	Shell   string            `yaml:"shell" json:"shell,omitempty"`
+	Args    []string          `yaml:"args" json:"args,omitempty"` // argv, no shell
 	Env     map[string]string `yaml:"env" json:"env,omitempty"`
 	Workdir string            `yaml:"workdir" json:"workdir,omitempty"`
 	User    string            `yaml:"user" json:"user,omitempty"`
@@ -53,6 +56,33 @@ type Job struct {
 	Source Position `yaml:"-" json:"-"`
 	// positions maps field paths to where they were written, for set checks.
 	positions map[string]Position
+	// warnings are habits that do not stop the job from loading but may not
+	// do what the author meant (see Warnings).
+	warnings ErrorList
+}
+
+// Warnings returns what loading the job warned about, each at the field it
+// concerns; its message starts with "warning: ". Warnings never stop a job
+// from loading.
+func (j *Job) Warnings() ErrorList { return j.warnings }
+
+// Warnings returns the warnings of every job, in file and line order.
+func Warnings(jobs []*Job) ErrorList {
+	var all ErrorList
+	for _, j := range jobs {
+		all = append(all, j.warnings...)
+	}
+	all.sort()
+	return all
+}
+
+// ShellPath returns the shell that runs the job's command: Shell, or
+// DefaultShell when it is not set.
+func (j *Job) ShellPath() string {
+	if j.Shell == "" {
+		return DefaultShell
+	}
+	return j.Shell
 }
 
 // Retries says how often a failed run is tried again.
@@ -139,6 +169,7 @@ type Notify struct {
 
 // Defaults a sysadmin expects; docs/jobs.md documents each.
 const (
+	DefaultShell            = "/bin/sh"
 	DefaultTimezone         = "UTC"
 	DefaultConcurrency      = ConcurrencyForbid
 	DefaultMisfirePolicy    = MisfireRunOnce

@@ -127,7 +127,7 @@ func Parse(file string, data []byte) ([]*Job, ErrorList) {
 			break
 		}
 		if err != nil {
-			errs = append(errs, yamlSyntaxError(file, err))
+			errs = append(errs, yamlSyntaxError(file, data, err))
 			break
 		}
 		if len(doc.Content) == 0 {
@@ -215,7 +215,7 @@ func decodeJob(file string, n *yaml.Node, prefix string, aliases *aliasBudget) (
 	if job.Name == "" || !validName.MatchString(job.Name) {
 		return nil, errs
 	}
-	job.positions = d.at
+	job.positions, job.warnings = d.at, c.warns
 	return job, errs
 }
 
@@ -226,17 +226,4 @@ func mappingValue(m *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
-}
-
-// yamlSyntaxError turns the YAML library's "yaml: line N: msg" into an Error.
-func yamlSyntaxError(file string, err error) *Error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	e := &Error{File: file, Line: 1, Col: 1, Msg: "YAML syntax: " + msg}
-	var line int
-	if n, _ := fmt.Sscanf(msg, "line %d:", &line); n == 1 {
-		e.Line = line
-		_, rest, _ := strings.Cut(msg, ": ")
-		e.Msg = "YAML syntax: " + rest
-	}
-	return e
 }

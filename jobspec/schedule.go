@@ -111,6 +111,17 @@ func NextOccurrence(s Schedule, t time.Time) (occ Occurrence, ok bool) {
 	return Occurrence{Time: next, Wall: naive(next)}, !next.IsZero()
 }
 
+// FirstOccurrence returns the first occurrence of s for a schedule anchored
+// at from (the time its job was applied, or now): an ISO 8601 schedule whose
+// empty start stood for from fires at from itself, its first repetition;
+// every other schedule fires strictly after from, as NextOccurrence does.
+func FirstOccurrence(s Schedule, from time.Time) (occ Occurrence, ok bool) {
+	if iso, isISO := s.(*ISOSchedule); isISO && iso.fromNow && iso.lastIndex >= 0 && iso.start.Equal(from) {
+		return iso.occurrence(0), true
+	}
+	return NextOccurrence(s, from)
+}
+
 // Between returns the nominal times of s in [from, to], at most max of
 // them; more reports that the range holds more.
 func Between(s Schedule, from, to time.Time, max int) (times []time.Time, more bool) {

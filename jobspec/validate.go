@@ -40,19 +40,29 @@ func ValidName(s string) bool { return validName.MatchString(s) }
 
 // checker collects the problems of one job.
 type checker struct {
-	pos  Position            // the job's mapping, for fields that are missing
-	at   map[string]Position // where each field was written
-	errs ErrorList
+	pos   Position            // the job's mapping, for fields that are missing
+	at    map[string]Position // where each field was written
+	errs  ErrorList
+	warns ErrorList
 }
 
-// errorf reports a problem at the field, or at the nearest enclosing field
-// that was written when the field itself is missing.
+// errorf reports a problem at the field.
 func (c *checker) errorf(field, format string, args ...any) {
-	p := c.pos
+	c.errs = append(c.errs, c.locate(field).errorf(field, format, args...))
+}
+
+// warnf reports a warning at the field: a habit that does not stop the job
+// from loading.
+func (c *checker) warnf(field, format string, args ...any) {
+	c.warns = append(c.warns, c.locate(field).errorf(field, "warning: "+format, args...))
+}
+
+// locate returns where the field was written, or where the nearest
+// enclosing field was when the field itself is missing.
+func (c *checker) locate(field string) Position {
 	for f := field; f != ""; {
 		if at, ok := c.at[f]; ok {
-			p = at
-			break
+			return at
 		}
 		i := strings.LastIndexAny(f, ".[")
 		if i < 0 {
@@ -60,7 +70,7 @@ func (c *checker) errorf(field, format string, args ...any) {
 		}
 		f = f[:i]
 	}
-	c.errs = append(c.errs, p.errorf(field, format, args...))
+	return c.pos
 }
 
 func (c *checker) job(j *Job) {
@@ -170,6 +180,10 @@ func (c *checker) command(j *Job) {
 	if len(j.Args) > 0 && j.Args[0] == "" {
 		c.errorf("args[0]", "the program to run must not be empty")
 	}
+	c.shell(j)
+	if strings.Contains(j.Command, `\%`) {
+		c.warnf("command", `\%% is crontab's escape for %%; Aion runs the command as written, where %% needs no escape and the backslash stays inside quotes: write %%`)
+	}
 	envSize := 0
 	for _, k := range sortedKeys(j.Env) {
 		envSize += len(k) + len(j.Env[k])
@@ -185,6 +199,22 @@ func (c *checker) command(j *Job) {
 	}
 	if envSize > MaxEnvBytes {
 		c.errorf("env", "too large: %d bytes, the limit is %d", envSize, MaxEnvBytes)
+	}
+}
+
+// shell checks the shell that runs a host command: an absolute path, for
+// command jobs only.
+func (c *checker) shell(j *Job) {
+	switch {
+	case j.Shell == "":
+	case len(j.Args) > 0:
+		c.errorf("shell", "only applies to command: args run without a shell")
+	case j.Container != nil:
+		c.errorf("shell", "only applies to host runs: a container runs its command with /bin/sh -c")
+	case !path.IsAbs(j.Shell) || path.Clean(j.Shell) != j.Shell:
+		c.errorf("shell", "must be an absolute path, e.g. /bin/bash, got %q", j.Shell)
+	case strings.ContainsAny(j.Shell, " \t\x00"):
+		c.errorf("shell", "must be the shell's path alone, without arguments or blanks, got %q", j.Shell)
 	}
 }
 

@@ -296,18 +296,22 @@ func (t *jobTable) reload(ctx context.Context, e *jobEntry) error {
 // requeue queues e at the next time its state leaves unplanned.
 func (t *jobTable) requeue(e *jobEntry) { t.due.set(e, t.firstNext(e)) }
 
-// firstNext is the job's next nominal time after its high-water mark (or
-// after it was applied, for a job never planned).
+// firstNext is the job's next nominal time after its high-water mark or,
+// for a job never planned, its first time since it was applied (an ISO 8601
+// schedule with an empty start runs first at the apply time itself).
 func (t *jobTable) firstNext(e *jobEntry) time.Time {
 	if e.sched == nil {
 		return time.Time{}
 	}
-	from := e.state.HighWater
-	if from.IsZero() {
-		from = e.state.AppliedAt
+	if !e.state.HighWater.IsZero() {
+		return e.sched.Next(e.state.HighWater)
 	}
+	from := e.state.AppliedAt
 	if from.IsZero() {
 		from = t.now()
 	}
-	return e.sched.Next(from)
+	if occ, ok := jobspec.FirstOccurrence(e.sched, from); ok {
+		return occ.Time
+	}
+	return time.Time{}
 }

@@ -49,9 +49,11 @@ func newApplyCommand(a *app) *cobra.Command {
 			return &exitError{code: 2, err: errors.New("apply: name the job files or directories: aion apply PATH (or -f PATH)")}
 		}
 		opt.DefaultSet = applySetName(paths)
-		if err := a.checkJobFiles(paths); err != nil {
+		jobs, err := a.checkJobFiles(paths)
+		if err != nil {
 			return err
 		}
+		a.printWarnings(jobspec.Warnings(jobs))
 		files, err := readJobFiles(paths)
 		if err != nil {
 			return err
@@ -80,12 +82,13 @@ func applySetName(paths []string) string {
 // checkJobFiles makes the checks of each file the server makes, first
 // here: fast, and before anything is sent. Parents are the server's to
 // check, since they may be stored jobs.
-func (a *app) checkJobFiles(paths []string) error {
-	if _, list := jobspec.Read(paths...); len(list) > 0 {
+func (a *app) checkJobFiles(paths []string) ([]*jobspec.Job, error) {
+	jobs, list := jobspec.Read(paths...)
+	if len(list) > 0 {
 		fmt.Fprintln(a.stderr, list.Error())
-		return &exitError{code: 1, err: fmt.Errorf("%s, nothing applied", countNoun(len(list), "problem"))}
+		return nil, &exitError{code: 1, err: fmt.Errorf("%s, nothing applied", countNoun(len(list), "problem"))}
 	}
-	return nil
+	return jobs, nil
 }
 
 // readJobFiles reads the files jobspec.Load reads, named the same way, so

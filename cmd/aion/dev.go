@@ -104,6 +104,7 @@ func (a *app) loadDevJobs(jobsDir string) ([]*jobspec.Job, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.printWarnings(jobspec.Warnings(jobs))
 	return jobs, nil
 }
 

@@ -97,9 +97,8 @@ type fireAt struct {
 // explainSchedule lists up to n fire times of s after from.
 func explainSchedule(s jobspec.Schedule, expr string, loc *time.Location, from time.Time, n int) explanation {
 	e := explanation{Schedule: expr, Timezone: loc.String(), Description: describe(s), From: from, Times: []fireAt{}}
-	t := from
-	for range n {
-		occ, ok := jobspec.NextOccurrence(s, t)
+	occ, ok := jobspec.FirstOccurrence(s, from)
+	for ; len(e.Times) < n; occ, ok = jobspec.NextOccurrence(s, occ.Time) {
 		if !ok {
 			e.End = true
 			break
@@ -114,14 +113,17 @@ func explainSchedule(s jobspec.Schedule, expr string, loc *time.Location, from t
 			at.Shift, at.Note = "repeated-second", occ.Shift.String()
 		}
 		e.Times = append(e.Times, at)
-		t = occ.Time
 	}
 	return e
 }
 
 func (a *app) printExplain(e explanation) error {
 	fmt.Fprintf(a.stdout, "%s in %s: %s\n", e.Schedule, e.Timezone, e.Description)
-	fmt.Fprintf(a.stdout, "fire times after %s:\n", e.From.Format("2006-01-02 15:04:05 MST"))
+	since := "after"
+	if len(e.Times) > 0 && e.Times[0].Time.Equal(e.From) {
+		since = "from" // an empty ISO 8601 start: the first time is from itself
+	}
+	fmt.Fprintf(a.stdout, "fire times %s %s:\n", since, e.From.Format("2006-01-02 15:04:05 MST"))
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	for i, at := range e.Times {
 		note := ""
@@ -155,7 +157,7 @@ func describe(s jobspec.Schedule) string {
 	case *jobspec.ISOSchedule:
 		reps := "repeats forever"
 		if r := s.Repetitions(); r >= 0 {
-			reps = fmt.Sprintf("%d repetitions in all", r)
+			reps = countNoun(r, "repetition") + " in all"
 		}
 		return fmt.Sprintf("ISO 8601 interval from %s, %s; day/month/year periods keep wall time", s.Start().Format(time.RFC3339), reps)
 	}

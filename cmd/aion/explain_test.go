@@ -166,17 +166,3 @@ func TestExplain_Errors(t *testing.T) {
 		})
 	}
 }
-
-func TestVersion_PrintsDev(t *testing.T) {
-	t.Chdir(t.TempDir())
-	code, stdout, stderr := runAion(t, "version")
-	if got, want := code, 0; got != want {
-		t.Errorf("exit code: got %d, want %d\nstderr: %s", got, want, stderr)
-	}
-	if got, want := stdout, "aion dev\n"; got != want {
-		t.Errorf("stdout: got %q, want %q", got, want)
-	}
-	if stderr != "" {
-		t.Errorf("stderr: got %q, want empty", stderr)
-	}
-}

@@ -19,6 +19,9 @@ type validateOutput struct {
 	Jobs []jobLine `json:"jobs"`
 	// Problems are file:line:col: field: message, as the table prints them.
 	Problems []string `json:"problems"`
+	// Warnings are file:line:col: field: warning: message; they do not make
+	// the set invalid.
+	Warnings []string `json:"warnings"`
 }
 
 // jobLine is one job of a job set and when it runs next.
@@ -39,8 +42,10 @@ func newValidateCommand(a *app) *cobra.Command {
 		Short: "Check job files and directories without applying them",
 		Long: "Validate reads job files (and directories, recursively: *.yaml, *.yml), checks the whole set\n" +
 			"and prints every problem as file:line:col: field: message. It exits 1 if there is any problem,\n" +
-			"and otherwise prints one line per job with its next run. With -o json it prints\n" +
-			"{\"valid\": ..., \"jobs\": [...], \"problems\": [...]} on stdout instead, and still exits 1 on a problem.",
+			"and otherwise prints one line per job with its next run. Warnings (habits that still load, such as\n" +
+			"crontab's \\% in a command) go to stderr and do not fail. With -o json it prints\n" +
+			"{\"valid\": ..., \"jobs\": [...], \"problems\": [...], \"warnings\": [...]} on stdout instead, and still\n" +
+			"exits 1 on a problem.",
 		Example: "  aion validate testdata/jobs\n  aion validate /etc/aion/jobs/backup.yaml\n  aion validate -o json testdata/jobs",
 		Args:    usageArgs(cobra.MinimumNArgs(1)),
 	}
@@ -59,8 +64,12 @@ func newValidateCommand(a *app) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		out := validateOutput{Valid: true, Jobs: summary, Problems: []string{}}
-		return a.render(*format, out, func() error { return printJobSummary(a, jobs, now, "valid") })
+		warnings := jobspec.Warnings(jobs)
+		out := validateOutput{Valid: true, Jobs: summary, Problems: []string{}, Warnings: errorLines(warnings)}
+		return a.render(*format, out, func() error {
+			a.printWarnings(warnings)
+			return printJobSummary(a, jobs, now, "valid")
+		})
 	}
 	return cmd
 }
@@ -72,14 +81,28 @@ func (a *app) validateProblems(format string, list jobspec.ErrorList) error {
 		fmt.Fprintln(a.stderr, list.Error())
 		return exit
 	}
-	out := validateOutput{Jobs: []jobLine{}, Problems: make([]string, 0, len(list))}
-	for _, p := range list {
-		out.Problems = append(out.Problems, p.Error())
-	}
+	out := validateOutput{Jobs: []jobLine{}, Problems: errorLines(list), Warnings: []string{}}
 	if err := a.printJSON(out); err != nil {
 		return err
 	}
 	return exit
+}
+
+// errorLines formats each problem or warning as file:line:col: field: message.
+func errorLines(list jobspec.ErrorList) []string {
+	out := make([]string, 0, len(list))
+	for _, p := range list {
+		out = append(out, p.Error())
+	}
+	return out
+}
+
+// printWarnings prints the warnings of a job set on stderr, one per line.
+// They never stop a command: validate, apply and dev go on.
+func (a *app) printWarnings(warnings jobspec.ErrorList) {
+	if len(warnings) > 0 {
+		fmt.Fprintln(a.stderr, warnings.Error())
+	}
 }
 
 // summarizeJobs says how each job runs and when it runs next after now.
@@ -97,8 +120,9 @@ func summarizeJobs(jobs []*jobspec.Job, now time.Time) ([]jobLine, error) {
 			if err != nil {
 				return nil, fmt.Errorf("job %s: %w", j.Name, err) // Load checked it; cannot happen
 			}
-			line.Next = s.Next(now)
-			line.Never = line.Next.IsZero()
+			// An empty ISO 8601 start stands for now: its first run is now.
+			occ, ok := jobspec.FirstOccurrence(s, now)
+			line.Next, line.Never = occ.Time, !ok
 		}
 		if j.Disabled {
 			line.Next, line.Never = time.Time{}, false
