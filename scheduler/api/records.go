@@ -123,6 +123,13 @@ type Fire struct {
 	// output stays on the executor (OutputPath), see Client.Log.
 	OutputTail string `json:"output_tail,omitempty"`
 	OutputPath string `json:"output_path,omitempty"`
+	// OutputError says why the run's output was not kept, or not all of it
+	// (the output directory could not be created, the disk was full, ...).
+	OutputError string `json:"output_error,omitempty"`
+	// OutputTruncated says the output passed OutputLimit bytes: the full
+	// output holds the first OutputLimit bytes, OutputTail the real end.
+	OutputTruncated bool  `json:"output_truncated,omitempty"`
+	OutputLimit     int64 `json:"output_limit,omitempty"`
 	// Processed is set once the leader has recorded a final fire's effects
 	// (job state, dependent fires): no attempt follows then.
 	Processed bool `json:"processed,omitempty"`
