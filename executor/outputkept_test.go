@@ -1,0 +1,137 @@
+package executor_test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/executor"
+	"github.com/aionsched/aion/scheduler/store"
+)
+
+// startExecutorWith starts executor "a" with its output in outputDir and
+// the given output limit (0: the default), and waits for it to register.
+func startExecutorWith(t *testing.T, c *clustertest.Cluster, outputDir string, limit int64) {
+	t.Helper()
+	cfg := executor.DefaultConfig()
+	cfg.NodeID, cfg.OutputDir, cfg.Grace = "a", outputDir, 2*time.Second
+	if limit > 0 {
+		cfg.OutputLimit = limit
+	}
+	clustertest.RunUntilCleanup(t, executor.New(cfg, c.Etcd, c.NATS, c.Log).Run, "")
+	c.WaitRegistered(t, "a")
+}
+
+// TestExecutor_OutputPastTheLimitIsTruncatedAndTheRecordSaysSo: past the
+// executor's output limit, or the job's output_limit, the output file
+// stops growing; the record says it was truncated, at which limit, and its
+// tail is still the real end of the output.
+func TestExecutor_OutputPastTheLimitIsTruncatedAndTheRecordSaysSo(t *testing.T) {
+	t.Parallel()
+	c := clustertest.Start(t)
+	startExecutorWith(t, c, t.TempDir(), 10_000)
+	const script = `head -c 50000 /dev/zero | tr '\0' x; echo; echo END`
+
+	for _, tt := range []struct {
+		name, field string
+		limit       int64
+	}{
+		{"executor-limit", "", 10_000},
+		{"job-limit", "output_limit: 20KiB\n", 20 << 10},
+	} {
+		c.Apply(t, "name: "+tt.name+"\nschedule: manual\ncommand: "+strconv.Quote(script)+"\n"+tt.field)
+		f := c.WaitFinal(t, c.StartFire(t, tt.name, "a", nil), 10*time.Second)
+		if f.State != store.FireSucceeded || !f.OutputTruncated || f.OutputLimit != tt.limit || f.OutputError != "" {
+			t.Errorf("%s: state %s, truncated %v at %d, output error %q; want succeeded, truncated at %d", tt.name,
+				f.State, f.OutputTruncated, f.OutputLimit, f.OutputError, tt.limit)
+		}
+		info, err := os.Stat(f.OutputPath)
+		if err != nil || info.Size() != tt.limit {
+			t.Errorf("%s: output file %q: %v; want %d bytes", tt.name, f.OutputPath, sizeOf(info, err), tt.limit)
+		}
+		if !strings.HasSuffix(f.OutputTail, "x\nEND\n") {
+			t.Errorf("%s: tail ends %q; want the real end of the output", tt.name, tailOf(f.OutputTail, 20))
+		}
+	}
+
+	c.Apply(t, "name: under\nschedule: manual\ncommand: echo fits\n")
+	f := c.WaitFinal(t, c.StartFire(t, "under", "a", nil), 10*time.Second)
+	if f.OutputTruncated || f.OutputLimit != 0 || f.OutputTail != "fits\n" {
+		t.Errorf("run under the limit: truncated %v at %d, tail %q; want whole", f.OutputTruncated, f.OutputLimit, f.OutputTail)
+	}
+}
+
+// TestExecutor_OutputNotKeptIsInTheRecord: when the job's output
+// directory cannot be made (here a regular file stands where it goes,
+// which stops root too) the run still runs, and its record says its
+// output was not kept and why, with the tail it printed.
+func TestExecutor_OutputNotKeptIsInTheRecord(t *testing.T) {
+	t.Parallel()
+	c := clustertest.Start(t)
+	dir := t.TempDir()
+	startExecutorWith(t, c, dir, 0)
+	if err := os.WriteFile(filepath.Join(dir, "blocked"), []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := runOnce(t, c, "blocked", "echo still-ran")
+	if f.State != store.FireSucceeded || f.OutputPath != "" || !strings.Contains(f.OutputError, filepath.Join(dir, "blocked")) {
+		t.Errorf("state %s, path %q, output error %q; want succeeded, no path, an error naming the directory",
+			f.State, f.OutputPath, f.OutputError)
+	}
+	if f.OutputTail != "still-ran\n" {
+		t.Errorf("tail %q; want what the run printed", f.OutputTail)
+	}
+}
+
+// TestExecutor_OutputInAnUnwritableDirectoryIsInTheRecord: the same for an
+// output directory the executor may not write (root may, so this needs
+// another user).
+func TestExecutor_OutputInAnUnwritableDirectoryIsInTheRecord(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("running as root, which ignores directory permissions; TestExecutor_OutputNotKeptIsInTheRecord covers a directory that cannot be made")
+	}
+	t.Parallel()
+	c := clustertest.Start(t)
+	dir := t.TempDir()
+	startExecutorWith(t, c, dir, 0)
+	if err := os.Mkdir(filepath.Join(dir, "readonly"), 0o500); err != nil {
+		t.Fatal(err)
+	}
+	f := runOnce(t, c, "readonly", "echo still-ran")
+	if f.State != store.FireSucceeded || f.OutputPath != "" || !strings.Contains(f.OutputError, "permission denied") {
+		t.Errorf("state %s, path %q, output error %q; want succeeded, no path, permission denied", f.State, f.OutputPath, f.OutputError)
+	}
+}
+
+// TestExecutor_OutputFilesAreNotWorldReadable: output files are 0600 and
+// their directories 0700, whatever the umask.
+func TestExecutor_OutputFilesAreNotWorldReadable(t *testing.T) {
+	old := syscall.Umask(0) // the most permissive: modes must not rely on it
+	t.Cleanup(func() { syscall.Umask(old) })
+	c := clustertest.Start(t)
+	dir := filepath.Join(t.TempDir(), "output")
+	startExecutorWith(t, c, dir, 0)
+	f := runOnce(t, c, "secret", "echo s3cret")
+	for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Dir(f.OutputPath): 0o700, f.OutputPath: 0o600} {
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := info.Mode().Perm(); got != want {
+			t.Errorf("%s: mode %o, want %o", path, got, want)
+		}
+	}
+}
+
+// sizeOf describes a Stat result by its size, or its error.
+func sizeOf(info os.FileInfo, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return strconv.FormatInt(info.Size(), 10) + " bytes"
+}
