@@ -274,5 +274,19 @@ func (b *Bytes) UnmarshalText(text []byte) error {
 	return nil
 }
 
+// String writes the size as a job file would: 10MiB, 1GiB, 1500000 (in
+// bytes when no binary unit divides it).
+func (b Bytes) String() string {
+	for _, u := range []struct {
+		size Bytes
+		name string
+	}{{1 << 40, "TiB"}, {1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
+		if b >= u.size && b%u.size == 0 {
+			return strconv.FormatInt(int64(b/u.size), 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
 // MarshalText writes the size as a plain number of bytes.
 func (b Bytes) MarshalText() ([]byte, error) { return []byte(strconv.FormatInt(int64(b), 10)), nil }

@@ -135,6 +135,21 @@ type Fire struct {
 	Processed bool `json:"processed,omitempty"`
 }
 
+// OutputWarning says, in one line, what was not kept of the fire's
+// output: why it was not kept (OutputError), and that it was truncated at
+// its limit; "" when all of it was kept.
+func (f Fire) OutputWarning() string {
+	var parts []string
+	if f.OutputError != "" {
+		parts = append(parts, "output not kept: "+f.OutputError)
+	}
+	if f.OutputTruncated {
+		limit := jobspec.Bytes(f.OutputLimit).String()
+		parts = append(parts, fmt.Sprintf("output truncated at %s (the output limit): the full output holds its first %s, the record's tail its end", limit, limit))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // Attempt is one finished attempt of a fire that was retried.
 type Attempt struct {
 	Attempt   int       `json:"attempt"`
