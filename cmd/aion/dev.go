@@ -29,6 +29,8 @@ func newDevCommand(a *app) *cobra.Command {
 		Use:   "dev",
 		Short: "Run Aion on this machine: embedded etcd and NATS, a scheduler and an executor",
 		Long: "Dev runs everything in one process on a real embedded etcd (data in --data-dir) and NATS server,\n" +
+			"keeps the output of runs in --data-dir too (unless --output-dir is given; a config file's\n" +
+			"executor.output_dir is ignored),\n" +
 			"applies the jobs in --jobs (adding, updating and removing to match the directory), and prints\n" +
 			"each run as it happens. Ctrl-C stops it cleanly; state survives a restart.",
 		Example: "  aion dev\n  aion dev --jobs /etc/aion/jobs --data-dir /tmp/aion",

@@ -41,6 +41,9 @@ func TestClient_OutputTruncatedOrNotKeptIsAWarningInJobHistoryAndLogs(t *testing
 			t.Errorf("%v: exit %d, stderr %q, stdout:\n%s\nwant the warning %q", args, code, stderr, stdout, truncated)
 		}
 	}
+	if _, stdout, _ := c.aion(t, "job", "chatty"); !strings.Contains(squash(stdout), "Output limit: 1KiB") {
+		t.Errorf("job chatty does not show its output limit:\n%s", stdout)
+	}
 
 	// A run whose output could not be kept (the executor tests make one).
 	lost := store.Fire{ID: store.ManualFireID("greet", time.Now()), Trigger: store.TriggerManual, State: store.FireSucceeded,
