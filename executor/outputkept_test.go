@@ -135,3 +135,23 @@ func sizeOf(info os.FileInfo, err error) string {
 	}
 	return strconv.FormatInt(info.Size(), 10) + " bytes"
 }
+
+// TestExecutor_ARetryDoesNotInheritTheOutputWarnings: the next attempt of
+// a fire whose output was truncated starts with a clean record; the
+// truncation belongs to the earlier attempt.
+func TestExecutor_ARetryDoesNotInheritTheOutputWarnings(t *testing.T) {
+	t.Parallel()
+	c := clustertest.Start(t)
+	c.StartScheduler(t, "s1")
+	startExecutorWith(t, c, t.TempDir(), 1000)
+	c.Apply(t, "name: flaky\nschedule: manual\noutput_limit: 1KiB\nretries: {count: 1, backoff: {initial: 1h, max: 1h}}\ncommand: "+
+		strconv.Quote(`head -c 5000 /dev/zero | tr '\0' x; exit 1`)+"\n")
+	id := c.RequestRun(t, "flaky", store.Request{})
+	f := c.WaitFire(t, id, 10*time.Second, "the retry planned", func(f store.Fire) bool {
+		return f.Attempt == 2 && f.State == store.FirePlanned
+	})
+	if f.OutputTruncated || f.OutputLimit != 0 || f.OutputError != "" || f.OutputTail != "" {
+		t.Errorf("planned retry: truncated %v at %d, output error %q, tail of %d bytes; want none of the first attempt's",
+			f.OutputTruncated, f.OutputLimit, f.OutputError, len(f.OutputTail))
+	}
+}
