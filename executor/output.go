@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aionsched/aion/jobspec"
@@ -243,9 +244,11 @@ func (x *Executor) createOutput(path string) (*os.File, error) {
 }
 
 // openOutput opens the output file at path for appending, creating it,
-// readable and writable by the executor only.
+// readable and writable by the executor only. A symbolic link there is
+// refused, so the mode is never set on (nor output written to) a file
+// elsewhere.
 func openOutput(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, outputFileMode)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND|syscall.O_NOFOLLOW, outputFileMode)
 	if err != nil {
 		return nil, err
 	}

@@ -155,3 +155,45 @@ func TestExecutor_ARetryDoesNotInheritTheOutputWarnings(t *testing.T) {
 			f.OutputTruncated, f.OutputLimit, f.OutputError, len(f.OutputTail))
 	}
 }
+
+// TestExecutor_AnOutputPathThatIsASymlinkIsRefused: the executor neither
+// writes a run's output through, nor sets the mode of, a symbolic link
+// standing where the output file goes; the record says the output was not
+// kept.
+func TestExecutor_AnOutputPathThatIsASymlinkIsRefused(t *testing.T) {
+	t.Parallel()
+	c := clustertest.Start(t)
+	dir := t.TempDir()
+	startExecutorWith(t, c, dir, 0)
+	c.Apply(t, "name: linked\nschedule: manual\ncommand: echo into-the-link\n")
+	target := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.WriteFile(target, []byte("keep\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := store.ManualFireID("linked", time.Now())
+	if err := os.Mkdir(filepath.Join(dir, "linked"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(dir, "linked", id.Suffix+".1.log")); err != nil {
+		t.Fatal(err)
+	}
+	c.PlanFire(t, store.Fire{ID: id, Node: "a"})
+	c.Dispatch(t, "a", store.Dispatch{Fire: id, Attempt: 1})
+	f := c.WaitFinal(t, id, 10*time.Second)
+	if f.State != store.FireSucceeded || !strings.Contains(f.OutputError, "too many levels of symbolic links") || f.OutputTail != "into-the-link\n" {
+		t.Errorf("state %s, output error %q, tail %q; want succeeded, the link refused, the tail kept", f.State, f.OutputError, f.OutputTail)
+	}
+	if data, err := os.ReadFile(target); err != nil || string(data) != "keep\n" {
+		t.Errorf("the link's target now holds %q (%v); want it untouched", data, err)
+	}
+	if info, err := os.Stat(target); err != nil || info.Mode().Perm() != 0o644 {
+		t.Errorf("the link's target: mode %v (%v); want 0644 untouched", modeOf(info), err)
+	}
+}
+
+func modeOf(info os.FileInfo) os.FileMode {
+	if info == nil {
+		return 0
+	}
+	return info.Mode().Perm()
+}
