@@ -1,6 +1,7 @@
 package executor_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/executor"
+	"github.com/aionsched/aion/executor/containerizer/containertest"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -196,4 +198,30 @@ func modeOf(info os.FileInfo) os.FileMode {
 		return 0
 	}
 	return info.Mode().Perm()
+}
+
+// TestDocker_ContainerOutputPastTheLimitIsTruncated: a container run's
+// output is kept as a host run's: capped at output_limit, in a 0600 file,
+// with the real end in the tail.
+func TestDocker_ContainerOutputPastTheLimitIsTruncated(t *testing.T) {
+	img := containertest.HelperImage(t)
+	c := clustertest.Start(t)
+	node := dockerNode(t)
+	c.Apply(t, fmt.Sprintf(`
+name: chatty
+schedule: manual
+output_limit: 20B
+command: echo aaaaaaaaaa bbbbbbbbbb cccccccccc; echo END
+container: {image: %s, pull: never, network: none}
+`, img))
+	startDockerExecutor(t, c, node, executor.DockerOn)
+	f := c.RunFire(t, "chatty", node, nil)
+	if f.State != store.FireSucceeded || !f.OutputTruncated || f.OutputLimit != 20 || !strings.HasSuffix(f.OutputTail, "cccccccccc\nEND\n") {
+		t.Errorf("state %s (%s), truncated %v at %d, tail %q; want succeeded, truncated at 20, the real end in the tail",
+			f.State, f.Reason, f.OutputTruncated, f.OutputLimit, f.OutputTail)
+	}
+	if info, err := os.Stat(f.OutputPath); err != nil || info.Size() != 20 || info.Mode().Perm() != 0o600 {
+		t.Errorf("output file %q: %s, mode %v (%v); want 20 bytes, 0600", f.OutputPath, sizeOf(info, err), modeOf(info), err)
+	}
+	waitNoContainers(t, node)
 }
