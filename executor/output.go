@@ -132,6 +132,25 @@ func (k *keeper) result() kept {
 	return res
 }
 
+// errOutputClosed stops writes that come after close (from a copy that
+// outlived its run) from creating the file again.
+var errOutputClosed = errors.New("output closed")
+
+// close ends the output of a run that wrote to k directly (a container
+// run): it returns what was kept and closes the file.
+func (k *keeper) close() kept {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	res := k.result()
+	if k.file != nil {
+		if err := k.file.Close(); err != nil && res.err == nil {
+			res.err = fmt.Errorf("close output file: %w", err)
+		}
+	}
+	k.file, k.err = nil, errOutputClosed
+	return res
+}
+
 // outputLimit is the output limit of a run of job: its own, else this
 // executor's.
 func (x *Executor) outputLimit(job *jobspec.Job) int64 {

@@ -125,13 +125,9 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 		return x.executeHost(ctx, job, f, out)
 	}
 	res := x.executeContainer(ctx, job, f, out)
-	out.mu.Lock()
-	defer out.mu.Unlock()
-	res.output = out.result()
-	if out.file != nil {
-		if err := out.file.Close(); err != nil && res.output.err == nil {
-			res.output.err = fmt.Errorf("close output file: %w", err)
-		}
+	res.output = out.close()
+	if res.output.err != nil {
+		x.log.Warn("output not kept whole", zap.Stringer("fire", f.ID), zap.String("file", out.path), zap.Error(res.output.err))
 	}
 	return res
 }
