@@ -91,7 +91,7 @@ func TestExecutor_OutputNotKeptIsInTheRecord(t *testing.T) {
 }
 
 // TestExecutor_OutputInAnUnwritableDirectoryIsInTheRecord: the same for an
-// output directory the executor may not write (root may, so this needs
+// output directory the executor may not write in (root may, so this needs
 // another user).
 func TestExecutor_OutputInAnUnwritableDirectoryIsInTheRecord(t *testing.T) {
 	if os.Geteuid() == 0 {
@@ -101,9 +101,16 @@ func TestExecutor_OutputInAnUnwritableDirectoryIsInTheRecord(t *testing.T) {
 	c := clustertest.Start(t)
 	dir := t.TempDir()
 	startExecutorWith(t, c, dir, 0)
-	if err := os.Mkdir(filepath.Join(dir, "readonly"), 0o500); err != nil {
+	// Read-only once the executor has started: the job's directory cannot
+	// be made in it.
+	if err := os.Chmod(dir, 0o500); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := os.Chmod(dir, 0o700); err != nil { // so that the test's directory can be removed
+			t.Error(err)
+		}
+	})
 	f := runOnce(t, c, "readonly", "echo still-ran")
 	if f.State != store.FireSucceeded || f.OutputPath != "" || !strings.Contains(f.OutputError, "permission denied") {
 		t.Errorf("state %s, path %q, output error %q; want succeeded, no path, permission denied", f.State, f.OutputPath, f.OutputError)
