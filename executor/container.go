@@ -3,8 +3,8 @@ package executor
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
-	"os"
 	"regexp"
 	"time"
 
@@ -83,11 +83,12 @@ func (x *Executor) removeLeftoverContainers(ctx context.Context) {
 	}
 }
 
-// executeContainer runs a container job. Its output goes to out, the same
-// per-attempt file a host run writes, so the tail and aion logs work alike.
-// The container is removed after the result is recorded (runResult.cleanup).
-func (x *Executor) executeContainer(ctx context.Context, job *jobspec.Job, f store.Fire, out *os.File, outPath string) runResult {
-	res := runResult{outputPath: outPath}
+// executeContainer runs a container job. Its output goes to out, which
+// keeps it as a host run's (the same per-attempt file, limit and tail), so
+// the record and aion logs work alike. The container is removed after the
+// result is recorded (runResult.cleanup).
+func (x *Executor) executeContainer(ctx context.Context, job *jobspec.Job, f store.Fire, out io.Writer) runResult {
+	var res runResult
 	if x.containers == nil {
 		res.state, res.reason = store.FireFailed, "container jobs need an executor with a Docker engine, and "+x.cfg.NodeID+" has none"
 		return res
@@ -105,7 +106,6 @@ func (x *Executor) executeContainer(ctx context.Context, job *jobspec.Job, f sto
 		}
 	}
 	res.pid = ran.PID
-	res.tail = readTail(out, x.cfg.TailBytes)
 	if err == nil {
 		code := ran.ExitCode
 		res.exitCode = &code

@@ -11,9 +11,11 @@
 //   - running: a shell command or argv on the host in a process group of its
 //     own, or a container through package containerizer, with the job's
 //     environment, workdir, user and timeout; kill requests over NATS stop it;
-//   - output: a tail in the fire record and all of it in a file on disk
-//     (created only when a run writes something), served to `aion logs`
-//     over NATS and deleted after OutputRetention;
+//   - output: a tail in the fire record and the rest in a file on disk
+//     (0600, created only when a run writes something, capped at the job's
+//     output_limit or OutputLimit), served to `aion logs` over NATS and
+//     deleted after OutputRetention; output cut at the limit or not kept
+//     (a full disk, a directory that cannot be made) is said in the record;
 //   - results, written with a transaction guarded by the claim, so a run the
 //     leader marked lost meanwhile is not overwritten;
 //   - cleanup after a dead predecessor on the same node: its processes and

@@ -42,6 +42,10 @@ type Config struct {
 	LeaseTTL time.Duration
 	// OutputDir keeps the full output of every run.
 	OutputDir string
+	// OutputLimit caps the output a run keeps, in bytes, unless its job
+	// sets output_limit: past it the output file stops growing and the
+	// fire record says the output was truncated. 0 means no limit.
+	OutputLimit int64
 	// TailBytes is how much of the end of the output goes in the fire record.
 	TailBytes int
 	// Grace is how long running jobs may finish on shutdown, and how long a
@@ -61,6 +65,10 @@ type Config struct {
 	// PullTimeout bounds each image pull of a container job.
 	PullTimeout time.Duration
 }
+
+// DefaultOutputLimit is the output a run keeps when neither its job nor
+// the executor's configuration says otherwise: 10 MiB.
+const DefaultOutputLimit = 10 << 20
 
 // DockerMode says whether an executor runs container jobs.
 type DockerMode string
@@ -90,6 +98,7 @@ func DefaultConfig() Config {
 		SubjectPrefix: "aion.",
 		LeaseTTL:      5 * time.Second,
 		OutputDir:     filepath.Join(os.TempDir(), "aion-output"),
+		OutputLimit:   DefaultOutputLimit,
 		TailBytes:     4 << 10,
 		Grace:         10 * time.Second,
 		LoadEvery:     time.Second,
@@ -124,6 +133,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("executor: lease TTL %s is below etcd's 1s minimum", c.LeaseTTL)
 	case c.OutputDir == "":
 		return errors.New("executor: empty output directory")
+	case c.OutputLimit < 0:
+		return fmt.Errorf("executor: output limit %d must not be negative (0: no limit)", c.OutputLimit)
 	case c.OutputRetention < 0 || c.SweepEvery <= 0:
 		return errors.New("executor: output retention must not be negative and the sweep interval must be positive")
 	case c.Docker != DockerAuto && c.Docker != DockerOn && c.Docker != DockerOff:
@@ -197,7 +208,7 @@ func (x *Executor) Run(ctx context.Context) error {
 	if err := x.cfg.Validate(); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(x.cfg.OutputDir, 0o755); err != nil {
+	if err := x.makeOutputRoot(); err != nil {
 		return fmt.Errorf("executor output directory: %w", err)
 	}
 	// Claims and results go through committers that outlive every run.

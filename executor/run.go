@@ -59,7 +59,7 @@ func (x *Executor) handle(ctx context.Context, d store.Dispatch) {
 	f.State, f.Reason, f.PID = result.state, result.reason, result.pid
 	f.ExitCode = result.exitCode
 	f.EndedAt = time.Now().UTC()
-	f.OutputTail, f.OutputPath = result.tail, result.outputPath
+	result.output.record(&f)
 	if !result.startedAt.IsZero() {
 		f.StartedAt = result.startedAt.UTC() // the process itself, not the claim
 	}
@@ -104,12 +104,11 @@ func (x *Executor) emit(f store.Fire) {
 }
 
 type runResult struct {
-	state      store.FireState
-	reason     string
-	exitCode   *int
-	pid        int
-	tail       string
-	outputPath string
+	state    store.FireState
+	reason   string
+	exitCode *int
+	pid      int
+	output   kept
 	// cleanup, if set, runs once the result is recorded (a container run
 	// removes its container).
 	cleanup func()
@@ -119,40 +118,42 @@ type runResult struct {
 
 // execute runs the job: a container job in its container, any other in its
 // own process group, so a timeout or shutdown kills everything it started.
+// Either way its output goes to a keeper (see output.go).
 func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) runResult {
-	outPath := x.outputPath(f.ID, f.Attempt)
+	out := x.newKeeper(job, x.outputPath(f.ID, f.Attempt))
 	if job.Container == nil {
-		return x.executeHost(ctx, job, f, outPath)
+		return x.executeHost(ctx, job, f, out)
 	}
-	out, err := x.createOutput(outPath)
-	if err != nil {
-		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output file: %v", err)}
+	res := x.executeContainer(ctx, job, f, out)
+	res.output = out.close()
+	if res.output.err != nil {
+		x.log.Warn("output not kept whole", zap.Stringer("fire", f.ID), zap.String("file", out.path), zap.Error(res.output.err))
 	}
-	defer out.Close()
-	return x.executeContainer(ctx, job, f, out, outPath)
+	return res
 }
 
 // executeHost runs a host job: it starts the process with its output
-// going through a pipe to outPath, waits for it to end, time out or be
-// stopped, and reads how it ended and the tail of its output.
-func (x *Executor) executeHost(ctx context.Context, job *jobspec.Job, f store.Fire, outPath string) runResult {
+// going through a pipe to out, waits for it to end, time out or be
+// stopped, and reads how it ended and what was kept of its output.
+func (x *Executor) executeHost(ctx context.Context, job *jobspec.Job, f store.Fire, keep *keeper) runResult {
 	// The directory exists before the run starts (once per job: cached),
-	// so a job may write to $AION_OUTPUT itself.
-	if err := x.ensureDir(filepath.Dir(outPath)); err != nil {
-		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output directory: %v", err)}
+	// so a job may write to $AION_OUTPUT itself. If it cannot be made the
+	// job runs all the same, and its record says the output was not kept.
+	if err := x.ensureDir(filepath.Dir(keep.path)); err != nil {
+		keep.err = fmt.Errorf("output directory: %w", err)
 	}
-	out, err := x.startOutput(outPath)
+	out, err := startOutput(keep)
 	if err != nil {
 		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output pipe: %v", err)}
 	}
-	cmd, err := hostCommand(job, f, outPath, out.w)
+	cmd, err := hostCommand(job, f, keep.path, out.w)
 	if err != nil {
-		out.finish(0, 0)
+		out.finish(0)
 		return runResult{state: store.FireFailed, reason: err.Error()}
 	}
 	startedAt := time.Now()
 	if err := cmd.Start(); err != nil {
-		out.finish(0, 0)
+		out.finish(0)
 		return runResult{state: store.FireFailed, reason: fmt.Sprintf("start: %v", err)}
 	}
 	out.started()
@@ -164,10 +165,9 @@ func (x *Executor) executeHost(ctx context.Context, job *jobspec.Job, f store.Fi
 	if res.state == "" {
 		res.state, res.reason = exitState(waitErr, code)
 	}
-	var outErr error
-	res.tail, res.outputPath, outErr = out.finish(x.cfg.TailBytes, outputDrain)
-	if outErr != nil {
-		x.log.Warn("output not kept whole", zap.Stringer("fire", f.ID), zap.String("file", outPath), zap.Error(outErr))
+	res.output = out.finish(outputDrain)
+	if res.output.err != nil {
+		x.log.Warn("output not kept whole", zap.Stringer("fire", f.ID), zap.String("file", keep.path), zap.Error(res.output.err))
 	}
 	return res
 }
@@ -286,19 +286,6 @@ func (x *Executor) killGroup(pid int, waited <-chan error) error {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		return <-waited
 	}
-}
-
-// ensureDir creates an output directory once; later runs of the job find
-// it in the cache and cost no file system call.
-func (x *Executor) ensureDir(dir string) error {
-	if _, ok := x.dirs.Load(dir); ok {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	x.dirs.Store(dir, struct{}{})
-	return nil
 }
 
 // credential resolves "user[:group]" (names or numbers) for running as them.

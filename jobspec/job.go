@@ -32,6 +32,10 @@ type Job struct {
 	User    string            `yaml:"user" json:"user,omitempty"`
 	// Timeout kills the run after this long; 0 means no limit.
 	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
+	// OutputLimit caps the output a run keeps (stdout and stderr): past it
+	// the output file stops growing and the fire record says it was
+	// truncated. 0 means the executor's limit.
+	OutputLimit Bytes `yaml:"output_limit" json:"output_limit,omitempty"`
 
 	Retries     Retries     `yaml:"retries" json:"retries"`
 	Concurrency Concurrency `yaml:"concurrency" json:"concurrency"`
@@ -271,7 +275,8 @@ func parseDuration(s string) (time.Duration, error) {
 }
 
 // Bytes is a size written as a plain number of bytes or with a unit:
-// Ki, Mi, Gi, Ti (powers of 1024) or K, M, G, T (powers of 1000).
+// Ki, Mi, Gi, Ti (powers of 1024) or K, M, G, T (powers of 1000), each
+// with an optional B (10MiB, 1GB); a lone B means bytes.
 type Bytes int64
 
 // UnmarshalText parses a size.
@@ -284,19 +289,34 @@ func (b *Bytes) UnmarshalText(text []byte) error {
 		{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40},
 		{"K", 1e3}, {"k", 1e3}, {"M", 1e3 * 1e3}, {"G", 1e9}, {"T", 1e12},
 	}
-	mult, num := 1.0, s
+	num, _ := strings.CutSuffix(s, "B")
+	mult := 1.0
 	for _, u := range units {
-		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+		if n, ok := strings.CutSuffix(num, u.suffix); ok {
 			mult, num = u.mult, n
 			break
 		}
 	}
 	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || math.IsNaN(v) || v < 0 || v*mult > 1<<50 {
-		return fmt.Errorf("bad size %q: want bytes or a number with Ki, Mi, Gi, Ti, K, M, G or T, e.g. 512Mi", s)
+		return fmt.Errorf("bad size %q: want bytes or a number with Ki, Mi, Gi, Ti, K, M, G or T (B optional), e.g. 512Mi or 10MiB", s)
 	}
 	*b = Bytes(v * mult)
 	return nil
+}
+
+// String writes the size as a job file would: 10MiB, 1GiB, 1500000 (in
+// bytes when no binary unit divides it).
+func (b Bytes) String() string {
+	for _, u := range []struct {
+		size Bytes
+		name string
+	}{{1 << 40, "TiB"}, {1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
+		if b >= u.size && b%u.size == 0 {
+			return strconv.FormatInt(int64(b/u.size), 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
 }
 
 // MarshalText writes the size as a plain number of bytes.

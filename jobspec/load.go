@@ -199,7 +199,7 @@ func decodeJob(file string, n *yaml.Node, prefix string, aliases *aliasBudget) (
 	job := &Job{Source: d.pos(n)}
 	d.decode(n, reflect.ValueOf(job).Elem(), "")
 	job.applyDefaults()
-	c := &checker{pos: job.Source, at: d.at}
+	c := &checker{pos: job.Source, at: d.at, undecoded: fieldsOf(d.errs)}
 	c.job(job)
 	errs := append(d.errs, c.errs...)
 	if len(errs) == 0 {
@@ -226,4 +226,13 @@ func mappingValue(m *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+// fieldsOf is the set of fields with a problem in errs.
+func fieldsOf(errs ErrorList) map[string]bool {
+	fields := make(map[string]bool, len(errs))
+	for _, e := range errs {
+		fields[e.Field] = true
+	}
+	return fields
 }

@@ -40,10 +40,13 @@ func ValidName(s string) bool { return validName.MatchString(s) }
 
 // checker collects the problems of one job.
 type checker struct {
-	pos   Position            // the job's mapping, for fields that are missing
-	at    map[string]Position // where each field was written
-	errs  ErrorList
-	warns ErrorList
+	pos Position            // the job's mapping, for fields that are missing
+	at  map[string]Position // where each field was written
+	// undecoded holds the fields whose value did not decode (and so were
+	// reported already).
+	undecoded map[string]bool
+	errs      ErrorList
+	warns     ErrorList
 }
 
 // errorf reports a problem at the field.
@@ -85,6 +88,7 @@ func (c *checker) job(j *Job) {
 	if j.User != "" && !validUser.MatchString(j.User) {
 		c.errorf("user", "want a user name or uid, optionally with :group, got %q", j.User)
 	}
+	c.outputLimit(j.OutputLimit)
 	c.retries(j.Retries)
 	c.oneOf("concurrency", string(j.Concurrency), ConcurrencyAllow, ConcurrencyForbid, ConcurrencyReplace, ConcurrencyQueue)
 	c.misfire(j.Misfire)
@@ -221,6 +225,14 @@ func (c *checker) shell(j *Job) {
 func (c *checker) text(field, value string) {
 	if len(value) > MaxTextBytes {
 		c.errorf(field, "too long: %d bytes, the limit is %d", len(value), MaxTextBytes)
+	}
+}
+
+// outputLimit refuses an output_limit written as 0: leaving it out means
+// the executor's limit.
+func (c *checker) outputLimit(limit Bytes) {
+	if _, set := c.at["output_limit"]; set && limit <= 0 && !c.undecoded["output_limit"] {
+		c.errorf("output_limit", "must be more than 0; leave it out for the executor's limit")
 	}
 }
 

@@ -389,7 +389,8 @@ func (fn *finisher) retry(ctx context.Context, e *jobEntry, f store.Fire, rev in
 	next.NotBefore = now.Add(delay).UTC()
 	next.Node, next.Reason = "", fmt.Sprintf("retry %d of %d after %s (attempt %d %s)", f.Attempt, e.policy.Retries.Count, delay.Round(time.Millisecond), f.Attempt, f.State)
 	next.StartedAt, next.EndedAt, next.PID, next.ExitCode = time.Time{}, time.Time{}, 0, nil
-	next.OutputTail, next.OutputPath = "", ""
+	next.OutputTail, next.OutputPath, next.OutputError = "", "", ""
+	next.OutputTruncated, next.OutputLimit = false, 0
 	var t txn
 	data, err := t.update(fn.keys.Fire(f.ID), rev, next)
 	if err != nil {

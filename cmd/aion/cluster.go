@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/aionsched/aion/executor"
+	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler"
 	"github.com/aionsched/aion/scheduler/apiserver"
 	"github.com/aionsched/aion/scheduler/store"
@@ -58,6 +59,8 @@ func executorFlags(cmd *cobra.Command, defaultOutput string) {
 	f.String("output-dir", defaultOutput, "where the full output of runs is kept")
 	f.Duration("grace", 10*time.Second, "how long running jobs may finish on stop")
 	f.Duration("output-retention", 7*24*time.Hour, "how long full output is kept (0: forever)")
+	f.String("output-limit", jobspec.Bytes(executor.DefaultOutputLimit).String(), "output kept per run, e.g. 10MiB, unless the job sets output_limit; past it the output is truncated (0: no limit)")
+	configFlag(f, "output-limit", "executor.output_limit")
 	f.String("docker", string(executor.DockerAuto), "run container jobs: auto (if a Docker engine answers at start), on (refuse to start without one) or off")
 	f.Duration("pull-timeout", executor.DefaultConfig().PullTimeout, "how long an image pull of a container job may take")
 	configFlag(f, "output-retention", "executor.output_retention")
@@ -101,12 +104,25 @@ func (a *app) executorConfig() (executor.Config, error) {
 	cfg.OutputDir = a.cfg.Executor.OutputDir
 	cfg.Grace = a.cfg.Executor.Grace
 	cfg.OutputRetention = a.cfg.Executor.OutputRetention
+	if cfg.OutputLimit, err = outputLimit(a.cfg.Executor.OutputLimit); err != nil {
+		return cfg, &exitError{code: 2, err: err}
+	}
 	cfg.Docker = executor.DockerMode(a.cfg.Executor.Docker)
 	cfg.PullTimeout = a.cfg.Executor.PullTimeout
 	if err := cfg.Validate(); err != nil {
 		return cfg, &exitError{code: 2, err: err}
 	}
 	return cfg, nil
+}
+
+// outputLimit parses executor.output_limit (--output-limit): a size as
+// job files write it; 0 means no limit.
+func outputLimit(s string) (int64, error) {
+	var b jobspec.Bytes
+	if err := b.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("executor.output_limit (--output-limit): %w", err)
+	}
+	return int64(b), nil
 }
 
 func parseLabels(s string) (map[string]string, error) {

@@ -29,15 +29,18 @@ func newDevCommand(a *app) *cobra.Command {
 		Use:   "dev",
 		Short: "Run Aion on this machine: embedded etcd and NATS, a scheduler and an executor",
 		Long: "Dev runs everything in one process on a real embedded etcd (data in --data-dir) and NATS server,\n" +
+			"keeps the output of runs in --data-dir too (unless --output-dir is given; a config file's\n" +
+			"executor.output_dir is ignored),\n" +
 			"applies the jobs in --jobs (adding, updating and removing to match the directory), and prints\n" +
 			"each run as it happens. Ctrl-C stops it cleanly; state survives a restart.",
 		Example: "  aion dev\n  aion dev --jobs /etc/aion/jobs --data-dir /tmp/aion",
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			a.devOutputDir(dataDir, cmd.Flags().Changed("output-dir"))
 			return a.dev(cmd.Context(), dataDir, jobsDir)
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data-dir", ".aion", "where the embedded etcd keeps its data and runs keep their output")
+	cmd.Flags().StringVar(&dataDir, "data-dir", ".aion", "where the embedded etcd keeps its data and runs keep their output (unless --output-dir)")
 	cmd.Flags().StringVar(&jobsDir, "jobs", "testdata/jobs", "job files or directory to apply at start")
 	schedulerFlags(cmd)
 	executorFlags(cmd, "")
@@ -83,7 +86,7 @@ func (a *app) dev(ctx context.Context, dataDir, jobsDir string) error {
 	}
 	defer events.Unsubscribe()
 
-	fmt.Fprintf(a.stdout, "Aion dev: etcd %s (data in %s), NATS %s\n", etcdSrv.Endpoint(), dataDir, natsSrv.URL())
+	fmt.Fprintf(a.stdout, "Aion dev: etcd %s (data in %s, output in %s), NATS %s\n", etcdSrv.Endpoint(), dataDir, xcfg.OutputDir, natsSrv.URL())
 	fmt.Fprintf(a.stdout, "applied %s: %d created, %d updated, %d unchanged, %d deleted\n",
 		jobsDir, len(res.Created), len(res.Updated), len(res.Unchanged), len(res.Deleted))
 	if err := printJobSummary(a, jobs, time.Now(), "loaded"); err != nil {
@@ -128,8 +131,8 @@ func (a *app) startDevServers(ctx context.Context, dataDir string) (*embedded.Et
 }
 
 // setDevDefaults fills in what the configuration leaves unset: the
-// default key prefix, node and scheduler ID "dev", and output kept in
-// dataDir.
+// default key prefix, node and scheduler ID "dev" (devOutputDir chose
+// where output goes).
 func (a *app) setDevDefaults(dataDir string) {
 	if a.cfg.Etcd.Prefix == "" {
 		a.cfg.Etcd.Prefix = store.DefaultPrefix
@@ -137,12 +140,26 @@ func (a *app) setDevDefaults(dataDir string) {
 	if a.cfg.Executor.NodeID == "" {
 		a.cfg.Executor.NodeID = "dev"
 	}
-	if a.cfg.Executor.OutputDir == "" {
-		a.cfg.Executor.OutputDir = filepath.Join(dataDir, "output")
-	}
 	if a.cfg.Scheduler.ID == "" {
 		a.cfg.Scheduler.ID = "dev"
 	}
+}
+
+// devOutputDir decides where dev keeps the output of runs: in
+// dataDir/output, unless --output-dir was given on the command line
+// (flagGiven). An executor.output_dir from a config file or the
+// environment is for aion executor (configs/aion.yaml names
+// /var/lib/aion/output): dev says it ignores it, so that --data-dir holds
+// everything a dev instance writes.
+func (a *app) devOutputDir(dataDir string, flagGiven bool) {
+	if flagGiven {
+		return
+	}
+	own := filepath.Join(dataDir, "output")
+	if other := a.cfg.Executor.OutputDir; other != "" && filepath.Clean(other) != own {
+		a.note(fmt.Sprintf("dev: executor.output_dir %s is ignored (from the config file or AION_EXECUTOR_OUTPUT_DIR): output goes to %s; --output-dir chooses another", other, own))
+	}
+	a.cfg.Executor.OutputDir = own
 }
 
 // runDev runs the scheduler, the executor and the API until ctx ends, then

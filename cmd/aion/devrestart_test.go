@@ -13,7 +13,8 @@ import (
 	"github.com/aionsched/aion/cmd/harness/clustertest"
 )
 
-// syncBuffer is a bytes.Buffer that dev may write while the test reads.
+// syncBuffer is a bytes.Buffer that a running command (dev) may write
+// while the test reads it; the dev tests share it.
 type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer

@@ -64,7 +64,23 @@ func (a *app) printFires(fires []api.Fire) error {
 			row("  ↳ earlier attempt", f.Trigger, at.Attempt, at.State, at.Node, at.StartedAt, at.EndedAt, at.ExitCode, at.Reason)
 		}
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return a.printOutputWarnings(fires)
+}
+
+// printOutputWarnings prints, under a fire table, a line for each fire
+// whose output was not kept, or not all of it.
+func (a *app) printOutputWarnings(fires []api.Fire) error {
+	for _, f := range fires {
+		if warning := f.OutputWarning(); warning != "" {
+			if _, err := fmt.Fprintf(a.stdout, "warning: %s: %s\n", f.ID, warning); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func newKillCommand(a *app) *cobra.Command {

@@ -79,6 +79,9 @@ func (f fields) definition(j *jobspec.Job) {
 	if j.Timeout > 0 {
 		f.add("Timeout", j.Timeout.String())
 	}
+	if j.OutputLimit > 0 {
+		f.add("Output limit", j.OutputLimit.String())
+	}
 	f.add("Constraints", strings.Join(j.Constraints, ", "))
 }
 

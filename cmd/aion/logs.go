@@ -48,7 +48,10 @@ func newLogsCommand(a *app) *cobra.Command {
 			return err
 		}
 		if *format == formatTable {
-			_, err := c.StreamLog(ctx, id, a.stdout, api.StreamOptions{Follow: follow, Note: a.note})
+			res, err := c.StreamLog(ctx, id, a.stdout, api.StreamOptions{Follow: follow, Note: a.note})
+			if err == nil && res.Fire.OutputWarning() != "" {
+				a.note("warning: " + res.Fire.OutputWarning())
+			}
 			return err
 		}
 		out := logsOutput{Notes: []string{}}
@@ -61,6 +64,10 @@ func newLogsCommand(a *app) *cobra.Command {
 			return err
 		}
 		out.Fire, out.Output, out.FromRecord = res.Fire, buf.String(), res.FromRecord
+		if warning := res.Fire.OutputWarning(); warning != "" {
+			a.note("warning: " + warning)
+			out.Notes = append(out.Notes, "warning: "+warning)
+		}
 		return a.printJSON(out)
 	})
 	return cmd

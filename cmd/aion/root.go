@@ -45,6 +45,7 @@ type config struct {
 		OutputDir       string        `mapstructure:"output_dir"`
 		Grace           time.Duration `mapstructure:"grace"`
 		OutputRetention time.Duration `mapstructure:"output_retention"`
+		OutputLimit     string        `mapstructure:"output_limit"`
 		Docker          string        `mapstructure:"docker"`
 		PullTimeout     time.Duration `mapstructure:"pull_timeout"`
 	} `mapstructure:"executor"`

@@ -123,9 +123,31 @@ type Fire struct {
 	// output stays on the executor (OutputPath), see Client.Log.
 	OutputTail string `json:"output_tail,omitempty"`
 	OutputPath string `json:"output_path,omitempty"`
+	// OutputError says why the run's output was not kept, or not all of it
+	// (the output directory could not be created, the disk was full, ...).
+	OutputError string `json:"output_error,omitempty"`
+	// OutputTruncated says the output passed OutputLimit bytes: the full
+	// output holds the first OutputLimit bytes, OutputTail the real end.
+	OutputTruncated bool  `json:"output_truncated,omitempty"`
+	OutputLimit     int64 `json:"output_limit,omitempty"`
 	// Processed is set once the leader has recorded a final fire's effects
 	// (job state, dependent fires): no attempt follows then.
 	Processed bool `json:"processed,omitempty"`
+}
+
+// OutputWarning says, in one line, what was not kept of the fire's
+// output: why it was not kept (OutputError), and that it was truncated at
+// its limit; "" when all of it was kept.
+func (f Fire) OutputWarning() string {
+	var parts []string
+	if f.OutputError != "" {
+		parts = append(parts, "output not kept: "+f.OutputError)
+	}
+	if f.OutputTruncated {
+		limit := jobspec.Bytes(f.OutputLimit).String()
+		parts = append(parts, fmt.Sprintf("output truncated at %s (the output limit): the full output holds its first %s, the record's tail its end", limit, limit))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Attempt is one finished attempt of a fire that was retried.

@@ -47,7 +47,8 @@ func TestConvert_EveryFieldIsCarriedWithTheSameJSON(t *testing.T) {
 		Downstream: true, NotBefore: at.Add(time.Second), After: "backup@earlier", Backfill: "req-1", Parallel: 2,
 		Attempts:    []store.Attempt{{Attempt: 1, Node: "x2", State: store.FireLost, Reason: "gone", ExitCode: &prev, StartedAt: at, EndedAt: at.Add(time.Minute)}},
 		RequestedBy: "me@host", PlannedAt: at, PlannedBy: "s1", StartedAt: at.Add(2 * time.Second), EndedAt: at.Add(time.Hour),
-		PID: 42, ExitCode: &code, OutputTail: "tail", OutputPath: "/out/backup", Processed: true,
+		PID: 42, ExitCode: &code, OutputTail: "tail", OutputPath: "/out/backup",
+		OutputError: "open /out/backup: no space left on device", OutputTruncated: true, OutputLimit: 10 << 20, Processed: true,
 	}
 	sameJSON(t, "fire", fire, apiFire(fire))
 	sameJSON(t, "empty fire", store.Fire{}, apiFire(store.Fire{}))

@@ -160,7 +160,7 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
 // the error. With neither, the executor named in the record is asked.
 func recordLogNote(id store.FireID, f store.Fire) (string, error) {
 	switch {
-	case f.State.Final() && f.OutputPath == "" && f.PID != 0:
+	case f.State.Final() && f.OutputPath == "" && f.PID != 0 && f.OutputError == "":
 		return "the run wrote no output", nil // executors create the file on the first byte
 	case f.State.Final() && f.OutputPath == "":
 		note := "no output was kept for this run"

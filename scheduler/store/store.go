@@ -268,6 +268,14 @@ type Fire struct {
 	// output stays on the executor (OutputPath).
 	OutputTail string `json:"output_tail,omitempty"`
 	OutputPath string `json:"output_path,omitempty"`
+	// OutputError says why the run's output was not kept, or not all of it
+	// (the output directory could not be created, the disk was full, ...);
+	// the tail holds what arrived all the same.
+	OutputError string `json:"output_error,omitempty"`
+	// OutputTruncated says the output passed OutputLimit bytes: the file
+	// holds the first OutputLimit bytes, the tail the real end.
+	OutputTruncated bool  `json:"output_truncated,omitempty"`
+	OutputLimit     int64 `json:"output_limit,omitempty"`
 
 	// Processed is set by the leader once it has recorded a final fire's
 	// effects (job state, dependent fires), so a new leader does not
