@@ -103,18 +103,39 @@ func (a *app) waitRun(ctx context.Context, c *api.Client, fire, format string) e
 func (a *app) note(msg string) { fmt.Fprintf(a.stderr, "aion: %s\n", msg) }
 
 // runExit maps a final fire to the exit code of `aion run --wait`: 0 on
-// success, the job's exit code when it has one, else 1.
+// success, the job's own exit code when it exited, 124 when it timed out,
+// 126 or 127 when its program could not be invoked or was not found (as
+// the shell), else exitAion (lost, skipped, cancelled, no code).
 func runExit(f api.Fire) error {
 	if f.State == api.FireSucceeded {
 		return nil
-	}
-	code := 1
-	if f.ExitCode != nil && *f.ExitCode > 0 && *f.ExitCode < 256 {
-		code = *f.ExitCode
 	}
 	msg := fmt.Sprintf("%s %s", f.ID, f.State)
 	if f.Reason != "" {
 		msg += ": " + f.Reason
 	}
-	return &exitError{code: code, err: errors.New(msg)}
+	return &exitError{code: fireExitCode(f), err: errors.New(msg)}
+}
+
+// fireExitCode is the exit code of a fire that did not succeed.
+func fireExitCode(f api.Fire) int {
+	switch {
+	case f.State == api.FireTimedOut:
+		return exitTimedOut
+	case f.State == api.FireFailed && f.ExitCode != nil && *f.ExitCode > 0 && *f.ExitCode < 256:
+		return *f.ExitCode
+	case f.State == api.FireFailed && strings.HasPrefix(f.Reason, "start: "):
+		return startFailureCode(f.Reason)
+	}
+	return exitAion
+}
+
+// startFailureCode maps why a job's process could not start to the
+// shell's codes: 127 for a program not found, 126 for one that could not
+// be run.
+func startFailureCode(reason string) int {
+	if strings.Contains(reason, "no such file or directory") || strings.Contains(reason, "executable file not found") {
+		return exitNotFound
+	}
+	return exitCannotInvoke
 }
