@@ -332,7 +332,7 @@ func TestClient_UsageAndConnectionErrors(t *testing.T) {
 		{"apply without -f", []string{"apply"}, 2, "-f PATH"},
 		{"run without a name", []string{"run"}, 2, "accepts 1 arg"},
 		{"run with a bad env", []string{"run", "x", "--env", "NOEQUALS"}, 2, `--env "NOEQUALS": want NAME=VALUE`},
-		{"logs with a bad ID", []string{"logs", "backup"}, 2, "want job@suffix"},
+		{"logs with a bad ID", []string{"logs", "backup@"}, 2, "logs: "},
 		{"bad output format", []string{"jobs", "-o", "yaml"}, 2, `-o "yaml": want table or json`},
 		{"bad count", []string{"history", "x", "-n", "0"}, 2, "-n: want 1 to 1000"},
 		{"bad server", []string{"jobs", "--server", "ftp://example.com"}, 2, "want an http:// or https:// URL"},

@@ -27,6 +27,9 @@ type StreamOptions struct {
 	// around (in words, once each): a retry, a fire not yet planned or
 	// placed, an executor gone.
 	Note func(msg string)
+	// Attempt, when not 0, reads that attempt alone (1 is the first): the
+	// stream ends with it, also when a retry follows.
+	Attempt int
 	// PollEvery and SlowPlan default to DefaultPollEvery and DefaultSlowPlan.
 	PollEvery, SlowPlan time.Duration
 }
@@ -52,7 +55,8 @@ type stream struct {
 }
 
 // StreamLog writes a fire's output to w from its start, following retries
-// (a new attempt's output starts again from its beginning).
+// (a new attempt's output starts again from its beginning), or the output
+// of one attempt (opt.Attempt).
 func (c *Client) StreamLog(ctx context.Context, id FireID, w io.Writer, opt StreamOptions) (StreamResult, error) {
 	if opt.PollEvery <= 0 {
 		opt.PollEvery = DefaultPollEvery
@@ -63,7 +67,7 @@ func (c *Client) StreamLog(ctx context.Context, id FireID, w io.Writer, opt Stre
 	s := &stream{c: c, id: id, w: w, opt: opt, noted: make(map[string]bool), start: time.Now()}
 	attempt := 0
 	for {
-		chunk, err := c.Log(ctx, id, s.offset)
+		chunk, err := c.LogAttempt(ctx, id, opt.Attempt, s.offset)
 		if err == nil {
 			if attempt != 0 && chunk.Attempt != attempt {
 				s.note(fmt.Sprintf("attempt %d", chunk.Attempt), "%s: attempt %d", id, chunk.Attempt)
@@ -156,6 +160,11 @@ func (s *stream) executorGone(ctx context.Context, ae *Error) (StreamResult, boo
 		return StreamResult{Fire: f}, true, err
 	}
 	res := StreamResult{Fire: f, FromRecord: true}
+	if s.opt.Attempt != 0 && s.opt.Attempt != f.Attempt {
+		// The record keeps the tail of its latest attempt only.
+		s.note("tail", "%s; the output of attempt %d is not kept elsewhere", ae.Message, s.opt.Attempt)
+		return res, true, nil
+	}
 	if f.State.Final() {
 		if s.offset > 0 {
 			s.note("tail", "%s; the output may be incomplete", ae.Message)

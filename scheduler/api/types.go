@@ -137,7 +137,8 @@ type FireList struct {
 }
 
 // LogChunk is a piece of a fire's output, from GET
-// /v1/fires/{job}/{suffix}/log?offset=N. Data starts at Offset; Size is
+// /v1/fires/{job}/{suffix}/log?offset=N (&attempt=K for attempt K of a
+// retried fire, 1 the first; without it the latest). Data starts at Offset; Size is
 // the output's length when it was read. Output is complete once Final is
 // true and Offset+len(Data) has reached Size.
 type LogChunk struct {

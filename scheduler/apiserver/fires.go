@@ -122,6 +122,13 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	attempt, err := intParam(r, "attempt", 0, 0, math.MaxInt32)
+	if err != nil {
+		return err
+	}
+	if attempt != 0 && int(attempt) != f.Attempt {
+		return s.writeEarlierLog(w, r, id, f, int(attempt), offset)
+	}
 	// Final once no attempt can follow: the leader has recorded the end
 	// (a failed attempt may still be retried until then).
 	chunk := api.LogChunk{Fire: id.String(), State: api.FireState(f.State), Node: f.Node, Attempt: f.Attempt, Final: f.State.Final() && f.Processed, Offset: offset, Data: []byte{}}
@@ -146,6 +153,40 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		return errorf(http.StatusBadGateway, "executor %s: %s", f.Node, nodeChunk.Error)
+	}
+	if nodeChunk.Data != nil {
+		chunk.Data = nodeChunk.Data
+	}
+	chunk.Size = nodeChunk.Size
+	writeJSON(w, http.StatusOK, chunk)
+	return nil
+}
+
+// writeEarlierLog answers a log request for an earlier attempt of f (the
+// attempt query parameter): its output is kept by the executor that ran
+// it, and is complete (Final).
+func (s *Server) writeEarlierLog(w http.ResponseWriter, r *http.Request, id store.FireID, f store.Fire, attempt int, offset int64) error {
+	i := slices.IndexFunc(f.Attempts, func(a store.Attempt) bool { return a.Attempt == attempt })
+	if i < 0 {
+		return errorf(http.StatusNotFound, "fire %s has no attempt %d (its attempts are 1 to %d)", id, attempt, f.Attempt)
+	}
+	a := f.Attempts[i]
+	chunk := api.LogChunk{Fire: id.String(), State: api.FireState(a.State), Node: a.Node, Attempt: attempt, Final: true, Offset: offset, Data: []byte{}}
+	if a.Node == "" {
+		chunk.Note = fmt.Sprintf("attempt %d never started: %s", attempt, a.Reason)
+		writeJSON(w, http.StatusOK, chunk)
+		return nil
+	}
+	earlier := f
+	earlier.Node, earlier.Attempt = a.Node, attempt
+	nodeChunk, err := s.askLog(r.Context(), id, earlier, offset)
+	if err != nil {
+		return err
+	}
+	if nodeChunk.Error != "" {
+		chunk.Note = fmt.Sprintf("attempt %d: %s", attempt, nodeChunk.Error)
+		writeJSON(w, http.StatusOK, chunk)
+		return nil
 	}
 	if nodeChunk.Data != nil {
 		chunk.Data = nodeChunk.Data
