@@ -18,10 +18,11 @@ import (
 const maxSuggestions = 3
 
 // takesJobName reports whether a command's first argument may be a job
-// name (its usage line reads "cmd NAME ..." or "cmd NAME|FIRE-ID ...").
+// name: its usage line reads "cmd NAME ...", "cmd [NAME] ..." or
+// "cmd NAME|FIRE-ID ...".
 func takesJobName(cmd *cobra.Command) bool {
 	f := strings.Fields(cmd.Use)
-	return len(f) > 1 && (f[1] == "NAME" || strings.HasPrefix(f[1], "NAME|"))
+	return len(f) > 1 && (f[1] == "NAME" || f[1] == "[NAME]" || strings.HasPrefix(f[1], "NAME|"))
 }
 
 // suggestJob adds the stored job names nearest to name to the API's "no

@@ -56,3 +56,17 @@ func (c *Client) Nodes(ctx context.Context) (NodeList, error) {
 	}
 	return list, nil
 }
+
+// RecentFires lists up to limit of the most recent fires of all jobs,
+// newest first; limit 0 means DefaultFireLimit.
+func (c *Client) RecentFires(ctx context.Context, limit int) (FireList, error) {
+	var query url.Values
+	if limit != 0 {
+		query = url.Values{"limit": {strconv.Itoa(limit)}}
+	}
+	var list FireList
+	if err := c.do(ctx, call{route: RouteRecentFires, query: query, out: &list}); err != nil {
+		return list, fmt.Errorf("list recent fires: %w", err)
+	}
+	return list, nil
+}

@@ -18,15 +18,25 @@ import (
 	"github.com/aionsched/aion/scheduler/store"
 )
 
-// recentFires returns up to limit fire records of job, newest first: by
-// PlannedAt, then by key. Only the records created last are read (twice
-// the limit, by create revision, which is the order the leader planned
-// them in), so a long history is not read whole.
+// recentFires returns up to limit fire records of job, newest first (see
+// newestFires).
 func (s *Server) recentFires(ctx context.Context, job string, limit int) ([]store.Fire, error) {
-	resp, err := s.etcd.Get(ctx, s.keys.JobFires(job), clientv3.WithPrefix(),
-		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(int64(2*limit)))
+	fires, err := s.newestFires(ctx, s.keys.JobFires(job), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read fires of %s: %w", job, err)
+	}
+	return fires, nil
+}
+
+// newestFires returns up to limit fire records under prefix, newest first:
+// by PlannedAt, then by key. Only the records created last are read (twice
+// the limit, by create revision, which is the order the leader planned
+// them in), so a long history is not read whole.
+func (s *Server) newestFires(ctx context.Context, prefix string, limit int) ([]store.Fire, error) {
+	resp, err := s.etcd.Get(ctx, prefix, clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(int64(2*limit)))
+	if err != nil {
+		return nil, err
 	}
 	fires := make([]store.Fire, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
@@ -41,9 +51,25 @@ func (s *Server) recentFires(ctx context.Context, job string, limit int) ([]stor
 		if c := b.PlannedAt.Compare(a.PlannedAt); c != 0 {
 			return c
 		}
-		return strings.Compare(b.ID.Suffix, a.ID.Suffix)
+		return strings.Compare(b.ID.String(), a.ID.String())
 	})
 	return fires[:min(len(fires), limit)], nil
+}
+
+// listRecentFires lists the most recent fires of all jobs, newest first.
+func (s *Server) listRecentFires(w http.ResponseWriter, r *http.Request) error {
+	limit, err := intParam(r, "limit", api.DefaultFireLimit, 1, api.MaxFireLimit)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	fires, err := s.newestFires(ctx, s.keys.Fires(), int(limit))
+	if err != nil {
+		return fmt.Errorf("read recent fires: %w", err)
+	}
+	writeJSON(w, http.StatusOK, api.FireList{Fires: apiFires(fires)})
+	return nil
 }
 
 // listFires lists a job's fires; a deleted job's history is still listed.
