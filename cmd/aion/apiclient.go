@@ -16,7 +16,7 @@ import (
 // clientCommands are the commands that talk to the API of a running
 // scheduler (--server), through package api's Client.
 func clientCommands(a *app) []*cobra.Command {
-	return []*cobra.Command{
+	cmds := []*cobra.Command{
 		newApplyCommand(a),
 		newJobsCommand(a),
 		newJobCommand(a),
@@ -32,6 +32,8 @@ func clientCommands(a *app) []*cobra.Command {
 		newPauseCommand(a, true),
 		newPauseCommand(a, false),
 	}
+	a.addCompletion(cmds)
+	return cmds
 }
 
 // clientRun builds a client command's RunE: it makes the client of

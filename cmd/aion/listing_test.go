@@ -135,6 +135,10 @@ func TestClient_CompletesJobNamesAndFireIDs(t *testing.T) {
 	}
 	_, stdout, _ := c.aion(t, "run", "greet")
 	fire := strings.TrimSpace(stdout)
+	clustertest.WaitFor(t, 10*time.Second, "the leader to plan "+fire, func() bool {
+		_, stdout, _ := c.aion(t, "history", "greet")
+		return strings.Contains(stdout, fire)
+	})
 
 	tests := []struct {
 		args []string
@@ -146,14 +150,17 @@ func TestClient_CompletesJobNamesAndFireIDs(t *testing.T) {
 		{[]string{"__complete", "kill", "greet@"}, []string{fire}},
 		{[]string{"__complete", "logs", "gr"}, []string{"greet", fire}},
 	}
+	// The last argument is the one completed: the server comes from the environment.
+	t.Setenv("AION_SERVER", c.url)
 	for _, tt := range tests {
-		code, stdout, stderr := c.aion(t, tt.args...)
+		code, stdout, stderr := runAion(t, tt.args...)
 		got := lines(stdout)
 		if code != 0 || len(got) == 0 || !strings.HasPrefix(got[len(got)-1], ":") || !slices.Equal(got[:len(got)-1], tt.want) {
 			t.Errorf("%v: exit %d, got %q; want %q and the directive\nstderr:\n%s", tt.args, code, got, tt.want, stderr)
 		}
 	}
-	code, stdout, _ := runAion(t, "__complete", "job", "g", "--server", "http://127.0.0.1:1")
+	t.Setenv("AION_SERVER", "http://127.0.0.1:1")
+	code, stdout, _ := runAion(t, "__complete", "job", "g")
 	if got := lines(stdout); code != 0 || len(got) != 1 {
 		t.Errorf("completion with no API: exit %d, got %q; want no names, silently", code, got)
 	}
