@@ -206,7 +206,7 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) error {
 	if err := s.deleteJobs(ctx, jobs, deleted); err != nil {
 		return err
 	}
-	s.log.Info("jobs deleted", zap.Strings("jobs", deleted))
+	s.log.Info("jobs deleted", zap.Int("count", len(deleted)), someNames("jobs", deleted))
 	writeJSON(w, http.StatusOK, api.DeleteResponse{Deleted: name, Cascaded: deleted[1:]})
 	return nil
 }
