@@ -51,9 +51,11 @@ func TestClient_EveryAttemptsOutputThroughRunWaitAndLogs(t *testing.T) {
 		})
 	}
 
-	code, _, stderr = c.aion(t, "logs", id, "--attempt", "3")
-	if code != exitAion || !strings.Contains(stderr, "no attempt 3") {
-		t.Errorf("logs --attempt 3: exit %d, stderr %q; want %d and that there is no attempt 3", code, stderr, exitAion)
+	for _, follow := range [][]string{nil, {"-f"}} {
+		code, _, stderr = c.aion(t, append([]string{"logs", id, "--attempt", "3"}, follow...)...)
+		if code != exitAion || !strings.Contains(stderr, "no attempt 3") {
+			t.Errorf("logs --attempt 3 %v: exit %d, stderr %q; want %d and that there is no attempt 3", follow, code, stderr, exitAion)
+		}
 	}
 	code, _, stderr = c.aion(t, "logs", "nojob")
 	if code != exitAion || !strings.Contains(stderr, `no job named "nojob"`) {

@@ -134,6 +134,8 @@ func (s *stream) refused(ctx context.Context, err error) (res StreamResult, stop
 	switch {
 	case !errors.As(err, &ae):
 		return res, true, err
+	case errors.Is(err, ErrNotFound) && s.opt.Follow && s.opt.Attempt != 0 && s.ended(ctx):
+		return res, true, err // no attempt follows an ended fire
 	case errors.Is(err, ErrNotFound) && s.opt.Follow:
 		// A requested run has no record until the leader plans it.
 		if time.Since(s.start) > s.opt.SlowPlan {
@@ -150,6 +152,12 @@ func (s *stream) refused(ctx context.Context, err error) (res StreamResult, stop
 		return s.executorGone(ctx, ae)
 	}
 	return res, true, err
+}
+
+// ended reports whether the fire has a record and no attempt can follow.
+func (s *stream) ended(ctx context.Context) bool {
+	f, err := s.c.Fire(ctx, s.id)
+	return err == nil && f.State.Final() && f.Processed
 }
 
 // executorGone handles a log request the executor did not answer: once
