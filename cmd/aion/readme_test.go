@@ -48,7 +48,9 @@ func readmeExamples(t *testing.T, readme string) []readmeExample {
 		case strings.HasPrefix(l, "go run ./cmd/aion "):
 			f := strings.Fields(strings.TrimPrefix(l, "go run ./cmd/aion "))
 			key := f[0]
-			if len(f) > 1 && !strings.HasPrefix(f[1], "-") && !strings.HasPrefix(f[1], "#") && f[1] != "FIRE-ID" && !strings.ContainsAny(f[1], "/'") {
+			if len(f) > 1 && f[0] == "jobs" && strings.HasPrefix(f[1], "--") {
+				key += " " + f[1] // the filters are an example of their own
+			} else if len(f) > 1 && !strings.HasPrefix(f[1], "-") && !strings.HasPrefix(f[1], "#") && f[1] != "FIRE-ID" && !strings.ContainsAny(f[1], "/'") {
 				key += " " + f[1]
 			}
 			out = append(out, readmeExample{line: l, key: key})
@@ -165,6 +167,23 @@ var readmeChecks = map[string]struct {
 	"logs": {check: func(r *readmeRun, stdout, _ string) {
 		if stdout != "reindex full=1\n" {
 			r.t.Errorf("logs %s -f printed %q, want the output of the reindex run", r.fireID, stdout)
+		}
+	}},
+	"logs build-report": {check: func(r *readmeRun, _, stderr string) {
+		if stderr != "" {
+			r.t.Errorf("logs build-report: stderr %q", stderr)
+		}
+	}},
+	"history": {check: func(r *readmeRun, stdout, _ string) {
+		for _, job := range []string{"reindex@", "extract@", "build-report@"} {
+			if !strings.Contains(stdout, job) {
+				r.t.Errorf("history of all jobs lacks a fire of %s:\n%s", job, stdout)
+			}
+		}
+	}},
+	"jobs --state": {check: func(r *readmeRun, stdout, _ string) {
+		if got := names(stdout); len(got) != 2 || got[0] != "clean-customers" || got[1] != "clean-orders" {
+			r.t.Errorf("jobs --state succeeded --name 'clean-*': got %q, want the two clean jobs", got)
 		}
 	}},
 	"job backup": {check: func(r *readmeRun, stdout, _ string) {
