@@ -16,7 +16,7 @@ import (
 // clientCommands are the commands that talk to the API of a running
 // scheduler (--server), through package api's Client.
 func clientCommands(a *app) []*cobra.Command {
-	return []*cobra.Command{
+	cmds := []*cobra.Command{
 		newApplyCommand(a),
 		newJobsCommand(a),
 		newJobCommand(a),
@@ -32,24 +32,39 @@ func clientCommands(a *app) []*cobra.Command {
 		newPauseCommand(a, true),
 		newPauseCommand(a, false),
 	}
+	a.addCompletion(cmds)
+	return cmds
 }
 
 // clientRun builds a client command's RunE: it makes the client of
 // --server and turns the client's errors into exits (clientExit).
 func (a *app) clientRun(run func(ctx context.Context, c *api.Client, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		c, err := api.NewClient(a.cfg.Server, &http.Client{Timeout: api.DefaultTimeout})
+		c, err := newAPIClient(a.cfg.Server)
 		if err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("--server %w", err)}
+			return err
 		}
-		return a.clientExit(run(cmd.Context(), c, args))
+		err = run(cmd.Context(), c, args)
+		if len(args) > 0 && takesJobName(cmd) && errors.Is(err, api.ErrNotFound) {
+			err = suggestJob(cmd.Context(), c, args[0], err)
+		}
+		return a.clientExit(err)
 	}
+}
+
+// newAPIClient is the client of --server; a bad URL is a usage error.
+func newAPIClient(server string) (*api.Client, error) {
+	c, err := api.NewClient(server, &http.Client{Timeout: api.DefaultTimeout})
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("--server %w", err)}
+	}
+	return c, nil
 }
 
 // clientExit is where the errors of package api become exits, for every
 // command: an answer of the API is reported as the server gave it (its
-// problems on stderr, one a line; exit 1), no answer says where the API was
-// looked for (exit 1). Other errors pass as they are.
+// problems on stderr, one a line), no answer says where the API was looked
+// for; both exit with exitAion. Other errors pass as they are.
 func (a *app) clientExit(err error) error {
 	var answer *api.Error
 	var unreachable *api.UnreachableError
@@ -58,9 +73,9 @@ func (a *app) clientExit(err error) error {
 		for _, p := range answer.Problems {
 			fmt.Fprintln(a.stderr, p)
 		}
-		return &exitError{code: 1, err: errors.New(answer.Message)}
+		return &exitError{code: exitAion, err: errors.New(answer.Message)}
 	case errors.As(err, &unreachable):
-		return &exitError{code: 1, err: fmt.Errorf("%w (is `aion dev` or a scheduler running? set --server)", unreachable)}
+		return &exitError{code: exitAion, err: fmt.Errorf("%w (is `aion dev` or a scheduler running? set --server)", unreachable)}
 	}
 	return err
 }

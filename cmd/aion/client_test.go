@@ -302,7 +302,7 @@ func TestClient_RunWaitStreamsOutputAndExitsWithTheJobsCode(t *testing.T) {
 	}
 
 	code, _, stderr = c.aion(t, "delete", "nightly")
-	if code != 1 || !strings.Contains(stderr, "job child lists nightly in its parents") || !strings.Contains(stderr, "aion: job nightly is a parent of child") {
+	if code != exitAion || !strings.Contains(stderr, "job child lists nightly in its parents") || !strings.Contains(stderr, "aion: job nightly is a parent of child") {
 		t.Errorf("delete nightly: exit %d, stderr %q; want it refused because of child", code, stderr)
 	}
 	for _, name := range []string{"child", "nightly"} {
@@ -312,11 +312,11 @@ func TestClient_RunWaitStreamsOutputAndExitsWithTheJobsCode(t *testing.T) {
 	}
 
 	code, _, stderr = c.aion(t, "run", "nope")
-	if code != 1 || stderr != "aion: no job named \"nope\"\n" {
+	if code != exitAion || stderr != "aion: no job named \"nope\"\n" {
 		t.Errorf("run nope: exit %d, stderr %q", code, stderr)
 	}
 	code, _, stderr = c.aion(t, "run", "greet", "--env", "AION_JOB=x")
-	if code != 1 || !strings.Contains(stderr, "env.AION_JOB: names starting with AION_ are set by Aion") {
+	if code != exitAion || !strings.Contains(stderr, "env.AION_JOB: names starting with AION_ are set by Aion") {
 		t.Errorf("run with an AION_ override: exit %d, stderr %q", code, stderr)
 	}
 }
@@ -332,11 +332,11 @@ func TestClient_UsageAndConnectionErrors(t *testing.T) {
 		{"apply without -f", []string{"apply"}, 2, "-f PATH"},
 		{"run without a name", []string{"run"}, 2, "accepts 1 arg"},
 		{"run with a bad env", []string{"run", "x", "--env", "NOEQUALS"}, 2, `--env "NOEQUALS": want NAME=VALUE`},
-		{"logs with a bad ID", []string{"logs", "backup"}, 2, "want job@suffix"},
+		{"logs with a bad ID", []string{"logs", "backup@"}, 2, "logs: "},
 		{"bad output format", []string{"jobs", "-o", "yaml"}, 2, `-o "yaml": want table or json`},
 		{"bad count", []string{"history", "x", "-n", "0"}, 2, "-n: want 1 to 1000"},
 		{"bad server", []string{"jobs", "--server", "ftp://example.com"}, 2, "want an http:// or https:// URL"},
-		{"unreachable", []string{"jobs", "--server", "http://127.0.0.1:1"}, 1,
+		{"unreachable", []string{"jobs", "--server", "http://127.0.0.1:1"}, exitAion,
 			"cannot reach the Aion API at http://127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused (is `aion dev` or a scheduler running? set --server)"},
 	}
 	for _, tt := range tests {
@@ -356,12 +356,12 @@ func TestClient_UnknownJobIsAnError(t *testing.T) {
 	c := startCluster(t, false)
 	for _, args := range [][]string{{"job", "nope"}, {"enable", "nope"}, {"delete", "nope"}, {"history", "nope"}} {
 		code, stdout, stderr := c.aion(t, args...)
-		if code != 1 || stdout != "" || !strings.HasPrefix(stderr, `aion: no job named "nope"`) {
+		if code != exitAion || stdout != "" || !strings.HasPrefix(stderr, `aion: no job named "nope"`) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
 		}
 	}
 	code, _, stderr := c.aion(t, "logs", "nope@2026-11-24T02:00:00Z")
-	if code != 1 || !strings.Contains(stderr, "no fire nope@2026-11-24T02:00:00Z") {
+	if code != exitAion || !strings.Contains(stderr, "no fire nope@2026-11-24T02:00:00Z") {
 		t.Errorf("logs of an unknown fire: exit %d, stderr %q", code, stderr)
 	}
 }

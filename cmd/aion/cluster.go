@@ -163,9 +163,10 @@ func (a *app) connect(ctx context.Context, endpoints []string, natsURL string) (
 	return cli, nc, nil
 }
 
-// runAll runs each function until ctx ends and returns the first error.
-func runAll(ctx context.Context, runs ...func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
+// runAll runs each function until parent ends or one fails, and returns
+// their errors; once parent has ended, errors of being cancelled are none.
+func runAll(parent context.Context, runs ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make([]error, len(runs))
@@ -179,22 +180,37 @@ func runAll(ctx context.Context, runs ...func(context.Context) error) error {
 		}()
 	}
 	wg.Wait()
+	if parent.Err() != nil {
+		// Stopped from outside (Ctrl-C): what was cut short by it is no failure.
+		for i, err := range errs {
+			if errors.Is(err, context.Canceled) {
+				errs[i] = nil
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
-// apiRunner serves the HTTP API on addr until ctx ends. ready, if not nil,
-// receives the address actually listened on.
-func (a *app) apiRunner(cli *clientv3.Client, nc *nats.Conn, addr string, metrics prometheus.Gatherer, ready func(string)) func(context.Context) error {
+// listenAPI listens on the API's address, before anything else is
+// started, so that a taken address is the first and only error.
+func listenAPI(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &exitError{code: exitAion, err: fmt.Errorf("API listen on %s: %w (is another aion dev or scheduler running? choose another address with --listen, e.g. --listen 127.0.0.1:0)", addr, err)}
+	}
+	return ln, nil
+}
+
+// apiRunner serves the HTTP API on ln until ctx ends (and closes ln).
+// ready, if not nil, receives the address listened on.
+func (a *app) apiRunner(cli *clientv3.Client, nc *nats.Conn, ln net.Listener, metrics prometheus.Gatherer, ready func(string)) func(context.Context) error {
 	return func(ctx context.Context) error {
+		defer ln.Close()
 		srv := apiserver.New(cli, nc, store.Keys{Prefix: a.cfg.Etcd.Prefix}, "aion.", a.log, time.Now)
 		if err := srv.Start(ctx); err != nil {
 			return err
 		}
 		defer srv.Close()
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("API listen on %s: %w", addr, err)
-		}
 		if ready != nil {
 			ready(ln.Addr().String())
 		}
@@ -222,6 +238,11 @@ func newSchedulerCommand(a *app) *cobra.Command {
 		Long:  "A scheduler campaigns for leadership in etcd; the leader plans and dispatches runs. Run several for high availability.",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			ln, err := listenAPI(a.cfg.Scheduler.Listen)
+			if err != nil {
+				return err
+			}
+			defer ln.Close()
 			cli, nc, err := a.connect(cmd.Context(), a.cfg.Etcd.Endpoints, a.cfg.NATS.URL)
 			if err != nil {
 				return err
@@ -230,7 +251,7 @@ func newSchedulerCommand(a *app) *cobra.Command {
 			defer nc.Close()
 			reg := newRegistry()
 			s := scheduler.New(a.schedulerConfig(), cli, nc, a.log, scheduler.WithMetrics(scheduler.NewMetrics(reg)))
-			serve := a.apiRunner(cli, nc, a.cfg.Scheduler.Listen, reg, func(addr string) {
+			serve := a.apiRunner(cli, nc, ln, reg, func(addr string) {
 				a.log.Info("API listening", zap.String("url", "http://"+addr))
 			})
 			return runAll(cmd.Context(), s.Run, serve)

@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -17,7 +17,6 @@ import (
 
 	"github.com/aionsched/aion/cmd/harness/embedded"
 	"github.com/aionsched/aion/executor"
-	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -37,11 +36,11 @@ func newDevCommand(a *app) *cobra.Command {
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a.devOutputDir(dataDir, cmd.Flags().Changed("output-dir"))
-			return a.dev(cmd.Context(), dataDir, jobsDir)
+			return a.dev(cmd.Context(), dataDir, jobsDir, cmd.Flags().Changed("jobs"))
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", ".aion", "where the embedded etcd keeps its data and runs keep their output (unless --output-dir)")
-	cmd.Flags().StringVar(&jobsDir, "jobs", "testdata/jobs", "job files or directory to apply at start")
+	cmd.Flags().StringVar(&jobsDir, "jobs", defaultDevJobs, "job files or directory to apply at start (without --jobs: ./testdata/jobs when it exists, else none)")
 	schedulerFlags(cmd)
 	executorFlags(cmd, "")
 	return cmd
@@ -50,8 +49,13 @@ func newDevCommand(a *app) *cobra.Command {
 // dev starts the embedded etcd and NATS, applies the jobs in jobsDir
 // (pruning), prints what it started and the jobs, then runs a scheduler,
 // an executor and the API, printing every fire state change.
-func (a *app) dev(ctx context.Context, dataDir, jobsDir string) error {
-	jobs, err := a.loadDevJobs(jobsDir)
+func (a *app) dev(ctx context.Context, dataDir, jobsDir string, jobsGiven bool) error {
+	ln, err := listenAPI(a.cfg.Scheduler.Listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	jobs, apply, err := a.devJobs(jobsDir, jobsGiven)
 	if err != nil {
 		return err
 	}
@@ -72,9 +76,12 @@ func (a *app) dev(ctx context.Context, dataDir, jobsDir string) error {
 	defer nc.Close()
 
 	a.setDevDefaults(dataDir)
-	res, err := store.Apply(ctx, cli, store.Keys{Prefix: a.cfg.Etcd.Prefix}, jobs, store.ApplyOptions{Set: applySetName([]string{jobsDir}), Implicit: true, Prune: true}, time.Now())
-	if err != nil {
-		return err
+	var res store.ApplyResult
+	if apply {
+		opt := store.ApplyOptions{Set: applySetName([]string{jobsDir}), Implicit: true, Prune: true}
+		if res, err = store.Apply(ctx, cli, store.Keys{Prefix: a.cfg.Etcd.Prefix}, jobs, opt, time.Now()); err != nil {
+			return err
+		}
 	}
 	xcfg, err := a.executorConfig()
 	if err != nil {
@@ -87,28 +94,10 @@ func (a *app) dev(ctx context.Context, dataDir, jobsDir string) error {
 	defer events.Unsubscribe()
 
 	fmt.Fprintf(a.stdout, "Aion dev: etcd %s (data in %s, output in %s), NATS %s\n", etcdSrv.Endpoint(), dataDir, xcfg.OutputDir, natsSrv.URL())
-	fmt.Fprintf(a.stdout, "applied %s: %d created, %d updated, %d unchanged, %d deleted\n",
-		jobsDir, len(res.Created), len(res.Updated), len(res.Unchanged), len(res.Deleted))
-	if err := printJobSummary(a, jobs, time.Now(), "loaded"); err != nil {
+	if err := a.printDevJobs(jobsDir, apply, res, jobs); err != nil {
 		return err
 	}
-	return a.runDev(ctx, cli, nc, xcfg)
-}
-
-// loadDevJobs loads the job files dev applies; their problems go to
-// stderr, and dev does not start.
-func (a *app) loadDevJobs(jobsDir string) ([]*jobspec.Job, error) {
-	jobs, err := jobspec.Load(jobsDir)
-	var problems jobspec.ErrorList
-	if errors.As(err, &problems) {
-		fmt.Fprintln(a.stderr, problems.Error())
-		return nil, &exitError{code: 1, err: fmt.Errorf("%s has %d problems; fix them and start again", jobsDir, len(problems))}
-	}
-	if err != nil {
-		return nil, err
-	}
-	a.printWarnings(jobspec.Warnings(jobs))
-	return jobs, nil
+	return a.runDev(ctx, cli, nc, xcfg, ln)
 }
 
 // startDevServers starts the embedded etcd, which keeps its data in
@@ -164,14 +153,11 @@ func (a *app) devOutputDir(dataDir string, flagGiven bool) {
 
 // runDev runs the scheduler, the executor and the API until ctx ends, then
 // says so.
-func (a *app) runDev(ctx context.Context, cli *clientv3.Client, nc *nats.Conn, xcfg executor.Config) error {
+func (a *app) runDev(ctx context.Context, cli *clientv3.Client, nc *nats.Conn, xcfg executor.Config, ln net.Listener) error {
 	reg := newRegistry()
 	s := scheduler.New(a.schedulerConfig(), cli, nc, a.log, scheduler.WithMetrics(scheduler.NewMetrics(reg)))
 	x := executor.New(xcfg, cli, nc, a.log)
-	serve := a.apiRunner(cli, nc, a.cfg.Scheduler.Listen, reg, func(addr string) {
-		fmt.Fprintf(a.stdout, "API at http://%s (aion jobs, aion run NAME --wait, aion logs FIRE-ID)\n", addr)
-		fmt.Fprintln(a.stdout, "runs appear below as they happen; Ctrl-C stops")
-	})
+	serve := a.apiRunner(cli, nc, ln, reg, a.printDevReady)
 	err := runAll(ctx, s.Run, x.Run, serve)
 	fmt.Fprintln(a.stdout, "stopped")
 	return err

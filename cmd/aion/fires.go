@@ -18,9 +18,9 @@ import (
 func newHistoryCommand(a *app) *cobra.Command {
 	var n int
 	cmd := &cobra.Command{
-		Use:   "history NAME [-n N]",
-		Short: "List a job's recent fires, newest first",
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Use:   "history [NAME] [-n N]",
+		Short: "List a job's recent fires, or those of all jobs, newest first",
+		Args:  usageArgs(cobra.MaximumNArgs(1)),
 	}
 	format := outputFlag(cmd)
 	cmd.Flags().IntVarP(&n, "count", "n", api.DefaultFireLimit, fmt.Sprintf("how many fires to list (1 to %d)", api.MaxFireLimit))
@@ -28,19 +28,30 @@ func newHistoryCommand(a *app) *cobra.Command {
 		if n < 1 || n > api.MaxFireLimit {
 			return &exitError{code: 2, err: fmt.Errorf("history: -n: want 1 to %d, got %d", api.MaxFireLimit, n)}
 		}
-		list, err := c.Fires(ctx, args[0], n)
+		list, what, err := history(ctx, c, args, n)
 		if err != nil {
 			return err
 		}
 		return a.render(*format, list, func() error {
 			if len(list.Fires) == 0 {
-				_, err := fmt.Fprintf(a.stdout, "%s has not run yet\n", args[0])
+				_, err := fmt.Fprintf(a.stdout, "%s not run yet\n", what)
 				return err
 			}
 			return a.printFires(list.Fires)
 		})
 	})
 	return cmd
+}
+
+// history reads the fires `aion history` lists: a job's, or with no
+// name those of all jobs; what names them for "... not run yet".
+func history(ctx context.Context, c *api.Client, args []string, n int) (list api.FireList, what string, err error) {
+	if len(args) == 0 {
+		list, err = c.RecentFires(ctx, n)
+		return list, "no job has", err
+	}
+	list, err = c.Fires(ctx, args[0], n)
+	return list, args[0] + " has", err
 }
 
 func (a *app) printFires(fires []api.Fire) error {

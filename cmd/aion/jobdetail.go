@@ -30,7 +30,9 @@ func (a *app) printJobDetail(d api.JobDetail) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	if err := a.printNextRuns(w, j.Location(), d.Next); err != nil {
+	if d.State.Paused {
+		fmt.Fprintf(a.stdout, "\nNext runs: none while paused (aion resume %s)\n", j.Name)
+	} else if err := a.printNextRuns(w, j.Location(), d.Next); err != nil {
 		return err
 	}
 	if len(d.Fires) > 0 {

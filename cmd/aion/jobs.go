@@ -14,20 +14,59 @@ import (
 // resume, delete.
 
 func newJobsCommand(a *app) *cobra.Command {
+	var q api.JobQuery
 	cmd := &cobra.Command{
-		Use:   "jobs",
+		Use:   "jobs [--state S] [--name GLOB] [--label K=V...] [--limit N [--after NAME]]",
 		Short: "List the stored jobs with their next run and last result",
-		Args:  usageArgs(cobra.NoArgs),
+		Long: "Jobs lists the stored jobs, sorted by name, with their next run (\"paused\" or \"disabled\" when\n" +
+			"they have none for that reason) and last result. --state keeps the jobs whose last result is\n" +
+			"that state (failed, succeeded, timed_out, ...) or those paused or disabled; --name keeps the\n" +
+			"names matching a glob (*, ?, [a-z]); --label K=V those with that label (repeatable: all must\n" +
+			"match). The list is read from the API page by page; --limit N prints one page of N, and says\n" +
+			"the --after NAME of the next when there may be more.",
+		Example: "  aion jobs --state failed\n  aion jobs --name 'nightly-*' --label team=data\n  aion jobs --limit 100 --after backup",
+		Args:    usageArgs(cobra.NoArgs),
 	}
 	format := outputFlag(cmd)
+	cmd.Flags().StringVar(&q.State, "state", "", "only jobs whose last result is this state, or paused or disabled")
+	cmd.Flags().StringVar(&q.Name, "name", "", "only jobs whose name matches this glob")
+	cmd.Flags().StringArrayVar(&q.Labels, "label", nil, "only jobs with this label, K=V (repeatable)")
+	cmd.Flags().IntVar(&q.Limit, "limit", 0, fmt.Sprintf("print one page of at most this many jobs (1 to %d; default: all)", api.MaxJobLimit))
+	cmd.Flags().StringVar(&q.After, "after", "", "start after this job name (the next page of --limit)")
 	cmd.RunE = a.clientRun(func(ctx context.Context, c *api.Client, _ []string) error {
-		list, err := c.ListJobs(ctx)
+		if q.Limit < 0 || q.Limit > api.MaxJobLimit {
+			return &exitError{code: exitUsage, err: fmt.Errorf("jobs: --limit: want 1 to %d, got %d", api.MaxJobLimit, q.Limit)}
+		}
+		list, err := listJobs(ctx, c, q)
 		if err != nil {
 			return err
+		}
+		if list.Next != "" {
+			a.note(fmt.Sprintf("there may be more jobs: aion jobs --limit %d --after %s", q.Limit, list.Next))
 		}
 		return a.render(*format, list, func() error { return a.printJobs(list) })
 	})
 	return cmd
+}
+
+// listJobs reads the jobs of q: one page with q.Limit, else every page.
+func listJobs(ctx context.Context, c *api.Client, q api.JobQuery) (api.JobList, error) {
+	if q.Limit != 0 {
+		return c.ListJobsPage(ctx, q)
+	}
+	q.Limit = api.DefaultJobLimit
+	var all api.JobList
+	for {
+		page, err := c.ListJobsPage(ctx, q)
+		if err != nil {
+			return all, err
+		}
+		all.Jobs = append(all.Jobs, page.Jobs...)
+		if page.Next == "" {
+			return all, nil
+		}
+		q.After = page.Next
+	}
 }
 
 func (a *app) printJobs(list api.JobList) error {
@@ -38,6 +77,8 @@ func (a *app) printJobs(list api.JobList) error {
 		switch {
 		case j.Disabled:
 			next = "disabled"
+		case j.Paused:
+			next = "paused"
 		case !j.Next.IsZero():
 			next = formatIn(j.Next, j.Timezone)
 		}

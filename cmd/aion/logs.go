@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -26,29 +28,39 @@ type logsOutput struct {
 }
 
 func newLogsCommand(a *app) *cobra.Command {
-	var follow bool
+	var (
+		follow  bool
+		attempt int
+	)
 	cmd := &cobra.Command{
-		Use:   "logs FIRE-ID [-f] [-o json]",
+		Use:   "logs NAME|FIRE-ID [-f] [--attempt N] [-o json]",
 		Short: "Print the output of a run",
-		Long: "Logs prints the output of a run, fetched from the executor that ran it. With -f it follows a\n" +
-			"running fire until it ends. Fire IDs are job@suffix, as `aion history` lists them.\n\n" +
+		Long: "Logs prints the output of a run, fetched from the executor that ran it: of a fire (job@suffix,\n" +
+			"as `aion history` lists them), or of a job's latest fire. It prints the fire's latest attempt;\n" +
+			"--attempt N prints attempt N (1 is the first) of a retried fire. With -f it follows a running\n" +
+			"fire until it ends.\n\n" +
 			"With -o json it prints one JSON object once the output is read (with -f: once the fire has\n" +
 			"ended): {\"fire\": the fire record, \"output\": the output as text, \"from_record\": true when\n" +
 			"the executor was gone and the output is the tail the record keeps, \"notes\": [...]}. Notes\n" +
 			"also go to stderr as they happen.",
-		Example: "  aion logs backup@2026-11-24T02:00:00Z\n  aion logs -f reindex@manual-2026-11-24T09:12:00.123Z\n" +
-			"  aion logs -f -o json reindex@manual-2026-11-24T09:12:00.123Z",
+		Example: "  aion logs backup\n  aion logs backup --attempt 1\n  aion logs backup@2026-11-24T02:00:00Z\n" +
+			"  aion logs -f reindex@manual-2026-11-24T09:12:00.123Z\n  aion logs -f -o json reindex@manual-2026-11-24T09:12:00.123Z",
 		Args: usageArgs(cobra.ExactArgs(1)),
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "wait for more output until the fire ends")
+	cmd.Flags().IntVar(&attempt, "attempt", 0, "the attempt to print, 1 for the first (default: the latest)")
 	format := outputFlag(cmd)
 	cmd.RunE = a.clientRun(func(ctx context.Context, c *api.Client, args []string) error {
-		id, err := parseFireID("logs", args[0])
+		if attempt < 0 {
+			return &exitError{code: exitUsage, err: fmt.Errorf("logs: --attempt %d: want 1 or more", attempt)}
+		}
+		id, err := logsFire(ctx, c, args[0])
 		if err != nil {
 			return err
 		}
+		opt := api.StreamOptions{Follow: follow, Attempt: attempt, Note: a.note}
 		if *format == formatTable {
-			res, err := c.StreamLog(ctx, id, a.stdout, api.StreamOptions{Follow: follow, Note: a.note})
+			res, err := c.StreamLog(ctx, id, a.stdout, opt)
 			if err == nil && res.Fire.OutputWarning() != "" {
 				a.note("warning: " + res.Fire.OutputWarning())
 			}
@@ -56,10 +68,11 @@ func newLogsCommand(a *app) *cobra.Command {
 		}
 		out := logsOutput{Notes: []string{}}
 		var buf bytes.Buffer
-		res, err := c.StreamLog(ctx, id, &buf, api.StreamOptions{Follow: follow, Note: func(msg string) {
+		opt.Note = func(msg string) {
 			a.note(msg)
 			out.Notes = append(out.Notes, msg)
-		}})
+		}
+		res, err := c.StreamLog(ctx, id, &buf, opt)
 		if err != nil {
 			return err
 		}
@@ -71,4 +84,20 @@ func newLogsCommand(a *app) *cobra.Command {
 		return a.printJSON(out)
 	})
 	return cmd
+}
+
+// logsFire reads the argument of `aion logs`: a fire ID (job@suffix), or
+// a job name, which means the job's latest fire.
+func logsFire(ctx context.Context, c *api.Client, arg string) (api.FireID, error) {
+	if strings.Contains(arg, "@") {
+		return parseFireID("logs", arg)
+	}
+	list, err := c.Fires(ctx, arg, 1)
+	if err != nil {
+		return api.FireID{}, err
+	}
+	if len(list.Fires) == 0 {
+		return api.FireID{}, &exitError{code: exitAion, err: fmt.Errorf("job %s has not run yet", arg)}
+	}
+	return list.Fires[0].ID, nil
 }

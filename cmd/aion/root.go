@@ -65,7 +65,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "aion",
 		Short:         "Aion is a distributed cron scheduler",
-		Long:          "Aion runs cron and ISO 8601 scheduled jobs, and graphs of dependent jobs, on a cluster of executors.",
+		Long:          "Aion runs cron and ISO 8601 scheduled jobs, and graphs of dependent jobs, on a cluster of executors.\n\n" + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {

@@ -71,8 +71,9 @@ func parseEnv(env []string) (map[string]string, error) {
 	return m, nil
 }
 
-// waitRun follows a requested run to its end, streaming its output to
-// stdout (with -o json, printing the final record instead), and exits as
+// waitRun follows a requested run to its end, streaming the output of
+// each attempt to stdout, after a header line per attempt when the job
+// retries (with -o json, printing the final record instead), and exits as
 // the run did.
 func (a *app) waitRun(ctx context.Context, c *api.Client, fire, format string) error {
 	id, err := api.ParseFireID(fire)
@@ -84,7 +85,11 @@ func (a *app) waitRun(ctx context.Context, c *api.Client, fire, format string) e
 	if format == formatJSON {
 		out = io.Discard // the final record is printed instead
 	}
-	res, err := c.StreamLog(ctx, id, out, api.StreamOptions{Follow: true, Note: a.note})
+	headers, err := retries(ctx, c, id.Job)
+	if err != nil {
+		return err
+	}
+	f, err := a.followAttempts(ctx, c, id, out, headers)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("stopped waiting; %s goes on (aion logs -f %s)", id, id)
@@ -92,29 +97,79 @@ func (a *app) waitRun(ctx context.Context, c *api.Client, fire, format string) e
 		return err
 	}
 	if format == formatJSON {
-		if err := a.printJSON(res.Fire); err != nil {
+		if err := a.printJSON(f); err != nil {
 			return err
 		}
 	}
-	return runExit(res.Fire)
+	return runExit(f)
+}
+
+// retries reports whether a job is retried when it fails.
+func retries(ctx context.Context, c *api.Client, job string) (bool, error) {
+	d, err := c.GetJob(ctx, job)
+	if err != nil {
+		return false, err
+	}
+	return d.Job != nil && d.Job.Retries.Count > 0, nil
+}
+
+// followAttempts streams the output of each attempt of a fire in turn,
+// the first to the last, and returns the fire once it has ended.
+func (a *app) followAttempts(ctx context.Context, c *api.Client, id api.FireID, out io.Writer, headers bool) (api.Fire, error) {
+	for attempt := 1; ; attempt++ {
+		if headers {
+			if _, err := fmt.Fprintf(out, "==> attempt %d <==\n", attempt); err != nil {
+				return api.Fire{}, fmt.Errorf("write the output of %s: %w", id, err)
+			}
+		}
+		res, err := c.StreamLog(ctx, id, out, api.StreamOptions{Follow: true, Attempt: attempt, Note: a.note})
+		if err != nil {
+			return res.Fire, err
+		}
+		if res.Fire.Attempt <= attempt {
+			return res.Fire, nil
+		}
+		a.note(fmt.Sprintf("%s: attempt %d ended; attempt %d follows", id, attempt, attempt+1))
+	}
 }
 
 // note reports on stderr what following a run waits for.
 func (a *app) note(msg string) { fmt.Fprintf(a.stderr, "aion: %s\n", msg) }
 
 // runExit maps a final fire to the exit code of `aion run --wait`: 0 on
-// success, the job's exit code when it has one, else 1.
+// success, the job's own exit code when it exited, 124 when it timed out,
+// 126 or 127 when its program could not be invoked or was not found (as
+// the shell), else exitAion (lost, skipped, cancelled, no code).
 func runExit(f api.Fire) error {
 	if f.State == api.FireSucceeded {
 		return nil
-	}
-	code := 1
-	if f.ExitCode != nil && *f.ExitCode > 0 && *f.ExitCode < 256 {
-		code = *f.ExitCode
 	}
 	msg := fmt.Sprintf("%s %s", f.ID, f.State)
 	if f.Reason != "" {
 		msg += ": " + f.Reason
 	}
-	return &exitError{code: code, err: errors.New(msg)}
+	return &exitError{code: fireExitCode(f), err: errors.New(msg)}
+}
+
+// fireExitCode is the exit code of a fire that did not succeed.
+func fireExitCode(f api.Fire) int {
+	switch {
+	case f.State == api.FireTimedOut:
+		return exitTimedOut
+	case f.State == api.FireFailed && f.ExitCode != nil && *f.ExitCode > 0 && *f.ExitCode < 256:
+		return *f.ExitCode
+	case f.State == api.FireFailed && strings.HasPrefix(f.Reason, "start: "):
+		return startFailureCode(f.Reason)
+	}
+	return exitAion
+}
+
+// startFailureCode maps why a job's process could not start to the
+// shell's codes: 127 for a program not found, 126 for one that could not
+// be run.
+func startFailureCode(reason string) int {
+	if strings.Contains(reason, "no such file or directory") || strings.Contains(reason, "executable file not found") {
+		return exitNotFound
+	}
+	return exitCannotInvoke
 }

@@ -40,10 +40,41 @@ func (c *Client) Apply(ctx context.Context, files []File, opt ApplyOptions) (App
 	return res, nil
 }
 
-// ListJobs lists the stored jobs, sorted by name.
+// ListJobs lists every stored job, sorted by name, reading them page by
+// page (ListJobsPage).
 func (c *Client) ListJobs(ctx context.Context) (JobList, error) {
+	var all JobList
+	q := JobQuery{Limit: MaxJobLimit}
+	for {
+		page, err := c.ListJobsPage(ctx, q)
+		if err != nil {
+			return all, err
+		}
+		all.Jobs = append(all.Jobs, page.Jobs...)
+		if page.Next == "" {
+			return all, nil
+		}
+		q.After = page.Next
+	}
+}
+
+// ListJobsPage lists one page of the stored jobs that match q, sorted by
+// name; its Next is the q.After of the next page.
+func (c *Client) ListJobsPage(ctx context.Context, q JobQuery) (JobList, error) {
+	query := url.Values{}
+	for key, v := range map[string]string{"state": q.State, "name": q.Name, "after": q.After} {
+		if v != "" {
+			query.Set(key, v)
+		}
+	}
+	for _, l := range q.Labels {
+		query.Add("label", l)
+	}
+	if q.Limit != 0 {
+		query.Set("limit", strconv.Itoa(q.Limit))
+	}
 	var list JobList
-	if err := c.do(ctx, call{route: RouteListJobs, out: &list}); err != nil {
+	if err := c.do(ctx, call{route: RouteListJobs, query: query, out: &list}); err != nil {
 		return list, fmt.Errorf("list jobs: %w", err)
 	}
 	return list, nil

@@ -51,6 +51,7 @@ func TestClient_EveryMethodCallsItsRoute(t *testing.T) {
 		{RouteBackfill, func() error { _, err := c.Backfill(ctx, "backup", BackfillRequest{}); return err }},
 		{RoutePauseJob, func() error { _, err := c.Pause(ctx, "backup", PauseRequest{}); return err }},
 		{RouteResumeJob, func() error { _, err := c.Resume(ctx, "backup", PauseRequest{}); return err }},
+		{RouteRecentFires, func() error { _, err := c.RecentFires(ctx, 5); return err }},
 		{RouteGetFire, func() error { _, err := c.Fire(ctx, id); return err }},
 		{RouteGetLog, func() error { _, err := c.Log(ctx, id, 0); return err }},
 		{RouteKillFire, func() error { _, err := c.Kill(ctx, id, KillRequest{}); return err }},

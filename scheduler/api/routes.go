@@ -14,22 +14,23 @@ type Route string
 
 // The routes of the API.
 const (
-	RouteApply      Route = "POST /v1/apply"
-	RouteListJobs   Route = "GET /v1/jobs"
-	RouteGetJob     Route = "GET /v1/jobs/{name}"
-	RouteDeleteJob  Route = "DELETE /v1/jobs/{name}"
-	RouteRunJob     Route = "POST /v1/jobs/{name}/run"
-	RouteEnableJob  Route = "POST /v1/jobs/{name}/enable"
-	RouteDisableJob Route = "POST /v1/jobs/{name}/disable"
-	RouteListFires  Route = "GET /v1/jobs/{name}/fires"
-	RouteBackfill   Route = "POST /v1/jobs/{name}/backfill"
-	RoutePauseJob   Route = "POST /v1/jobs/{name}/pause"
-	RouteResumeJob  Route = "POST /v1/jobs/{name}/resume"
-	RouteGetFire    Route = "GET /v1/fires/{job}/{suffix}"
-	RouteGetLog     Route = "GET /v1/fires/{job}/{suffix}/log"
-	RouteKillFire   Route = "POST /v1/fires/{job}/{suffix}/kill"
-	RouteListNodes  Route = "GET /v1/nodes"
-	RouteHealth     Route = "GET /healthz"
+	RouteApply       Route = "POST /v1/apply"
+	RouteListJobs    Route = "GET /v1/jobs"
+	RouteGetJob      Route = "GET /v1/jobs/{name}"
+	RouteDeleteJob   Route = "DELETE /v1/jobs/{name}"
+	RouteRunJob      Route = "POST /v1/jobs/{name}/run"
+	RouteEnableJob   Route = "POST /v1/jobs/{name}/enable"
+	RouteDisableJob  Route = "POST /v1/jobs/{name}/disable"
+	RouteListFires   Route = "GET /v1/jobs/{name}/fires"
+	RouteBackfill    Route = "POST /v1/jobs/{name}/backfill"
+	RoutePauseJob    Route = "POST /v1/jobs/{name}/pause"
+	RouteResumeJob   Route = "POST /v1/jobs/{name}/resume"
+	RouteRecentFires Route = "GET /v1/fires"
+	RouteGetFire     Route = "GET /v1/fires/{job}/{suffix}"
+	RouteGetLog      Route = "GET /v1/fires/{job}/{suffix}/log"
+	RouteKillFire    Route = "POST /v1/fires/{job}/{suffix}/kill"
+	RouteListNodes   Route = "GET /v1/nodes"
+	RouteHealth      Route = "GET /healthz"
 )
 
 // Routes lists every route of the API.
@@ -37,7 +38,7 @@ func Routes() []Route {
 	return []Route{
 		RouteApply, RouteListJobs, RouteGetJob, RouteDeleteJob, RouteRunJob, RouteEnableJob, RouteDisableJob,
 		RouteListFires, RouteBackfill, RoutePauseJob, RouteResumeJob,
-		RouteGetFire, RouteGetLog, RouteKillFire, RouteListNodes, RouteHealth,
+		RouteRecentFires, RouteGetFire, RouteGetLog, RouteKillFire, RouteListNodes, RouteHealth,
 	}
 }
 

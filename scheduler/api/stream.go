@@ -27,6 +27,9 @@ type StreamOptions struct {
 	// around (in words, once each): a retry, a fire not yet planned or
 	// placed, an executor gone.
 	Note func(msg string)
+	// Attempt, when not 0, reads that attempt alone (1 is the first): the
+	// stream ends with it, also when a retry follows.
+	Attempt int
 	// PollEvery and SlowPlan default to DefaultPollEvery and DefaultSlowPlan.
 	PollEvery, SlowPlan time.Duration
 }
@@ -52,7 +55,8 @@ type stream struct {
 }
 
 // StreamLog writes a fire's output to w from its start, following retries
-// (a new attempt's output starts again from its beginning).
+// (a new attempt's output starts again from its beginning), or the output
+// of one attempt (opt.Attempt).
 func (c *Client) StreamLog(ctx context.Context, id FireID, w io.Writer, opt StreamOptions) (StreamResult, error) {
 	if opt.PollEvery <= 0 {
 		opt.PollEvery = DefaultPollEvery
@@ -63,7 +67,7 @@ func (c *Client) StreamLog(ctx context.Context, id FireID, w io.Writer, opt Stre
 	s := &stream{c: c, id: id, w: w, opt: opt, noted: make(map[string]bool), start: time.Now()}
 	attempt := 0
 	for {
-		chunk, err := c.Log(ctx, id, s.offset)
+		chunk, err := c.LogAttempt(ctx, id, opt.Attempt, s.offset)
 		if err == nil {
 			if attempt != 0 && chunk.Attempt != attempt {
 				s.note(fmt.Sprintf("attempt %d", chunk.Attempt), "%s: attempt %d", id, chunk.Attempt)
@@ -130,6 +134,8 @@ func (s *stream) refused(ctx context.Context, err error) (res StreamResult, stop
 	switch {
 	case !errors.As(err, &ae):
 		return res, true, err
+	case errors.Is(err, ErrNotFound) && s.opt.Follow && s.opt.Attempt != 0 && s.ended(ctx):
+		return res, true, err // no attempt follows an ended fire
 	case errors.Is(err, ErrNotFound) && s.opt.Follow:
 		// A requested run has no record until the leader plans it.
 		if time.Since(s.start) > s.opt.SlowPlan {
@@ -148,6 +154,12 @@ func (s *stream) refused(ctx context.Context, err error) (res StreamResult, stop
 	return res, true, err
 }
 
+// ended reports whether the fire has a record and no attempt can follow.
+func (s *stream) ended(ctx context.Context) bool {
+	f, err := s.c.Fire(ctx, s.id)
+	return err == nil && f.State.Final() && f.Processed
+}
+
 // executorGone handles a log request the executor did not answer: once
 // the fire has ended, what its record keeps is all there is.
 func (s *stream) executorGone(ctx context.Context, ae *Error) (StreamResult, bool, error) {
@@ -156,6 +168,11 @@ func (s *stream) executorGone(ctx context.Context, ae *Error) (StreamResult, boo
 		return StreamResult{Fire: f}, true, err
 	}
 	res := StreamResult{Fire: f, FromRecord: true}
+	if s.opt.Attempt != 0 && s.opt.Attempt != f.Attempt {
+		// The record keeps the tail of its latest attempt only.
+		s.note("tail", "%s; the output of attempt %d is not kept elsewhere", ae.Message, s.opt.Attempt)
+		return res, true, nil
+	}
 	if f.State.Final() {
 		if s.offset > 0 {
 			s.note("tail", "%s; the output may be incomplete", ae.Message)

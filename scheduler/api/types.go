@@ -16,6 +16,9 @@ const (
 	// DefaultFireLimit and MaxFireLimit bound fire listings.
 	DefaultFireLimit = 20
 	MaxFireLimit     = 1000
+	// DefaultJobLimit and MaxJobLimit bound one page of GET /v1/jobs.
+	DefaultJobLimit = 500
+	MaxJobLimit     = 5000
 )
 
 // ErrorResponse is the body of every 4xx and 5xx answer.
@@ -79,17 +82,41 @@ type JobSummary struct {
 	Parents  []string `json:"parents,omitempty"`
 	Timezone string   `json:"timezone"`
 	Disabled bool     `json:"disabled"`
+	// Paused jobs skip (and record) their nominal times until resumed.
+	Paused bool `json:"paused,omitempty"`
 	// Next is the next nominal time, in the job's zone; absent for manual,
-	// dependent and disabled jobs and for schedules that have ended.
+	// dependent, disabled and paused jobs and for schedules that have ended.
 	Next        time.Time `json:"next,omitzero"`
 	LastFire    string    `json:"last_fire,omitempty"`
 	LastResult  FireState `json:"last_result,omitempty"`
 	LastSuccess time.Time `json:"last_success,omitzero"`
 }
 
-// JobList is the body of GET /v1/jobs, sorted by name.
+// JobList is the body of GET /v1/jobs: one page of the jobs that match
+// the query (JobQuery), sorted by name.
 type JobList struct {
 	Jobs []JobSummary `json:"jobs"`
+	// Next, when not empty, is the after= of the next page: there may be
+	// more jobs that match.
+	Next string `json:"next,omitempty"`
+}
+
+// JobQuery are the query parameters of GET /v1/jobs
+// (?state=&name=&label=&limit=&after=); every one is optional.
+type JobQuery struct {
+	// State keeps the jobs whose last result is this fire state, or those
+	// "paused" or "disabled".
+	State string
+	// Name keeps the jobs whose name matches this glob (path.Match: *, ?,
+	// [a-z]).
+	Name string
+	// Labels keep the jobs that carry every one of these labels, as
+	// "key=value".
+	Labels []string
+	// Limit bounds the page (1 to MaxJobLimit; 0 means DefaultJobLimit).
+	Limit int
+	// After starts the page after this job name (JobList.Next).
+	After string
 }
 
 // NextRun is one coming nominal time of a job, with how DST moved it.
@@ -153,7 +180,8 @@ type FireList struct {
 }
 
 // LogChunk is a piece of a fire's output, from GET
-// /v1/fires/{job}/{suffix}/log?offset=N. Data starts at Offset; Size is
+// /v1/fires/{job}/{suffix}/log?offset=N (&attempt=K for attempt K of a
+// retried fire, 1 the first; without it the latest). Data starts at Offset; Size is
 // the output's length when it was read. Output is complete once Final is
 // true and Offset+len(Data) has reached Size.
 type LogChunk struct {

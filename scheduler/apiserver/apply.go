@@ -58,8 +58,8 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if !opt.DryRun {
-		s.log.Info("jobs applied", zap.String("set", opt.Set), zap.Strings("created", res.Created), zap.Strings("updated", res.Updated),
-			zap.Strings("deleted", res.Deleted), zap.Int("unchanged", len(res.Unchanged)))
+		s.log.Info("jobs applied", zap.String("set", opt.Set), zap.Int("created", len(res.Created)), zap.Int("updated", len(res.Updated)),
+			zap.Int("deleted", len(res.Deleted)), zap.Int("unchanged", len(res.Unchanged)), someNames("changed", res.Created, res.Updated, res.Deleted))
 	}
 	writeJSON(w, http.StatusOK, api.ApplyResponse{ApplyResult: apiApplyResult(res), Set: opt.Set, DryRun: opt.DryRun,
 		Prune: opt.Prune || opt.PruneAll, PruneAll: opt.PruneAll})

@@ -18,15 +18,25 @@ import (
 	"github.com/aionsched/aion/scheduler/store"
 )
 
-// recentFires returns up to limit fire records of job, newest first: by
-// PlannedAt, then by key. Only the records created last are read (twice
-// the limit, by create revision, which is the order the leader planned
-// them in), so a long history is not read whole.
+// recentFires returns up to limit fire records of job, newest first (see
+// newestFires).
 func (s *Server) recentFires(ctx context.Context, job string, limit int) ([]store.Fire, error) {
-	resp, err := s.etcd.Get(ctx, s.keys.JobFires(job), clientv3.WithPrefix(),
-		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(int64(2*limit)))
+	fires, err := s.newestFires(ctx, s.keys.JobFires(job), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read fires of %s: %w", job, err)
+	}
+	return fires, nil
+}
+
+// newestFires returns up to limit fire records under prefix, newest first:
+// by PlannedAt, then by key. Only the records created last are read (twice
+// the limit, by create revision, which is the order the leader planned
+// them in), so a long history is not read whole.
+func (s *Server) newestFires(ctx context.Context, prefix string, limit int) ([]store.Fire, error) {
+	resp, err := s.etcd.Get(ctx, prefix, clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(int64(2*limit)))
+	if err != nil {
+		return nil, err
 	}
 	fires := make([]store.Fire, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
@@ -41,9 +51,25 @@ func (s *Server) recentFires(ctx context.Context, job string, limit int) ([]stor
 		if c := b.PlannedAt.Compare(a.PlannedAt); c != 0 {
 			return c
 		}
-		return strings.Compare(b.ID.Suffix, a.ID.Suffix)
+		return strings.Compare(b.ID.String(), a.ID.String())
 	})
 	return fires[:min(len(fires), limit)], nil
+}
+
+// listRecentFires lists the most recent fires of all jobs, newest first.
+func (s *Server) listRecentFires(w http.ResponseWriter, r *http.Request) error {
+	limit, err := intParam(r, "limit", api.DefaultFireLimit, 1, api.MaxFireLimit)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := etcdContext(r)
+	defer cancel()
+	fires, err := s.newestFires(ctx, s.keys.Fires(), int(limit))
+	if err != nil {
+		return fmt.Errorf("read recent fires: %w", err)
+	}
+	writeJSON(w, http.StatusOK, api.FireList{Fires: apiFires(fires)})
+	return nil
 }
 
 // listFires lists a job's fires; a deleted job's history is still listed.
@@ -122,6 +148,13 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	attempt, err := intParam(r, "attempt", 0, 0, math.MaxInt32)
+	if err != nil {
+		return err
+	}
+	if attempt != 0 && int(attempt) != f.Attempt {
+		return s.writeEarlierLog(w, r, id, f, int(attempt), offset)
+	}
 	// Final once no attempt can follow: the leader has recorded the end
 	// (a failed attempt may still be retried until then).
 	chunk := api.LogChunk{Fire: id.String(), State: api.FireState(f.State), Node: f.Node, Attempt: f.Attempt, Final: f.State.Final() && f.Processed, Offset: offset, Data: []byte{}}
@@ -146,6 +179,40 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		return errorf(http.StatusBadGateway, "executor %s: %s", f.Node, nodeChunk.Error)
+	}
+	if nodeChunk.Data != nil {
+		chunk.Data = nodeChunk.Data
+	}
+	chunk.Size = nodeChunk.Size
+	writeJSON(w, http.StatusOK, chunk)
+	return nil
+}
+
+// writeEarlierLog answers a log request for an earlier attempt of f (the
+// attempt query parameter): its output is kept by the executor that ran
+// it, and is complete (Final).
+func (s *Server) writeEarlierLog(w http.ResponseWriter, r *http.Request, id store.FireID, f store.Fire, attempt int, offset int64) error {
+	i := slices.IndexFunc(f.Attempts, func(a store.Attempt) bool { return a.Attempt == attempt })
+	if i < 0 {
+		return errorf(http.StatusNotFound, "fire %s has no attempt %d (its attempts are 1 to %d)", id, attempt, f.Attempt)
+	}
+	a := f.Attempts[i]
+	chunk := api.LogChunk{Fire: id.String(), State: api.FireState(a.State), Node: a.Node, Attempt: attempt, Final: true, Offset: offset, Data: []byte{}}
+	if a.Node == "" {
+		chunk.Note = fmt.Sprintf("attempt %d never started: %s", attempt, a.Reason)
+		writeJSON(w, http.StatusOK, chunk)
+		return nil
+	}
+	earlier := f
+	earlier.Node, earlier.Attempt = a.Node, attempt
+	nodeChunk, err := s.askLog(r.Context(), id, earlier, offset)
+	if err != nil {
+		return err
+	}
+	if nodeChunk.Error != "" {
+		chunk.Note = fmt.Sprintf("attempt %d: %s", attempt, nodeChunk.Error)
+		writeJSON(w, http.StatusOK, chunk)
+		return nil
 	}
 	if nodeChunk.Data != nil {
 		chunk.Data = nodeChunk.Data

@@ -18,56 +18,6 @@ import (
 	"github.com/aionsched/aion/scheduler/store"
 )
 
-// listJobs reads every definition and state at one revision.
-func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
-	ctx, cancel := etcdContext(r)
-	defer cancel()
-	resp, err := s.etcd.Txn(ctx).Then(
-		clientv3.OpGet(s.keys.Jobs(), clientv3.WithPrefix()),
-		clientv3.OpGet(s.keys.States(), clientv3.WithPrefix()),
-	).Commit()
-	if err != nil {
-		return fmt.Errorf("read jobs: %w", err)
-	}
-	states := make(map[string]store.JobState)
-	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		name := strings.TrimPrefix(string(kv.Key), s.keys.States())
-		var st store.JobState
-		if err := json.Unmarshal(kv.Value, &st); err != nil {
-			s.log.Warn("bad job state in etcd", zap.String("key", string(kv.Key)), zap.Error(err))
-			continue
-		}
-		states[name] = st
-	}
-	now := s.now()
-	// Jobs share their zones and often their schedules: parse each once.
-	schedules := jobspec.NewScheduleCache(10_000)
-	list := api.JobList{Jobs: []api.JobSummary{}}
-	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		j, err := decodeJob(kv)
-		if err != nil {
-			s.log.Warn("bad job definition in etcd", zap.Error(err))
-			continue
-		}
-		st := states[j.Name]
-		sum := api.JobSummary{
-			Name: j.Name, Schedule: runsText(j), Parents: j.Parents, Timezone: j.Timezone, Disabled: j.Disabled,
-			LastFire: st.LastFire, LastResult: api.FireState(st.LastResult), LastSuccess: st.LastSuccess,
-		}
-		if !j.Disabled {
-			if sched, from := s.schedule(schedules, j, st, now); sched != nil {
-				if next := sched.Next(from); !next.IsZero() {
-					sum.Next = next.In(schedules.Location(j))
-				}
-			}
-		}
-		list.Jobs = append(list.Jobs, sum)
-	}
-	slices.SortFunc(list.Jobs, func(a, b api.JobSummary) int { return strings.Compare(a.Name, b.Name) })
-	writeJSON(w, http.StatusOK, list)
-	return nil
-}
-
 // runsText says when a job runs: its schedule, "manual" or "after a, b".
 func runsText(j *jobspec.Job) string {
 	switch {
@@ -256,7 +206,7 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) error {
 	if err := s.deleteJobs(ctx, jobs, deleted); err != nil {
 		return err
 	}
-	s.log.Info("jobs deleted", zap.Strings("jobs", deleted))
+	s.log.Info("jobs deleted", zap.Int("count", len(deleted)), someNames("jobs", deleted))
 	writeJSON(w, http.StatusOK, api.DeleteResponse{Deleted: name, Cascaded: deleted[1:]})
 	return nil
 }
