@@ -197,6 +197,11 @@ var readmeChecks = map[string]struct {
 		}
 	}},
 	"apply": {},
+	"version": {check: func(r *readmeRun, stdout, _ string) {
+		if !strings.Contains(stdout, "go1.") || !strings.Contains(stdout, "github.com/aionsched/aion") {
+			r.t.Errorf("version lacks the Go version or the module:\n%s", stdout)
+		}
+	}},
 	"validate": {check: func(r *readmeRun, stdout, _ string) {
 		if !strings.Contains(stdout, "12 jobs valid") {
 			r.t.Errorf("validate testdata/jobs:\n%s", stdout)
