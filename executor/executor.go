@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,6 +33,9 @@ type Config struct {
 	// the AION_NODE of its runs. Letters, digits, '-' and '_'.
 	NodeID string
 	// Labels describe the node; a job's constraints select nodes by them.
+	// Every node also has the labels os (runtime.GOOS), arch
+	// (runtime.GOARCH) and hostname (when the host name is a valid label
+	// value); a label set here overrides the default of the same key.
 	Labels map[string]string
 	// Slots is how many fires the node runs at once.
 	Slots         int
@@ -99,6 +103,19 @@ func DefaultConfig() Config {
 		Docker:          DockerOff,
 		PullTimeout:     containerizer.DefaultPullTimeout,
 	}
+}
+
+// withDefaultLabels returns the os, arch and hostname labels every node
+// has, overridden by the configured labels.
+func withDefaultLabels(configured map[string]string) map[string]string {
+	labels := map[string]string{"os": runtime.GOOS, "arch": runtime.GOARCH}
+	if host, err := os.Hostname(); err == nil {
+		if _, err := jobspec.ParseSelector("hostname=" + host); err == nil {
+			labels["hostname"] = host
+		}
+	}
+	maps.Copy(labels, configured)
+	return labels
 }
 
 var invalidNodeID = regexp.MustCompile(`[^A-Za-z0-9_-]`)
@@ -174,6 +191,7 @@ type containerEngine interface {
 
 // New builds an executor; it does nothing until Run.
 func New(cfg Config, etcd *clientv3.Client, nc *nats.Conn, log *zap.Logger) *Executor {
+	cfg.Labels = withDefaultLabels(cfg.Labels)
 	return &Executor{
 		cfg: cfg, etcd: etcd, nats: nc,
 		log:     log.Named("executor").With(zap.String("node", cfg.NodeID)),
