@@ -48,8 +48,9 @@ type Config struct {
 	OutputDir string
 	// TailBytes is how much of the end of the output goes in the fire record.
 	TailBytes int
-	// Grace is how long running jobs may finish on shutdown, and how long a
-	// timed-out job has between SIGTERM and SIGKILL.
+	// Grace is how long a stopped job has between SIGTERM and SIGKILL (at
+	// most 10 s): on shutdown running jobs get SIGTERM at once, as do
+	// timed-out and killed ones.
 	Grace time.Duration
 	// LoadEvery is the load report interval.
 	LoadEvery time.Duration
@@ -204,8 +205,8 @@ func New(cfg Config, etcd *clientv3.Client, nc *nats.Conn, log *zap.Logger) *Exe
 }
 
 // Run registers the node and runs dispatched fires until ctx ends. Then it
-// stops claiming, lets running jobs finish for Grace, kills the rest, and
-// records every result before returning.
+// stops claiming, sends SIGTERM to running jobs at once (SIGKILL to those
+// still running after Grace), and records every result before returning.
 //
 // If the registration lease is lost (etcd unreachable for longer than the
 // lease TTL) the leader counts this node's runs as lost and may retry them
@@ -383,22 +384,19 @@ func (x *Executor) registerAgain(ctx context.Context, old clientv3.LeaseID) (reg
 	}
 }
 
-// shutdown waits Grace for running jobs, then kills them and waits for
-// their results to be recorded.
+// errStopping is the cancel cause of runs stopped because the executor is
+// shutting down.
+var errStopping = errors.New("killed: the executor stopped")
+
+// shutdown stops the running jobs at once (their process groups get
+// SIGTERM, and SIGKILL after Grace) and waits for their results to be
+// recorded.
 func (x *Executor) shutdown(wg *sync.WaitGroup, stopRuns context.CancelCauseFunc) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
 	if n := x.busy(); n > 0 {
-		x.log.Info("waiting for running jobs", zap.Int("running", n), zap.Duration("grace", x.cfg.Grace))
+		x.log.Info("stopping running jobs: SIGTERM now, SIGKILL after the grace period", zap.Int("running", n), zap.Duration("grace", x.cfg.Grace))
 	}
-	select {
-	case <-done:
-		return
-	case <-time.After(x.cfg.Grace):
-	}
-	x.log.Warn("grace period over: killing running jobs", zap.Int("running", x.busy()))
-	stopRuns(errors.New("killed: the executor stopped"))
-	<-done
+	stopRuns(errStopping)
+	wg.Wait()
 }
 
 func (x *Executor) busy() int {
