@@ -173,6 +173,11 @@ type Executor struct {
 	// engine. Set by Run before any job runs.
 	containers containerEngine
 
+	// lock is the node's lock, held while Run runs; exits is the journal
+	// of how runs ended (see exits.go).
+	lock  *nodeLock
+	exits *exitJournal
+
 	mu      sync.Mutex
 	running map[store.FireID]context.CancelCauseFunc // guarded by mu
 
@@ -219,6 +224,11 @@ func (x *Executor) Run(ctx context.Context) error {
 	if err := os.MkdirAll(x.cfg.OutputDir, 0o755); err != nil {
 		return fmt.Errorf("executor output directory: %w", err)
 	}
+	exits, release, err := x.lockState()
+	if err != nil {
+		return err
+	}
+	defer release()
 	// Claims and results go through committers that outlive every run.
 	commitCtx, stopCommitters := context.WithCancel(context.WithoutCancel(ctx))
 	waitCommitters := x.runCommitters(commitCtx)
@@ -237,8 +247,12 @@ func (x *Executor) Run(ctx context.Context) error {
 	}
 	// Holding the registration proves no other live executor is this node,
 	// so runs and containers marked with it belong to a dead predecessor.
-	x.killOrphans()
+	killed := x.killOrphans()
 	x.removeLeftoverContainers(ctx)
+	if err := x.settlePredecessor(ctx, exits, killed); err != nil {
+		x.revoke(lease.id)
+		return err
+	}
 	dispatches := make(chan store.Dispatch, 1024)
 	unsubscribe, err := x.subscribe(dispatches)
 	if err != nil {
@@ -259,6 +273,34 @@ func (x *Executor) Run(ctx context.Context) error {
 		x.log.Info("registered again on a new lease")
 		x.removeLeftoverContainers(ctx) // any the killed runs could not remove
 	}
+}
+
+// lockState takes the node's lock in the output directory (failing at once
+// if a live executor holds it), reads the exit journal its last holder
+// left, and starts this executor's. release closes both.
+func (x *Executor) lockState() (exits map[string]exitEntry, release func(), err error) {
+	lock, err := lockNode(x.cfg.OutputDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if exits, err = readExits(x.cfg.OutputDir); err == nil {
+		x.exits, err = openExitJournal(x.cfg.OutputDir)
+	}
+	if err != nil {
+		if cerr := lock.release(); cerr != nil {
+			x.log.Warn("release the node lock", zap.Error(cerr))
+		}
+		return nil, nil, err
+	}
+	x.lock = lock
+	return exits, func() {
+		if err := x.exits.close(); err != nil {
+			x.log.Warn("close the exit journal", zap.Error(err))
+		}
+		if err := lock.release(); err != nil {
+			x.log.Warn("release the node lock", zap.Error(err))
+		}
+	}, nil
 }
 
 // subscribe subscribes to this node's dispatches (queued on dispatches;
@@ -410,9 +452,13 @@ type registration struct {
 	keepAliveDone <-chan struct{}
 }
 
-// register writes nodes/<id> on a lease kept alive until ctx ends.
+// register writes nodes/<id> on a lease kept alive until ctx ends. A
+// registration already there that names this executor's lock is a dead
+// predecessor's: it is taken over at once (takeOver); any other is a live
+// executor's, and registering fails.
 func (x *Executor) register(ctx context.Context) (registration, error) {
-	node := store.Node{ID: x.cfg.NodeID, Labels: x.cfg.Labels, Slots: x.cfg.Slots, StartedAt: time.Now().UTC()}
+	node := store.Node{ID: x.cfg.NodeID, Labels: x.cfg.Labels, Slots: x.cfg.Slots, StartedAt: time.Now().UTC(),
+		Lock: x.lock.id, PID: os.Getpid()}
 	data, err := json.Marshal(node) // before the grant: no lease is left behind
 	if err != nil {
 		return registration{}, fmt.Errorf("encode node registration: %w", err)
@@ -421,16 +467,9 @@ func (x *Executor) register(ctx context.Context) (registration, error) {
 	if err != nil {
 		return registration{}, fmt.Errorf("grant registration lease: %w", err)
 	}
-	key := x.keys.Node(x.cfg.NodeID)
-	resp, err := x.etcd.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(data), clientv3.WithLease(grant.ID))).
-		Commit()
-	if err != nil {
-		return registration{}, fmt.Errorf("register node: %w", err)
-	}
-	if !resp.Succeeded {
-		return registration{}, fmt.Errorf("register node: node ID %q is in use by a live executor", x.cfg.NodeID)
+	if err := x.claimRegistration(ctx, data, grant.ID); err != nil {
+		x.revoke(grant.ID)
+		return registration{}, err
 	}
 	ch, err := x.etcd.KeepAlive(ctx, grant.ID)
 	if err != nil {
@@ -443,6 +482,32 @@ func (x *Executor) register(ctx context.Context) (registration, error) {
 		close(done)
 	}()
 	return registration{id: grant.ID, keepAliveDone: done}, nil
+}
+
+// claimRegistration writes the node's key on lease if it does not exist,
+// or takes it over from a dead predecessor.
+func (x *Executor) claimRegistration(ctx context.Context, data []byte, lease clientv3.LeaseID) error {
+	key := x.keys.Node(x.cfg.NodeID)
+	resp, err := x.etcd.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(data), clientv3.WithLease(lease))).
+		Else(clientv3.OpGet(key)).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("register node: %w", err)
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	if len(kvs) == 0 {
+		return fmt.Errorf("register node: node ID %q: its registration changed while registering", x.cfg.NodeID)
+	}
+	kv := registered{rev: kvs[0].ModRevision, lease: clientv3.LeaseID(kvs[0].Lease)}
+	if err := json.Unmarshal(kvs[0].Value, &kv.node); err != nil {
+		return fmt.Errorf("register node: node ID %q: undecodable registration: %w", x.cfg.NodeID, err)
+	}
+	return x.takeOver(ctx, key, kv, data, lease)
 }
 
 func (x *Executor) publishLoad() {

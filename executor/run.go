@@ -164,12 +164,24 @@ func (x *Executor) executeHost(ctx context.Context, job *jobspec.Job, f store.Fi
 	if res.state == "" {
 		res.state, res.reason = exitState(waitErr, code)
 	}
+	x.journalExit(f, res)
 	var outErr error
 	res.tail, res.outputPath, outErr = out.finish(x.cfg.TailBytes, outputDrain)
 	if outErr != nil {
 		x.log.Warn("output not kept whole", zap.Stringer("fire", f.ID), zap.String("file", outPath), zap.Error(outErr))
 	}
 	return res
+}
+
+// journalExit notes how a host run ended in the exit journal, before the
+// result goes to etcd, so a successor can record it if this executor dies
+// in between. A failed write only costs that: it is logged.
+func (x *Executor) journalExit(f store.Fire, res runResult) {
+	e := exitEntry{Fire: f.ID.String(), Attempt: f.Attempt, State: res.state, Reason: res.reason, ExitCode: res.exitCode,
+		PID: res.pid, StartedAt: res.startedAt.UTC(), EndedAt: time.Now().UTC()}
+	if err := x.exits.add(e); err != nil {
+		x.log.Warn("exit journal", zap.Stringer("fire", f.ID), zap.Error(err))
+	}
 }
 
 // hostCommand builds the process of a host run, not yet started: the
