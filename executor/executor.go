@@ -248,7 +248,7 @@ func (x *Executor) Run(ctx context.Context) error {
 	// Holding the registration proves no other live executor is this node,
 	// so runs and containers marked with it belong to a dead predecessor.
 	killed := x.killOrphans()
-	x.removeLeftoverContainers(ctx)
+	addStoppedContainers(killed, x.removeLeftoverContainers(ctx))
 	if err := x.settlePredecessor(ctx, exits, killed); err != nil {
 		x.revoke(lease.id)
 		return err

@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/aionsched/aion/executor/containerizer"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -53,8 +54,28 @@ type registered struct {
 }
 
 // orphan is a run of a dead predecessor that was still running when this
-// executor started, and was killed.
-type orphan struct{ pgid int }
+// executor started, and was killed: its process group, or its container.
+type orphan struct {
+	pgid      int
+	container string
+}
+
+func (o orphan) String() string {
+	if o.container != "" {
+		return "container " + o.container
+	}
+	return fmt.Sprintf("process group %d", o.pgid)
+}
+
+// addStoppedContainers adds to killed the leftover containers that were
+// still running when they were removed.
+func addStoppedContainers(killed map[string]orphan, removed []containerizer.Leftover) {
+	for _, l := range removed {
+		if l.State == "running" {
+			killed[exitKey(l.Fire, l.Attempt)] = orphan{container: l.ContainerID}
+		}
+	}
+}
 
 // settlePredecessor records the end of every run etcd still has running
 // on this node, which can only be runs of a dead predecessor: it is called
@@ -99,8 +120,8 @@ func (x *Executor) settled(f store.Fire, exits map[string]exitEntry, killed map[
 	f.State, f.EndedAt = store.FireLost, time.Now().UTC()
 	f.OutputTail, f.OutputPath = x.tailOf(f)
 	if o, ok := killed[key]; ok {
-		f.Reason = fmt.Sprintf("%s died while running it; the run was still running when executor PID %d took over node %s, and was killed (process group %d)",
-			pred, os.Getpid(), x.cfg.NodeID, o.pgid)
+		f.Reason = fmt.Sprintf("%s died while running it; the run was still running when executor PID %d took over node %s, and was killed (%s)",
+			pred, os.Getpid(), x.cfg.NodeID, o)
 		return f
 	}
 	f.Reason = fmt.Sprintf("%s died while running it, and its exit status is unknown: the run had ended, unobserved, when executor PID %d took over node %s",
