@@ -57,7 +57,7 @@ func TestClient_RunWaitSaysTheServerStopped(t *testing.T) {
 	}
 	if r.code == 0 || strings.Contains(r.stderr, "cannot reach the Aion API") ||
 		!strings.Contains(r.stderr, "stopped answering while following long@") ||
-		!strings.Contains(r.stderr, "last seen running on x1 (attempt 1)") {
+		!strings.Contains(r.stderr, "last seen running on x1 (attempt 1); once the API is back, aion logs -f long@") {
 		t.Errorf("exit %d, stderr:\n%s\nwant a non-zero exit saying the server stopped and the run was last seen running on x1", r.code, r.stderr)
 	}
 	if r.stdout != "started\n" {
