@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aionsched/aion/cmd/harness/clustertest"
+	"github.com/aionsched/aion/scheduler/api"
 	"github.com/aionsched/aion/scheduler/apiserver"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -63,4 +65,70 @@ func TestClient_RunWaitSaysTheServerStopped(t *testing.T) {
 	if r.stdout != "started\n" {
 		t.Errorf("stdout %q, want the output streamed before the server stopped", r.stdout)
 	}
+}
+
+// TestDev_CtrlCLetsRunWaitSeeHowItsRunEnded stops `aion dev` (its context
+// ends, as on Ctrl-C) while `aion run --wait` follows a run: the run gets
+// SIGTERM at once, and the API answers until its end is recorded, so the
+// client exits with the run's exit code and says how it ended.
+func TestDev_CtrlCLetsRunWaitSeeHowItsRunEnded(t *testing.T) {
+	requireClientCommands(t)
+	jobs := t.TempDir()
+	writeJobs(t, jobs, map[string]string{"long.yaml": "name: long\nschedule: manual\ncommand: echo started; sleep 60\n"})
+	addr := freeAddr(t)
+	devCtx, ctrlC := context.WithCancel(t.Context())
+	defer ctrlC()
+	devDone := make(chan int, 1)
+	go func() {
+		var out, errOut bytes.Buffer
+		devDone <- run(devCtx, []string{"dev", "--data-dir", t.TempDir(), "--jobs", jobs, "--listen", addr,
+			"--grace", "30s", "--docker", "off"}, &out, &errOut)
+	}()
+	cl, err := api.NewClient("http://"+addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitFor(t, 30*time.Second, "aion dev's API", func() bool { return cl.Health(t.Context()) == nil })
+
+	done := make(chan [2]string, 1)
+	codes := make(chan int, 1)
+	go func() {
+		var out, errOut bytes.Buffer
+		codes <- run(t.Context(), []string{"run", "long", "--wait", "--server", "http://" + addr}, &out, &errOut)
+		done <- [2]string{out.String(), errOut.String()}
+	}()
+	clustertest.WaitFor(t, 15*time.Second, "the run to start", func() bool {
+		fires, err := cl.Fires(t.Context(), "long", 1)
+		return err == nil && len(fires.Fires) == 1 && fires.Fires[0].State == api.FireRunning
+	})
+	time.Sleep(time.Second) // the client follows it
+	ctrlC()
+	var code int
+	var out [2]string
+	select {
+	case code = <-codes:
+		out = <-done
+	case <-time.After(30 * time.Second): // below the 30 s grace and the 60 s sleep
+		t.Fatal("aion run --wait did not end after aion dev stopped")
+	}
+	if code != 128+15 || !strings.Contains(out[1], "killed: the executor stopped (SIGTERM)") || strings.Contains(out[1], "stopped answering") {
+		t.Errorf("run --wait: exit %d, stderr:\n%s\nwant exit 143 (SIGTERM) and the reason", code, out[1])
+	}
+	if dc := <-devDone; dc != 0 {
+		t.Errorf("aion dev exited %d", dc)
+	}
+}
+
+// freeAddr returns a local address nothing listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }
