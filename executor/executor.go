@@ -249,9 +249,11 @@ func (x *Executor) Run(ctx context.Context) error {
 	// so runs and containers marked with it belong to a dead predecessor.
 	killed := x.killOrphans()
 	addStoppedContainers(killed, x.removeLeftoverContainers(ctx))
-	if err := x.settlePredecessor(ctx, exits, killed); err != nil {
-		x.revoke(lease.id)
-		return err
+	if lease.tookOver { // else the predecessor's lease had ended: the leader marks its runs lost
+		if err := x.settlePredecessor(ctx, exits, killed); err != nil {
+			x.revoke(lease.id)
+			return err
+		}
 	}
 	dispatches := make(chan store.Dispatch, 1024)
 	unsubscribe, err := x.subscribe(dispatches)
@@ -450,6 +452,8 @@ func (x *Executor) busy() int {
 type registration struct {
 	id            clientv3.LeaseID
 	keepAliveDone <-chan struct{}
+	// tookOver is set when the registration was a dead predecessor's.
+	tookOver bool
 }
 
 // register writes nodes/<id> on a lease kept alive until ctx ends. A
@@ -467,7 +471,8 @@ func (x *Executor) register(ctx context.Context) (registration, error) {
 	if err != nil {
 		return registration{}, fmt.Errorf("grant registration lease: %w", err)
 	}
-	if err := x.claimRegistration(ctx, data, grant.ID); err != nil {
+	tookOver, err := x.claimRegistration(ctx, data, grant.ID)
+	if err != nil {
 		x.revoke(grant.ID)
 		return registration{}, err
 	}
@@ -481,12 +486,12 @@ func (x *Executor) register(ctx context.Context) (registration, error) {
 		}
 		close(done)
 	}()
-	return registration{id: grant.ID, keepAliveDone: done}, nil
+	return registration{id: grant.ID, keepAliveDone: done, tookOver: tookOver}, nil
 }
 
 // claimRegistration writes the node's key on lease if it does not exist,
-// or takes it over from a dead predecessor.
-func (x *Executor) claimRegistration(ctx context.Context, data []byte, lease clientv3.LeaseID) error {
+// or takes it over from a dead predecessor (tookOver).
+func (x *Executor) claimRegistration(ctx context.Context, data []byte, lease clientv3.LeaseID) (tookOver bool, err error) {
 	key := x.keys.Node(x.cfg.NodeID)
 	resp, err := x.etcd.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
@@ -494,20 +499,20 @@ func (x *Executor) claimRegistration(ctx context.Context, data []byte, lease cli
 		Else(clientv3.OpGet(key)).
 		Commit()
 	if err != nil {
-		return fmt.Errorf("register node: %w", err)
+		return false, fmt.Errorf("register node: %w", err)
 	}
 	if resp.Succeeded {
-		return nil
+		return false, nil
 	}
 	kvs := resp.Responses[0].GetResponseRange().GetKvs()
 	if len(kvs) == 0 {
-		return fmt.Errorf("register node: node ID %q: its registration changed while registering", x.cfg.NodeID)
+		return false, fmt.Errorf("register node: node ID %q: its registration changed while registering", x.cfg.NodeID)
 	}
 	kv := registered{rev: kvs[0].ModRevision, lease: clientv3.LeaseID(kvs[0].Lease)}
 	if err := json.Unmarshal(kvs[0].Value, &kv.node); err != nil {
-		return fmt.Errorf("register node: node ID %q: undecodable registration: %w", x.cfg.NodeID, err)
+		return false, fmt.Errorf("register node: node ID %q: undecodable registration: %w", x.cfg.NodeID, err)
 	}
-	return x.takeOver(ctx, key, kv, data, lease)
+	return true, x.takeOver(ctx, key, kv, data, lease)
 }
 
 func (x *Executor) publishLoad() {

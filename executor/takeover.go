@@ -79,8 +79,10 @@ func addStoppedContainers(killed map[string]orphan, removed []containerizer.Left
 
 // settlePredecessor records the end of every run etcd still has running
 // on this node, which can only be runs of a dead predecessor: it is called
-// once the node's lock and registration are held, before any dispatch is
-// taken. A run whose end the exit journal holds gets that result; a run
+// once the node's lock is held and its registration taken over, before any
+// dispatch is taken. (When the predecessor's lease had ended instead, the
+// leader has marked its runs lost, and nothing is read: reading every fire
+// record costs as much as a leader's election.) A run whose end the exit journal holds gets that result; a run
 // still going was killed (killOrphans) and is lost; any other run ended
 // with nobody to see how, and is lost saying its exit status is unknown.
 func (x *Executor) settlePredecessor(ctx context.Context, exits map[string]exitEntry, killed map[string]orphan) error {
