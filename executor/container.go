@@ -67,9 +67,9 @@ func labelValue(s string) string {
 // predecessor of this node left. Their fires are lost already, or will be
 // when the predecessor's lease ends; this replaces, for containers, the
 // process-group sweep of killOrphans.
-func (x *Executor) removeLeftoverContainers(ctx context.Context) {
+func (x *Executor) removeLeftoverContainers(ctx context.Context) []containerizer.Leftover {
 	if x.containers == nil {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
@@ -81,6 +81,7 @@ func (x *Executor) removeLeftoverContainers(ctx context.Context) {
 	if err != nil {
 		x.log.Error("remove containers left by a previous executor", zap.Error(err))
 	}
+	return removed
 }
 
 // executeContainer runs a container job. Its output goes to out, which

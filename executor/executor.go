@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,6 +33,9 @@ type Config struct {
 	// the AION_NODE of its runs. Letters, digits, '-' and '_'.
 	NodeID string
 	// Labels describe the node; a job's constraints select nodes by them.
+	// Every node also has the labels os (runtime.GOOS), arch
+	// (runtime.GOARCH) and hostname (when the host name is a valid label
+	// value); a label set here overrides the default of the same key.
 	Labels map[string]string
 	// Slots is how many fires the node runs at once.
 	Slots         int
@@ -48,8 +52,9 @@ type Config struct {
 	OutputLimit int64
 	// TailBytes is how much of the end of the output goes in the fire record.
 	TailBytes int
-	// Grace is how long running jobs may finish on shutdown, and how long a
-	// timed-out job has between SIGTERM and SIGKILL.
+	// Grace is how long a stopped job has between SIGTERM and SIGKILL (at
+	// most 10 s): on shutdown running jobs get SIGTERM at once, as do
+	// timed-out and killed ones.
 	Grace time.Duration
 	// LoadEvery is the load report interval.
 	LoadEvery time.Duration
@@ -110,6 +115,19 @@ func DefaultConfig() Config {
 	}
 }
 
+// withDefaultLabels returns the os, arch and hostname labels every node
+// has, overridden by the configured labels.
+func withDefaultLabels(configured map[string]string) map[string]string {
+	labels := map[string]string{"os": runtime.GOOS, "arch": runtime.GOARCH}
+	if host, err := os.Hostname(); err == nil {
+		if _, err := jobspec.ParseSelector("hostname=" + host); err == nil {
+			labels["hostname"] = host
+		}
+	}
+	maps.Copy(labels, configured)
+	return labels
+}
+
 var invalidNodeID = regexp.MustCompile(`[^A-Za-z0-9_-]`)
 
 func sanitizeNodeID(s string) string {
@@ -166,6 +184,11 @@ type Executor struct {
 	// engine. Set by Run before any job runs.
 	containers containerEngine
 
+	// lock is the node's lock, held while Run runs; exits is the journal
+	// of how runs ended (see exits.go).
+	lock  *nodeLock
+	exits *exitJournal
+
 	mu      sync.Mutex
 	running map[store.FireID]context.CancelCauseFunc // guarded by mu
 
@@ -185,6 +208,7 @@ type containerEngine interface {
 
 // New builds an executor; it does nothing until Run.
 func New(cfg Config, etcd *clientv3.Client, nc *nats.Conn, log *zap.Logger) *Executor {
+	cfg.Labels = withDefaultLabels(cfg.Labels)
 	return &Executor{
 		cfg: cfg, etcd: etcd, nats: nc,
 		log:     log.Named("executor").With(zap.String("node", cfg.NodeID)),
@@ -197,8 +221,8 @@ func New(cfg Config, etcd *clientv3.Client, nc *nats.Conn, log *zap.Logger) *Exe
 }
 
 // Run registers the node and runs dispatched fires until ctx ends. Then it
-// stops claiming, lets running jobs finish for Grace, kills the rest, and
-// records every result before returning.
+// stops claiming, sends SIGTERM to running jobs at once (SIGKILL to those
+// still running after Grace), and records every result before returning.
 //
 // If the registration lease is lost (etcd unreachable for longer than the
 // lease TTL) the leader counts this node's runs as lost and may retry them
@@ -211,6 +235,11 @@ func (x *Executor) Run(ctx context.Context) error {
 	if err := x.makeOutputRoot(); err != nil {
 		return fmt.Errorf("executor output directory: %w", err)
 	}
+	exits, release, err := x.lockState()
+	if err != nil {
+		return err
+	}
+	defer release()
 	// Claims and results go through committers that outlive every run.
 	commitCtx, stopCommitters := context.WithCancel(context.WithoutCancel(ctx))
 	waitCommitters := x.runCommitters(commitCtx)
@@ -229,8 +258,14 @@ func (x *Executor) Run(ctx context.Context) error {
 	}
 	// Holding the registration proves no other live executor is this node,
 	// so runs and containers marked with it belong to a dead predecessor.
-	x.killOrphans()
-	x.removeLeftoverContainers(ctx)
+	killed := x.killOrphans()
+	addStoppedContainers(killed, x.removeLeftoverContainers(ctx))
+	if lease.tookOver { // else the predecessor's lease had ended: the leader marks its runs lost
+		if err := x.settlePredecessor(ctx, exits, killed); err != nil {
+			x.revoke(lease.id)
+			return err
+		}
+	}
 	dispatches := make(chan store.Dispatch, 1024)
 	unsubscribe, err := x.subscribe(dispatches)
 	if err != nil {
@@ -251,6 +286,34 @@ func (x *Executor) Run(ctx context.Context) error {
 		x.log.Info("registered again on a new lease")
 		x.removeLeftoverContainers(ctx) // any the killed runs could not remove
 	}
+}
+
+// lockState takes the node's lock in the output directory (failing at once
+// if a live executor holds it), reads the exit journal its last holder
+// left, and starts this executor's. release closes both.
+func (x *Executor) lockState() (exits map[string]exitEntry, release func(), err error) {
+	lock, err := lockNode(x.cfg.OutputDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if exits, err = readExits(x.cfg.OutputDir); err == nil {
+		x.exits, err = openExitJournal(x.cfg.OutputDir)
+	}
+	if err != nil {
+		if cerr := lock.release(); cerr != nil {
+			x.log.Warn("release the node lock", zap.Error(cerr))
+		}
+		return nil, nil, err
+	}
+	x.lock = lock
+	return exits, func() {
+		if err := x.exits.close(); err != nil {
+			x.log.Warn("close the exit journal", zap.Error(err))
+		}
+		if err := lock.release(); err != nil {
+			x.log.Warn("release the node lock", zap.Error(err))
+		}
+	}, nil
 }
 
 // subscribe subscribes to this node's dispatches (queued on dispatches;
@@ -376,22 +439,19 @@ func (x *Executor) registerAgain(ctx context.Context, old clientv3.LeaseID) (reg
 	}
 }
 
-// shutdown waits Grace for running jobs, then kills them and waits for
-// their results to be recorded.
+// errStopping is the cancel cause of runs stopped because the executor is
+// shutting down.
+var errStopping = errors.New("killed: the executor stopped")
+
+// shutdown stops the running jobs at once (their process groups get
+// SIGTERM, and SIGKILL after Grace) and waits for their results to be
+// recorded.
 func (x *Executor) shutdown(wg *sync.WaitGroup, stopRuns context.CancelCauseFunc) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
 	if n := x.busy(); n > 0 {
-		x.log.Info("waiting for running jobs", zap.Int("running", n), zap.Duration("grace", x.cfg.Grace))
+		x.log.Info("stopping running jobs: SIGTERM now, SIGKILL after the grace period", zap.Int("running", n), zap.Duration("grace", x.cfg.Grace))
 	}
-	select {
-	case <-done:
-		return
-	case <-time.After(x.cfg.Grace):
-	}
-	x.log.Warn("grace period over: killing running jobs", zap.Int("running", x.busy()))
-	stopRuns(errors.New("killed: the executor stopped"))
-	<-done
+	stopRuns(errStopping)
+	wg.Wait()
 }
 
 func (x *Executor) busy() int {
@@ -403,11 +463,17 @@ func (x *Executor) busy() int {
 type registration struct {
 	id            clientv3.LeaseID
 	keepAliveDone <-chan struct{}
+	// tookOver is set when the registration was a dead predecessor's.
+	tookOver bool
 }
 
-// register writes nodes/<id> on a lease kept alive until ctx ends.
+// register writes nodes/<id> on a lease kept alive until ctx ends. A
+// registration already there that names this executor's lock is a dead
+// predecessor's: it is taken over at once (takeOver); any other is a live
+// executor's, and registering fails.
 func (x *Executor) register(ctx context.Context) (registration, error) {
-	node := store.Node{ID: x.cfg.NodeID, Labels: x.cfg.Labels, Slots: x.cfg.Slots, StartedAt: time.Now().UTC()}
+	node := store.Node{ID: x.cfg.NodeID, Labels: x.cfg.Labels, Slots: x.cfg.Slots, StartedAt: time.Now().UTC(),
+		Lock: x.lock.id, PID: os.Getpid()}
 	data, err := json.Marshal(node) // before the grant: no lease is left behind
 	if err != nil {
 		return registration{}, fmt.Errorf("encode node registration: %w", err)
@@ -416,16 +482,10 @@ func (x *Executor) register(ctx context.Context) (registration, error) {
 	if err != nil {
 		return registration{}, fmt.Errorf("grant registration lease: %w", err)
 	}
-	key := x.keys.Node(x.cfg.NodeID)
-	resp, err := x.etcd.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(data), clientv3.WithLease(grant.ID))).
-		Commit()
+	tookOver, err := x.claimRegistration(ctx, data, grant.ID)
 	if err != nil {
-		return registration{}, fmt.Errorf("register node: %w", err)
-	}
-	if !resp.Succeeded {
-		return registration{}, fmt.Errorf("register node: node ID %q is in use by a live executor", x.cfg.NodeID)
+		x.revoke(grant.ID)
+		return registration{}, err
 	}
 	ch, err := x.etcd.KeepAlive(ctx, grant.ID)
 	if err != nil {
@@ -437,7 +497,33 @@ func (x *Executor) register(ctx context.Context) (registration, error) {
 		}
 		close(done)
 	}()
-	return registration{id: grant.ID, keepAliveDone: done}, nil
+	return registration{id: grant.ID, keepAliveDone: done, tookOver: tookOver}, nil
+}
+
+// claimRegistration writes the node's key on lease if it does not exist,
+// or takes it over from a dead predecessor (tookOver).
+func (x *Executor) claimRegistration(ctx context.Context, data []byte, lease clientv3.LeaseID) (tookOver bool, err error) {
+	key := x.keys.Node(x.cfg.NodeID)
+	resp, err := x.etcd.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(data), clientv3.WithLease(lease))).
+		Else(clientv3.OpGet(key)).
+		Commit()
+	if err != nil {
+		return false, fmt.Errorf("register node: %w", err)
+	}
+	if resp.Succeeded {
+		return false, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	if len(kvs) == 0 {
+		return false, fmt.Errorf("register node: node ID %q: its registration changed while registering", x.cfg.NodeID)
+	}
+	kv := registered{rev: kvs[0].ModRevision, lease: clientv3.LeaseID(kvs[0].Lease)}
+	if err := json.Unmarshal(kvs[0].Value, &kv.node); err != nil {
+		return false, fmt.Errorf("register node: node ID %q: undecodable registration: %w", x.cfg.NodeID, err)
+	}
+	return true, x.takeOver(ctx, key, kv, data, lease)
 }
 
 func (x *Executor) publishLoad() {

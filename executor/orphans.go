@@ -19,17 +19,19 @@ import (
 // be mistaken for a run, and an executor of another cluster on this host —
 // same node ID, its own output directory — is left alone. It must be called
 // while holding the node's registration, which proves no live executor of
-// this cluster is this node.
-func (x *Executor) killOrphans() {
+// this cluster is this node. It returns the runs it killed, by
+// exitKey(AION_FIRE_ID, AION_ATTEMPT).
+func (x *Executor) killOrphans() map[string]orphan {
+	killedRuns := make(map[string]orphan)
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
 		x.log.Warn("look for runs left by a previous executor", zap.Error(err))
-		return
+		return killedRuns
 	}
 	dir, err := filepath.Abs(x.cfg.OutputDir)
 	if err != nil {
 		x.log.Warn("look for runs left by a previous executor", zap.Error(err))
-		return
+		return killedRuns
 	}
 	node := []byte("AION_NODE=" + x.cfg.NodeID)
 	output := []byte("AION_OUTPUT=" + filepath.Clean(dir) + string(filepath.Separator))
@@ -50,9 +52,15 @@ func (x *Executor) killOrphans() {
 		}
 		killed[pgid] = true
 		if syscall.Kill(-pgid, syscall.SIGKILL) == nil {
-			x.log.Warn("killed a run left by a previous executor", zap.Int("pgid", pgid), zap.String("fire", variable(env, "AION_FIRE_ID=")))
+			fire := variable(env, "AION_FIRE_ID=")
+			attempt, err := strconv.Atoi(variable(env, "AION_ATTEMPT="))
+			if err == nil {
+				killedRuns[exitKey(fire, attempt)] = orphan{pgid: pgid}
+			}
+			x.log.Warn("killed a run left by a previous executor", zap.Int("pgid", pgid), zap.String("fire", fire), zap.Int("attempt", attempt))
 		}
 	}
+	return killedRuns
 }
 
 // isRun reports whether a process environment (NUL-separated) is that of a

@@ -165,11 +165,23 @@ func (x *Executor) executeHost(ctx context.Context, job *jobspec.Job, f store.Fi
 	if res.state == "" {
 		res.state, res.reason = exitState(waitErr, code)
 	}
+	x.journalExit(f, res)
 	res.output = out.finish(outputDrain)
 	if res.output.err != nil {
 		x.log.Warn("output not kept whole", zap.Stringer("fire", f.ID), zap.String("file", keep.path), zap.Error(res.output.err))
 	}
 	return res
+}
+
+// journalExit notes how a host run ended in the exit journal, before the
+// result goes to etcd, so a successor can record it if this executor dies
+// in between. A failed write only costs that: it is logged.
+func (x *Executor) journalExit(f store.Fire, res runResult) {
+	e := exitEntry{Fire: f.ID.String(), Attempt: f.Attempt, State: res.state, Reason: res.reason, ExitCode: res.exitCode,
+		PID: res.pid, StartedAt: res.startedAt.UTC(), EndedAt: time.Now().UTC()}
+	if err := x.exits.add(e); err != nil {
+		x.log.Warn("exit journal", zap.Stringer("fire", f.ID), zap.Error(err))
+	}
 }
 
 // hostCommand builds the process of a host run, not yet started: the
@@ -220,10 +232,10 @@ func (x *Executor) waitHost(ctx context.Context, job *jobspec.Job, cmd *exec.Cmd
 	case waitErr = <-waited:
 	case <-timeout:
 		state, reason = store.FireTimedOut, fmt.Sprintf("killed after the %s timeout", job.Timeout)
-		waitErr = x.killGroup(pid, waited)
+		reason, waitErr = x.stopGroup(pid, waited, reason)
 	case <-ctx.Done():
 		state, reason = stopped(ctx)
-		waitErr = x.killGroup(pid, waited)
+		reason, waitErr = x.stopGroup(pid, waited, reason)
 	}
 	// Whatever the process left behind in its group goes too.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
@@ -273,18 +285,31 @@ func stopped(ctx context.Context) (store.FireState, string) {
 	}
 }
 
+// stopGroup stops a run's process group (killGroup) and returns the
+// reason with how it went and the leader's Wait result: SIGTERM, or SIGKILL
+// after the grace period.
+func (x *Executor) stopGroup(pid int, waited <-chan error, reason string) (string, error) {
+	waitErr, grace, killed := x.killGroup(pid, waited)
+	if killed {
+		return fmt.Sprintf("%s (SIGTERM, then SIGKILL after the %s grace period)", reason, grace), waitErr
+	}
+	return reason + " (SIGTERM)", waitErr
+}
+
 // killGroup sends SIGTERM to the process group, then SIGKILL after the
-// grace period, and returns the process group leader's Wait result.
-func (x *Executor) killGroup(pid int, waited <-chan error) error {
+// grace period (at most 10 s), and returns the process group leader's Wait
+// result, the grace period, and whether SIGKILL was needed.
+func (x *Executor) killGroup(pid int, waited <-chan error) (waitErr error, grace time.Duration, killed bool) {
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	grace := time.NewTimer(min(x.cfg.Grace, 10*time.Second))
-	defer grace.Stop()
+	grace = min(x.cfg.Grace, 10*time.Second)
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
 	select {
 	case err := <-waited:
-		return err
-	case <-grace.C:
+		return err, grace, false
+	case <-timer.C:
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		return <-waited
+		return <-waited, grace, true
 	}
 }
 

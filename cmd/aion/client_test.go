@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -285,7 +286,16 @@ func TestClient_RunWaitStreamsOutputAndExitsWithTheJobsCode(t *testing.T) {
 	clustertest.WaitFor(t, 5*time.Second, "x1 in aion nodes with its load", func() bool {
 		code, stdout, _ := c.aion(t, "nodes")
 		r := rows(stdout)
-		return code == 0 && len(r) == 1 && strings.HasPrefix(r[0], "x1 zone=eu 4 ") && !strings.HasSuffix(r[0], "- -")
+		if code != 0 || len(r) != 1 {
+			return false
+		}
+		f := strings.Fields(r[0]) // ID, labels (sorted, with the default arch, hostname, os), slots, ...
+		if len(f) < 3 {
+			return false
+		}
+		labels := strings.Split(f[1], ",")
+		return f[0] == "x1" && slices.Contains(labels, "zone=eu") && slices.Contains(labels, "os="+runtime.GOOS) &&
+			f[2] == "4" && !strings.HasSuffix(r[0], "- -")
 	})
 
 	code, stdout, _ = c.aion(t, "disable", "greet")

@@ -57,7 +57,7 @@ func executorFlags(cmd *cobra.Command, defaultOutput string) {
 	f.String("labels", "", "node labels, k=v,k2=v2")
 	f.Int("slots", 4, "runs at once")
 	f.String("output-dir", defaultOutput, "where the full output of runs is kept")
-	f.Duration("grace", 10*time.Second, "how long running jobs may finish on stop")
+	f.Duration("grace", 10*time.Second, "how long a stopped run has between SIGTERM and SIGKILL (on stop, kill or timeout; at most 10s)")
 	f.Duration("output-retention", 7*24*time.Hour, "how long full output is kept (0: forever)")
 	f.String("output-limit", jobspec.Bytes(executor.DefaultOutputLimit).String(), "output kept per run, e.g. 10MiB, unless the job sets output_limit; past it the output is truncated (0: no limit)")
 	configFlag(f, "output-limit", "executor.output_limit")

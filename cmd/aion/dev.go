@@ -158,9 +158,39 @@ func (a *app) runDev(ctx context.Context, cli *clientv3.Client, nc *nats.Conn, x
 	s := scheduler.New(a.schedulerConfig(), cli, nc, a.log, scheduler.WithMetrics(scheduler.NewMetrics(reg)))
 	x := executor.New(xcfg, cli, nc, a.log)
 	serve := a.apiRunner(cli, nc, ln, reg, a.printDevReady)
-	err := runAll(ctx, s.Run, x.Run, serve)
+	runX, serveLonger := apiOutlivesExecutor(x.Run, serve)
+	err := runAll(ctx, s.Run, runX, serveLonger)
 	fmt.Fprintln(a.stdout, "stopped")
 	return err
+}
+
+// apiLinger is how long dev's API answers after its executor stopped: a
+// few polls of `aion run --wait`, which then sees how its run ended.
+const apiLinger = 2 * time.Second
+
+// apiOutlivesExecutor makes serve go on when dev stops until the executor
+// has stopped its runs (SIGTERM, SIGKILL after the grace) and recorded
+// them, and apiLinger more, so clients following a run see its end.
+func apiOutlivesExecutor(runX, serve func(context.Context) error) (func(context.Context) error, func(context.Context) error) {
+	stopped := make(chan struct{})
+	wrappedX := func(ctx context.Context) error {
+		defer close(stopped)
+		return runX(ctx)
+	}
+	wrappedServe := func(ctx context.Context) error {
+		serveCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		go func() {
+			<-stopped
+			select {
+			case <-time.After(apiLinger):
+			case <-serveCtx.Done():
+			}
+			cancel()
+		}()
+		return serve(serveCtx)
+	}
+	return wrappedX, wrappedServe
 }
 
 // printEvents prints every fire state change, so dev runs are visible.

@@ -90,10 +90,13 @@ func (a *app) waitRun(ctx context.Context, c *api.Client, fire, format string) e
 		return err
 	}
 	f, err := a.followAttempts(ctx, c, id, out, headers)
-	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("stopped waiting; %s goes on (aion logs -f %s)", id, id)
-		}
+	var gone *api.ServerGoneError
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return fmt.Errorf("stopped waiting; %s goes on (aion logs -f %s)", id, id)
+	case errors.As(err, &gone):
+		return &exitError{code: exitAion, err: fmt.Errorf("%w; once the API is back, aion logs -f %s shows how it ends", gone, id)}
+	case err != nil:
 		return err
 	}
 	if format == formatJSON {

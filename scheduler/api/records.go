@@ -192,4 +192,8 @@ type Node struct {
 	Labels    map[string]string `json:"labels,omitempty"`
 	Slots     int               `json:"slots"`
 	StartedAt time.Time         `json:"started_at"`
+	// Lock is the node lock the executor holds ("host:path" of its
+	// output directory's .aion-node.lock); PID is the executor's process.
+	Lock string `json:"lock,omitempty"`
+	PID  int    `json:"pid,omitempty"`
 }

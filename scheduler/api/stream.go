@@ -15,6 +15,9 @@ const (
 	// DefaultSlowPlan is how long a requested run may go unplanned before
 	// a followed stream says it waits for the leader.
 	DefaultSlowPlan = 5 * time.Second
+	// DefaultServerGone is how long a followed stream asks again after the
+	// API stopped answering (a restarted `aion dev` is back within it).
+	DefaultServerGone = 10 * time.Second
 )
 
 // StreamOptions say how StreamLog reads a fire's output.
@@ -30,9 +33,38 @@ type StreamOptions struct {
 	// Attempt, when not 0, reads that attempt alone (1 is the first): the
 	// stream ends with it, also when a retry follows.
 	Attempt int
-	// PollEvery and SlowPlan default to DefaultPollEvery and DefaultSlowPlan.
-	PollEvery, SlowPlan time.Duration
+	// PollEvery, SlowPlan and ServerGone default to DefaultPollEvery,
+	// DefaultSlowPlan and DefaultServerGone. ServerGone is how long a
+	// followed stream that had answers keeps asking once the API stops
+	// answering; then it fails with a *ServerGoneError.
+	PollEvery, SlowPlan, ServerGone time.Duration
 }
+
+// ServerGoneError says that the API stopped answering while a stream
+// followed a fire, and how the fire was last seen.
+type ServerGoneError struct {
+	URL  string // the API's base URL
+	Fire FireID
+	// Last is the last answer about the fire's output (its State, Node and
+	// Attempt); a zero State means none came.
+	Last LogChunk
+	Err  error // what the transport reported
+}
+
+func (e *ServerGoneError) Error() string {
+	msg := fmt.Sprintf("the Aion API at %s stopped answering while following %s (did the server stop?)", e.URL, e.Fire)
+	if e.Last.State == "" {
+		return msg
+	}
+	msg += fmt.Sprintf("; the run was last seen %s", e.Last.State)
+	if e.Last.Node != "" {
+		msg += " on " + e.Last.Node
+	}
+	return msg + fmt.Sprintf(" (attempt %d)", e.Last.Attempt)
+}
+
+// Unwrap returns the transport's error.
+func (e *ServerGoneError) Unwrap() error { return e.Err }
 
 // StreamResult is what StreamLog saw.
 type StreamResult struct {
@@ -52,6 +84,13 @@ type stream struct {
 	noted  map[string]bool
 	offset int64
 	start  time.Time
+	// answered is set by the first answer; last is the latest log answer
+	// (without its data); goneSince is when the API stopped answering
+	// (zero while it answers).
+	answered  bool
+	last      LogChunk
+	goneSince time.Time
+	attempt   int // the attempt whose output is followed (0: none yet)
 }
 
 // StreamLog writes a fire's output to w from its start, following retries
@@ -64,26 +103,27 @@ func (c *Client) StreamLog(ctx context.Context, id FireID, w io.Writer, opt Stre
 	if opt.SlowPlan <= 0 {
 		opt.SlowPlan = DefaultSlowPlan
 	}
+	if opt.ServerGone <= 0 {
+		opt.ServerGone = DefaultServerGone
+	}
 	s := &stream{c: c, id: id, w: w, opt: opt, noted: make(map[string]bool), start: time.Now()}
-	attempt := 0
 	for {
-		chunk, err := c.LogAttempt(ctx, id, opt.Attempt, s.offset)
-		if err == nil {
-			if attempt != 0 && chunk.Attempt != attempt {
-				s.note(fmt.Sprintf("attempt %d", chunk.Attempt), "%s: attempt %d", id, chunk.Attempt)
-				attempt, s.offset = chunk.Attempt, 0
-				continue
+		res, next, err := s.step(ctx)
+		if err != nil {
+			handled, gone := s.serverGone(err)
+			switch {
+			case !handled:
+				return res, err
+			case gone != nil:
+				return res, gone
 			}
-			attempt = chunk.Attempt
-			done, more, err := s.write(ctx, chunk)
-			if err != nil || done != nil {
-				return derefResult(done), err
-			}
-			if more {
-				continue
-			}
-		} else if res, stop, err := s.refused(ctx, err); stop {
-			return res, err
+			next = stepWait // no answer: ask again
+		}
+		switch next {
+		case stepDone:
+			return res, nil
+		case stepAgain:
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -91,6 +131,72 @@ func (c *Client) StreamLog(ctx context.Context, id FireID, w io.Writer, opt Stre
 		case <-time.After(opt.PollEvery):
 		}
 	}
+}
+
+// What a stream does after a step.
+type stepNext int
+
+const (
+	stepWait  stepNext = iota // ask again after PollEvery
+	stepAgain                 // ask again at once
+	stepDone                  // the stream is done
+)
+
+// step asks for the output from the offset and writes what comes.
+func (s *stream) step(ctx context.Context) (StreamResult, stepNext, error) {
+	chunk, err := s.c.LogAttempt(ctx, s.id, s.opt.Attempt, s.offset)
+	if err != nil {
+		res, stop, err := s.refused(ctx, err)
+		if stop || err != nil {
+			return res, stepDone, err
+		}
+		return res, stepWait, nil
+	}
+	s.answer()
+	if s.attempt != 0 && chunk.Attempt != s.attempt {
+		s.note(fmt.Sprintf("attempt %d", chunk.Attempt), "%s: attempt %d", s.id, chunk.Attempt)
+		s.attempt, s.offset = chunk.Attempt, 0
+		return StreamResult{}, stepAgain, nil
+	}
+	s.attempt, s.last = chunk.Attempt, LogChunk{Fire: chunk.Fire, State: chunk.State, Node: chunk.Node, Attempt: chunk.Attempt}
+	done, more, err := s.write(ctx, chunk)
+	switch {
+	case err != nil:
+		return derefResult(done), stepDone, err
+	case done != nil:
+		return *done, stepDone, nil
+	case more:
+		return StreamResult{}, stepAgain, nil
+	}
+	return StreamResult{}, stepWait, nil
+}
+
+// answer notes that the API answered, and says so if it had stopped.
+func (s *stream) answer() {
+	s.answered = true
+	if !s.goneSince.IsZero() {
+		s.goneSince = time.Time{}
+		s.note("back", "the Aion API answers again; following %s", s.id)
+	}
+}
+
+// serverGone handles a request of a followed stream that got no answer
+// after earlier ones did: handled is false for any other error. While the
+// API has been silent for less than ServerGone the stream asks again (gone
+// is nil); then gone is the *ServerGoneError to end with.
+func (s *stream) serverGone(err error) (handled bool, gone error) {
+	var ue *UnreachableError
+	if !s.opt.Follow || !s.answered || !errors.As(err, &ue) {
+		return false, nil
+	}
+	if s.goneSince.IsZero() {
+		s.goneSince = time.Now()
+		s.note("gone", "the Aion API at %s stopped answering (did the server stop?); asking again for %s", ue.URL, s.opt.ServerGone)
+	}
+	if time.Since(s.goneSince) < s.opt.ServerGone {
+		return true, nil
+	}
+	return true, &ServerGoneError{URL: ue.URL, Fire: s.id, Last: s.last, Err: ue.Err}
 }
 
 func derefResult(r *StreamResult) StreamResult {

@@ -94,7 +94,7 @@ func apiJobState(st store.JobState) api.JobState {
 }
 
 func apiNode(n store.Node) api.Node {
-	return api.Node{ID: n.ID, Labels: n.Labels, Slots: n.Slots, StartedAt: n.StartedAt}
+	return api.Node{ID: n.ID, Labels: n.Labels, Slots: n.Slots, StartedAt: n.StartedAt, Lock: n.Lock, PID: n.PID}
 }
 
 func apiApplyResult(r store.ApplyResult) api.ApplyResult {

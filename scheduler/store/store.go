@@ -330,6 +330,12 @@ type Node struct {
 	Labels    map[string]string `json:"labels,omitempty"`
 	Slots     int               `json:"slots"`
 	StartedAt time.Time         `json:"started_at"`
+	// Lock names the lock the executor holds for the node's life ("host:
+	// path"): a successor holding the same lock knows this executor is
+	// dead and takes the registration over without waiting for its lease.
+	Lock string `json:"lock,omitempty"`
+	// PID is the executor's process ID.
+	PID int `json:"pid,omitempty"`
 }
 
 // Labels executors set on their registration.

@@ -1,0 +1,86 @@
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// lockFileName is the node's lock in its state (output) directory.
+const lockFileName = ".aion-node.lock"
+
+// nodeLock is an exclusive flock on the node's lock file, held for the
+// executor's life. The kernel drops it when the process dies, however it
+// dies, so whoever gets it knows the executor that held it before on this
+// host is gone. The file holds the holder's PID, for the error a second
+// executor gets and for the records of the runs a dead holder left.
+type nodeLock struct {
+	file *os.File
+	// id names the lock across hosts: host name and the file's absolute
+	// path. Registrations carry it (store.Node.Lock), so a successor knows
+	// a registration is its dead predecessor's.
+	id string
+	// predecessor is the PID the file held when the lock was taken: the
+	// last holder, now dead (0 if unknown or none).
+	predecessor int
+}
+
+// lockNode takes the lock in dir, or fails at once naming the live holder.
+// The descriptor is close-on-exec, so runs never inherit it.
+func lockNode(dir string) (*nodeLock, error) {
+	abs, err := filepath.Abs(filepath.Join(dir, lockFileName))
+	if err != nil {
+		return nil, fmt.Errorf("executor lock: %w", err)
+	}
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("executor lock: %w", err)
+	}
+	last := lockHolder(f)
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("executor: %s is in use by another live executor (PID %d, holding %s); give each executor its own output directory", dir, last, abs)
+		}
+		return nil, fmt.Errorf("executor lock %s: %w", abs, err)
+	}
+	if err := writePID(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("executor lock %s: %w", abs, err)
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("executor lock: host name: %w", err)
+	}
+	return &nodeLock{file: f, id: host + ":" + abs, predecessor: last}, nil
+}
+
+// lockHolder reads the PID in the lock file (0 if none).
+func lockHolder(f *os.File) int {
+	buf := make([]byte, 32)
+	n, err := f.ReadAt(buf, 0)
+	if n == 0 && err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(buf[:n])))
+	if err != nil {
+		return 0
+	}
+	return pid
+}
+
+func writePID(f *os.File) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return err
+}
+
+// release drops the lock (the file stays for the next holder).
+func (l *nodeLock) release() error { return l.file.Close() }
