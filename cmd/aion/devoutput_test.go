@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aionsched/aion/cmd/harness/clustertest"
 )
 
 // runDevUntilOutput runs aion dev with args and a job running command
@@ -54,6 +56,7 @@ func runDevUntilOutput(t *testing.T, want, command string, args ...string) strin
 // executor.output_dir (it says it ignores it); --output-dir on the command
 // line wins.
 func TestDev_DataDirOwnsTheOutputUnlessOutputDirIsGiven(t *testing.T) {
+	clustertest.SkipShort(t, "starts aion dev or waits for a server to go")
 	t.Chdir(t.TempDir())
 	elsewhere := filepath.Join(t.TempDir(), "elsewhere")
 	config := writeFile(t, t.TempDir(), "aion.yaml", "executor:\n  output_dir: "+elsewhere+"\n")
@@ -80,6 +83,7 @@ func TestDev_DataDirOwnsTheOutputUnlessOutputDirIsGiven(t *testing.T) {
 // TestDev_OutputLimitFlagCapsEveryRun: --output-limit (executor.output_limit)
 // caps the output file of runs whose job sets no output_limit.
 func TestDev_OutputLimitFlagCapsEveryRun(t *testing.T) {
+	clustertest.SkipShort(t, "starts aion dev or waits for a server to go")
 	t.Chdir(t.TempDir())
 	data := filepath.Join(t.TempDir(), "data")
 	runDevUntilOutput(t, filepath.Join(data, "output"), "head -c 5000 /dev/zero | tr '\\0' x", "--data-dir", data, "--output-limit", "1KiB")

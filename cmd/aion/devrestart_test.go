@@ -4,12 +4,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aionsched/aion/cmd/harness/clustertest"
 )
 
 // TestDev_RestartKeepsJobsAppliedByHand: `aion dev --jobs DIR` prunes only
 // the jobs of DIR's apply set, so a job applied with `aion apply` while it
 // ran is still there after a restart.
 func TestDev_RestartKeepsJobsAppliedByHand(t *testing.T) {
+	clustertest.SkipShort(t, "starts aion dev or waits for a server to go")
 	jobs, other, data := t.TempDir(), t.TempDir(), t.TempDir()
 	writeJobs(t, jobs, map[string]string{"jobs.yaml": "jobs:\n  - name: a\n    schedule: manual\n    command: echo a\n  - name: b\n    schedule: manual\n    command: echo b\n"})
 	writeJobs(t, other, map[string]string{"extra.yaml": "name: extra\nschedule: manual\ncommand: echo extra\n"})

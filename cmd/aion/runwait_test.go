@@ -19,6 +19,7 @@ import (
 // that the server stopped answering and how the run was last seen, not
 // that it cannot reach the API.
 func TestClient_RunWaitSaysTheServerStopped(t *testing.T) {
+	clustertest.SkipShort(t, "starts aion dev or waits for a server to go")
 	requireClientCommands(t)
 	c := clustertest.Start(t)
 	c.StartScheduler(t, "s1")
@@ -71,6 +72,7 @@ func TestClient_RunWaitSaysTheServerStopped(t *testing.T) {
 // SIGTERM at once, and the API answers until its end is recorded, so the
 // client exits with the run's exit code and says how it ended.
 func TestDev_CtrlCLetsRunWaitSeeHowItsRunEnded(t *testing.T) {
+	clustertest.SkipShort(t, "starts aion dev or waits for a server to go")
 	requireClientCommands(t)
 	jobs := t.TempDir()
 	writeJobs(t, jobs, map[string]string{"long.yaml": "name: long\nschedule: manual\ncommand: echo started; sleep 60\n"})
