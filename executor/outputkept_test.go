@@ -3,6 +3,7 @@ package executor_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -231,4 +232,31 @@ container: {image: %s, pull: never, network: none}
 		t.Errorf("output file %q: %s, mode %v (%v); want 20 bytes, 0600", f.OutputPath, sizeOf(info, err), modeOf(info), err)
 	}
 	waitNoContainers(t, node)
+}
+
+// TestExecutor_OutputOnAFullDiskIsInTheRecord: an output disk that fills
+// up while a run writes does not fail the run, and its record says its
+// output was not kept whole, with the disk's error; the tail is still the
+// end of what it printed. The disk is a 256 KiB tmpfs, which needs the
+// right to mount.
+func TestExecutor_OutputOnAFullDiskIsInTheRecord(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (%v: %s); TestExecutor_OutputNotKeptIsInTheRecord covers output that cannot be kept", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	t.Parallel()
+	c := clustertest.Start(t)
+	startExecutorWith(t, c, dir, 0)
+	f := runOnce(t, c, "full", "head -c 600000 /dev/zero | tr '\\0' x; echo; echo the-end")
+	if f.State != store.FireSucceeded || !strings.Contains(f.OutputError, "no space left on device") {
+		t.Errorf("state %s, output error %q; want succeeded, and an error saying the disk is full", f.State, f.OutputError)
+	}
+	if !strings.HasSuffix(f.OutputTail, "the-end\n") {
+		t.Errorf("tail ends %q; want the end of what the run printed", f.OutputTail[max(len(f.OutputTail)-40, 0):])
+	}
 }
