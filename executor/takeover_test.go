@@ -2,7 +2,6 @@ package executor_test
 
 import (
 	"context"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,20 +17,6 @@ import (
 	"github.com/aionsched/aion/scheduler/api"
 	"github.com/aionsched/aion/scheduler/store"
 )
-
-// freeAddr returns a local address nothing listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
 
 func writeJob(t *testing.T, dir, name, yamlText string) {
 	t.Helper()
@@ -82,7 +67,7 @@ func TestTakeover_DevComesBackAfterSIGKILL(t *testing.T) {
 	data, jobs, runs := t.TempDir(), t.TempDir(), runlog.File(t)
 	writeJob(t, jobs, "long", "name: long\nschedule: manual\ncommand: "+quote(runlog.Command(runs, "sleep 120"))+"\n")
 	writeJob(t, jobs, "short", "name: short\nschedule: manual\ncommand: "+quote(runlog.Command(runs, "sleep 2"))+"\n")
-	addr := freeAddr(t)
+	addr := clustertest.FreeAddr(t)
 	dev := clustertest.StartProcess(t, bin, "dev", "dev", "--data-dir", data, "--jobs", jobs, "--listen", addr, "--grace", "1s")
 	cl, err := api.NewClient("http://"+addr, nil)
 	if err != nil {

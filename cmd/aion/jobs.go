@@ -54,19 +54,7 @@ func listJobs(ctx context.Context, c *api.Client, q api.JobQuery) (api.JobList, 
 	if q.Limit != 0 {
 		return c.ListJobsPage(ctx, q)
 	}
-	q.Limit = api.DefaultJobLimit
-	var all api.JobList
-	for {
-		page, err := c.ListJobsPage(ctx, q)
-		if err != nil {
-			return all, err
-		}
-		all.Jobs = append(all.Jobs, page.Jobs...)
-		if page.Next == "" {
-			return all, nil
-		}
-		q.After = page.Next
-	}
+	return c.ListAllJobs(ctx, q)
 }
 
 func (a *app) printJobs(list api.JobList) error {

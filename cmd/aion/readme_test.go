@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -259,7 +258,7 @@ func TestREADME_ExamplesWorkAgainstAionDev(t *testing.T) {
 			t.Fatalf("README example %q (%s) has no entry in readmeChecks", ex.line, ex.key)
 		}
 	}
-	r := &readmeRun{t: t, root: root, bin: clustertest.BuildAion(t), addr: freeAddr(t)}
+	r := &readmeRun{t: t, root: root, bin: clustertest.BuildAion(t), addr: clustertest.FreeAddr(t)}
 	clustertest.StartProcess(t, r.bin, "aion-dev", "dev", "--data-dir", t.TempDir(), "--listen", r.addr,
 		"--jobs", filepath.Join(root, "testdata", "jobs"))
 	r.c, err = api.NewClient("http://"+r.addr, &http.Client{Timeout: api.DefaultTimeout})
@@ -283,18 +282,4 @@ func TestREADME_ExamplesWorkAgainstAionDev(t *testing.T) {
 			check.check(r, stdout, stderr)
 		}
 	}
-}
-
-// freeAddr returns a local address no one listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }

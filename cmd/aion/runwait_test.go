@@ -76,7 +76,7 @@ func TestDev_CtrlCLetsRunWaitSeeHowItsRunEnded(t *testing.T) {
 	requireClientCommands(t)
 	jobs := t.TempDir()
 	writeJobs(t, jobs, map[string]string{"long.yaml": "name: long\nschedule: manual\ncommand: echo started; sleep 60\n"})
-	addr := freeAddr(t)
+	addr := clustertest.FreeAddr(t)
 	devCtx, ctrlC := context.WithCancel(t.Context())
 	defer ctrlC()
 	devDone := make(chan int, 1)

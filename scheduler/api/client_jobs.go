@@ -43,8 +43,16 @@ func (c *Client) Apply(ctx context.Context, files []File, opt ApplyOptions) (App
 // ListJobs lists every stored job, sorted by name, reading them page by
 // page (ListJobsPage).
 func (c *Client) ListJobs(ctx context.Context) (JobList, error) {
+	return c.ListAllJobs(ctx, JobQuery{Limit: MaxJobLimit})
+}
+
+// ListAllJobs lists every job that q's filters select, from q.After on,
+// reading pages of q.Limit jobs (DefaultJobLimit when 0) until the last.
+func (c *Client) ListAllJobs(ctx context.Context, q JobQuery) (JobList, error) {
+	if q.Limit == 0 {
+		q.Limit = DefaultJobLimit
+	}
 	var all JobList
-	q := JobQuery{Limit: MaxJobLimit}
 	for {
 		page, err := c.ListJobsPage(ctx, q)
 		if err != nil {

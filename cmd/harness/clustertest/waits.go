@@ -9,6 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/aionsched/aion/cmd/harness/embedded"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -214,4 +215,15 @@ func JSON(t testing.TB, v any) []byte {
 		t.Fatalf("encode %T: %v", v, err)
 	}
 	return data
+}
+
+// FreeAddr returns a loopback host:port nothing listened on a moment ago,
+// for a process the test starts with an address of its own.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	addr, err := embedded.FreeAddr()
+	if err != nil {
+		t.Fatalf("free address: %v", err)
+	}
+	return addr
 }
