@@ -37,8 +37,7 @@ func startDockerExecutor(t *testing.T, c *clustertest.Cluster, node string, mode
 	cfg.NodeID, cfg.Slots, cfg.Docker = node, 4, mode
 	cfg.OutputDir = t.TempDir()
 	cfg.Grace = time.Second
-	clustertest.RunUntilCleanup(t, executor.New(cfg, c.Etcd, c.NATS, c.Log).Run, "")
-	return c.WaitRegistered(t, node)
+	return c.StartExecutorWith(t, cfg)
 }
 
 // waitContainerRunning waits for node's one container to be started.

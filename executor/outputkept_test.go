@@ -26,8 +26,7 @@ func startExecutorWith(t *testing.T, c *clustertest.Cluster, outputDir string, l
 	if limit > 0 {
 		cfg.OutputLimit = limit
 	}
-	clustertest.RunUntilCleanup(t, executor.New(cfg, c.Etcd, c.NATS, c.Log).Run, "")
-	c.WaitRegistered(t, "a")
+	c.StartExecutorWith(t, cfg)
 }
 
 // TestExecutor_OutputPastTheLimitIsTruncatedAndTheRecordSaysSo: past the

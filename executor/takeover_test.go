@@ -199,8 +199,7 @@ func TestTakeover_ALiveExecutorIsNeverTakenOver(t *testing.T) {
 	dir := t.TempDir()
 	cfg := executor.DefaultConfig()
 	cfg.NodeID, cfg.OutputDir = "a", dir
-	clustertest.RunUntilCleanup(t, executor.New(cfg, c.Etcd, c.NATS, c.Log).Run, "")
-	first := c.WaitRegistered(t, "a")
+	first := c.StartExecutorWith(t, cfg)
 
 	// A Run that does not fail goes on until this context ends.
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

@@ -164,6 +164,14 @@ func (c *Cluster) StartExecutor(t testing.TB, id string, slots int, labels map[s
 	RunUntilCleanup(t, executor.New(cfg, c.Etcd, c.NATS, c.Log).Run, "")
 }
 
+// StartExecutorWith runs an executor configured by cfg until the test ends
+// and returns its registration once it is there.
+func (c *Cluster) StartExecutorWith(t testing.TB, cfg executor.Config) store.Node {
+	t.Helper()
+	RunUntilCleanup(t, executor.New(cfg, c.Etcd, c.NATS, c.Log).Run, "")
+	return c.WaitRegistered(t, cfg.NodeID)
+}
+
 // RunUntilCleanup runs run in a goroutine until the test ends, then cancels
 // its context and waits for it. An error fails the test unless it contains
 // expectedErr (when that is not empty).
