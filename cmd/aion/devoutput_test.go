@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,35 +19,15 @@ func runDevUntilOutput(t *testing.T, want, command string, args ...string) strin
 	t.Helper()
 	jobs := t.TempDir()
 	writeFile(t, jobs, "tick.yaml", "name: tick\nschedule: \"* * * * * *\"\ncron_seconds: true\ncommand: "+strconv.Quote(command)+"\n")
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	done := make(chan int)
-	go func() {
-		done <- run(ctx, append([]string{"dev", "--jobs", jobs, "--listen", "127.0.0.1:0", "--docker", "off"}, args...), &stdout, &stderr)
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	d := startDev(t, append([]string{"--jobs", jobs, "--docker", "off"}, args...)...)
+	clustertest.WaitFor(t, 20*time.Second, "two output files of tick under "+want, func() bool {
 		files, err := filepath.Glob(filepath.Join(want, "tick", "*.log"))
-		if err == nil && len(files) >= 2 {
-			break
-		}
-		select {
-		case code := <-done:
-			cancel()
-			t.Fatalf("dev exited %d before any output file of tick under %s\nstdout:\n%s\nstderr:\n%s", code, want, stdout.String(), stderr.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			t.Fatalf("no output file of tick under %s after 20s\nstdout:\n%s\nstderr:\n%s", want, stdout.String(), stderr.String())
-		}
+		return err == nil && len(files) >= 2
+	})
+	if code := d.stop(t); code != 0 {
+		t.Errorf("dev exited %d\nstderr:\n%s", code, d.stderr)
 	}
-	cancel()
-	if code := <-done; code != 0 {
-		t.Errorf("dev exited %d\nstderr:\n%s", code, stderr.String())
-	}
-	return stderr.String()
+	return d.stderr.String()
 }
 
 // TestDev_DataDirOwnsTheOutputUnlessOutputDirIsGiven: aion dev keeps runs'

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aionsched/aion/cmd/harness/clustertest"
 )
@@ -52,22 +50,15 @@ func TestDev_PrintsWarningsAndStarts(t *testing.T) {
 	clustertest.SkipShort(t, "starts aion dev")
 	jobs := t.TempDir()
 	writeJobs(t, jobs, map[string]string{"backup.yaml": percentJob})
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"dev", "--jobs", jobs, "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0"}, &stdout, &stderr)
-	}()
-	clustertest.WaitFor(t, time.Minute, "aion dev to load its job and serve its API", func() bool {
-		out := stdout.String()
-		return strings.Contains(out, "1 job loaded") && strings.Contains(out, "API at http://")
-	})
-	// Serving its API shows dev went on past the warning. (Its exit code
-	// is not checked: stopped while its executor still registers, dev
-	// exits 1, which is another matter.)
-	cancel()
-	<-done
+	d := startDev(t, "--jobs", jobs)
+	// Serving its API shows dev went on past the warning.
+	if !strings.Contains(d.stdout.String(), "1 job loaded") {
+		t.Errorf("dev: stdout %q does not list the job as loaded", d.stdout)
+	}
+	if code := d.stop(t); code != 0 {
+		t.Errorf("dev exited %d\nstderr:\n%s", code, d.stderr)
+	}
+	stderr := d.stderr
 	if !strings.Contains(stderr.String(), percentWarning) {
 		t.Errorf("dev: stderr %q lacks the warning %q", stderr.String(), percentWarning)
 	}
