@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -239,6 +240,12 @@ func (in *intents) backfill(ctx context.Context, id store.FireID, req store.Requ
 	}
 	now := in.now()
 	times, _ := jobspec.Between(e.sched, req.Backfill.From, req.Backfill.To, store.MaxBackfill)
+	// Times from the job's next planned time on are the schedule's: a fire
+	// created for one here would make planning meet it (create-if-absent)
+	// and stop that job's planning.
+	if !e.next.IsZero() {
+		times = slices.DeleteFunc(times, func(t time.Time) bool { return !t.Before(e.next) })
+	}
 	var created []*openFire
 	for first := true; first || len(times) > 0; first = false {
 		chunk := times[:min(len(times), maxFiresPerTxn)]

@@ -238,6 +238,10 @@ func (s *Server) backfillJob(w http.ResponseWriter, r *http.Request) error {
 	if more {
 		return errorf(http.StatusBadRequest, "the range holds more than %d nominal times; backfill it in parts", store.MaxBackfill)
 	}
+	// Times still to come are the schedule's to plan, not the backfill's
+	// (the leader leaves every time from the job's next planned one on).
+	now := s.now()
+	times = slices.DeleteFunc(times, func(t time.Time) bool { return t.After(now) })
 	// One read of the job's fire keys (bounded by history retention), not
 	// one per time: a range may hold store.MaxBackfill times.
 	fireKeys, err := s.etcd.Get(ctx, s.keys.JobFires(name), clientv3.WithPrefix(), clientv3.WithKeysOnly())
