@@ -51,9 +51,6 @@ func (o *openFires) isOpen(id store.FireID) bool { _, ok := o.byID[id]; return o
 // len is the number of open fires.
 func (o *openFires) len() int { return len(o.byID) }
 
-// ofJob returns job's open fires (do not change the map).
-func (o *openFires) ofJob(job string) map[store.FireID]*openFire { return o.byJob[job] }
-
 // observe tracks a fire record seen in etcd (loaded or watched); it
 // returns the fire when it is final and its effects still have to be
 // recorded (not yet processed).

@@ -15,9 +15,12 @@ import (
 // assigned to it in etcd (planned or running), so a burst of dispatches
 // counts at once, before any report. reserve and release are the only
 // writers of those counts: the open-fire table reserves a slot for each
-// open fire and releases it when the fire closes, and a transaction being
-// built reserves the slots of its fires until it is done, so that they
-// spread over the nodes.
+// open fire and releases it when the fire closes, and the planner and the
+// waiting queue reserve the slots of the fires of a transaction they
+// build until it is done, so that many fires at once spread over the
+// nodes. (Dependent fires, backfills and revived paused times are placed
+// without that: a backfill chunk may lean on one node until its fires
+// count.)
 type placement struct {
 	nodes    map[string]*nodeInfo
 	ids      []string       // the keys of nodes, sorted: choose's order

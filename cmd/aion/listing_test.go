@@ -97,6 +97,7 @@ func TestClient_JobsFiltersPagesAndShowsPaused(t *testing.T) {
 		want string
 	}{
 		{[]string{"jobs", "--state", "bogus"}, "state"},
+		{[]string{"jobs", "--state", "running"}, "state"}, // not a last result: no job would match
 		{[]string{"jobs", "--name", "["}, "name"},
 		{[]string{"jobs", "--label", "team"}, "label"},
 	} {

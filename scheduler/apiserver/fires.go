@@ -251,7 +251,7 @@ func recordLogNote(id store.FireID, f store.Fire) (string, error) {
 // output from offset on, within logTimeout.
 func (s *Server) askLog(ctx context.Context, id store.FireID, f store.Fire, offset int64) (store.LogChunk, error) {
 	var nodeChunk store.LogChunk
-	if !validNode(f.Node) {
+	if !store.ValidNodeID(f.Node) {
 		// Executors refuse such IDs; this record was not written by Aion.
 		return nodeChunk, errorf(http.StatusBadGateway, "fire %s names executor %q, which is not a valid node ID: its output cannot be asked for", id, f.Node)
 	}
@@ -276,21 +276,6 @@ func (s *Server) askLog(ctx context.Context, id store.FireID, f store.Fire, offs
 		return nodeChunk, errorf(http.StatusBadGateway, "executor %s sent a bad answer for the output of %s: %v", f.Node, id, err)
 	}
 	return nodeChunk, nil
-}
-
-// validNode reports whether a node ID is one NATS subject token as
-// executors require: letters, digits, '-' and '_' (no '.', '*', '>' or
-// white space, which would change the subject it is part of).
-func validNode(id string) bool {
-	if id == "" || len(id) > 63 {
-		return false
-	}
-	for _, c := range []byte(id) {
-		if !(c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return false
-		}
-	}
-	return true
 }
 
 // killFire asks the leader to stop an open fire: a planned one is

@@ -33,10 +33,12 @@ func parseJobQuery(r *http.Request) (jobQuery, error) {
 	v := r.URL.Query()
 	q := jobQuery{state: v.Get("state"), name: v.Get("name"), after: v.Get("after"), labels: map[string]string{}}
 	switch api.FireState(q.state) {
-	case "", "paused", "disabled", api.FirePlanned, api.FireRunning, api.FireSucceeded, api.FireFailed,
+	// A job's state records the result of its last run, which is always
+	// final: planned and running are not results.
+	case "", "paused", "disabled", api.FireSucceeded, api.FireFailed,
 		api.FireTimedOut, api.FireLost, api.FireSkipped, api.FireCancelled:
 	default:
-		return q, errorf(http.StatusBadRequest, "query parameter state=%q: want a fire state (succeeded, failed, timed_out, lost, skipped, cancelled, planned, running), paused or disabled", q.state)
+		return q, errorf(http.StatusBadRequest, "query parameter state=%q: want a last result (succeeded, failed, timed_out, lost, skipped, cancelled), paused or disabled", q.state)
 	}
 	if _, err := path.Match(q.name, ""); err != nil {
 		return q, errorf(http.StatusBadRequest, "query parameter name=%q: %v (want a glob: *, ?, [a-z])", q.name, err)
