@@ -25,5 +25,5 @@
 // scheduler), and job definitions are package jobspec's.
 //
 //	x := executor.New(cfg, etcdClient, natsConn, logger)
-//	err := x.Run(ctx) // until ctx ends; running jobs get cfg.Grace to finish
+//	err := x.Run(ctx) // until ctx ends; running jobs get SIGTERM, then SIGKILL after cfg.Grace
 package executor

@@ -86,15 +86,21 @@ func readExitFile(path string, into map[string]exitEntry) error {
 	return nil
 }
 
-// openExitJournal starts a new journal in dir; what the predecessor wrote
-// becomes the previous generation.
+// openExitJournal appends to the journal in dir. What a predecessor wrote
+// stays (the newest entry of an attempt wins when it is read), so an
+// executor that dies before it has settled its predecessor's runs leaves
+// them to the next one; the file is rotated only by size.
 func openExitJournal(dir string) (*exitJournal, error) {
 	j := &exitJournal{path: filepath.Join(dir, exitJournalName)}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if err := j.rotate(); err != nil {
-		return nil, err
+	f, err := os.OpenFile(j.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open exit journal: %w", err)
 	}
+	info, err := f.Stat()
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open exit journal: %w", err), f.Close())
+	}
+	j.file, j.size = f, info.Size()
 	return j, nil
 }
 
@@ -110,7 +116,7 @@ func (j *exitJournal) rotate() error {
 	if err := os.Rename(j.path, j.path+".old"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("rotate exit journal: %w", err)
 	}
-	f, err := os.OpenFile(j.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(j.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("open exit journal: %w", err)
 	}

@@ -20,9 +20,12 @@ const lockFileName = ".aion-node.lock"
 // executor gets and for the records of the runs a dead holder left.
 type nodeLock struct {
 	file *os.File
-	// id names the lock across hosts: host name and the file's absolute
-	// path. Registrations carry it (store.Node.Lock), so a successor knows
-	// a registration is its dead predecessor's.
+	// id names the lock across hosts: host name, the file's absolute path,
+	// and its device and inode, so that two hosts (or containers) with the
+	// same host name and path but files of their own, whose locks do not
+	// exclude each other, never take each other's registration.
+	// Registrations carry it (store.Node.Lock), so a successor knows a
+	// registration is its dead predecessor's.
 	id string
 	// predecessor is the PID the file held when the lock was taken: the
 	// last holder, now dead (0 if unknown or none).
@@ -36,7 +39,7 @@ func lockNode(dir string) (*nodeLock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("executor lock: %w", err)
 	}
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("executor lock: %w", err)
 	}
@@ -57,7 +60,16 @@ func lockNode(dir string) (*nodeLock, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("executor lock: host name: %w", err)
 	}
-	return &nodeLock{file: f, id: host + ":" + abs, predecessor: last}, nil
+	info, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("executor lock %s: %w", abs, err)
+	}
+	id := host + ":" + abs
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		id += fmt.Sprintf("@%d:%d", st.Dev, st.Ino)
+	}
+	return &nodeLock{file: f, id: id, predecessor: last}, nil
 }
 
 // lockHolder reads the PID in the lock file (0 if none).

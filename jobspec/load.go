@@ -90,10 +90,13 @@ func Files(path string) ([]string, error) {
 		return nil, fmt.Errorf("reading directory: %w", err)
 	}
 	if len(files) == 0 {
-		return nil, errors.New("no *.yaml or *.yml job files in this directory")
+		return nil, ErrNoJobFiles
 	}
 	return files, nil
 }
+
+// ErrNoJobFiles is Files' error for a directory that holds no job files.
+var ErrNoJobFiles = errors.New("no *.yaml or *.yml job files in this directory")
 
 func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)

@@ -41,14 +41,16 @@ func (a *app) devJobs(jobsDir string, given bool) (jobs []*jobspec.Job, apply bo
 	return jobs, true, nil
 }
 
-// emptyDir reports whether path is a directory holding no job files.
+// emptyDir reports whether path is a directory holding no job files. A
+// directory that cannot be read is not empty: applying it as an empty set
+// would prune every job it applied before.
 func emptyDir(path string) bool {
 	info, err := os.Stat(path)
 	if err != nil || !info.IsDir() {
 		return false
 	}
 	_, err = jobspec.Files(path)
-	return err != nil
+	return errors.Is(err, jobspec.ErrNoJobFiles) // any other error is not "empty": loading reports it
 }
 
 // printDevJobs says what dev applied and lists the jobs, or says it
