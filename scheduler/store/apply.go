@@ -158,10 +158,12 @@ func Apply(ctx context.Context, cli *clientv3.Client, keys Keys, jobs []*jobspec
 	}
 	// Parents and children that this apply does not write are checked
 	// above as read: no job may change meanwhile.
-	guard := change{cmp: clientv3.Compare(clientv3.ModRevision(keys.Jobs()), "<", rev+1).WithPrefix()}
+	guard := graphGuard(keys, stored, jobs, rev)
 	ok, err := commitChanges(ctx, cli, append([]change{guard}, changes...))
 	if tooLarge(err) {
-		return res, commitChunks(ctx, cli, changes)
+		// The guard goes with the first part: nothing is written if the
+		// jobs changed since they were read.
+		return res, commitChunks(ctx, cli, append([]change{guard}, changes...))
 	}
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("apply %d changes in one transaction: %w", len(changes), err)
@@ -170,6 +172,28 @@ func Apply(ctx context.Context, cli *clientv3.Client, keys Keys, jobs []*jobspec
 		return ApplyResult{}, ErrConflict
 	}
 	return res, nil
+}
+
+// graphGuard is the compare that keeps the graph checked against the jobs
+// read at rev: no job was created or changed since (a compare on the
+// prefix), and no stored parent of an applied job was deleted (a compare
+// on each, as a deleted key has no revision the prefix compare could see).
+func graphGuard(keys Keys, stored map[string]storedJob, jobs []*jobspec.Job, rev int64) change {
+	g := change{cmp: clientv3.Compare(clientv3.ModRevision(keys.Jobs()), "<", rev+1).WithPrefix()}
+	applied := make(map[string]bool, len(jobs))
+	for _, j := range jobs {
+		applied[j.Name] = true
+	}
+	seen := make(map[string]bool)
+	for _, j := range jobs {
+		for _, p := range j.Parents {
+			if s, ok := stored[p]; ok && !applied[p] && !seen[p] {
+				seen[p] = true
+				g.guards = append(g.guards, clientv3.Compare(clientv3.ModRevision(keys.Job(p)), "=", s.rev))
+			}
+		}
+	}
+	return g
 }
 
 // CheckSetName says what is wrong with an apply set's name, if anything.
