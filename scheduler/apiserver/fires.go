@@ -29,9 +29,11 @@ func (s *Server) recentFires(ctx context.Context, job string, limit int) ([]stor
 }
 
 // newestFires returns up to limit fire records under prefix, newest first:
-// by PlannedAt, then by key. Only the records created last are read (twice
-// the limit, by create revision, which is the order the leader planned
-// them in), so a long history is not read whole.
+// by PlannedAt, then by key. It asks etcd for twice the limit by create
+// revision (the order the leader planned them in), which keeps the answer
+// small; but etcd sorts before it limits, so it reads every record under
+// prefix: for one job that is bounded by history retention, for all jobs
+// (listRecentFires) it is every job's history.
 func (s *Server) newestFires(ctx context.Context, prefix string, limit int) ([]store.Fire, error) {
 	resp, err := s.etcd.Get(ctx, prefix, clientv3.WithPrefix(),
 		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(int64(2*limit)))
