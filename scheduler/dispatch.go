@@ -84,11 +84,7 @@ func (d *dispatcher) stop(ctx context.Context, id store.FireID, reason string) e
 		}
 		cancelled := f
 		cancelled.State, cancelled.EndedAt, cancelled.Reason = store.FireCancelled, d.now().UTC(), "cancelled: "+reason
-		var t txn
-		if _, err := t.update(d.keys.Fire(id), rev, cancelled); err != nil {
-			return err
-		}
-		_, err := d.fence.commit(ctx, &t)
+		_, err := d.fence.rewriteFire(ctx, d.keys, cancelled, rev)
 		if !conflicted(err) {
 			return err
 		}

@@ -192,11 +192,7 @@ func (fn *finisher) process(ctx context.Context, id store.FireID) error {
 // markProcessed marks the record of a deleted job's fire processed.
 func (fn *finisher) markProcessed(ctx context.Context, f store.Fire, kv *mvccpb.KeyValue) error {
 	f.Processed = true
-	var t txn
-	if _, err := t.update(string(kv.Key), kv.ModRevision, f); err != nil {
-		return err
-	}
-	if _, err := fn.fence.commit(ctx, &t); err != nil && !conflicted(err) {
+	if _, err := fn.fence.rewriteFire(ctx, fn.keys, f, kv.ModRevision); err != nil && !conflicted(err) {
 		return err
 	}
 	delete(fn.pending, f.ID) // on a conflict the watch brings the newer record
@@ -391,12 +387,7 @@ func (fn *finisher) retry(ctx context.Context, e *jobEntry, f store.Fire, rev in
 	next.StartedAt, next.EndedAt, next.PID, next.ExitCode = time.Time{}, time.Time{}, 0, nil
 	next.OutputTail, next.OutputPath, next.OutputError = "", "", ""
 	next.OutputTruncated, next.OutputLimit = false, 0
-	var t txn
-	data, err := t.update(fn.keys.Fire(f.ID), rev, next)
-	if err != nil {
-		return err
-	}
-	newRev, err := fn.fence.commit(ctx, &t)
+	of, err := fn.fence.rewriteFire(ctx, fn.keys, next, rev)
 	if conflicted(err) {
 		return nil // the watch brings the newer record
 	}
@@ -405,15 +396,11 @@ func (fn *finisher) retry(ctx context.Context, e *jobEntry, f store.Fire, rev in
 	}
 	delete(fn.pending, f.ID)
 	fn.metrics.retries.Inc()
-	fn.fires.open(&openFire{fire: next, rev: newRev, record: data})
+	fn.fires.open(of)
 	fn.log.Info("retry planned", zap.Stringer("fire", f.ID), zap.Int("attempt", next.Attempt), zap.Duration("after", delay))
 	return nil
 }
 
 func (fn *finisher) exists(ctx context.Context, key string) (bool, error) {
-	resp, err := fn.etcd.Get(ctx, key, clientv3.WithCountOnly())
-	if err != nil {
-		return false, fmt.Errorf("read %s: %w", key, err)
-	}
-	return resp.Count > 0, nil
+	return keyExists(ctx, fn.etcd, key)
 }

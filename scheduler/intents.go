@@ -291,11 +291,9 @@ func (in *intents) backfillChunk(ctx context.Context, t *txn, e *jobEntry, id st
 			Backfill: id.Suffix, Parallel: req.Backfill.Parallel,
 		}
 		key := in.keys.Fire(f.ID)
-		resp, err := in.etcd.Get(ctx, key, clientv3.WithCountOnly())
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", key, err)
-		}
-		if resp.Count > 0 {
+		if exists, err := keyExists(ctx, in.etcd, key); err != nil {
+			return nil, err
+		} else if exists {
 			continue
 		}
 		f.Node, f.Reason = in.nodes.choose(e.policy, e.sels)

@@ -108,17 +108,9 @@ func (r *reconciler) markLost(ctx context.Context, of *openFire, now time.Time) 
 // it as written. When the record had changed, it returns nil and no error:
 // the watch brings the newer record, and the next round looks again.
 func (r *reconciler) rewrite(ctx context.Context, f store.Fire, rev int64) (*openFire, error) {
-	var t txn
-	data, err := t.update(r.keys.Fire(f.ID), rev, f)
-	if err != nil {
-		return nil, err
-	}
-	newRev, err := r.fence.commit(ctx, &t)
-	switch {
-	case conflicted(err):
+	of, err := r.fence.rewriteFire(ctx, r.keys, f, rev)
+	if conflicted(err) {
 		return nil, nil
-	case err != nil:
-		return nil, err
 	}
-	return &openFire{fire: f, rev: newRev, record: data}, nil
+	return of, err
 }

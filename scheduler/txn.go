@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aionsched/aion/scheduler/store"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -112,6 +113,30 @@ func (f *fence) commit(ctx context.Context, t *txn) (int64, error) {
 		return 0, errNotLeader
 	}
 	return 0, errConflict
+}
+
+// rewriteFire replaces the record of fire f if it is still at rev (fenced)
+// and returns it as written; errConflict when the record had changed.
+func (f *fence) rewriteFire(ctx context.Context, keys store.Keys, fire store.Fire, rev int64) (*openFire, error) {
+	var t txn
+	data, err := t.update(keys.Fire(fire.ID), rev, fire)
+	if err != nil {
+		return nil, err
+	}
+	newRev, err := f.commit(ctx, &t)
+	if err != nil {
+		return nil, err
+	}
+	return &openFire{fire: fire, rev: newRev, record: data}, nil
+}
+
+// keyExists reports whether key is stored (a count-only read: no value).
+func keyExists(ctx context.Context, etcd *clientv3.Client, key string) (bool, error) {
+	resp, err := etcd.Get(ctx, key, clientv3.WithCountOnly())
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", key, err)
+	}
+	return resp.Count > 0, nil
 }
 
 // conflicted reports whether err is a conflict, the one commit failure a
