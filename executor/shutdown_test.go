@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +63,7 @@ command: trap 'echo term > `+marker+`; exit 3' TERM; sleep 120 & wait
 	<-stopDone
 	f := c.MustFire(t, id)
 	if f.State != store.FireFailed || f.ExitCode == nil || *f.ExitCode != 3 || !strings.Contains(f.Reason, "executor stopped") {
-		t.Errorf("fire: %s, exit %s, reason %q; want failed with the job's exit 3 and a reason naming the stop", f.State, exitOf(f), f.Reason)
+		t.Errorf("fire: %s, exit %s, reason %q; want failed with the job's exit 3 and a reason naming the stop", f.State, exitCode(f), f.Reason)
 	}
 }
 
@@ -86,13 +85,6 @@ command: trap '' TERM; sleep 120
 	stop()
 	f := c.MustFire(t, id)
 	if f.State != store.FireFailed || f.ExitCode == nil || *f.ExitCode != 128+9 || !strings.Contains(f.Reason, "SIGKILL") {
-		t.Errorf("fire: %s, exit %s, reason %q; want failed, killed by SIGKILL after the grace", f.State, exitOf(f), f.Reason)
+		t.Errorf("fire: %s, exit %s, reason %q; want failed, killed by SIGKILL after the grace", f.State, exitCode(f), f.Reason)
 	}
-}
-
-func exitOf(f store.Fire) string {
-	if f.ExitCode == nil {
-		return "none"
-	}
-	return strconv.Itoa(*f.ExitCode)
 }

@@ -86,9 +86,9 @@ func parseFireID(prefix, arg string) (api.FireID, error) {
 	id, err := api.ParseFireID(arg)
 	switch {
 	case err != nil && prefix != "":
-		return api.FireID{}, &exitError{code: 2, err: fmt.Errorf("%s: %w", prefix, err)}
+		return api.FireID{}, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", prefix, err)}
 	case err != nil:
-		return api.FireID{}, &exitError{code: 2, err: err}
+		return api.FireID{}, &exitError{code: exitUsage, err: err}
 	}
 	return id, nil
 }

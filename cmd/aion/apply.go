@@ -46,7 +46,7 @@ func newApplyCommand(a *app) *cobra.Command {
 	cmd.RunE = a.clientRun(func(ctx context.Context, c *api.Client, args []string) error {
 		paths = append(args, paths...)
 		if len(paths) == 0 {
-			return &exitError{code: 2, err: errors.New("apply: name the job files or directories: aion apply PATH (or -f PATH)")}
+			return &exitError{code: exitUsage, err: errors.New("apply: name the job files or directories: aion apply PATH (or -f PATH)")}
 		}
 		opt.DefaultSet = applySetName(paths)
 		jobs, err := a.checkJobFiles(paths)
@@ -86,7 +86,7 @@ func (a *app) checkJobFiles(paths []string) ([]*jobspec.Job, error) {
 	jobs, list := jobspec.Read(paths...)
 	if len(list) > 0 {
 		fmt.Fprintln(a.stderr, list.Error())
-		return nil, &exitError{code: 1, err: fmt.Errorf("%s, nothing applied", countNoun(len(list), "problem"))}
+		return nil, &exitError{code: exitFailure, err: fmt.Errorf("%s, nothing applied", countNoun(len(list), "problem"))}
 	}
 	return jobs, nil
 }

@@ -96,7 +96,7 @@ func (a *app) executorConfig() (executor.Config, error) {
 	}
 	labels, err := parseLabels(a.cfg.Executor.Labels)
 	if err != nil {
-		return cfg, &exitError{code: 2, err: fmt.Errorf("--labels: %w", err)}
+		return cfg, &exitError{code: exitUsage, err: fmt.Errorf("--labels: %w", err)}
 	}
 	cfg.Labels = labels
 	cfg.Slots = a.cfg.Executor.Slots
@@ -105,12 +105,12 @@ func (a *app) executorConfig() (executor.Config, error) {
 	cfg.Grace = a.cfg.Executor.Grace
 	cfg.OutputRetention = a.cfg.Executor.OutputRetention
 	if cfg.OutputLimit, err = outputLimit(a.cfg.Executor.OutputLimit); err != nil {
-		return cfg, &exitError{code: 2, err: err}
+		return cfg, &exitError{code: exitUsage, err: err}
 	}
 	cfg.Docker = executor.DockerMode(a.cfg.Executor.Docker)
 	cfg.PullTimeout = a.cfg.Executor.PullTimeout
 	if err := cfg.Validate(); err != nil {
-		return cfg, &exitError{code: 2, err: err}
+		return cfg, &exitError{code: exitUsage, err: err}
 	}
 	return cfg, nil
 }

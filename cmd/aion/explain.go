@@ -32,16 +32,16 @@ func newExplainCommand(a *app) *cobra.Command {
 		RunE: func(_ *cobra.Command, args []string) error {
 			loc, err := time.LoadLocation(zone)
 			if err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("--tz: unknown time zone %q", zone)}
+				return &exitError{code: exitUsage, err: fmt.Errorf("--tz: unknown time zone %q", zone)}
 			}
 			start := time.Now().In(loc)
 			if from != "" {
 				if start, err = parseFrom(from, loc); err != nil {
-					return &exitError{code: 2, err: fmt.Errorf("--from: %w", err)}
+					return &exitError{code: exitUsage, err: fmt.Errorf("--from: %w", err)}
 				}
 			}
 			if count < 1 || count > 10_000 {
-				return &exitError{code: 2, err: fmt.Errorf("-n: want 1 to 10000, got %d", count)}
+				return &exitError{code: exitUsage, err: fmt.Errorf("-n: want 1 to 10000, got %d", count)}
 			}
 			s, err := jobspec.ParseSchedule(args[0], jobspec.Options{Location: loc, CronSeconds: seconds, Now: start})
 			if err != nil {

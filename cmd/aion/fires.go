@@ -26,7 +26,7 @@ func newHistoryCommand(a *app) *cobra.Command {
 	cmd.Flags().IntVarP(&n, "count", "n", api.DefaultFireLimit, fmt.Sprintf("how many fires to list (1 to %d)", api.MaxFireLimit))
 	cmd.RunE = a.clientRun(func(ctx context.Context, c *api.Client, args []string) error {
 		if n < 1 || n > api.MaxFireLimit {
-			return &exitError{code: 2, err: fmt.Errorf("history: -n: want 1 to %d, got %d", api.MaxFireLimit, n)}
+			return &exitError{code: exitUsage, err: fmt.Errorf("history: -n: want 1 to %d, got %d", api.MaxFireLimit, n)}
 		}
 		list, what, err := history(ctx, c, args, n)
 		if err != nil {
@@ -143,10 +143,10 @@ func newBackfillCommand(a *app) *cobra.Command {
 	format := outputFlag(cmd)
 	cmd.RunE = a.clientRun(func(ctx context.Context, c *api.Client, args []string) error {
 		if err := rangeEnd(from, &req.From, &req.FromDate); err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("backfill: --from: %w", err)}
+			return &exitError{code: exitUsage, err: fmt.Errorf("backfill: --from: %w", err)}
 		}
 		if err := rangeEnd(to, &req.To, &req.ToDate); err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("backfill: --to: %w", err)}
+			return &exitError{code: exitUsage, err: fmt.Errorf("backfill: --to: %w", err)}
 		}
 		req.By = whoAmI()
 		res, err := c.Backfill(ctx, args[0], req)

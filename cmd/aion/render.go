@@ -20,7 +20,7 @@ func outputFlag(cmd *cobra.Command) *string {
 	format := cmd.Flags().StringP("output", "o", formatTable, "output format: table or json")
 	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
 		if *format != formatTable && *format != formatJSON {
-			return &exitError{code: 2, err: fmt.Errorf("%s: -o %q: want table or json", cmd.CommandPath(), *format)}
+			return &exitError{code: exitUsage, err: fmt.Errorf("%s: -o %q: want table or json", cmd.CommandPath(), *format)}
 		}
 		return nil
 	}

@@ -80,7 +80,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &exitError{code: 2, err: err}
+		return &exitError{code: exitUsage, err: err}
 	})
 	flags := root.PersistentFlags()
 	flags.String("config", "", "config file (default: ./aion.yaml, then configs/aion.yaml, then /etc/aion/aion.yaml, if present)")
@@ -140,15 +140,15 @@ func (a *app) setup(cmd *cobra.Command) error {
 	if file != "" {
 		a.v.SetConfigFile(file)
 		if err := a.v.ReadInConfig(); err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("config %s: %w", file, err)}
+			return &exitError{code: exitUsage, err: fmt.Errorf("config %s: %w", file, err)}
 		}
 	}
 	if err := a.v.UnmarshalExact(&a.cfg); err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("config %s: %s", configName(file), strings.Join(strings.Fields(err.Error()), " "))}
+		return &exitError{code: exitUsage, err: fmt.Errorf("config %s: %s", configName(file), strings.Join(strings.Fields(err.Error()), " "))}
 	}
 	log, err := newLogger(a.cfg.Log.Level, a.cfg.Log.Format, a.stderr)
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("config %s: %w", configName(file), err)}
+		return &exitError{code: exitUsage, err: fmt.Errorf("config %s: %w", configName(file), err)}
 	}
 	a.log = log
 	return nil
@@ -178,7 +178,7 @@ func configName(file string) string {
 func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := check(cmd, args); err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("%s: %w", cmd.CommandPath(), err)}
+			return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", cmd.CommandPath(), err)}
 		}
 		return nil
 	}

@@ -61,7 +61,7 @@ func parseEnv(env []string) (map[string]string, error) {
 	for _, kv := range env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return nil, &exitError{code: 2, err: fmt.Errorf("run: --env %q: want NAME=VALUE", kv)}
+			return nil, &exitError{code: exitUsage, err: fmt.Errorf("run: --env %q: want NAME=VALUE", kv)}
 		}
 		if m == nil {
 			m = make(map[string]string)

@@ -76,7 +76,7 @@ func newValidateCommand(a *app) *cobra.Command {
 
 // validateProblems reports the problems of a job set (exit 1).
 func (a *app) validateProblems(format string, list jobspec.ErrorList) error {
-	exit := &exitError{code: 1, err: fmt.Errorf("%s, nothing is valid until all are fixed", countNoun(len(list), "problem"))}
+	exit := &exitError{code: exitFailure, err: fmt.Errorf("%s, nothing is valid until all are fixed", countNoun(len(list), "problem"))}
 	if format != formatJSON {
 		fmt.Fprintln(a.stderr, list.Error())
 		return exit
