@@ -180,8 +180,8 @@ command: `+quote(runlog.Command(runs, "while [ ! -e "+gate+" ]; do sleep 0.05; d
 	link.Heal()
 	x1.Restart()
 	f := c.WaitFinal(t, id, 15*time.Second)
-	if f.State != store.FireSucceeded || exitOf(f) != "0" || f.Attempt != 1 {
-		t.Errorf("fire: %s, exit %s, attempt %d (%s); want succeeded with exit 0 on attempt 1", f.State, exitOf(f), f.Attempt, f.Reason)
+	if f.State != store.FireSucceeded || exitCode(f) != "0" || f.Attempt != 1 {
+		t.Errorf("fire: %s, exit %s, attempt %d (%s); want succeeded with exit 0 on attempt 1", f.State, exitCode(f), f.Attempt, f.Reason)
 	}
 	time.Sleep(2 * time.Second) // a retry, had there been one, would have started
 	if r := runlog.MustRead(t, runs); len(r) != 1 {
