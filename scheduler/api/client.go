@@ -27,14 +27,24 @@ const (
 // up, an *UnreachableError when no answer came, or the context's error.
 // It is safe for concurrent use.
 type Client struct {
-	base string // the server URL without a trailing slash
-	http *http.Client
+	base  string // the server URL without a trailing slash
+	http  *http.Client
+	token string // sent as Authorization: Bearer, when not empty
+}
+
+// ClientOption sets an optional part of a Client.
+type ClientOption func(*Client)
+
+// WithToken makes every request carry the token's secret in the
+// Authorization header (Bearer). Every route but GET /healthz needs one.
+func WithToken(secret string) ClientOption {
+	return func(c *Client) { c.token = secret }
 }
 
 // NewClient returns a client of the API at baseURL (http:// or https://,
 // e.g. http://127.0.0.1:8080). hc sends the requests; nil means a client
 // with DefaultTimeout.
-func NewClient(baseURL string, hc *http.Client) (*Client, error) {
+func NewClient(baseURL string, hc *http.Client, opts ...ClientOption) (*Client, error) {
 	base := strings.TrimRight(baseURL, "/")
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -43,7 +53,11 @@ func NewClient(baseURL string, hc *http.Client) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: DefaultTimeout}
 	}
-	return &Client{base: base, http: hc}, nil
+	c := &Client{base: base, http: hc}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c, nil
 }
 
 // BaseURL is the URL the client sends to, without a trailing slash.
@@ -84,6 +98,9 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -9,14 +9,16 @@ import (
 // 400 and up) matches the sentinel of its status; an *UnreachableError
 // (no answer at all) matches ErrUnreachable.
 var (
-	ErrBadRequest  = errors.New("bad request")                  // 400: the request is wrong; Problems may list why
-	ErrNotFound    = errors.New("not found")                    // 404: no such job or fire (yet)
-	ErrConflict    = errors.New("conflict")                     // 409: the state does not allow it now; often: try again
-	ErrTooLarge    = errors.New("too large")                    // 413: a body or a change beyond a limit
-	ErrServer      = errors.New("server error")                 // 500 and any other 5xx not below
-	ErrBadGateway  = errors.New("executor did not answer")      // 502: the executor holding a fire's output did not answer
-	ErrUnavailable = errors.New("service unavailable")          // 503: etcd did not answer in time
-	ErrUnreachable = errors.New("the API could not be reached") // no answer: no server listens, or the network failed
+	ErrBadRequest   = errors.New("bad request")                  // 400: the request is wrong; Problems may list why
+	ErrUnauthorized = errors.New("unauthorized")                 // 401: no token, or one that is not valid (unknown or revoked)
+	ErrForbidden    = errors.New("forbidden")                    // 403: the token's role may not do this, or the Host is not the API's
+	ErrNotFound     = errors.New("not found")                    // 404: no such job or fire (yet)
+	ErrConflict     = errors.New("conflict")                     // 409: the state does not allow it now; often: try again
+	ErrTooLarge     = errors.New("too large")                    // 413: a body or a change beyond a limit
+	ErrServer       = errors.New("server error")                 // 500 and any other 5xx not below
+	ErrBadGateway   = errors.New("executor did not answer")      // 502: the executor holding a fire's output did not answer
+	ErrUnavailable  = errors.New("service unavailable")          // 503: etcd did not answer in time
+	ErrUnreachable  = errors.New("the API could not be reached") // no answer: no server listens, or the network failed
 )
 
 // Error is an answer of the API with a status of 400 or more.
@@ -36,6 +38,10 @@ func (e *Error) Is(target error) bool {
 	switch e.Status {
 	case http.StatusBadRequest:
 		return target == ErrBadRequest
+	case http.StatusUnauthorized:
+		return target == ErrUnauthorized
+	case http.StatusForbidden:
+		return target == ErrForbidden
 	case http.StatusNotFound:
 		return target == ErrNotFound
 	case http.StatusConflict:

@@ -30,6 +30,9 @@ const (
 	RouteGetLog      Route = "GET /v1/fires/{job}/{suffix}/log"
 	RouteKillFire    Route = "POST /v1/fires/{job}/{suffix}/kill"
 	RouteListNodes   Route = "GET /v1/nodes"
+	RouteCreateToken Route = "POST /v1/tokens"
+	RouteListTokens  Route = "GET /v1/tokens"
+	RouteRevokeToken Route = "DELETE /v1/tokens/{name}"
 	RouteHealth      Route = "GET /healthz"
 )
 
@@ -38,8 +41,76 @@ func Routes() []Route {
 	return []Route{
 		RouteApply, RouteListJobs, RouteGetJob, RouteDeleteJob, RouteRunJob, RouteEnableJob, RouteDisableJob,
 		RouteListFires, RouteBackfill, RoutePauseJob, RouteResumeJob,
-		RouteRecentFires, RouteGetFire, RouteGetLog, RouteKillFire, RouteListNodes, RouteHealth,
+		RouteRecentFires, RouteGetFire, RouteGetLog, RouteKillFire, RouteListNodes,
+		RouteCreateToken, RouteListTokens, RouteRevokeToken, RouteHealth,
 	}
+}
+
+// Role is what a token may do. Each role may do everything the roles
+// before it may: viewer, then operator, then admin.
+type Role string
+
+// The roles, from least to most.
+const (
+	// RoleNone is the role of a route anyone may call (GET /healthz only).
+	RoleNone Role = ""
+	// RoleViewer reads: every GET but the token list.
+	RoleViewer Role = "viewer"
+	// RoleOperator also runs, kills, pauses, resumes, backfills, enables
+	// and disables jobs.
+	RoleOperator Role = "operator"
+	// RoleAdmin also applies, deletes and prunes jobs and manages tokens.
+	RoleAdmin Role = "admin"
+)
+
+// Roles lists the roles a token can have, least first.
+func Roles() []Role { return []Role{RoleViewer, RoleOperator, RoleAdmin} }
+
+// ParseRole reads a role name; anything but viewer, operator or admin is
+// an error.
+func ParseRole(s string) (Role, error) {
+	for _, r := range Roles() {
+		if string(r) == s {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("role %q: want viewer, operator or admin", s)
+}
+
+// rank orders the roles; an unknown role ranks below every real one.
+func (r Role) rank() int {
+	switch r {
+	case RoleNone:
+		return 0
+	case RoleViewer:
+		return 1
+	case RoleOperator:
+		return 2
+	case RoleAdmin:
+		return 3
+	}
+	return -1
+}
+
+// Allows reports whether a token with role r may call a route that needs
+// role need.
+func (r Role) Allows(need Role) bool { return r.rank() >= 1 && r.rank() >= need.rank() }
+
+// Role is the least role a token must have to call the route; RoleNone
+// means no token is needed. This is the one place the roles of routes are
+// declared: the server enforces it for every route.
+func (r Route) Role() Role {
+	switch r {
+	case RouteHealth:
+		return RoleNone
+	case RouteListJobs, RouteGetJob, RouteListFires, RouteRecentFires, RouteGetFire, RouteGetLog, RouteListNodes:
+		return RoleViewer
+	case RouteRunJob, RouteKillFire, RoutePauseJob, RouteResumeJob, RouteBackfill, RouteEnableJob, RouteDisableJob:
+		return RoleOperator
+	}
+	// Apply, delete, the token routes, and any route added without a
+	// thought: admin.
+	return RoleAdmin
 }
 
 // Method is the route's HTTP method.

@@ -150,8 +150,6 @@ type RunRequest struct {
 	// Downstream also runs the jobs that depend on this one afterwards;
 	// without it a manual run runs the job alone.
 	Downstream bool `json:"downstream,omitempty"`
-	// By says who asked, for the fire record (default: the client address).
-	By string `json:"by,omitempty"`
 }
 
 // RunResponse is the answer to a run request: the ID the fire will have
@@ -214,10 +212,9 @@ type NodeList struct {
 	Nodes []NodeInfo `json:"nodes"`
 }
 
-// KillRequest asks to stop an open fire.
-type KillRequest struct {
-	By string `json:"by,omitempty"` // who asked (default: the client address)
-}
+// KillRequest asks to stop an open fire; it has no fields (the token
+// says who asked).
+type KillRequest struct{}
 
 // KillResponse is the answer to a kill request.
 type KillResponse struct {
@@ -229,7 +226,6 @@ type KillResponse struct {
 type PauseRequest struct {
 	Note    string `json:"note,omitempty"`
 	Catchup bool   `json:"catchup,omitempty"`
-	By      string `json:"by,omitempty"`
 }
 
 // PauseResponse is the answer to a pause or resume request; the leader
@@ -250,7 +246,6 @@ type BackfillRequest struct {
 	ToDate   string    `json:"to_date,omitempty"`
 	Parallel int       `json:"parallel,omitempty"`
 	DryRun   bool      `json:"dry_run,omitempty"`
-	By       string    `json:"by,omitempty"`
 }
 
 // BackfillTime is one nominal time of a backfill and whether a fire for it
@@ -267,4 +262,37 @@ type BackfillResponse struct {
 	Request string         `json:"request,omitempty"`
 	Times   []BackfillTime `json:"times"`
 	New     int            `json:"new"`
+}
+
+// CreateTokenRequest is the body of POST /v1/tokens.
+type CreateTokenRequest struct {
+	Name string `json:"name"`
+	Role Role   `json:"role"`
+}
+
+// TokenInfo is one token as the API shows it: never its secret nor its
+// hash. CreatedBy is the token that made it ("etcd" when made with etcd
+// access, "aion dev" for dev's own).
+type TokenInfo struct {
+	Name      string    `json:"name"`
+	Role      Role      `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
+}
+
+// CreateTokenResponse is the answer to POST /v1/tokens: the token and its
+// secret, which is shown this once (the server keeps only its hash).
+type CreateTokenResponse struct {
+	TokenInfo
+	Secret string `json:"secret"`
+}
+
+// TokenList is the body of GET /v1/tokens, sorted by name.
+type TokenList struct {
+	Tokens []TokenInfo `json:"tokens"`
+}
+
+// RevokeTokenResponse is the answer to DELETE /v1/tokens/{name}.
+type RevokeTokenResponse struct {
+	Revoked string `json:"revoked"`
 }

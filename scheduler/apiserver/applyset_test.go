@@ -22,14 +22,14 @@ func withSet(name string, req api.ApplyRequest) api.ApplyRequest {
 // apply of one unrelated file with prune deletes nothing of the other set.
 func TestAPI_PruneDeletesOnlyItsOwnSet(t *testing.T) {
 	c := clustertest.Start(t)
-	base := serve(t, c, time.Now)
+	base, tok := serve(t, c, time.Now)
 	dir := withSet("jobs", files("jobs/alpha.yaml", alphaYAML, "jobs/more.yaml", betaGammaYAML))
-	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply?prune=true", dir, http.StatusOK)
+	callJSON[api.ApplyResponse](t, tok, "POST", base+"/v1/apply?prune=true", dir, http.StatusOK)
 	hand := files("extra.yaml", "name: extra\nschedule: manual\ncommand: echo extra\n")
-	res := callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", hand, http.StatusOK)
+	res := callJSON[api.ApplyResponse](t, tok, "POST", base+"/v1/apply", hand, http.StatusOK)
 	checkResult(t, res, []string{"extra"}, nil, nil, nil)
 
-	res = callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply?prune=true", dir, http.StatusOK)
+	res = callJSON[api.ApplyResponse](t, tok, "POST", base+"/v1/apply?prune=true", dir, http.StatusOK)
 	checkResult(t, res, nil, nil, []string{"alpha", "beta", "gamma"}, nil)
 	if !keyExists(t, c, c.Keys.Job("extra")) {
 		t.Fatal("the hand-applied job extra was pruned by set jobs")
@@ -39,12 +39,12 @@ func TestAPI_PruneDeletesOnlyItsOwnSet(t *testing.T) {
 	}
 
 	before := snapshot(t, c)
-	res = callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply?prune=true", hand, http.StatusOK)
+	res = callJSON[api.ApplyResponse](t, tok, "POST", base+"/v1/apply?prune=true", hand, http.StatusOK)
 	checkResult(t, res, nil, nil, []string{"extra"}, nil)
 	assertUnchanged(t, c, before, "a one-file set applied with prune")
 
 	// prune_all deletes what is in no file, of any set.
-	res = callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply?prune_all=true", hand, http.StatusOK)
+	res = callJSON[api.ApplyResponse](t, tok, "POST", base+"/v1/apply?prune_all=true", hand, http.StatusOK)
 	checkResult(t, res, nil, nil, []string{"extra"}, []string{"alpha", "beta", "gamma"})
 }
 
@@ -53,10 +53,10 @@ func TestAPI_PruneDeletesOnlyItsOwnSet(t *testing.T) {
 // parent stored children need are refused, and change nothing.
 func TestAPI_ParentsMayBeStoredJobs(t *testing.T) {
 	c := clustertest.Start(t)
-	base := serve(t, c, time.Now)
-	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", withSet("parents", files("alpha.yaml", alphaYAML, "beta.yaml", betaYAML)), http.StatusOK)
+	base, tok := serve(t, c, time.Now)
+	callJSON[api.ApplyResponse](t, tok, "POST", base+"/v1/apply", withSet("parents", files("alpha.yaml", alphaYAML, "beta.yaml", betaYAML)), http.StatusOK)
 	child := files("gamma.yaml", "name: gamma\nparents: [alpha]\ncommand: echo gamma\n")
-	res := callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", child, http.StatusOK)
+	res := callJSON[api.ApplyResponse](t, tok, "POST", base+"/v1/apply", child, http.StatusOK)
 	checkResult(t, res, []string{"gamma"}, nil, nil, nil)
 
 	before := snapshot(t, c)
@@ -73,7 +73,7 @@ func TestAPI_ParentsMayBeStoredJobs(t *testing.T) {
 		"prune of a stored child's parent": {"?prune=true", withSet("parents", files("beta.yaml", betaYAML)),
 			http.StatusConflict, "alpha is a parent of gamma"},
 	} {
-		status, body := call(t, "POST", base+"/v1/apply"+tc.query, tc.req)
+		status, body := call(t, tok, "POST", base+"/v1/apply"+tc.query, tc.req)
 		var answer api.ErrorResponse
 		if err := json.Unmarshal(body, &answer); err != nil {
 			t.Fatalf("%s: %d %s: %v", what, status, body, err)
@@ -91,10 +91,10 @@ func TestAPI_ParentsMayBeStoredJobs(t *testing.T) {
 // the field, and changes nothing. So is a bad apply set name.
 func TestAPI_BackfillDatesAndBadRangesAreNamed(t *testing.T) {
 	c := clustertest.Start(t)
-	base := serve(t, c, time.Now)
-	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("jobs.yaml", "name: report\nschedule: \"0 22 * * *\"\ntimezone: Europe/Berlin\ncommand: \"true\"\n"), http.StatusOK)
+	base, tok := serve(t, c, time.Now)
+	callJSON[api.ApplyResponse](t, tok, "POST", base+"/v1/apply", files("jobs.yaml", "name: report\nschedule: \"0 22 * * *\"\ntimezone: Europe/Berlin\ncommand: \"true\"\n"), http.StatusOK)
 	req := api.BackfillRequest{FromDate: "2026-11-01", ToDate: "2026-11-07", DryRun: true}
-	res := callJSON[api.BackfillResponse](t, "POST", base+"/v1/jobs/report/backfill", req, http.StatusOK)
+	res := callJSON[api.BackfillResponse](t, tok, "POST", base+"/v1/jobs/report/backfill", req, http.StatusOK)
 	if len(res.Times) != 7 || res.Times[6].Fire != "report@2026-11-07T21:00:00Z" {
 		t.Errorf("from_date 2026-11-01 to_date 2026-11-07 at 22:00 Berlin: %+v; want 7 times, the last report@2026-11-07T21:00:00Z", res.Times)
 	}
@@ -110,7 +110,7 @@ func TestAPI_BackfillDatesAndBadRangesAreNamed(t *testing.T) {
 		{"/v1/apply", withSet("bad\nname", files("x.yaml", betaYAML)), `set: "bad\nname": want printable UTF-8`},
 	} {
 		var answer api.ErrorResponse
-		status, body := call(t, "POST", base+tc.target, tc.body)
+		status, body := call(t, tok, "POST", base+tc.target, tc.body)
 		if err := json.Unmarshal(body, &answer); err != nil || status != http.StatusBadRequest || !strings.Contains(answer.Error, tc.want) {
 			t.Errorf("POST %s %+v: %d %s; want 400 with %q", tc.target, tc.body, status, body, tc.want)
 		}

@@ -42,13 +42,16 @@ func expand(s string, run uint8) string {
 	return strings.Replace(s, "@@", strings.Repeat("x", fuzzRuns[int(run)%len(fuzzRuns)]), 1)
 }
 
-// serveDirect sends one request straight to the handler; req is nil when
-// the input is no request a client could send (bad URL or method).
-func serveDirect(h http.Handler, method, target string, body io.Reader) (rec *httptest.ResponseRecorder, req *http.Request) {
+// serveDirect sends one request straight to the handler with an admin
+// token's secret, its body as JSON; req is nil when the input is no
+// request a client could send (bad URL or method).
+func serveDirect(h http.Handler, token, method, target string, body io.Reader) (rec *httptest.ResponseRecorder, req *http.Request) {
 	req, err := http.NewRequestWithContext(context.Background(), method, "http://aion.test"+target, body)
 	if err != nil {
 		return nil, nil
 	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
 	req.RemoteAddr = "192.0.2.7:4711"
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
@@ -66,13 +69,13 @@ func revision(tb testing.TB, c *clustertest.Cluster) int64 {
 }
 
 // mustServe sends a request the test needs to succeed with want.
-func mustServe(tb testing.TB, h http.Handler, method, target string, body any, want int) []byte {
+func mustServe(tb testing.TB, h http.Handler, token, method, target string, body any, want int) []byte {
 	tb.Helper()
 	data, err := json.Marshal(body)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	rec, req := serveDirect(h, method, target, bytes.NewReader(data))
+	rec, req := serveDirect(h, token, method, target, bytes.NewReader(data))
 	if req == nil || rec.Code != want {
 		tb.Fatalf("%s %s: status %v, want %d", method, target, rec, want)
 	}
@@ -119,9 +122,9 @@ func restoreState(tb testing.TB, c *clustertest.Cluster, contents map[string]str
 
 // seedFuzzState applies a small job set and writes fire records in each
 // state the fire routes treat differently, plus one executor registration.
-func seedFuzzState(tb testing.TB, c *clustertest.Cluster, h http.Handler) {
+func seedFuzzState(tb testing.TB, c *clustertest.Cluster, h http.Handler, token string) {
 	tb.Helper()
-	mustServe(tb, h, "POST", "/v1/apply", files("jobs.yaml", `jobs:
+	mustServe(tb, h, token, "POST", "/v1/apply", files("jobs.yaml", `jobs:
   - name: alpha
     schedule: "0 3 * * *"
     command: echo alpha
@@ -197,6 +200,17 @@ func fuzzSeeds(tb testing.TB) []fuzzSeed {
 		{"OPTIONS", "/v1/apply", "", "", 0},
 		{"GET", "/v1/jobs/alpha/../../healthz", "", "", 0},
 		{"GET", "/v1/nodes", "x=@@", "", 5},
+		// tokens
+		{"GET", "/v1/tokens", "", "", 0},
+		{"POST", "/v1/tokens", "", `{"name":"ci","role":"viewer"}`, 0},
+		{"POST", "/v1/tokens", "", `{"name":"ci","role":"root"}`, 0},
+		{"POST", "/v1/tokens", "", `{"name":"@@","role":"admin"}`, 1},
+		{"POST", "/v1/tokens", "", `{"name":"a/b","role":"admin"}`, 0},
+		{"POST", "/v1/tokens", "", `{"name":"ci","role":"viewer","secret":"aion_x"}`, 0},
+		{"POST", "/v1/tokens", "", "", 0},
+		{"DELETE", "/v1/tokens/nobody", "", "", 0},
+		{"DELETE", "/v1/tokens/%3E", "", "", 0},
+		{"DELETE", "/v1/tokens/@@", "", "", 1},
 		// apply
 		{"POST", "/v1/apply", "", string(validApply), 0},
 		{"POST", "/v1/apply", "prune=true", string(prunedApply), 0},
@@ -240,7 +254,7 @@ func fuzzSeeds(tb testing.TB) []fuzzSeed {
 		{"POST", "/v1/jobs/%3E/disable", "", "", 0},
 		// run
 		{"POST", "/v1/jobs/beta/run", "", "", 0},
-		{"POST", "/v1/jobs/beta/run", "", `{"env":{"GREETING":"hi"},"args":["x"],"downstream":true,"by":"fuzz"}`, 0},
+		{"POST", "/v1/jobs/beta/run", "", `{"env":{"GREETING":"hi"},"args":["x"],"downstream":true}`, 0},
 		{"POST", "/v1/jobs/nope/run", "", `{}`, 0},
 		{"POST", "/v1/jobs/beta.%3E/run", "", `{}`, 0},
 		{"POST", "/v1/jobs/beta%2A/run", "", `{}`, 0},
@@ -251,11 +265,11 @@ func fuzzSeeds(tb testing.TB) []fuzzSeed {
 		{"POST", "/v1/jobs/beta/run", "", `{"env":{"A":"@@"}}`, 4},
 		{"POST", "/v1/jobs/beta/run", "", `{"args":["@@"]}`, 4},
 		{"POST", "/v1/jobs/beta/run", "", `{"args":["a\u0000"]}`, 0},
-		{"POST", "/v1/jobs/beta/run", "", `{"by":"@@"}`, 2},
+		{"POST", "/v1/jobs/beta/run", "", `{"args":["@@"]}`, 2},
 		{"POST", "/v1/jobs/beta/run", "", `{"environment":{}}`, 0},
 		{"POST", "/v1/jobs/beta/run", "", `{"env":"x"}`, 0},
 		{"POST", "/v1/jobs/beta/run", "", `{} {}`, 0},
-		{"POST", "/v1/jobs/beta/run", "", `{"by":"@@"}`, 7},
+		{"POST", "/v1/jobs/beta/run", "", `{"args":["@@"]}`, 7},
 		// fires of a job
 		{"GET", "/v1/jobs/alpha/fires", "", "", 0},
 		{"GET", "/v1/jobs/alpha/fires", "limit=-1", "", 0},
@@ -268,7 +282,7 @@ func fuzzSeeds(tb testing.TB) []fuzzSeed {
 		{"GET", "/v1/jobs/deleted-long-ago/fires", "", "", 0},
 		// backfill
 		{"POST", "/v1/jobs/alpha/backfill", "", `{"from":"2026-11-01T00:00:00Z","to":"2026-11-07T00:00:00Z","dry_run":true}`, 0},
-		{"POST", "/v1/jobs/alpha/backfill", "", `{"from":"2026-11-01T00:00:00Z","to":"2026-11-07T00:00:00Z","parallel":2,"by":"fuzz"}`, 0},
+		{"POST", "/v1/jobs/alpha/backfill", "", `{"from":"2026-11-01T00:00:00Z","to":"2026-11-07T00:00:00Z","parallel":2}`, 0},
 		{"POST", "/v1/jobs/alpha/backfill", "", `{"from":"2026-11-07T00:00:00Z","to":"2026-11-01T00:00:00Z"}`, 0},
 		{"POST", "/v1/jobs/alpha/backfill", "", `{"from":"0001-01-01T00:00:01Z","to":"9999-12-31T23:59:59Z"}`, 0},
 		{"POST", "/v1/jobs/tick/backfill", "", `{"from":"2000-01-01T00:00:00Z","to":"2026-01-01T00:00:00Z","dry_run":true}`, 0},
@@ -279,7 +293,7 @@ func fuzzSeeds(tb testing.TB) []fuzzSeed {
 		{"POST", "/v1/jobs/nope/backfill", "", `{"from":"2026-11-01T00:00:00Z","to":"2026-11-02T00:00:00Z"}`, 0},
 		{"POST", "/v1/jobs/alpha/backfill", "", "", 0},
 		// pause and resume
-		{"POST", "/v1/jobs/alpha/pause", "", `{"note":"maintenance","by":"fuzz"}`, 0},
+		{"POST", "/v1/jobs/alpha/pause", "", `{"note":"maintenance"}`, 0},
 		{"POST", "/v1/jobs/alpha/pause", "", `{"note":"@@"}`, 2},
 		{"POST", "/v1/jobs/alpha/resume", "", `{"catchup":true}`, 0},
 		{"POST", "/v1/jobs/nope/pause", "", "", 0},
@@ -304,11 +318,11 @@ func fuzzSeeds(tb testing.TB) []fuzzSeed {
 		{"GET", "/v1/fires/alpha/2026-11-22T03:00:00Z/log", "", "", 0},
 		{"GET", "/v1/fires/alpha/2026-11-23T03:00:00Z/log", "offset=-1", "", 0},
 		{"GET", "/v1/fires/alpha/2026-11-23T03:00:00Z/log", "offset=" + huge, "", 0},
-		{"POST", "/v1/fires/alpha/2026-11-25T03:00:00Z/kill", "", `{"by":"fuzz"}`, 0},
+		{"POST", "/v1/fires/alpha/2026-11-25T03:00:00Z/kill", "", `{}`, 0},
 		{"POST", "/v1/fires/alpha/2026-11-23T03:00:00Z/kill", "", "", 0},
 		{"POST", "/v1/fires/alpha/1999-01-01T00:00:00Z/kill", "", "", 0},
-		{"POST", "/v1/fires/alpha/2026-11-25T03:00:00Z/kill", "", `{"by":"@@"}`, 2},
-		{"POST", "/v1/fires/alpha/2026-11-25T03:00:00Z/kill", "", `{"by":`, 0},
+		{"POST", "/v1/fires/alpha/2026-11-25T03:00:00Z/kill", "", `{"args":["@@"]}`, 2},
+		{"POST", "/v1/fires/alpha/2026-11-25T03:00:00Z/kill", "", `{"args":`, 0},
 		{"POST", "/v1/fires/alpha/*/kill", "", "", 0},
 		{"POST", "/v1/fires/%2A/x/kill", "", "", 0},
 		{"POST", "/v1/fires/gone/2026-11-24T03:00:00Z/kill", "", "", 0},
@@ -328,7 +342,8 @@ func fuzzSeeds(tb testing.TB) []fuzzSeed {
 func FuzzAPI(f *testing.F) {
 	c := clustertest.Start(f)
 	h := New(c.Etcd, c.NATS, c.Keys, "aion.", zap.NewNop(), fixedClock(fuzzNow)).Handler()
-	seedFuzzState(f, c, h)
+	token := c.AdminToken(f)
+	seedFuzzState(f, c, h, token)
 	// Between inputs etcd holds contents at revision rev (with revisions:
 	// state); nothing else writes to it.
 	contents, state, rev := etcdState(f, c, false), etcdState(f, c, true), revision(f, c)
@@ -353,7 +368,7 @@ func FuzzAPI(f *testing.F) {
 				state, rev = etcdState(t, c, true), revision(t, c)
 			}
 		}()
-		rec, req := serveDirect(h, fuzzMethods[int(method)%len(fuzzMethods)], target, bytes.NewReader(body))
+		rec, req := serveDirect(h, token, fuzzMethods[int(method)%len(fuzzMethods)], target, bytes.NewReader(body))
 		if req == nil {
 			return
 		}
@@ -409,8 +424,8 @@ type oversizeCase struct {
 // every refusal. Then the values exactly at a limit are accepted.
 func TestAPI_OversizedInputsAreRefusedWithTheirLimitAndChangeNothing(t *testing.T) {
 	c := clustertest.Start(t)
-	base := serve(t, c, time.Now)
-	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
+	base, tok := serve(t, c, time.Now)
+	callJSON[api.ApplyResponse](t, tok, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
 	before := snapshot(t, c)
 
 	job := "name: big\nschedule: manual\ncommand: "
@@ -443,15 +458,15 @@ func TestAPI_OversizedInputsAreRefusedWithTheirLimitAndChangeNothing(t *testing.
 			"bad arguments, " + notRun, []string{"args: too long: 65537 bytes (one more per argument), the limit is 65536"}},
 		{"run: a flood of empty args", "POST", "/v1/jobs/beta/run", api.RunRequest{Args: make([]string, 1_000_000)}, 400,
 			"bad arguments, " + notRun, []string{"args: too long: 1000000 bytes (one more per argument), the limit is 65536"}},
-		{"run: by", "POST", "/v1/jobs/beta/run", api.RunRequest{By: strings.Repeat("b", 257)}, 400, "by: longer than 256 bytes", nil},
-		{"kill: by", "POST", "/v1/fires/beta/manual-2026-01-01T00:00:00Z/kill", api.KillRequest{By: strings.Repeat("b", 1<<20)}, 400, "by: longer than 256 bytes", nil},
-		{"pause: note", "POST", "/v1/jobs/alpha/pause", api.PauseRequest{Note: strings.Repeat("n", 257)}, 400, "note and by must be at most 256 bytes", nil},
+		{"run: by is no field", "POST", "/v1/jobs/beta/run", `{"by":"someone else"}`, 400, `bad request body: json: unknown field "by"`, nil},
+		{"kill: by is no field", "POST", "/v1/fires/beta/manual-2026-01-01T00:00:00Z/kill", `{"by":"someone else"}`, 400, `bad request body: json: unknown field "by"`, nil},
+		{"pause: note", "POST", "/v1/jobs/alpha/pause", api.PauseRequest{Note: strings.Repeat("n", 257)}, 400, "note: longer than 256 bytes", nil},
 		{"backfill: range", "POST", "/v1/jobs/alpha/backfill", api.BackfillRequest{From: time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), DryRun: true}, 400,
 			"the range holds more than 10000 nominal times; backfill it in parts", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := callJSON[api.ErrorResponse](t, tt.method, base+tt.path, tt.body, tt.status)
+			got := callJSON[api.ErrorResponse](t, tok, tt.method, base+tt.path, tt.body, tt.status)
 			if got.Error != tt.err || !slices.Equal(got.Problems, tt.problems) {
 				t.Errorf("answer:\n%q %q\nwant\n%q %q", got.Error, got.Problems, tt.err, tt.problems)
 			}
@@ -461,14 +476,14 @@ func TestAPI_OversizedInputsAreRefusedWithTheirLimitAndChangeNothing(t *testing.
 
 	// Fields without a limit of their own that add up: the whole job is
 	// too large as stored.
-	huge := callJSON[api.ErrorResponse](t, "POST", base+"/v1/apply", files("huge.yaml", "name: huge\nschedule: manual\ncontainer:\n  image: "+strings.Repeat("i", jobspec.MaxJobBytes)+"\n"), http.StatusBadRequest)
+	huge := callJSON[api.ErrorResponse](t, tok, "POST", base+"/v1/apply", files("huge.yaml", "name: huge\nschedule: manual\ncontainer:\n  image: "+strings.Repeat("i", jobspec.MaxJobBytes)+"\n"), http.StatusBadRequest)
 	if len(huge.Problems) != 1 || !strings.HasPrefix(huge.Problems[0], "huge.yaml:1:1: job huge is too large: ") || !strings.HasSuffix(huge.Problems[0], " bytes as stored, the limit is 1048576 (shorten its long values and lists)") {
 		t.Errorf("answer to a job too large as stored: %q %q", huge.Error, huge.Problems)
 	}
 	assertUnchanged(t, c, before, "a job too large as stored")
 
 	// A file of 200000 problems (800 KB): the answer lists the first 1000.
-	flood := callJSON[api.ErrorResponse](t, "POST", base+"/v1/apply", files("flood.yaml", "jobs:\n"+strings.Repeat("- 1\n", 200_000)), http.StatusBadRequest)
+	flood := callJSON[api.ErrorResponse](t, tok, "POST", base+"/v1/apply", files("flood.yaml", "jobs:\n"+strings.Repeat("- 1\n", 200_000)), http.StatusBadRequest)
 	if flood.Error != "200000 problems in the job files, nothing applied" || len(flood.Problems) != maxProblems+1 ||
 		flood.Problems[0] != `flood.yaml:2:3: jobs[0]: want a job (a mapping with name, schedule, command...), got "1"` ||
 		flood.Problems[maxProblems] != "... and 199000 more" {
@@ -477,15 +492,15 @@ func TestAPI_OversizedInputsAreRefusedWithTheirLimitAndChangeNothing(t *testing.
 	assertUnchanged(t, c, before, "a file of 200000 problems")
 
 	// Exactly at the limits: accepted.
-	res := callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("big.yaml", command(jobspec.MaxCommandBytes)), http.StatusOK)
+	res := callJSON[api.ApplyResponse](t, tok, "POST", base+"/v1/apply", files("big.yaml", command(jobspec.MaxCommandBytes)), http.StatusOK)
 	checkResult(t, res, []string{"big"}, nil, nil, nil)
-	d := callJSON[api.JobDetail](t, "GET", base+"/v1/jobs/big", nil, http.StatusOK)
+	d := callJSON[api.JobDetail](t, tok, "GET", base+"/v1/jobs/big", nil, http.StatusOK)
 	if len(d.Job.Command) != jobspec.MaxCommandBytes {
 		t.Errorf("stored command of %d bytes, want %d", len(d.Job.Command), jobspec.MaxCommandBytes)
 	}
 	env := map[string]string{"A": strings.Repeat("x", jobspec.MaxEnvBytes-1)}
 	args := []string{strings.Repeat("y", jobspec.MaxCommandBytes-1)}
-	callJSON[api.RunResponse](t, "POST", base+"/v1/jobs/beta/run", api.RunRequest{Env: env, Args: args}, http.StatusAccepted)
+	callJSON[api.RunResponse](t, tok, "POST", base+"/v1/jobs/beta/run", api.RunRequest{Env: env, Args: args}, http.StatusAccepted)
 }
 
 // TestAPI_NamesThatWouldChangeASubjectOrKeyAreRefusedOnEveryRoute: a job
@@ -493,8 +508,8 @@ func TestAPI_OversizedInputsAreRefusedWithTheirLimitAndChangeNothing(t *testing.
 // so no route may take one with a wildcard, dot, space or slash.
 func TestAPI_NamesThatWouldChangeASubjectOrKeyAreRefusedOnEveryRoute(t *testing.T) {
 	c := clustertest.Start(t)
-	base := serve(t, c, time.Now)
-	callJSON[api.ApplyResponse](t, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
+	base, tok := serve(t, c, time.Now)
+	callJSON[api.ApplyResponse](t, tok, "POST", base+"/v1/apply", files("alpha.yaml", alphaYAML, "more.yaml", betaGammaYAML), http.StatusOK)
 	ghostFire := store.Fire{ID: store.ScheduledFireID("alpha", time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)), State: store.FireRunning, Node: "ghost", Attempt: 1}
 	badFire := store.Fire{ID: store.ScheduledFireID("alpha", time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)), State: store.FireRunning, Node: "x.>", Attempt: 1}
 	putFire(t, c, ghostFire)
@@ -516,7 +531,7 @@ func TestAPI_NamesThatWouldChangeASubjectOrKeyAreRefusedOnEveryRoute(t *testing.
 		want := fmt.Sprintf("%q is not a job name: job names are 1-63 lower-case letters, digits, '-' or '_'", name)
 		for _, rt := range routes {
 			path := fmt.Sprintf(rt.path, raw)
-			if got := callJSON[api.ErrorResponse](t, rt.method, base+path, nil, http.StatusBadRequest); got.Error != want {
+			if got := callJSON[api.ErrorResponse](t, tok, rt.method, base+path, nil, http.StatusBadRequest); got.Error != want {
 				t.Errorf("%s %s: error %q, want %q", rt.method, path, got.Error, want)
 			}
 		}
@@ -533,7 +548,7 @@ func TestAPI_NamesThatWouldChangeASubjectOrKeyAreRefusedOnEveryRoute(t *testing.
 		for _, suffix := range []string{"", "/log", "/kill"} {
 			method := map[string]string{"": "GET", "/log": "GET", "/kill": "POST"}[suffix]
 			path := "/v1/fires/alpha/" + raw + suffix
-			got := callJSON[api.ErrorResponse](t, method, base+path, nil, status)
+			got := callJSON[api.ErrorResponse](t, tok, method, base+path, nil, status)
 			if !strings.HasPrefix(got.Error, map[int]string{400: `fire ID "alpha@`, 404: `no fire alpha@`}[status]) {
 				t.Errorf("%s %s: error %q", method, path, got.Error)
 			}
@@ -541,7 +556,7 @@ func TestAPI_NamesThatWouldChangeASubjectOrKeyAreRefusedOnEveryRoute(t *testing.
 	}
 
 	// Apply: names and parents with wildcards, dots, spaces, slashes.
-	got := callJSON[api.ErrorResponse](t, "POST", base+"/v1/apply?prune=true", files("bad.yaml", `jobs:
+	got := callJSON[api.ErrorResponse](t, tok, "POST", base+"/v1/apply?prune=true", files("bad.yaml", `jobs:
   - {name: "orders.*", schedule: manual, command: x}
   - {name: "a b", schedule: manual, command: x}
   - {name: "a/b", schedule: manual, command: x}
@@ -559,7 +574,7 @@ func TestAPI_NamesThatWouldChangeASubjectOrKeyAreRefusedOnEveryRoute(t *testing.
 	}
 
 	// Environment overrides: names a shell or env(1) would read otherwise.
-	got = callJSON[api.ErrorResponse](t, "POST", base+"/v1/jobs/beta/run", api.RunRequest{Env: map[string]string{"A.B": "1", "A B": "2", "A=B": "3", "A*": "4"}}, http.StatusBadRequest)
+	got = callJSON[api.ErrorResponse](t, tok, "POST", base+"/v1/jobs/beta/run", api.RunRequest{Env: map[string]string{"A.B": "1", "A B": "2", "A=B": "3", "A*": "4"}}, http.StatusBadRequest)
 	wantProblems = []string{
 		`env.A B: "A B" is not a valid variable name: use letters, digits and '_', not starting with a digit`,
 		`env.A*: "A*" is not a valid variable name: use letters, digits and '_', not starting with a digit`,
@@ -587,11 +602,11 @@ func TestAPI_NamesThatWouldChangeASubjectOrKeyAreRefusedOnEveryRoute(t *testing.
 	if err := c.NATS.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	e := callJSON[api.ErrorResponse](t, "GET", fireURL(base, badFire.ID)+"/log", nil, http.StatusBadGateway)
+	e := callJSON[api.ErrorResponse](t, tok, "GET", fireURL(base, badFire.ID)+"/log", nil, http.StatusBadGateway)
 	if want := `fire alpha@2026-11-25T03:00:00Z names executor "x.>", which is not a valid node ID: its output cannot be asked for`; e.Error != want {
 		t.Errorf("log of a fire on node x.>: %q, want %q", e.Error, want)
 	}
-	if chunk := callJSON[api.LogChunk](t, "GET", fireURL(base, ghostFire.ID)+"/log", nil, http.StatusOK); string(chunk.Data) != "hi" {
+	if chunk := callJSON[api.LogChunk](t, tok, "GET", fireURL(base, ghostFire.ID)+"/log", nil, http.StatusOK); string(chunk.Data) != "hi" {
 		t.Errorf("log from the answering executor: %q", chunk.Data)
 	}
 	if subj := <-heard; subj != "aion.logs.ghost" {
@@ -629,12 +644,12 @@ func TestExecutor_NodeIDsThatWouldChangeSubjectsAreRefused(t *testing.T) {
 // gone. This was a 500 ("store: no such job") until FuzzAPI found it.
 func TestAPI_KillOfAFireOfADeletedJobIs404(t *testing.T) {
 	c := clustertest.Start(t)
-	base := serve(t, c, time.Now)
+	base, tok := serve(t, c, time.Now)
 	orphan := store.Fire{ID: store.ScheduledFireID("gone", time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)), State: store.FirePlanned, Node: "x1"}
 	putFire(t, c, orphan)
 	before := snapshot(t, c)
-	callJSON[store.Fire](t, "GET", fireURL(base, orphan.ID), nil, http.StatusOK)
-	if e := callJSON[api.ErrorResponse](t, "POST", fireURL(base, orphan.ID)+"/kill", api.KillRequest{By: "tester"}, http.StatusNotFound); e.Error != `no job named "gone"` {
+	callJSON[store.Fire](t, tok, "GET", fireURL(base, orphan.ID), nil, http.StatusOK)
+	if e := callJSON[api.ErrorResponse](t, tok, "POST", fireURL(base, orphan.ID)+"/kill", api.KillRequest{}, http.StatusNotFound); e.Error != `no job named "gone"` {
 		t.Errorf("kill: %q", e.Error)
 	}
 	assertUnchanged(t, c, before, "a refused kill")

@@ -291,9 +291,6 @@ func (s *Server) killFire(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(w, r, &req, true); err != nil {
 		return err
 	}
-	if len(req.By) > maxByBytes {
-		return errorf(http.StatusBadRequest, "by: longer than %d bytes", maxByBytes)
-	}
 	ctx, cancel := etcdContext(r)
 	defer cancel()
 	f, err := s.readFire(ctx, id)
@@ -303,14 +300,12 @@ func (s *Server) killFire(w http.ResponseWriter, r *http.Request) error {
 	if f.State.Final() && f.Processed {
 		return errorf(http.StatusConflict, "fire %s has ended (%s)", id, f.State)
 	}
-	if req.By == "" {
-		req.By = "api client " + r.RemoteAddr
-	}
-	if err := store.RequestKill(ctx, s.etcd, s.keys, id, req.By, s.now()); err != nil {
+	by := requestedBy(r)
+	if err := store.RequestKill(ctx, s.etcd, s.keys, id, by, s.now()); err != nil {
 		// The history of a deleted job stays, but nothing acts on it.
 		return requestError(err, id.Job, "kill")
 	}
-	s.log.Info("kill requested", zap.Stringer("fire", id), zap.String("by", req.By))
+	s.log.Info("kill requested", zap.Stringer("fire", id), zap.String("by", by))
 	writeJSON(w, http.StatusAccepted, api.KillResponse{Fire: id.String(), Status: "kill requested"})
 	return nil
 }

@@ -32,12 +32,21 @@ func errorf(status int, format string, args ...any) *httpError {
 	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
 }
 
-// wrap turns a handler's error into a JSON error answer: an httpError as
-// it says, an etcd timeout as 503, anything else as 500 (logged).
-func (s *Server) wrap(pattern string, h func(http.ResponseWriter, *http.Request) error) http.Handler {
+// wrap authorizes a request for route rt (its token and the route's role),
+// checks its Content-Type, runs h, and turns an error into a JSON error
+// answer: an httpError as it says, an etcd timeout as 503, anything else
+// as 500 (logged).
+func (s *Server) wrap(rt api.Route, h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	pattern := string(rt)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		err := h(w, r)
+		authorized, err := s.authorize(rt, r)
+		if err == nil {
+			err = checkContentType(r)
+		}
+		if err == nil {
+			err = h(w, authorized)
+		}
 		if err == nil {
 			s.log.Debug("request", zap.String("route", pattern), zap.String("path", r.URL.Path), zap.Duration("took", time.Since(start)))
 			return
@@ -45,6 +54,9 @@ func (s *Server) wrap(pattern string, h func(http.ResponseWriter, *http.Request)
 		var he *httpError
 		switch {
 		case errors.As(err, &he):
+			if he.status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="aion"`)
+			}
 		case etcdRefusedSize(err) != nil:
 			he = etcdRefusedSize(err)
 		case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:

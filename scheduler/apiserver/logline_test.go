@@ -30,6 +30,7 @@ func TestAPI_ApplyOfManyJobsLogsCountsNotEveryName(t *testing.T) {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
+	tok := c.AdminToken(t)
 
 	var b strings.Builder
 	b.WriteString("jobs:\n")
@@ -37,7 +38,7 @@ func TestAPI_ApplyOfManyJobsLogsCountsNotEveryName(t *testing.T) {
 	for i := range n {
 		fmt.Fprintf(&b, "  - name: job-%03d\n    schedule: manual\n    command: \"true\"\n", i)
 	}
-	res := callJSON[api.ApplyResponse](t, "POST", hs.URL+"/v1/apply", files("jobs.yaml", b.String()), http.StatusOK)
+	res := callJSON[api.ApplyResponse](t, tok, "POST", hs.URL+"/v1/apply", files("jobs.yaml", b.String()), http.StatusOK)
 	if len(res.Created) != n {
 		t.Fatalf("created %d jobs, want %d", len(res.Created), n)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -19,8 +18,8 @@ import (
 	"github.com/aionsched/aion/scheduler/store"
 )
 
-// maxByBytes bounds the "by" of a run request.
-const maxByBytes = 256
+// maxNoteBytes bounds the note of a pause.
+const maxNoteBytes = 256
 
 // runJob records a manual run request; the leader plans the fire.
 func (s *Server) runJob(w http.ResponseWriter, r *http.Request) error {
@@ -38,23 +37,14 @@ func (s *Server) runJob(w http.ResponseWriter, r *http.Request) error {
 	if problems := checkArgs(req.Args); len(problems) > 0 {
 		return &httpError{status: http.StatusBadRequest, msg: "bad arguments, nothing run", problems: problems}
 	}
-	if len(req.By) > maxByBytes {
-		return errorf(http.StatusBadRequest, "by: longer than %d bytes", maxByBytes)
-	}
-	if req.By == "" {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = r.RemoteAddr
-		}
-		req.By = "api client " + host
-	}
+	by := requestedBy(r)
 	ctx, cancel := etcdContext(r)
 	defer cancel()
-	id, err := store.RequestRun(ctx, s.etcd, s.keys, name, store.Request{Env: req.Env, Args: req.Args, Downstream: req.Downstream, By: req.By, At: s.now()})
+	id, err := store.RequestRun(ctx, s.etcd, s.keys, name, store.Request{Env: req.Env, Args: req.Args, Downstream: req.Downstream, By: by, At: s.now()})
 	if err != nil {
 		return requestError(err, name, "run")
 	}
-	s.log.Info("run requested", zap.Stringer("fire", id), zap.String("by", req.By))
+	s.log.Info("run requested", zap.Stringer("fire", id), zap.String("by", by))
 	writeJSON(w, http.StatusAccepted, api.RunResponse{Fire: id.String()})
 	return nil
 }
@@ -150,8 +140,8 @@ func (s *Server) pauseJob(w http.ResponseWriter, r *http.Request, pause bool) er
 	if err := decodeBody(w, r, &req, true); err != nil {
 		return err
 	}
-	if len(req.Note) > maxByBytes || len(req.By) > maxByBytes {
-		return errorf(http.StatusBadRequest, "note and by must be at most %d bytes", maxByBytes)
+	if len(req.Note) > maxNoteBytes {
+		return errorf(http.StatusBadRequest, "note: longer than %d bytes", maxNoteBytes)
 	}
 	ctx, cancel := etcdContext(r)
 	defer cancel()
@@ -161,7 +151,7 @@ func (s *Server) pauseJob(w http.ResponseWriter, r *http.Request, pause bool) er
 		return errorf(http.StatusNotFound, "no job named %q", name)
 	}
 	change := store.PauseChange{Pause: pause, Note: req.Note, Catchup: req.Catchup && !pause}
-	if err := store.RequestPause(ctx, s.etcd, s.keys, name, change, req.By, s.now()); err != nil {
+	if err := store.RequestPause(ctx, s.etcd, s.keys, name, change, requestedBy(r), s.now()); err != nil {
 		return requestError(err, name, "pause or resume")
 	}
 	writeJSON(w, http.StatusAccepted, api.PauseResponse{Job: name, Pause: pause, Catchup: change.Catchup})
@@ -215,8 +205,6 @@ func (s *Server) backfillJob(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, "want one of to (RFC 3339) and to_date (YYYY-MM-DD)")
 	case req.Parallel < 0:
 		return errorf(http.StatusBadRequest, "parallel must not be negative")
-	case len(req.By) > maxByBytes:
-		return errorf(http.StatusBadRequest, "by: longer than %d bytes", maxByBytes)
 	}
 	ctx, cancel := etcdContext(r)
 	defer cancel()
@@ -265,7 +253,7 @@ func (s *Server) backfillJob(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, res)
 		return nil
 	}
-	id, err := store.RequestBackfill(ctx, s.etcd, s.keys, name, store.Backfill{From: req.From, To: req.To, Parallel: req.Parallel}, req.By, s.now())
+	id, err := store.RequestBackfill(ctx, s.etcd, s.keys, name, store.Backfill{From: req.From, To: req.To, Parallel: req.Parallel}, requestedBy(r), s.now())
 	if err != nil {
 		return requestError(err, name, "backfill")
 	}

@@ -51,6 +51,7 @@ type Server struct {
 	subjectPrefix string
 	log           *zap.Logger
 	now           func() time.Time
+	hosts         []string // the API's names besides loopback ones (checkHost)
 
 	mu    sync.Mutex
 	loads map[string]store.LoadReport // latest report per node; guarded by mu
@@ -58,15 +59,34 @@ type Server struct {
 	stop  func() bool                 // ends the Start context's hook; guarded by mu
 }
 
+// Option sets an optional part of a Server.
+type Option func(*Server)
+
+// WithHosts names the API (scheduler.api_hosts): the Host a request may
+// give besides localhost, 127.0.0.1 and [::1] on a loopback address, and
+// the only ones on other addresses (see checkHost). Check names with
+// ValidateHosts first.
+func WithHosts(names ...string) Option {
+	return func(s *Server) {
+		for _, n := range names {
+			s.hosts = append(s.hosts, hostName(n))
+		}
+	}
+}
+
 // New builds the API server; it does nothing until Start and Handler are
 // used. subjectPrefix is the NATS subject prefix (default "aion."); now is
 // the clock (time.Now outside tests).
-func New(etcd *clientv3.Client, nc *nats.Conn, keys store.Keys, subjectPrefix string, log *zap.Logger, now func() time.Time) *Server {
-	return &Server{
+func New(etcd *clientv3.Client, nc *nats.Conn, keys store.Keys, subjectPrefix string, log *zap.Logger, now func() time.Time, opts ...Option) *Server {
+	s := &Server{
 		etcd: etcd, nats: nc, keys: keys, subjectPrefix: subjectPrefix,
 		log: log.Named("api"), now: now,
 		loads: make(map[string]store.LoadReport),
 	}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
 }
 
 // Start subscribes to executors' load reports, which GET /v1/nodes shows.
@@ -140,12 +160,18 @@ func (s *Server) handlers() map[api.Route]handler {
 		api.RouteGetLog:      s.getLog,
 		api.RouteKillFire:    s.killFire,
 		api.RouteListNodes:   s.listNodes,
+		api.RouteCreateToken: s.createToken,
+		api.RouteListTokens:  s.listTokens,
+		api.RouteRevokeToken: s.revokeToken,
 		api.RouteHealth:      health,
 	}
 }
 
 // Handler returns the API's routes, api.Routes(). A route this server has
 // no handler for answers 501 (handlers_test.go checks there is none).
+// Every request is checked first for its Host (checkHost); every route
+// then for its token and role (authorize, by the route's api.Role) and
+// its body's Content-Type, in wrap.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	handlers := s.handlers()
@@ -156,9 +182,14 @@ func (s *Server) Handler() http.Handler {
 				return errorf(http.StatusNotImplemented, "%s is not served by this server", rt)
 			}
 		}
-		mux.Handle(string(rt), s.wrap(string(rt), h))
+		mux.Handle(string(rt), s.wrap(rt, h))
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if he := s.checkHost(r); he != nil {
+			s.log.Debug("request refused", zap.String("host", r.Host), zap.String("path", r.URL.Path), zap.String("error", he.msg))
+			writeJSON(w, he.status, api.ErrorResponse{Error: he.msg})
+			return
+		}
 		if _, pattern := mux.Handler(r); pattern == "" {
 			// No route: the mux answers 404 or 405 (or redirects to a
 			// cleaned path); errors go out as JSON like every other.

@@ -187,3 +187,35 @@ func RunUntilCleanup(t testing.TB, run func(context.Context) error, expectedErr 
 	}()
 	t.Cleanup(func() { cancel(); wg.Wait() })
 }
+
+// Token makes an API token with name and role (viewer, operator or
+// admin) straight in etcd, as `aion token create --etcd` does, and returns
+// its secret, for a Bearer header or api.WithToken.
+func (c *Cluster) Token(t testing.TB, name, role string) string {
+	t.Helper()
+	secret, err := store.NewTokenSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := store.Token{Name: name, Role: role, CreatedAt: time.Now(), CreatedBy: "clustertest"}
+	if err := store.CreateToken(context.Background(), c.Etcd, c.Keys, tok, secret); err != nil {
+		t.Fatalf("create token %s: %v", name, err)
+	}
+	return secret
+}
+
+// AdminToken makes an admin token, named admin- and a part of its hash
+// so that every call makes another, and returns its secret.
+func (c *Cluster) AdminToken(t testing.TB) string {
+	t.Helper()
+	secret, err := store.NewTokenSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "admin-" + store.HashToken(secret)[:12]
+	tok := store.Token{Name: name, Role: "admin", CreatedAt: time.Now(), CreatedBy: "clustertest"}
+	if err := store.CreateToken(context.Background(), c.Etcd, c.Keys, tok, secret); err != nil {
+		t.Fatalf("create token %s: %v", name, err)
+	}
+	return secret
+}
