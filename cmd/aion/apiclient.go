@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/user"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -40,7 +40,7 @@ func clientCommands(a *app) []*cobra.Command {
 // --server and turns the client's errors into exits (clientExit).
 func (a *app) clientRun(run func(ctx context.Context, c *api.Client, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		c, err := newAPIClient(a.cfg.Server)
+		c, err := a.apiClient()
 		if err != nil {
 			return err
 		}
@@ -52,9 +52,53 @@ func (a *app) clientRun(run func(ctx context.Context, c *api.Client, args []stri
 	}
 }
 
+// defaultTokenFile is where the CLI looks for a token last: the file aion
+// dev writes into its default data directory.
+const defaultTokenFile = ".aion/token"
+
+// tokenSearch says where the CLI looks for its token, for errors.
+const tokenSearch = "--token, AION_TOKEN or the config's token; else the file --token-file, AION_TOKEN_FILE or the config's token_file names; else ./" + defaultTokenFile + ", which aion dev writes"
+
+// apiToken finds the token the client commands send: --token (AION_TOKEN,
+// config token), else the file --token-file (AION_TOKEN_FILE, config
+// token_file) names, else ./.aion/token when it exists (aion dev's default
+// data directory). It says where it found it; none found is no error (the
+// API answers 401, and clientExit says where tokens are looked for).
+func (a *app) apiToken() (secret, source string, err error) {
+	if a.cfg.Token != "" {
+		return a.cfg.Token, "--token, AION_TOKEN or the config's token", nil
+	}
+	file := a.cfg.TokenFile
+	if file == "" {
+		if _, err := os.Stat(defaultTokenFile); err != nil {
+			return "", "", nil
+		}
+		file = defaultTokenFile
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", "", &exitError{code: exitUsage, err: fmt.Errorf("token file: %w", err)}
+	}
+	secret = strings.TrimSpace(string(data))
+	if secret == "" {
+		return "", "", &exitError{code: exitUsage, err: fmt.Errorf("token file %s is empty", file)}
+	}
+	return secret, file, nil
+}
+
+// apiClient is the client of --server with the token apiToken finds.
+func (a *app) apiClient() (*api.Client, error) {
+	secret, source, err := a.apiToken()
+	if err != nil {
+		return nil, err
+	}
+	a.tokenSource = source
+	return newAPIClient(a.cfg.Server, api.WithToken(secret))
+}
+
 // newAPIClient is the client of --server; a bad URL is a usage error.
-func newAPIClient(server string) (*api.Client, error) {
-	c, err := api.NewClient(server, &http.Client{Timeout: api.DefaultTimeout})
+func newAPIClient(server string, opts ...api.ClientOption) (*api.Client, error) {
+	c, err := api.NewClient(server, &http.Client{Timeout: api.DefaultTimeout}, opts...)
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: fmt.Errorf("--server %w", err)}
 	}
@@ -69,6 +113,12 @@ func (a *app) clientExit(err error) error {
 	var answer *api.Error
 	var unreachable *api.UnreachableError
 	switch {
+	case errors.As(err, &answer) && answer.Status == http.StatusUnauthorized:
+		sent := "no token was found"
+		if a.tokenSource != "" {
+			sent = "the token sent came from " + a.tokenSource
+		}
+		return &exitError{code: exitAion, err: fmt.Errorf("%s (%s; the CLI looks in %s)", answer.Message, sent, tokenSearch)}
 	case errors.As(err, &answer):
 		for _, p := range answer.Problems {
 			fmt.Fprintln(a.stderr, p)
@@ -91,16 +141,4 @@ func parseFireID(prefix, arg string) (api.FireID, error) {
 		return api.FireID{}, &exitError{code: exitUsage, err: err}
 	}
 	return id, nil
-}
-
-// whoAmI names the person asking for a run, for the fire record.
-func whoAmI() string {
-	name := os.Getenv("USER")
-	if u, err := user.Current(); err == nil {
-		name = u.Username
-	}
-	if host, err := os.Hostname(); err == nil {
-		return name + "@" + host
-	}
-	return name
 }

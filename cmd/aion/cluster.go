@@ -22,6 +22,7 @@ import (
 	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler"
+	"github.com/aionsched/aion/scheduler/api"
 	"github.com/aionsched/aion/scheduler/apiserver"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -44,6 +45,19 @@ func schedulerFlags(cmd *cobra.Command) {
 	f.Duration("session-ttl", 5*time.Second, "leader session TTL")
 	f.Duration("misfire-grace", time.Minute, "nominal times later than this follow the job's misfire policy")
 	f.Int("history", 100, "fire records kept per job (0: all)")
+	httpDefaults := apiserver.DefaultHTTPConfig()
+	f.StringSlice("api-hosts", nil, "names the API answers to besides localhost, 127.0.0.1 and [::1] (the Host check)")
+	f.Duration("api-read-header-timeout", httpDefaults.ReadHeaderTimeout, "how long a client has to send a request's headers")
+	f.Duration("api-read-timeout", httpDefaults.ReadTimeout, "how long a request may take, from its first byte to its answer")
+	f.Duration("api-idle-timeout", httpDefaults.IdleTimeout, "how long an idle keep-alive connection stays open")
+	f.Int("api-max-header-bytes", httpDefaults.MaxHeaderBytes, "the largest request headers accepted")
+	f.Int("api-max-connections", httpDefaults.MaxConnections, "connections served at once; more wait (0: no limit)")
+	configFlag(f, "api-hosts", "scheduler.api_hosts")
+	configFlag(f, "api-read-header-timeout", "scheduler.api_read_header_timeout")
+	configFlag(f, "api-read-timeout", "scheduler.api_read_timeout")
+	configFlag(f, "api-idle-timeout", "scheduler.api_idle_timeout")
+	configFlag(f, "api-max-header-bytes", "scheduler.api_max_header_bytes")
+	configFlag(f, "api-max-connections", "scheduler.api_max_connections")
 	configFlag(f, "history", "scheduler.history")
 	configFlag(f, "id", "scheduler.id")
 	configFlag(f, "listen", "scheduler.listen")
@@ -201,12 +215,31 @@ func listenAPI(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// apiRunner serves the HTTP API on ln until ctx ends (and closes ln).
+// httpConfig is the API's HTTP limits and names, as configured; bad
+// values are usage errors naming their key.
+func (a *app) httpConfig() (apiserver.HTTPConfig, error) {
+	c := a.cfg.Scheduler
+	cfg := apiserver.HTTPConfig{
+		ReadHeaderTimeout: c.APIReadHeaderTimeout, ReadTimeout: c.APIReadTimeout, IdleTimeout: c.APIIdleTimeout,
+		MaxHeaderBytes: c.APIMaxHeaderBytes, MaxConnections: c.APIMaxConnections,
+	}
+	if err := errors.Join(cfg.Validate(), apiserver.ValidateHosts(c.APIHosts)); err != nil {
+		return cfg, &exitError{code: exitUsage, err: err}
+	}
+	return cfg, nil
+}
+
+// apiRunner serves the HTTP API on ln until ctx ends (and closes ln),
+// with /metrics beside it (a viewer token, as every GET).
 // ready, if not nil, receives the address listened on.
 func (a *app) apiRunner(cli *clientv3.Client, nc *nats.Conn, ln net.Listener, metrics prometheus.Gatherer, ready func(string)) func(context.Context) error {
 	return func(ctx context.Context) error {
 		defer ln.Close()
-		srv := apiserver.New(cli, nc, store.Keys{Prefix: a.cfg.Etcd.Prefix}, "aion.", a.log, time.Now)
+		httpCfg, err := a.httpConfig()
+		if err != nil {
+			return err
+		}
+		srv := apiserver.New(cli, nc, store.Keys{Prefix: a.cfg.Etcd.Prefix}, "aion.", a.log, time.Now, apiserver.WithHosts(a.cfg.Scheduler.APIHosts...))
 		if err := srv.Start(ctx); err != nil {
 			return err
 		}
@@ -215,9 +248,10 @@ func (a *app) apiRunner(cli *clientv3.Client, nc *nats.Conn, ln net.Listener, me
 			ready(ln.Addr().String())
 		}
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+		mux.Handle(string(api.RouteMetrics), srv.Guard(api.RouteMetrics, promhttp.HandlerFor(metrics, promhttp.HandlerOpts{})))
 		mux.Handle("/", srv.Handler())
-		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		hs := httpCfg.Server(mux)
+		ln = httpCfg.Listener(ln)
 		go func() {
 			<-ctx.Done()
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -238,6 +272,9 @@ func newSchedulerCommand(a *app) *cobra.Command {
 		Long:  "A scheduler campaigns for leadership in etcd; the leader plans and dispatches runs. Run several for high availability.",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := a.httpConfig(); err != nil {
+				return err
+			}
 			ln, err := listenAPI(a.cfg.Scheduler.Listen)
 			if err != nil {
 				return err

@@ -50,6 +50,9 @@ func newDevCommand(a *app) *cobra.Command {
 // (pruning), prints what it started and the jobs, then runs a scheduler,
 // an executor and the API, printing every fire state change.
 func (a *app) dev(ctx context.Context, dataDir, jobsDir string, jobsGiven bool) error {
+	if _, err := a.httpConfig(); err != nil {
+		return err
+	}
 	ln, err := listenAPI(a.cfg.Scheduler.Listen)
 	if err != nil {
 		return err
@@ -87,6 +90,10 @@ func (a *app) dev(ctx context.Context, dataDir, jobsDir string, jobsGiven bool) 
 	if err != nil {
 		return err
 	}
+	tokenFile, err := a.devToken(ctx, cli, dataDir)
+	if err != nil {
+		return err
+	}
 	events, err := a.printEvents(nc)
 	if err != nil {
 		return err
@@ -97,7 +104,7 @@ func (a *app) dev(ctx context.Context, dataDir, jobsDir string, jobsGiven bool) 
 	if err := a.printDevJobs(jobsDir, apply, res, jobs); err != nil {
 		return err
 	}
-	return a.runDev(ctx, cli, nc, xcfg, ln)
+	return a.runDev(ctx, cli, nc, xcfg, ln, tokenFile)
 }
 
 // startDevServers starts the embedded etcd, which keeps its data in
@@ -153,11 +160,11 @@ func (a *app) devOutputDir(dataDir string, flagGiven bool) {
 
 // runDev runs the scheduler, the executor and the API until ctx ends, then
 // says so.
-func (a *app) runDev(ctx context.Context, cli *clientv3.Client, nc *nats.Conn, xcfg executor.Config, ln net.Listener) error {
+func (a *app) runDev(ctx context.Context, cli *clientv3.Client, nc *nats.Conn, xcfg executor.Config, ln net.Listener, tokenFile string) error {
 	reg := newRegistry()
 	s := scheduler.New(a.schedulerConfig(), cli, nc, a.log, scheduler.WithMetrics(scheduler.NewMetrics(reg)))
 	x := executor.New(xcfg, cli, nc, a.log)
-	serve := a.apiRunner(cli, nc, ln, reg, a.printDevReady)
+	serve := a.apiRunner(cli, nc, ln, reg, func(addr string) { a.printDevReady(addr, tokenFile) })
 	runX, serveLonger := apiOutlivesExecutor(x.Run, serve)
 	err := runAll(ctx, s.Run, runX, serveLonger)
 	fmt.Fprintln(a.stdout, "stopped")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/aionsched/aion/jobspec"
@@ -70,10 +71,23 @@ func (a *app) printDevJobs(jobsDir string, applied bool, res store.ApplyResult, 
 	return printJobSummary(a, jobs, time.Now(), "loaded")
 }
 
-// printDevReady prints dev's ready line: where the API is, and how to
-// point the CLI at it.
-func (a *app) printDevReady(addr string) {
+// printDevReady prints dev's ready lines: where the API is, how to point
+// the CLI at it, and where its admin token is.
+func (a *app) printDevReady(addr, tokenFile string) {
 	url := "http://" + addr
 	fmt.Fprintf(a.stdout, "API at %s — point the CLI at it with --server %s or AION_SERVER=%s\n", url, url, url)
+	if filepath.Clean(tokenFile) == filepath.Clean(defaultTokenFile) {
+		fmt.Fprintf(a.stdout, "admin token in %s (0600): the CLI reads it when run in this directory; elsewhere use --token-file %s\n", tokenFile, abs(tokenFile))
+	} else {
+		fmt.Fprintf(a.stdout, "admin token in %s (0600): point the CLI at it with --token-file %s or AION_TOKEN_FILE=%s\n", tokenFile, abs(tokenFile), abs(tokenFile))
+	}
 	fmt.Fprintln(a.stdout, "runs appear below as they happen; Ctrl-C stops")
+}
+
+// abs is path made absolute, or path when that fails.
+func abs(path string) string {
+	if p, err := filepath.Abs(path); err == nil {
+		return p
+	}
+	return path
 }

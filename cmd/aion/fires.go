@@ -109,7 +109,7 @@ func newKillCommand(a *app) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		res, err := c.Kill(ctx, id, api.KillRequest{By: whoAmI()})
+		res, err := c.Kill(ctx, id, api.KillRequest{})
 		if err != nil {
 			return err
 		}
@@ -148,7 +148,6 @@ func newBackfillCommand(a *app) *cobra.Command {
 		if err := rangeEnd(to, &req.To, &req.ToDate); err != nil {
 			return &exitError{code: exitUsage, err: fmt.Errorf("backfill: --to: %w", err)}
 		}
-		req.By = whoAmI()
 		res, err := c.Backfill(ctx, args[0], req)
 		if err != nil {
 			return err

@@ -150,7 +150,6 @@ func newPauseCommand(a *app, pause bool) *cobra.Command {
 		if pause {
 			send = c.Pause
 		}
-		req.By = whoAmI()
 		res, err := send(ctx, args[0], req)
 		if err != nil {
 			return err

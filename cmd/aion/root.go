@@ -24,7 +24,11 @@ type config struct {
 	} `mapstructure:"log"`
 	// Server is the scheduler API the client commands talk to.
 	Server string `mapstructure:"server"`
-	Etcd   struct {
+	// Token is the API token's secret the client commands send; TokenFile
+	// names a file holding it (see apiToken for the order).
+	Token     string `mapstructure:"token"`
+	TokenFile string `mapstructure:"token_file"`
+	Etcd      struct {
 		Endpoints []string `mapstructure:"endpoints"`
 		Prefix    string   `mapstructure:"prefix"`
 	} `mapstructure:"etcd"`
@@ -37,6 +41,14 @@ type config struct {
 		SessionTTL   time.Duration `mapstructure:"session_ttl"`
 		MisfireGrace time.Duration `mapstructure:"misfire_grace"`
 		History      int           `mapstructure:"history"`
+		// APIHosts are the API's names for the Host check (apiserver.WithHosts).
+		APIHosts []string `mapstructure:"api_hosts"`
+		// The HTTP server's limits (apiserver.HTTPConfig).
+		APIReadHeaderTimeout time.Duration `mapstructure:"api_read_header_timeout"`
+		APIReadTimeout       time.Duration `mapstructure:"api_read_timeout"`
+		APIIdleTimeout       time.Duration `mapstructure:"api_idle_timeout"`
+		APIMaxHeaderBytes    int           `mapstructure:"api_max_header_bytes"`
+		APIMaxConnections    int           `mapstructure:"api_max_connections"`
 	} `mapstructure:"scheduler"`
 	Executor struct {
 		NodeID          string        `mapstructure:"node_id"`
@@ -58,6 +70,8 @@ type app struct {
 	log    *zap.Logger
 	stdout io.Writer
 	stderr io.Writer
+	// tokenSource says where the client commands' token came from (for a 401).
+	tokenSource string
 }
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -89,7 +103,11 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	flags.String("server", "http://127.0.0.1:8080", "address of the Aion API (any scheduler)")
 	configFlag(flags, "log-level", "log.level")
 	configFlag(flags, "log-format", "log.format")
+	flags.String("token", "", "API token secret to send (visible to other users in the process list: prefer AION_TOKEN or --token-file)")
+	flags.String("token-file", "", "file holding the API token secret (default: ./.aion/token, which aion dev writes, if present)")
 	configFlag(flags, "server", "server")
+	configFlag(flags, "token", "token")
+	configFlag(flags, "token-file", "token_file")
 
 	root.AddCommand(
 		newValidateCommand(a),
@@ -99,6 +117,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newSchedulerCommand(a),
 		newExecutorCommand(a),
 		newBenchCommand(a),
+		newTokenCommand(a),
 	)
 	root.AddCommand(clientCommands(a)...)
 	return root

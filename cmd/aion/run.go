@@ -39,7 +39,6 @@ func newRunCommand(a *app) *cobra.Command {
 		if req.Env, err = parseEnv(env); err != nil {
 			return err
 		}
-		req.By = whoAmI()
 		res, err := c.Run(ctx, args[0], req)
 		if err != nil {
 			return err

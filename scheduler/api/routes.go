@@ -34,6 +34,10 @@ const (
 	RouteListTokens  Route = "GET /v1/tokens"
 	RouteRevokeToken Route = "DELETE /v1/tokens/{name}"
 	RouteHealth      Route = "GET /healthz"
+	// RouteMetrics is not in Routes(): the aion binary serves its
+	// Prometheus metrics beside the API, guarded like every route
+	// (apiserver.Server.Guard).
+	RouteMetrics Route = "GET /metrics"
 )
 
 // Routes lists every route of the API.
@@ -103,7 +107,7 @@ func (r Route) Role() Role {
 	switch r {
 	case RouteHealth:
 		return RoleNone
-	case RouteListJobs, RouteGetJob, RouteListFires, RouteRecentFires, RouteGetFire, RouteGetLog, RouteListNodes:
+	case RouteListJobs, RouteGetJob, RouteListFires, RouteRecentFires, RouteGetFire, RouteGetLog, RouteListNodes, RouteMetrics:
 		return RoleViewer
 	case RouteRunJob, RouteKillFire, RoutePauseJob, RouteResumeJob, RouteBackfill, RouteEnableJob, RouteDisableJob:
 		return RoleOperator

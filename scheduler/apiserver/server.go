@@ -184,18 +184,36 @@ func (s *Server) Handler() http.Handler {
 		}
 		mux.Handle(string(rt), s.wrap(rt, h))
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if he := s.checkHost(r); he != nil {
-			s.log.Debug("request refused", zap.String("host", r.Host), zap.String("path", r.URL.Path), zap.String("error", he.msg))
-			writeJSON(w, he.status, api.ErrorResponse{Error: he.msg})
-			return
-		}
+	return s.hostChecked(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern == "" {
 			// No route: the mux answers 404 or 405 (or redirects to a
 			// cleaned path); errors go out as JSON like every other.
 			w = &jsonErrorWriter{ResponseWriter: w, method: r.Method, path: r.URL.Path}
 		}
 		mux.ServeHTTP(w, r)
+	}))
+}
+
+// Guard serves h as route rt, outside the API's own routes (the binary's
+// /metrics): with the Host check, and the token and role rt.Role() needs,
+// as every route of the API.
+func (s *Server) Guard(rt api.Route, h http.Handler) http.Handler {
+	inner := s.wrap(rt, func(w http.ResponseWriter, r *http.Request) error {
+		h.ServeHTTP(w, r)
+		return nil
+	})
+	return s.hostChecked(inner)
+}
+
+// hostChecked serves h only to requests whose Host is the API's (checkHost).
+func (s *Server) hostChecked(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if he := s.checkHost(r); he != nil {
+			s.log.Debug("request refused", zap.String("host", r.Host), zap.String("path", r.URL.Path), zap.String("error", he.msg))
+			writeJSON(w, he.status, api.ErrorResponse{Error: he.msg})
+			return
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 
