@@ -74,6 +74,14 @@ func TestTakeover_DevComesBackAfterSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHealthy(t, cl)
+	// dev wrote its admin token before its API answered.
+	token, err := os.ReadFile(filepath.Join(data, "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cl, err = api.NewClient("http://"+addr, nil, api.WithToken(strings.TrimSpace(string(token)))); err != nil {
+		t.Fatal(err)
+	}
 	long := runJob(t, cl, "long")
 	short := runJob(t, cl, "short")
 	var started []runlog.Run

@@ -24,7 +24,8 @@ import (
 // cluster is a test cluster with the API on an httptest server.
 type cluster struct {
 	*clustertest.Cluster
-	url string
+	url   string
+	token string // an admin token's secret, which aion sends
 }
 
 // startCluster starts etcd, NATS and the API; with runs, also a scheduler
@@ -45,7 +46,7 @@ func startCluster(t *testing.T, runs bool) *cluster {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &cluster{Cluster: c, url: hs.URL}
+	return &cluster{Cluster: c, url: hs.URL, token: c.AdminToken(t)}
 }
 
 // requireClientCommands fails clearly while root.go does not register the
@@ -61,7 +62,7 @@ func requireClientCommands(t *testing.T) {
 // aion runs a command line against the cluster's API.
 func (c *cluster) aion(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	return runAion(t, append(args, "--server", c.url)...)
+	return runAion(t, append(args, "--server", c.url, "--token", c.token)...)
 }
 
 // jobKeys reads the stored job definitions with their mod revisions.

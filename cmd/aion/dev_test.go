@@ -38,6 +38,7 @@ func (b *syncBuffer) String() string {
 type devInstance struct {
 	stdout, stderr *syncBuffer
 	server         string // the URL its ready line gives
+	tokenFile      string // where its ready line says its admin token is
 	cancel         context.CancelFunc
 	done           chan int
 	stopOnce       sync.Once
@@ -47,14 +48,24 @@ type devInstance struct {
 // readyLine is the line dev prints once its API listens.
 var readyLine = regexp.MustCompile(`API at (http://\S+) — point the CLI at it with --server (http://\S+) or AION_SERVER=(http://\S+)`)
 
+// devTokenLine is the line dev prints saying where its admin token is.
+var devTokenLine = regexp.MustCompile(`admin token in (\S+) \(0600\)`)
+
 // startDev runs `aion dev` with args (plus a temporary data directory and
 // a free API port) and waits for its ready line; it is stopped at cleanup.
 func startDev(t *testing.T, args ...string) *devInstance {
 	t.Helper()
+	return startDevWith(t, append([]string{"--data-dir", t.TempDir()}, args...)...)
+}
+
+// startDevWith is startDev without a data directory of its own: dev's
+// default, ./.aion, unless args give one.
+func startDevWith(t *testing.T, args ...string) *devInstance {
+	t.Helper()
 	d := &devInstance{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan int, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	args = append([]string{"dev", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0"}, args...)
+	args = append([]string{"dev", "--listen", "127.0.0.1:0"}, args...)
 	go func() { d.done <- run(ctx, args, d.stdout, d.stderr) }()
 	t.Cleanup(func() { d.stop(t) })
 	clustertest.WaitFor(t, 30*time.Second, "the ready line of aion dev", func() bool {
@@ -72,6 +83,11 @@ func startDev(t *testing.T, args ...string) *devInstance {
 			t.Fatalf("ready line names different URLs: %q", m[0])
 		}
 		d.server = m[1]
+		tm := devTokenLine.FindStringSubmatch(d.stdout.String())
+		if tm == nil {
+			t.Fatalf("the ready lines do not say where the admin token is:\n%s", d.stdout)
+		}
+		d.tokenFile = tm[1]
 		return true
 	})
 	return d
@@ -135,9 +151,14 @@ func TestDev_StartsOutsideTheRepositoryAndWithAnEmptyJobsDirectory(t *testing.T)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Chdir(outside)
-			d := startDev(t, tt.args...)
+			// dev's default data directory, ./.aion: the CLI run in the
+			// same directory finds the admin token there by itself.
+			d := startDevWith(t, tt.args...)
 			if !strings.Contains(d.stdout.String(), tt.want) {
 				t.Errorf("stdout lacks %q:\n%s", tt.want, d.stdout)
+			}
+			if d.tokenFile != filepath.Join(".aion", "token") {
+				t.Errorf("dev's token is in %s, want .aion/token", d.tokenFile)
 			}
 			code, stdout, stderr := runAion(t, "jobs", "--server", d.server)
 			if code != 0 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,19 +20,29 @@ func TestDev_RestartKeepsJobsAppliedByHand(t *testing.T) {
 	args := []string{"--jobs", jobs, "--data-dir", data, "--docker", "off"}
 
 	first := startDev(t, args...)
-	if code, _, stderr := runAion(t, "apply", "-f", filepath.Join(other, "extra.yaml"), "--server", first.server); code != 0 {
+	if code, _, stderr := runAion(t, "apply", "-f", filepath.Join(other, "extra.yaml"), "--server", first.server, "--token-file", first.tokenFile); code != 0 {
 		t.Fatalf("apply by hand: exit %d\nstderr:\n%s", code, stderr)
 	}
 	if code := first.stop(t); code != 0 {
 		t.Fatalf("aion dev: exit %d\nstderr:\n%s", code, first.stderr)
 	}
 
+	token, err := os.ReadFile(first.tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.Stat(first.tokenFile); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("dev's token file: %v, %v; want mode 0600", info.Mode(), err)
+	}
 	second := startDev(t, args...)
 	url := second.server
+	if again, err := os.ReadFile(second.tokenFile); err != nil || string(again) != string(token) {
+		t.Errorf("the restarted dev wrote another token (%v): a restart on the same data directory keeps its token", err)
+	}
 	if want := "applied " + jobs + ": 0 created, 0 updated, 2 unchanged, 0 deleted"; !strings.Contains(second.stdout.String(), want) {
 		t.Errorf("restarted dev printed:\n%s\nwant %q", second.stdout.String(), want)
 	}
-	code, stdout, stderr := runAion(t, "jobs", "--server", url)
+	code, stdout, stderr := runAion(t, "jobs", "--server", url, "--token-file", second.tokenFile)
 	if code != 0 || !strings.Contains(stdout, "extra") {
 		t.Errorf("jobs after the restart: exit %d\n%s\nstderr:\n%s\nwant extra listed", code, stdout, stderr)
 	}

@@ -65,7 +65,7 @@ func TestClient_ExitCodes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			args := tt.args
 			if !slices.Contains(args, "--server") {
-				args = append(args, "--server", c.url)
+				args = append(args, "--server", c.url, "--token", c.token)
 			}
 			code, _, stderr := runAion(t, args...)
 			if code != tt.code || !strings.Contains(stderr, tt.want) {

@@ -84,7 +84,12 @@ func TestClient_JSONOutputIsTheAPIAnswer(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("%v -o json: exit %d: %s", tt.args, code, stderr)
 		}
-		resp, err := http.Get(c.url + tt.path)
+		req, err := http.NewRequestWithContext(t.Context(), "GET", c.url+tt.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // decodeOutput decodes a command's stdout as exactly one JSON value.
@@ -110,6 +112,7 @@ func TestOutput_EveryCommandThatPrintsDataRefusesAnUnknownFormat(t *testing.T) {
 		{"jobs"}, {"job", "a"}, {"history", "a"}, {"nodes"}, {"run", "a"}, {"apply", "-f", "x"},
 		{"enable", "a"}, {"disable", "a"}, {"delete", "a"}, {"kill", "a@b"}, {"pause", "a"}, {"resume", "a"},
 		{"backfill", "a", "--from", "2026-01-01", "--to", "2026-01-02"}, {"bench"},
+		{"token", "create", "ci", "--role", "viewer"}, {"token", "list"}, {"token", "revoke", "ci"},
 	} {
 		code, stdout, stderr := runAion(t, append(args, "-o", "yaml", "--server", "http://127.0.0.1:1")...)
 		if code != 2 || stdout != "" || !strings.Contains(stderr, `-o "yaml": want table or json`) {
@@ -119,18 +122,33 @@ func TestOutput_EveryCommandThatPrintsDataRefusesAnUnknownFormat(t *testing.T) {
 }
 
 // Every command takes -o but those that run servers (their output is a
-// log) and cobra's own.
+// log) and cobra's own; the whole tree is walked, so subcommands (aion
+// token create) are checked too, and a group (aion token) by its
+// subcommands.
 func TestOutput_EveryCommandHasTheOutputFlag(t *testing.T) {
 	servers := map[string]bool{"dev": true, "scheduler": true, "executor": true, "completion": true, "help": true}
 	root := newRootCommand(io.Discard, io.Discard)
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
-	for _, cmd := range root.Commands() {
+	checked := 0
+	var walk func(cmd *cobra.Command)
+	walk = func(cmd *cobra.Command) {
 		if servers[cmd.Name()] {
-			continue
+			return
 		}
+		if cmd.HasSubCommands() {
+			for _, sub := range cmd.Commands() {
+				walk(sub)
+			}
+			return
+		}
+		checked++
 		if f := cmd.Flags().ShorthandLookup("o"); f == nil || f.Name != "output" {
-			t.Errorf("aion %s has no -o/--output", cmd.Name())
+			t.Errorf("%s has no -o/--output", cmd.CommandPath())
 		}
+	}
+	walk(root)
+	if checked < 20 {
+		t.Errorf("walked %d commands; the tree has more", checked)
 	}
 }

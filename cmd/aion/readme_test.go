@@ -70,6 +70,7 @@ type readmeRun struct {
 	root   string // the repository, where the commands run
 	bin    string
 	addr   string
+	token  string // the file aion dev wrote its admin token to
 	c      *api.Client
 	fireID string // what FIRE-ID stands for in the next command
 }
@@ -79,7 +80,8 @@ type readmeRun struct {
 // output.
 func (r *readmeRun) sh(line string) (code int, stdout, stderr string) {
 	r.t.Helper()
-	line = strings.ReplaceAll(line, "go run ./cmd/aion", r.bin+" --server=http://"+r.addr)
+	line = strings.ReplaceAll(line, "go run ./cmd/aion", r.bin+" --server=http://"+r.addr+" --token-file="+r.token)
+	line = strings.ReplaceAll(line, ".aion/token", r.token)
 	line = strings.ReplaceAll(line, "127.0.0.1:8080", r.addr)
 	line = strings.ReplaceAll(line, "FIRE-ID", r.fireID)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -258,16 +260,18 @@ func TestREADME_ExamplesWorkAgainstAionDev(t *testing.T) {
 			t.Fatalf("README example %q (%s) has no entry in readmeChecks", ex.line, ex.key)
 		}
 	}
-	r := &readmeRun{t: t, root: root, bin: clustertest.BuildAion(t), addr: clustertest.FreeAddr(t)}
-	clustertest.StartProcess(t, r.bin, "aion-dev", "dev", "--data-dir", t.TempDir(), "--listen", r.addr,
+	data := t.TempDir()
+	r := &readmeRun{t: t, root: root, bin: clustertest.BuildAion(t), addr: clustertest.FreeAddr(t), token: filepath.Join(data, "token")}
+	clustertest.StartProcess(t, r.bin, "aion-dev", "dev", "--data-dir", data, "--listen", r.addr,
 		"--jobs", filepath.Join(root, "testdata", "jobs"))
-	r.c, err = api.NewClient("http://"+r.addr, &http.Client{Timeout: api.DefaultTimeout})
+	health, err := api.NewClient("http://"+r.addr, &http.Client{Timeout: api.DefaultTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	clustertest.WaitFor(t, 60*time.Second, "the API of aion dev", func() bool {
-		return r.c.Health(context.Background()) == nil
+		return health.Health(context.Background()) == nil
 	})
+	r.c = devClient(t, r.addr, data)
 	for _, ex := range examples {
 		check := readmeChecks[ex.key]
 		if check.before != nil {

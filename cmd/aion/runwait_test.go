@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ func TestClient_RunWaitSaysTheServerStopped(t *testing.T) {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
+	token := c.Token(t, "runner", "operator")
 	c.Apply(t, "name: long\nschedule: manual\ncommand: echo started; sleep 60\n")
 
 	type result struct {
@@ -41,7 +43,7 @@ func TestClient_RunWaitSaysTheServerStopped(t *testing.T) {
 	done := make(chan result, 1)
 	go func() {
 		var out, errOut bytes.Buffer
-		code := run(t.Context(), []string{"run", "long", "--wait", "--server", hs.URL}, &out, &errOut)
+		code := run(t.Context(), []string{"run", "long", "--wait", "--server", hs.URL, "--token", token}, &out, &errOut)
 		done <- result{code, out.String(), errOut.String()}
 	}()
 	clustertest.WaitFor(t, 15*time.Second, "the run to start", func() bool {
@@ -80,22 +82,24 @@ func TestDev_CtrlCLetsRunWaitSeeHowItsRunEnded(t *testing.T) {
 	devCtx, ctrlC := context.WithCancel(t.Context())
 	defer ctrlC()
 	devDone := make(chan int, 1)
+	data := t.TempDir()
 	go func() {
 		var out, errOut bytes.Buffer
-		devDone <- run(devCtx, []string{"dev", "--data-dir", t.TempDir(), "--jobs", jobs, "--listen", addr,
+		devDone <- run(devCtx, []string{"dev", "--data-dir", data, "--jobs", jobs, "--listen", addr,
 			"--grace", "30s", "--docker", "off"}, &out, &errOut)
 	}()
-	cl, err := api.NewClient("http://"+addr, nil)
+	health, err := api.NewClient("http://"+addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitFor(t, 30*time.Second, "aion dev's API", func() bool { return cl.Health(t.Context()) == nil })
+	clustertest.WaitFor(t, 30*time.Second, "aion dev's API", func() bool { return health.Health(t.Context()) == nil })
+	cl := devClient(t, addr, data)
 
 	done := make(chan [2]string, 1)
 	codes := make(chan int, 1)
 	go func() {
 		var out, errOut bytes.Buffer
-		codes <- run(t.Context(), []string{"run", "long", "--wait", "--server", "http://" + addr}, &out, &errOut)
+		codes <- run(t.Context(), []string{"run", "long", "--wait", "--server", "http://" + addr, "--token-file", filepath.Join(data, "token")}, &out, &errOut)
 		done <- [2]string{out.String(), errOut.String()}
 	}()
 	clustertest.WaitFor(t, 15*time.Second, "the run to start", func() bool {

@@ -56,6 +56,12 @@ func TestClient_EveryMethodCallsItsRoute(t *testing.T) {
 		{RouteGetLog, func() error { _, err := c.Log(ctx, id, 0); return err }},
 		{RouteKillFire, func() error { _, err := c.Kill(ctx, id, KillRequest{}); return err }},
 		{RouteListNodes, func() error { _, err := c.Nodes(ctx); return err }},
+		{RouteCreateToken, func() error {
+			_, err := c.CreateToken(ctx, CreateTokenRequest{Name: "ci", Role: RoleViewer})
+			return err
+		}},
+		{RouteListTokens, func() error { _, err := c.ListTokens(ctx); return err }},
+		{RouteRevokeToken, func() error { _, err := c.RevokeToken(ctx, "ci"); return err }},
 		{RouteHealth, func() error { return c.Health(ctx) }},
 	}
 	for _, cl := range calls {

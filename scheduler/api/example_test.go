@@ -19,8 +19,10 @@ import (
 )
 
 // startAPI starts a real etcd and NATS in this process and serves the API
-// of package apiserver on them, as a scheduler does; stop ends it all.
-func startAPI() (url string, stop func(), err error) {
+// of package apiserver on them, as a scheduler does, with an admin token
+// made straight in etcd (as `aion token create --etcd` makes the first
+// one); stop ends it all.
+func startAPI() (url, token string, stop func(), err error) {
 	var stops []func()
 	stop = func() {
 		for i := len(stops) - 1; i >= 0; i-- {
@@ -34,39 +36,47 @@ func startAPI() (url string, stop func(), err error) {
 	}()
 	dir, err := os.MkdirTemp("", "aion-api-example-")
 	if err != nil {
-		return "", nil, fmt.Errorf("temp dir: %w", err)
+		return "", "", nil, fmt.Errorf("temp dir: %w", err)
 	}
 	stops = append(stops, func() { _ = os.RemoveAll(dir) })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	etcd, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{Dir: dir, Log: zap.NewNop()})
 	if err != nil {
-		return "", nil, fmt.Errorf("start etcd: %w", err)
+		return "", "", nil, fmt.Errorf("start etcd: %w", err)
 	}
 	stops = append(stops, etcd.Close)
 	ns, err := embedded.StartNATS("")
 	if err != nil {
-		return "", nil, fmt.Errorf("start NATS: %w", err)
+		return "", "", nil, fmt.Errorf("start NATS: %w", err)
 	}
 	stops = append(stops, ns.Close)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
-		return "", nil, fmt.Errorf("etcd client: %w", err)
+		return "", "", nil, fmt.Errorf("etcd client: %w", err)
 	}
 	stops = append(stops, func() { _ = cli.Close() })
 	nc, err := nats.Connect(ns.URL())
 	if err != nil {
-		return "", nil, fmt.Errorf("NATS client: %w", err)
+		return "", "", nil, fmt.Errorf("NATS client: %w", err)
 	}
 	stops = append(stops, nc.Close)
 	srv := apiserver.New(cli, nc, store.Keys{Prefix: store.DefaultPrefix}, "aion.", zap.NewNop(), time.Now)
 	if err := srv.Start(context.Background()); err != nil {
-		return "", nil, fmt.Errorf("start the API: %w", err)
+		return "", "", nil, fmt.Errorf("start the API: %w", err)
 	}
 	stops = append(stops, func() { _ = srv.Close() })
 	hs := httptest.NewServer(srv.Handler())
 	stops = append(stops, hs.Close)
-	return hs.URL, stop, nil
+	secret, err := store.NewTokenSecret()
+	if err != nil {
+		return "", "", nil, err
+	}
+	admin := store.Token{Name: "example-admin", Role: string(api.RoleAdmin), CreatedAt: time.Now(), CreatedBy: "etcd"}
+	if err := store.CreateToken(ctx, cli, store.Keys{Prefix: store.DefaultPrefix}, admin, secret); err != nil {
+		return "", "", nil, fmt.Errorf("admin token: %w", err)
+	}
+	return hs.URL, secret, stop, nil
 }
 
 const exampleJobs = `jobs:
@@ -81,14 +91,14 @@ const exampleJobs = `jobs:
 
 // A client applies job files, lists and changes the stored jobs.
 func Example() {
-	url, stop, err := startAPI()
+	url, token, stop, err := startAPI()
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer stop()
 	ctx := context.Background()
-	c, err := api.NewClient(url, nil)
+	c, err := api.NewClient(url, nil, api.WithToken(token))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -134,14 +144,14 @@ func Example() {
 // Errors of the API match sentinels with errors.Is; an *api.Error has the
 // server's message and, for job files, every problem.
 func ExampleError() {
-	url, stop, err := startAPI()
+	url, token, stop, err := startAPI()
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer stop()
 	ctx := context.Background()
-	c, err := api.NewClient(url, nil)
+	c, err := api.NewClient(url, nil, api.WithToken(token))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -149,6 +159,14 @@ func ExampleError() {
 
 	_, err = c.GetJob(ctx, "nope")
 	fmt.Println(errors.Is(err, api.ErrNotFound), err)
+
+	anonymous, err := api.NewClient(url, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, err = anonymous.ListJobs(ctx)
+	fmt.Println(errors.Is(err, api.ErrUnauthorized), err)
 
 	_, err = c.Apply(ctx, []api.File{{Name: "bad.yaml", Content: "name: Bad\nschedule: manual\ncommand: x\n"}}, api.ApplyOptions{})
 	var ae *api.Error
@@ -169,6 +187,7 @@ func ExampleError() {
 	fmt.Println(errors.Is(err, api.ErrUnreachable))
 	// Output:
 	// true get job nope: no job named "nope"
+	// true list jobs: GET /v1/jobs needs a token: send Authorization: Bearer TOKEN
 	// true 400 1 problem in the job files, nothing applied
 	// 1 problem in bad.yaml:1
 	// true
