@@ -151,8 +151,10 @@ func TestClient_CompletesJobNamesAndFireIDs(t *testing.T) {
 		{[]string{"__complete", "kill", "greet@"}, []string{fire}},
 		{[]string{"__complete", "logs", "gr"}, []string{"greet", fire}},
 	}
-	// The last argument is the one completed: the server comes from the environment.
+	// The last argument is the one completed: the server and the token
+	// come from the environment.
 	t.Setenv("AION_SERVER", c.url)
+	t.Setenv("AION_TOKEN", c.token)
 	for _, tt := range tests {
 		code, stdout, stderr := runAion(t, tt.args...)
 		got := lines(stdout)
