@@ -83,11 +83,10 @@ func (a *app) clientExit(err error) error {
 		}
 		return &exitError{code: exitAion, err: errors.New(answer.Message)}
 	case errors.As(err, &unreachable):
-		hint := tlsHint(err, "the API", clientTLSSource)
-		if hint == "" {
-			hint = "is `aion dev` or a scheduler running? set --server"
+		if hint := tlsHint(err, "the API", clientTLSSource); hint != "" {
+			return &exitError{code: exitAion, err: fmt.Errorf("%w; %s", unreachable, hint)}
 		}
-		return &exitError{code: exitAion, err: fmt.Errorf("%w (%s)", unreachable, hint)}
+		return &exitError{code: exitAion, err: fmt.Errorf("%w (is `aion dev` or a scheduler running? set --server)", unreachable)}
 	}
 	return err
 }

@@ -195,7 +195,7 @@ func (a *app) apiRunner(cli *clientv3.Client, nc *nats.Conn, ln net.Listener, me
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 		mux.Handle("/", srv.Handler())
-		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(a.log.Named("api"))}
 		go func() {
 			<-ctx.Done()
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -164,9 +164,9 @@ func (a *app) connect(ctx context.Context, c clusterConn) (*clientv3.Client, *na
 		Logger: a.log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("etcd %v: %w%s", c.etcdEndpoints, err, etcdHint(err))
+		return nil, nil, fmt.Errorf("etcd %v: %w%s", c.etcdEndpoints, err, etcdHint(ctx, c, err))
 	}
-	if err := checkEtcd(ctx, cli, c.etcdEndpoints[0], c.etcdPrefix); err != nil {
+	if err := checkEtcd(ctx, cli, c); err != nil {
 		cli.Close()
 		return nil, nil, err
 	}
@@ -179,36 +179,39 @@ func (a *app) connect(ctx context.Context, c clusterConn) (*clientv3.Client, *na
 	return cli, nc, nil
 }
 
-// checkEtcd asks endpoint for its status, then counts the keys under
-// prefix (unless it is empty).
-func checkEtcd(ctx context.Context, cli *clientv3.Client, endpoint, prefix string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+// checkEtcd asks the first endpoint for its status, then counts the keys
+// under the prefix (unless it is empty).
+func checkEtcd(ctx context.Context, cli *clientv3.Client, c clusterConn) error {
+	endpoint := c.etcdEndpoints[0]
+	callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := cli.Status(ctx, endpoint); err != nil {
-		return fmt.Errorf("cannot reach etcd at %s: %w%s", endpoint, err, etcdHint(err))
+	if _, err := cli.Status(callCtx, endpoint); err != nil {
+		return fmt.Errorf("cannot reach etcd at %s: %w%s", endpoint, err, etcdHint(ctx, c, err))
 	}
-	if prefix == "" {
+	if c.etcdPrefix == "" {
 		return nil
 	}
-	if _, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil {
-		return fmt.Errorf("etcd at %s: cannot read %s: %w%s", endpoint, prefix, err, etcdHint(err))
+	if _, err := cli.Get(callCtx, c.etcdPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil {
+		return fmt.Errorf("etcd at %s: cannot read %s: %w%s", endpoint, c.etcdPrefix, err, etcdHint(ctx, c, err))
 	}
 	return nil
 }
 
 // etcdHint says what to configure after an etcd error of credentials or
-// TLS ("" for others).
-func etcdHint(err error) string {
+// TLS ("" for others). A timeout may be a TLS handshake that failed: the
+// first endpoint is probed to find out.
+func etcdHint(ctx context.Context, c clusterConn, err error) string {
 	switch {
 	case errors.Is(err, rpctypes.ErrUserEmpty):
 		return " (etcd has authentication on: set etcd.username and etcd.password)"
 	case errors.Is(err, rpctypes.ErrAuthFailed):
 		return " (check etcd.username and etcd.password)"
 	case errors.Is(err, rpctypes.ErrPermissionDenied):
-		return " (the etcd user needs a role that may read and write the key prefix)"
-	}
-	if hint := tlsHint(err, "etcd", etcdTLSSource); hint != "" {
-		return " (" + hint + ")"
+		return " (the etcd user needs a role that may read and write the key prefix; without etcd.username, etcd takes the client certificate's common name as the user)"
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		if hint := probeTLS(ctx, c.etcdEndpoints[0], c.etcdTLS, "etcd", etcdTLSSource); hint != "" {
+			return "; " + hint
+		}
 	}
 	return ""
 }
@@ -223,7 +226,7 @@ func natsHint(err error) string {
 		return " (nats.tls is set, but the server does not speak TLS)"
 	}
 	if hint := tlsHint(err, "the NATS server", natsTLSSource); hint != "" {
-		return " (" + hint + ")"
+		return "; " + hint
 	}
 	return ""
 }

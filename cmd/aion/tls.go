@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -224,7 +227,46 @@ func tlsHint(err error, what string, src tlsSource) string {
 	case errors.As(err, &invalid):
 		return fmt.Sprintf("%s's certificate is not valid", what)
 	case errors.As(err, &opErr) && opErr.Op == "remote error" && strings.Contains(opErr.Err.Error(), "tls:"):
-		return fmt.Sprintf("%s refused this client's TLS connection: it may require a client certificate its CA signed (%s and %s)", what, src.name("cert"), src.name("key"))
+		return fmt.Sprintf("%s refused this client's TLS connection: it may require a client certificate signed by a CA it trusts: set %s and %s", what, src.name("cert"), src.name("key"))
 	}
 	return ""
+}
+
+// probeTLS finds out why a connection to endpoint (an http:// or https://
+// URL) failed when the client only saw a timeout, as gRPC reports a
+// failed TLS handshake: it makes the TLS handshake itself with cfg (nil:
+// the system's roots) and reads once, which is when a server refusing the
+// client's certificate says so under TLS 1.3. It returns what to configure,
+// or "" when the handshake succeeds or fails for another reason.
+func probeTLS(ctx context.Context, endpoint string, cfg *tls.Config, what string, src tlsSource) string {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if u.Scheme == "http" {
+		// Does a TLS server answer the plain endpoint? (No verification:
+		// only whether it speaks TLS matters.)
+		probe := &tls.Dialer{Config: &tls.Config{MinVersion: minTLSVersion, InsecureSkipVerify: true}} //nolint:gosec // a probe that sends nothing
+		conn, err := probe.DialContext(ctx, "tcp", u.Host)
+		if err != nil {
+			return ""
+		}
+		conn.Close()
+		return fmt.Sprintf("%s at %s speaks TLS: use an https:// endpoint and set %s to the CA that signed its certificate", what, u.Host, src.name("ca"))
+	}
+	if cfg == nil {
+		cfg = &tls.Config{MinVersion: minTLSVersion}
+	}
+	conn, err := (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return tlsHint(err, what, src)
+	}
+	defer conn.Close()
+	if err := conn.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+		return ""
+	}
+	_, err = conn.Read(make([]byte, 1))
+	return tlsHint(err, what, src)
 }
