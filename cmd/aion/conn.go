@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 	"github.com/spf13/cobra"
@@ -143,8 +144,12 @@ func checkCredsFile(file string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := nkeys.ParseDecoratedJWT(data); err != nil {
-		return fmt.Errorf("%s: no user JWT: %w", file, err)
+	token, err := nkeys.ParseDecoratedJWT(data)
+	if err == nil {
+		_, err = jwt.DecodeUserClaims(token)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: no valid user JWT: %w", file, err)
 	}
 	kp, err := nkeys.ParseDecoratedNKey(data)
 	if err != nil {

@@ -263,3 +263,60 @@ func TestTLS_NATSLogsInWithTokenNKeyOrCreds(t *testing.T) {
 		})
 	}
 }
+
+// A TLS or credentials setting that cannot work is a usage error at start,
+// naming the key and the file, before anything connects or listens.
+func TestTLS_BadFilesAreUsageErrorsNamingKeyAndFile(t *testing.T) {
+	f := newSecureFiles(t)
+	dir := t.TempDir()
+	missing := dir + "/missing.pem"
+	notPEM := writeFile(t, dir, "not.pem", "this is not PEM\n")
+	badSeed := writeFile(t, dir, "bad.nk", "SUNOTASEED\n")
+	badCreds := writeFile(t, dir, "bad.creds", "no JWT here\n")
+	_, seed := natsNKeyAuth(t)
+	// No server runs at these addresses: a usage error comes first.
+	executor := []string{"executor", "--output-dir", dir, "--etcd", "https://127.0.0.1:1", "--nats", "tls://127.0.0.1:1"}
+	scheduler := []string{"scheduler", "--etcd", "https://127.0.0.1:1", "--nats", "tls://127.0.0.1:1", "--listen", "127.0.0.1:0"}
+	tests := []struct {
+		name    string
+		args    []string
+		inError []string
+	}{
+		{"missing etcd CA", append(slices.Clone(executor), "--etcd-ca", missing), []string{"etcd.tls.ca (--etcd-ca)", missing, "no such file"}},
+		{"etcd CA not PEM", append(slices.Clone(executor), "--etcd-ca", notPEM), []string{"etcd.tls.ca (--etcd-ca)", notPEM, "no valid PEM"}},
+		{"etcd key without certificate", append(slices.Clone(executor), "--etcd-key", f.client.KeyFile), []string{"etcd.tls.key (--etcd-key)", "etcd.tls.cert (--etcd-cert)"}},
+		{"etcd certificate is not PEM", append(slices.Clone(executor), "--etcd-cert", notPEM, "--etcd-key", f.client.KeyFile), []string{"etcd.tls.cert (--etcd-cert)", notPEM, f.client.KeyFile}},
+		{"etcd certificate and a key of another", append(slices.Clone(executor), "--etcd-cert", f.client.CertFile, "--etcd-key", f.api.KeyFile), []string{"etcd.tls.cert (--etcd-cert)", f.client.CertFile, f.api.KeyFile, "private key does not match"}},
+		{"etcd TLS with a plain endpoint", append(slices.Clone(executor), "--etcd", "http://127.0.0.1:1", "--etcd-ca", f.ca.CertFile), []string{"etcd.endpoints", "http://127.0.0.1:1", "https://"}},
+		{"etcd user without password", append(slices.Clone(executor), "--etcd-username", "aion"), []string{"etcd.username", "etcd.password"}},
+		{"missing NATS CA", append(slices.Clone(executor), "--nats-ca", missing), []string{"nats.tls.ca (--nats-ca)", missing}},
+		{"NATS user without password", append(slices.Clone(executor), "--nats-user", "aion"), []string{"nats.user", "nats.password"}},
+		{"bad nkey seed", append(slices.Clone(executor), "--nats-nkey", badSeed), []string{"nats.nkey (--nats-nkey)", badSeed}},
+		{"missing creds", append(slices.Clone(executor), "--nats-creds", missing), []string{"nats.creds (--nats-creds)", missing}},
+		{"bad creds", append(slices.Clone(executor), "--nats-creds", badCreds), []string{"nats.creds (--nats-creds)", badCreds, "JWT"}},
+		{"two NATS logins", append(slices.Clone(executor), "--nats-token", "x", "--nats-nkey", seed), []string{"nats.token and nats.nkey", "one way"}},
+		{"API key without certificate", append(slices.Clone(scheduler), "--tls-key", f.api.KeyFile), []string{"scheduler.tls.cert (--tls-cert)", "scheduler.tls.key (--tls-key)"}},
+		{"API client CA alone", append(slices.Clone(scheduler), "--tls-client-ca", f.ca.CertFile), []string{"scheduler.tls.cert (--tls-cert)"}},
+		{"API client CA not PEM", append(slices.Clone(scheduler), "--tls-cert", f.api.CertFile, "--tls-key", f.api.KeyFile, "--tls-client-ca", notPEM), []string{"scheduler.tls.client_ca (--tls-client-ca)", notPEM}},
+		{"missing API certificate", append(slices.Clone(scheduler), "--tls-cert", missing, "--tls-key", f.api.KeyFile), []string{"scheduler.tls.cert (--tls-cert)", missing}},
+		{"client CA not PEM", []string{"jobs", "--server", "https://127.0.0.1:1", "--ca", notPEM}, []string{"client.tls.ca (--ca)", notPEM}},
+		{"client certificate without key", []string{"jobs", "--server", "https://127.0.0.1:1", "--cert", f.client.CertFile}, []string{"client.tls.cert (--cert)", "client.tls.key (--key)"}},
+		{"client CA for a plain server", []string{"jobs", "--server", "http://127.0.0.1:1", "--ca", f.ca.CertFile}, []string{"--server http://127.0.0.1:1", "https://"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runAion(t, tt.args...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d\nstderr: %s", code, exitUsage, stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing", stdout)
+			}
+			for _, s := range tt.inError {
+				if !strings.Contains(stderr, s) {
+					t.Errorf("stderr %q; want it to contain %q", stderr, s)
+				}
+			}
+		})
+	}
+}
