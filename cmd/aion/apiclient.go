@@ -33,6 +33,9 @@ func clientCommands(a *app) []*cobra.Command {
 		newPauseCommand(a, false),
 	}
 	a.addCompletion(cmds)
+	for _, cmd := range cmds {
+		clientTLSFlags(cmd)
+	}
 	return cmds
 }
 
@@ -40,7 +43,7 @@ func clientCommands(a *app) []*cobra.Command {
 // --server and turns the client's errors into exits (clientExit).
 func (a *app) clientRun(run func(ctx context.Context, c *api.Client, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		c, err := newAPIClient(a.cfg.Server)
+		c, err := a.newAPIClient()
 		if err != nil {
 			return err
 		}
@@ -52,9 +55,14 @@ func (a *app) clientRun(run func(ctx context.Context, c *api.Client, args []stri
 	}
 }
 
-// newAPIClient is the client of --server; a bad URL is a usage error.
-func newAPIClient(server string) (*api.Client, error) {
-	c, err := api.NewClient(server, &http.Client{Timeout: api.DefaultTimeout})
+// newAPIClient is the client of --server (with client.tls: --ca, --cert,
+// --key); a bad URL or TLS file is a usage error.
+func (a *app) newAPIClient() (*api.Client, error) {
+	transport, err := a.apiTransport()
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	c, err := api.NewClient(a.cfg.Server, &http.Client{Timeout: api.DefaultTimeout, Transport: transport})
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: fmt.Errorf("--server %w", err)}
 	}
@@ -75,6 +83,9 @@ func (a *app) clientExit(err error) error {
 		}
 		return &exitError{code: exitAion, err: errors.New(answer.Message)}
 	case errors.As(err, &unreachable):
+		if hint := tlsHint(err, "the API", clientTLSSource); hint != "" {
+			return &exitError{code: exitAion, err: fmt.Errorf("%w; %s", unreachable, hint)}
+		}
 		return &exitError{code: exitAion, err: fmt.Errorf("%w (is `aion dev` or a scheduler running? set --server)", unreachable)}
 	}
 	return err

@@ -35,6 +35,7 @@ func clusterFlags(cmd *cobra.Command) {
 	configFlag(f, "etcd", "etcd.endpoints")
 	configFlag(f, "nats", "nats.url")
 	configFlag(f, "prefix", "etcd.prefix")
+	clusterSecurityFlags(cmd)
 }
 
 func schedulerFlags(cmd *cobra.Command) {
@@ -140,29 +141,6 @@ func parseLabels(s string) (map[string]string, error) {
 	return labels, nil
 }
 
-// connect opens the etcd and NATS clients.
-func (a *app) connect(ctx context.Context, endpoints []string, natsURL string) (*clientv3.Client, *nats.Conn, error) {
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints: endpoints, DialTimeout: 5 * time.Second, Context: ctx,
-		Logger: a.log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("etcd %v: %w", endpoints, err)
-	}
-	statusCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := cli.Status(statusCtx, endpoints[0]); err != nil {
-		cli.Close()
-		return nil, nil, fmt.Errorf("cannot reach etcd at %s: %w", endpoints[0], err)
-	}
-	nc, err := nats.Connect(natsURL, nats.Name("aion"), nats.MaxReconnects(-1))
-	if err != nil {
-		cli.Close()
-		return nil, nil, fmt.Errorf("cannot reach NATS at %s: %w", natsURL, err)
-	}
-	return cli, nc, nil
-}
-
 // runAll runs each function until parent ends or one fails, and returns
 // their errors; once parent has ended, errors of being cancelled are none.
 func runAll(parent context.Context, runs ...func(context.Context) error) error {
@@ -217,7 +195,7 @@ func (a *app) apiRunner(cli *clientv3.Client, nc *nats.Conn, ln net.Listener, me
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 		mux.Handle("/", srv.Handler())
-		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(a.log.Named("api"))}
 		go func() {
 			<-ctx.Done()
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -238,12 +216,21 @@ func newSchedulerCommand(a *app) *cobra.Command {
 		Long:  "A scheduler campaigns for leadership in etcd; the leader plans and dispatches runs. Run several for high availability.",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, err := a.clusterConn()
+			if err != nil {
+				return err
+			}
+			apiTLS, err := a.apiTLSConfig()
+			if err != nil {
+				return err
+			}
 			ln, err := listenAPI(a.cfg.Scheduler.Listen)
 			if err != nil {
 				return err
 			}
 			defer ln.Close()
-			cli, nc, err := a.connect(cmd.Context(), a.cfg.Etcd.Endpoints, a.cfg.NATS.URL)
+			ln, scheme := serveTLS(ln, apiTLS)
+			cli, nc, err := a.connect(cmd.Context(), conn)
 			if err != nil {
 				return err
 			}
@@ -252,13 +239,14 @@ func newSchedulerCommand(a *app) *cobra.Command {
 			reg := newRegistry()
 			s := scheduler.New(a.schedulerConfig(), cli, nc, a.log, scheduler.WithMetrics(scheduler.NewMetrics(reg)))
 			serve := a.apiRunner(cli, nc, ln, reg, func(addr string) {
-				a.log.Info("API listening", zap.String("url", "http://"+addr))
+				a.log.Info("API listening", zap.String("url", scheme+"://"+addr))
 			})
 			return runAll(cmd.Context(), s.Run, serve)
 		},
 	}
 	clusterFlags(cmd)
 	schedulerFlags(cmd)
+	apiTLSFlags(cmd)
 	return cmd
 }
 
@@ -272,7 +260,11 @@ func newExecutorCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cli, nc, err := a.connect(cmd.Context(), a.cfg.Etcd.Endpoints, a.cfg.NATS.URL)
+			conn, err := a.clusterConn()
+			if err != nil {
+				return err
+			}
+			cli, nc, err := a.connect(cmd.Context(), conn)
 			if err != nil {
 				return err
 			}

@@ -43,7 +43,7 @@ func (a *app) completeFirst(jobs, fires bool) func(*cobra.Command, []string, str
 		if err := a.setup(cmd); err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		c, err := newAPIClient(a.cfg.Server)
+		c, err := a.newAPIClient()
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}

@@ -36,6 +36,7 @@ func newDevCommand(a *app) *cobra.Command {
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a.devOutputDir(dataDir, cmd.Flags().Changed("output-dir"))
+			a.noteDevIgnoresSecurity()
 			return a.dev(cmd.Context(), dataDir, jobsDir, cmd.Flags().Changed("jobs"))
 		},
 	}
@@ -68,7 +69,7 @@ func (a *app) dev(ctx context.Context, dataDir, jobsDir string, jobsGiven bool) 
 	}
 	defer etcdSrv.Close()
 	defer natsSrv.Close()
-	cli, nc, err := a.connect(ctx, []string{etcdSrv.Endpoint()}, natsSrv.URL())
+	cli, nc, err := a.connect(ctx, plainConn(etcdSrv.Endpoint(), natsSrv.URL()))
 	if err != nil {
 		return err
 	}

@@ -24,19 +24,33 @@ type config struct {
 	} `mapstructure:"log"`
 	// Server is the scheduler API the client commands talk to.
 	Server string `mapstructure:"server"`
-	Etcd   struct {
+	// Client is how the client commands connect to Server.
+	Client struct {
+		TLS tlsFiles `mapstructure:"tls"`
+	} `mapstructure:"client"`
+	Etcd struct {
 		Endpoints []string `mapstructure:"endpoints"`
 		Prefix    string   `mapstructure:"prefix"`
+		TLS       tlsFiles `mapstructure:"tls"`
+		Username  string   `mapstructure:"username"`
+		Password  string   `mapstructure:"password"`
 	} `mapstructure:"etcd"`
 	NATS struct {
-		URL string `mapstructure:"url"`
+		URL      string   `mapstructure:"url"`
+		TLS      tlsFiles `mapstructure:"tls"`
+		User     string   `mapstructure:"user"`
+		Password string   `mapstructure:"password"`
+		Token    string   `mapstructure:"token"`
+		NKey     string   `mapstructure:"nkey"`
+		Creds    string   `mapstructure:"creds"`
 	} `mapstructure:"nats"`
 	Scheduler struct {
-		ID           string        `mapstructure:"id"`
-		Listen       string        `mapstructure:"listen"`
-		SessionTTL   time.Duration `mapstructure:"session_ttl"`
-		MisfireGrace time.Duration `mapstructure:"misfire_grace"`
-		History      int           `mapstructure:"history"`
+		ID           string         `mapstructure:"id"`
+		Listen       string         `mapstructure:"listen"`
+		SessionTTL   time.Duration  `mapstructure:"session_ttl"`
+		MisfireGrace time.Duration  `mapstructure:"misfire_grace"`
+		History      int            `mapstructure:"history"`
+		TLS          serverTLSFiles `mapstructure:"tls"`
 	} `mapstructure:"scheduler"`
 	Executor struct {
 		NodeID          string        `mapstructure:"node_id"`
