@@ -190,12 +190,20 @@ type Executor struct {
 	exits *exitJournal
 
 	mu      sync.Mutex
-	running map[store.FireID]context.CancelCauseFunc // guarded by mu
+	running map[store.FireID]activeRun // guarded by mu
 
 	dirs sync.Map // output directories known to exist
 
 	claimCalls  chan claimCall  // to the claim committers
 	resultCalls chan resultCall // to the result committers
+}
+
+// activeRun is a fire this executor claims or runs: the attempt, and how
+// to stop it.
+type activeRun struct {
+	attempt int
+	cancel  context.CancelCauseFunc
+	killing bool // a kill its record asked for was acted on
 }
 
 // containerEngine runs container jobs: *containerizer.Engine on the node's
@@ -213,7 +221,7 @@ func New(cfg Config, etcd *clientv3.Client, nc *nats.Conn, log *zap.Logger) *Exe
 		cfg: cfg, etcd: etcd, nats: nc,
 		log:     log.Named("executor").With(zap.String("node", cfg.NodeID)),
 		keys:    store.Keys{Prefix: cfg.Prefix},
-		running: make(map[store.FireID]context.CancelCauseFunc),
+		running: make(map[store.FireID]activeRun),
 
 		claimCalls:  make(chan claimCall),
 		resultCalls: make(chan resultCall),
@@ -266,8 +274,12 @@ func (x *Executor) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	logKey, err := store.LogSigningKey(ctx, x.etcd, x.keys)
+	if err != nil {
+		return fmt.Errorf("executor: %w", err)
+	}
 	dispatches := make(chan store.Dispatch, 1024)
-	unsubscribe, err := x.subscribe(dispatches)
+	unsubscribe, err := x.subscribe(ctx, dispatches, logKey)
 	if err != nil {
 		return err
 	}
@@ -317,9 +329,10 @@ func (x *Executor) lockState() (exits map[string]exitEntry, release func(), err 
 }
 
 // subscribe subscribes to this node's dispatches (queued on dispatches;
-// when the queue is full the leader dispatches again), log requests and
-// kill requests. unsubscribe ends all three.
-func (x *Executor) subscribe(dispatches chan<- store.Dispatch) (unsubscribe func(), err error) {
+// when the queue is full the leader dispatches again), log requests
+// (answered only when signed with logKey) and kill hints. unsubscribe
+// ends all three.
+func (x *Executor) subscribe(ctx context.Context, dispatches chan<- store.Dispatch, logKey []byte) (unsubscribe func(), err error) {
 	var subs []*nats.Subscription
 	unsubscribe = func() {
 		for _, sub := range slices.Backward(subs) {
@@ -340,13 +353,18 @@ func (x *Executor) subscribe(dispatches chan<- store.Dispatch) (unsubscribe func
 		return nil, fmt.Errorf("subscribe to dispatches: %w", err)
 	}
 	subs = append(subs, sub)
-	logs, err := x.serveLogs()
+	logs, err := x.serveLogs(logKey)
 	if err != nil {
 		unsubscribe()
 		return nil, fmt.Errorf("serve logs: %w", err)
 	}
 	subs = append(subs, logs)
-	kills, err := x.nats.Subscribe(store.KillSubject(x.cfg.SubjectPrefix, x.cfg.NodeID), x.onKill)
+	kills, err := x.nats.Subscribe(store.KillSubject(x.cfg.SubjectPrefix, x.cfg.NodeID), func(m *nats.Msg) {
+		var k store.Kill
+		if json.Unmarshal(m.Data, &k) == nil {
+			go x.onKill(ctx, k)
+		}
+	})
 	if err != nil {
 		unsubscribe()
 		return nil, fmt.Errorf("subscribe to kills: %w", err)
@@ -594,18 +612,41 @@ type killedError struct{ reason string }
 
 func (e killedError) Error() string { return e.reason }
 
-// onKill stops a running attempt: its process group gets SIGTERM, then
-// SIGKILL after the grace period, and it is recorded as cancelled.
-func (x *Executor) onKill(m *nats.Msg) {
-	var k store.Kill
-	if err := json.Unmarshal(m.Data, &k); err != nil {
+// onKill acts on a kill hint: it reads the fire's record and stops the
+// run only if the record asks for it (Fire.Kill) for the attempt this node
+// runs; the run's process group gets SIGTERM, then SIGKILL after the grace
+// period, and it is recorded as cancelled with the record's reason. A
+// forged hint costs one etcd read.
+func (x *Executor) onKill(ctx context.Context, k store.Kill) {
+	x.mu.Lock()
+	run, ok := x.running[k.Fire]
+	x.mu.Unlock()
+	if !ok || run.killing {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := x.etcd.Get(ctx, x.keys.Fire(k.Fire))
+	if err != nil {
+		x.log.Warn("kill hint: read the fire record; the leader hints again", zap.Stringer("fire", k.Fire), zap.Error(err))
+		return
+	}
+	var f store.Fire
+	if len(resp.Kvs) == 0 || json.Unmarshal(resp.Kvs[0].Value, &f) != nil ||
+		!f.KillAsked() || f.Node != x.cfg.NodeID || f.Attempt != run.attempt {
+		x.log.Debug("kill hint ignored: the fire record asks for no kill of this run", zap.Stringer("fire", k.Fire))
 		return
 	}
 	x.mu.Lock()
-	cancel, ok := x.running[k.Fire]
+	run, ok = x.running[k.Fire]
+	act := ok && !run.killing && run.attempt == f.Attempt
+	if act {
+		run.killing = true
+		x.running[k.Fire] = run
+	}
 	x.mu.Unlock()
-	if ok {
-		x.log.Info("killing run on request", zap.Stringer("fire", k.Fire), zap.String("reason", k.Reason))
-		cancel(killedError{reason: k.Reason})
+	if act {
+		x.log.Info("killing run: its record asks for it", zap.Stringer("fire", k.Fire), zap.String("reason", f.Kill.Reason))
+		run.cancel(killedError{reason: f.Kill.Reason})
 	}
 }

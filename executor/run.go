@@ -32,7 +32,7 @@ func (x *Executor) handle(ctx context.Context, d store.Dispatch) {
 		x.mu.Unlock()
 		return
 	}
-	x.running[d.Fire] = cancel
+	x.running[d.Fire] = activeRun{attempt: d.Attempt, cancel: cancel}
 	x.mu.Unlock()
 	defer func() {
 		x.mu.Lock()

@@ -56,6 +56,27 @@ type Server struct {
 	loads map[string]store.LoadReport // latest report per node; guarded by mu
 	sub   *nats.Subscription          // guarded by mu
 	stop  func() bool                 // ends the Start context's hook; guarded by mu
+	// logKey signs log requests (store.LogSigningKey), read once; guarded by mu.
+	logKey []byte
+}
+
+// logSigningKey returns the key that signs log requests, reading (or
+// creating) it in etcd the first time.
+func (s *Server) logSigningKey(ctx context.Context) ([]byte, error) {
+	s.mu.Lock()
+	key := s.logKey
+	s.mu.Unlock()
+	if key != nil {
+		return key, nil
+	}
+	key, err := store.LogSigningKey(ctx, s.etcd, s.keys)
+	if err != nil {
+		return nil, fmt.Errorf("sign the log request: %w", err)
+	}
+	s.mu.Lock()
+	s.logKey = key
+	s.mu.Unlock()
+	return key, nil
 }
 
 // New builds the API server; it does nothing until Start and Handler are
