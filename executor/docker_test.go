@@ -234,7 +234,7 @@ container: {image: %s, pull: never}
 	id := c.StartFire(t, "long", node, nil)
 	var chunk store.LogChunk
 	clustertest.WaitFor(t, 10*time.Second, "the first line in the running container's output", func() bool {
-		chunk = c.AskLog(t, node, store.LogRequest{Fire: id, Attempt: 1}, false)
+		chunk = c.AskLog(t, node, store.LogRequest{Fire: id, Attempt: 1})
 		return string(chunk.Data) == "first\n"
 	})
 	if f := c.MustFire(t, id); f.State != store.FireRunning {

@@ -99,7 +99,7 @@ func TestExecutor_LogRequestsStayInsideTheOutputDirectory(t *testing.T) {
 	c := clustertest.Start(t)
 	startExecutor(t, c, "a")
 	for _, id := range []store.FireID{{Job: "x", Suffix: "../../../../etc/hostname"}, {Job: "..", Suffix: "etc"}} {
-		chunk := c.AskLog(t, "a", store.LogRequest{Fire: id}, false) // signed, as a scheduler would
+		chunk := c.AskLog(t, "a", store.LogRequest{Fire: id}) // signed, as a scheduler would
 		if len(chunk.Data) != 0 || !strings.Contains(chunk.Error, "bad log request") {
 			t.Errorf("request for %v answered %q (error %q), want a refusal", id, chunk.Data, chunk.Error)
 		}

@@ -264,17 +264,23 @@ func (c *Cluster) SendKillHint(t testing.TB, node string, id store.FireID, attem
 	}
 }
 
-// AskLog sends req to node's executor over NATS, signed with the log
-// signing key read from etcd unless unsigned, and returns the answer.
-func (c *Cluster) AskLog(t testing.TB, node string, req store.LogRequest, unsigned bool) store.LogChunk {
+// AskLog signs req with the log signing key read from etcd, as a
+// scheduler's API server does, and sends it to node's executor
+// (SendLogRequest).
+func (c *Cluster) AskLog(t testing.TB, node string, req store.LogRequest) store.LogChunk {
 	t.Helper()
-	if !unsigned {
-		key, err := store.LogSigningKey(context.Background(), c.Etcd, c.Keys)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Sign(key, time.Now().Add(store.LogRequestTTL))
+	key, err := store.LogSigningKey(context.Background(), c.Etcd, c.Keys)
+	if err != nil {
+		t.Fatal(err)
 	}
+	req.Sign(key, time.Now().Add(store.LogRequestTTL))
+	return c.SendLogRequest(t, node, req)
+}
+
+// SendLogRequest sends req as it is to node's executor over NATS and
+// returns the answer.
+func (c *Cluster) SendLogRequest(t testing.TB, node string, req store.LogRequest) store.LogChunk {
+	t.Helper()
 	msg, err := c.NATS.Request(store.LogSubject("aion.", node), JSON(t, req), 2*time.Second)
 	if err != nil {
 		t.Fatalf("log request to %s: %v", node, err)
