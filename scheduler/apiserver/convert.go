@@ -30,6 +30,7 @@ func apiFire(f store.Fire) api.Fire {
 		Parallel:        f.Parallel,
 		Attempts:        apiAttempts(f.Attempts),
 		RequestedBy:     f.RequestedBy,
+		Kill:            apiFireKill(f.Kill),
 		PlannedAt:       f.PlannedAt,
 		PlannedBy:       f.PlannedBy,
 		StartedAt:       f.StartedAt,
@@ -43,6 +44,13 @@ func apiFire(f store.Fire) api.Fire {
 		OutputLimit:     f.OutputLimit,
 		Processed:       f.Processed,
 	}
+}
+
+func apiFireKill(k *store.FireKill) *api.FireKill {
+	if k == nil {
+		return nil
+	}
+	return &api.FireKill{Attempt: k.Attempt, Reason: k.Reason, At: k.At}
 }
 
 func apiFires(fires []store.Fire) []api.Fire {

@@ -17,8 +17,9 @@ import (
 // scheduler's API server) can read a run's output: anyone on NATS can
 // publish on an executor's log subject, but not sign.
 
-// LogKey is the key of the log signing key: random bytes created once,
-// by whichever scheduler or executor needs it first, and never changed.
+// LogKey is the key of the log signing key: random bytes created once, by
+// the first executor or API server that starts (LogSigningKey), and never
+// changed.
 func (k Keys) LogKey() string { return k.Prefix + "logkey" }
 
 // LogRequestTTL is how far ahead a LogRequest's expiry is set; executors
@@ -56,6 +57,25 @@ func LogSigningKey(ctx context.Context, cli *clientv3.Client, keys Keys) ([]byte
 		return nil, fmt.Errorf("log signing key %s: missing or shorter than %d bytes", key, logKeyBytes)
 	}
 	return kvs[0].Value, nil
+}
+
+// ErrNoLogKey is returned by ReadLogSigningKey before any executor or API
+// server started.
+var ErrNoLogKey = errors.New("no log signing key in etcd yet: no executor has started")
+
+// ReadLogSigningKey returns the log signing key, or ErrNoLogKey.
+func ReadLogSigningKey(ctx context.Context, cli *clientv3.Client, keys Keys) ([]byte, error) {
+	resp, err := cli.Get(ctx, keys.LogKey())
+	if err != nil {
+		return nil, fmt.Errorf("log signing key %s: %w", keys.LogKey(), err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, ErrNoLogKey
+	}
+	if len(resp.Kvs[0].Value) < logKeyBytes {
+		return nil, fmt.Errorf("log signing key %s: shorter than %d bytes", keys.LogKey(), logKeyBytes)
+	}
+	return resp.Kvs[0].Value, nil
 }
 
 // Sign sets the request's expiry and signature under key.
