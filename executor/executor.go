@@ -69,6 +69,12 @@ type Config struct {
 	Docker DockerMode
 	// PullTimeout bounds each image pull of a container job.
 	PullTimeout time.Duration
+	// SecretsDir is the directory the files of jobs' env_from are read
+	// from (and only it); empty: jobs cannot read files through env_from.
+	SecretsDir string
+	// PassEnv names the variables of the executor's own environment that
+	// jobs may take with env_from; no other reaches a job.
+	PassEnv []string
 }
 
 // DefaultOutputLimit is the output a run keeps when neither its job nor
@@ -159,6 +165,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("executor: docker mode %q: want auto, on or off", c.Docker)
 	case c.PullTimeout < 0:
 		return errors.New("executor: the image pull timeout must not be negative")
+	case c.SecretsDir != "" && !filepath.IsAbs(c.SecretsDir):
+		return fmt.Errorf("executor: secrets directory %q must be an absolute path", c.SecretsDir)
+	}
+	for _, name := range c.PassEnv {
+		if !validEnvName.MatchString(name) || strings.HasPrefix(name, "AION_") {
+			return fmt.Errorf("executor: pass_env: %q is not a variable name a job may take (letters, digits and '_', not starting with a digit or AION_)", name)
+		}
 	}
 	for k, v := range c.Labels {
 		if k == store.DockerLabel || k == store.DockerVersionLabel {
@@ -586,10 +599,12 @@ func memAvailable() uint64 {
 	return 0
 }
 
-// runEnv adds to env the job's variables, the fire's overrides, then the
-// AION_* variables. A container run gets only these (on top of its image's).
-func runEnv(env map[string]string, job *jobspec.Job, f store.Fire) map[string]string {
+// runEnv adds to env the job's variables, those of its env_from (from),
+// the fire's overrides, then the AION_* variables. A container run gets
+// only these (on top of its image's).
+func runEnv(env map[string]string, job *jobspec.Job, from map[string]string, f store.Fire) map[string]string {
 	maps.Copy(env, job.Env)
+	maps.Copy(env, from)
 	maps.Copy(env, f.Env)
 	env["AION_JOB"] = job.Name
 	env["AION_FIRE_ID"] = f.ID.String()
