@@ -85,10 +85,9 @@ func (x *Executor) handle(ctx context.Context, d store.Dispatch) {
 func (x *Executor) emit(f store.Fire) {
 	ev := store.FireEvent{Fire: f.ID, State: f.State, Node: x.cfg.NodeID, At: time.Now().UTC(), ExitCode: f.ExitCode}
 	if f.State.Final() {
+		// The reason only: a run's output may hold anything, and events go
+		// to anyone on NATS (aion logs reads output, from the executor).
 		ev.Summary = f.Reason
-		if lines := strings.Split(strings.TrimRight(f.OutputTail, "\n"), "\n"); ev.Summary == "" {
-			ev.Summary = lines[len(lines)-1]
-		}
 		if len(ev.Summary) > 200 {
 			ev.Summary = ev.Summary[:200] + "…"
 		}

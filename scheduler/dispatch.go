@@ -39,15 +39,20 @@ func (d *dispatcher) dispatch(of *openFire, now time.Time) {
 		d.log.Info("fire waits", zap.Stringer("fire", of.fire.ID), zap.String("reason", of.fire.Reason))
 		return
 	}
-	record := of.record
-	if record == nil {
-		var err error
-		if record, err = json.Marshal(of.fire); err != nil {
-			d.log.Error("encode fire for dispatch: reconcile dispatches it again", zap.Stringer("fire", of.fire.ID), zap.Error(err))
-			return
+	msg := store.Dispatch{Fire: of.fire.ID, Attempt: of.fire.Attempt}
+	// A manual run's --env overrides stay off NATS: without the record's
+	// copy, the executor reads the record from etcd when it claims.
+	if len(of.fire.Env) == 0 {
+		msg.Rev, msg.Record = of.rev, of.record
+		if msg.Record == nil {
+			var err error
+			if msg.Record, err = json.Marshal(of.fire); err != nil {
+				d.log.Error("encode fire for dispatch: reconcile dispatches it again", zap.Stringer("fire", of.fire.ID), zap.Error(err))
+				return
+			}
 		}
 	}
-	data, err := json.Marshal(store.Dispatch{Fire: of.fire.ID, Attempt: of.fire.Attempt, Rev: of.rev, Record: record})
+	data, err := json.Marshal(msg)
 	if err != nil {
 		d.log.Error("encode dispatch: reconcile dispatches it again", zap.Stringer("fire", of.fire.ID), zap.Error(err))
 		return

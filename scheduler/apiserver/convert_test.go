@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler/api"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -50,9 +51,11 @@ func TestConvert_EveryFieldIsCarriedWithTheSameJSON(t *testing.T) {
 		PID: 42, ExitCode: &code, OutputTail: "tail", OutputPath: "/out/backup",
 		OutputError: "open /out/backup: no space left on device", OutputTruncated: true, OutputLimit: 10 << 20, Processed: true,
 	}
-	sameJSON(t, "fire", fire, apiFire(fire))
+	shown := fire
+	shown.Env = map[string]string{"A": jobspec.SecretPlaceholder} // override values are not echoed back
+	sameJSON(t, "fire", shown, apiFire(fire))
 	sameJSON(t, "empty fire", store.Fire{}, apiFire(store.Fire{}))
-	sameJSON(t, "fires", []store.Fire{fire, {}}, apiFires([]store.Fire{fire, {}}))
+	sameJSON(t, "fires", []store.Fire{shown, {}}, apiFires([]store.Fire{fire, {}}))
 	sameJSON(t, "no fires", []store.Fire{}, apiFires([]store.Fire{}))
 	sameFields(t, fire, apiFire(fire))
 	sameFields(t, store.Attempt{}, api.Attempt{})

@@ -398,7 +398,8 @@ func DispatchSubject(prefix, node string) string { return prefix + "dispatch." +
 // and its revision, so the executor can claim in one transaction that
 // compares both (and reads the job's definition) instead of reading the
 // record first; a dispatch whose record does not match etcd's is only a
-// prompt to read it.
+// prompt to read it. A fire with env overrides (a manual run's --env) is
+// dispatched without the copy, so their values stay off NATS.
 type Dispatch struct {
 	Fire    FireID `json:"fire"`
 	Attempt int    `json:"attempt"`
@@ -424,7 +425,8 @@ type FireEvent struct {
 	Node     string    `json:"node,omitempty"`
 	At       time.Time `json:"at"`
 	ExitCode *int      `json:"exit_code,omitempty"`
-	// Summary is the reason, or the last line of output, of a final state.
+	// Summary is the reason of a final state (never output: events go to
+	// anyone on NATS).
 	Summary string `json:"summary,omitempty"`
 }
 
