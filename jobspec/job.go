@@ -26,9 +26,9 @@ type Job struct {
 	Command string `yaml:"command" json:"command,omitempty"` // run by Shell -c
 	// Shell is the absolute path of the shell that runs Command on a host;
 	// empty means DefaultShell.
-	Shell   string            `yaml:"shell" json:"shell,omitempty"`
-	Args    []string          `yaml:"args" json:"args,omitempty"` // argv, no shell
-	Env     map[string]string `yaml:"env" json:"env,omitempty"`
+	Shell string            `yaml:"shell" json:"shell,omitempty"`
+	Args  []string          `yaml:"args" json:"args,omitempty"` // argv, no shell
+	Env   map[string]string `yaml:"env" json:"env,omitempty"`
 	// EnvFrom takes variables from the executor at run time (a file in
 	// its secrets_dir, or its own environment), so their values never
 	// enter etcd or the API; they override Env.
@@ -37,7 +37,7 @@ type Job struct {
 	// (names that look secret, see LooksSecret, are hidden too).
 	SecretEnv []string `yaml:"secret_env" json:"secret_env,omitempty"`
 	Workdir   string   `yaml:"workdir" json:"workdir,omitempty"`
-	User    string            `yaml:"user" json:"user,omitempty"`
+	User      string   `yaml:"user" json:"user,omitempty"`
 	// Timeout kills the run after this long; 0 means no limit.
 	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
 	// OutputLimit caps the output a run keeps (stdout and stderr): past it
