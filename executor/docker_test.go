@@ -3,7 +3,6 @@ package executor_test
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -235,9 +234,8 @@ container: {image: %s, pull: never}
 	id := c.StartFire(t, "long", node, nil)
 	var chunk store.LogChunk
 	clustertest.WaitFor(t, 10*time.Second, "the first line in the running container's output", func() bool {
-		data := clustertest.JSON(t, store.LogRequest{Fire: id, Attempt: 1})
-		msg, err := c.NATS.Request(store.LogSubject("aion.", node), data, 2*time.Second)
-		return err == nil && json.Unmarshal(msg.Data, &chunk) == nil && string(chunk.Data) == "first\n"
+		chunk = c.AskLog(t, node, store.LogRequest{Fire: id, Attempt: 1})
+		return string(chunk.Data) == "first\n"
 	})
 	if f := c.MustFire(t, id); f.State != store.FireRunning {
 		t.Fatalf("state %s while its output streams, want running", f.State)
@@ -245,10 +243,8 @@ container: {image: %s, pull: never}
 	if len(containertest.Containers(t, node)) != 1 {
 		t.Error("want one container while it runs")
 	}
-	kill := clustertest.JSON(t, store.Kill{Fire: id, Attempt: 1, Reason: "killed by test"})
-	if err := c.NATS.Publish(store.KillSubject("aion.", node), kill); err != nil {
-		t.Fatal(err)
-	}
+	c.RecordKill(t, id, "killed by test")
+	c.SendKillHint(t, node, id, 1)
 	if f := c.WaitFinal(t, id, 10*time.Second); f.State != store.FireCancelled || f.Reason != "killed by test" || f.OutputTail != "first\n" || f.PID == 0 {
 		t.Errorf("killed run: %s (%s) output %q PID %d, want cancelled, with the container's PID", f.State, f.Reason, f.OutputTail, f.PID)
 	}

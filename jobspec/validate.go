@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/url"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -203,6 +204,35 @@ func (c *checker) command(j *Job) {
 	}
 	if envSize > MaxEnvBytes {
 		c.errorf("env", "too large: %d bytes, the limit is %d", envSize, MaxEnvBytes)
+	}
+	c.secrets(j)
+}
+
+// secrets checks env_from and secret_env, and warns about env values
+// whose names look secret: they are stored in etcd (the API hides them).
+func (c *checker) secrets(j *Job) {
+	for i, src := range j.EnvFrom {
+		field := fmt.Sprintf("env_from[%d]", i)
+		switch {
+		case (src.File == "") == (src.Env == ""):
+			c.errorf(field, "give file (KEY=VALUE lines in the executor's secrets_dir) or env (a variable of the executor's environment), one per entry")
+		case src.File != "" && (!filepath.IsLocal(src.File) || strings.ContainsRune(src.File, 0)):
+			c.errorf(field+".file", "must be a relative path inside the executor's secrets_dir (no '..', not absolute), got %q", src.File)
+		case src.Env != "" && !validEnvName.MatchString(src.Env):
+			c.errorf(field+".env", "%q is not a valid variable name: use letters, digits and '_', not starting with a digit", src.Env)
+		case strings.HasPrefix(src.Env, "AION_"):
+			c.errorf(field+".env", "names starting with AION_ are set by Aion for every run")
+		}
+	}
+	for i, name := range j.SecretEnv {
+		if _, ok := j.Env[name]; !ok {
+			c.errorf(fmt.Sprintf("secret_env[%d]", i), "%q is not a variable of env (values from env_from are never stored, so need no marking)", name)
+		}
+	}
+	for _, k := range sortedKeys(j.Env) {
+		if LooksSecret(k) && validEnvName.MatchString(k) {
+			c.warnf("env."+k, "%s looks like a secret: the API hides its value, but it is stored in etcd with the job; take it from the executor with env_from instead", k)
+		}
 	}
 }
 

@@ -12,7 +12,8 @@ import (
 )
 
 // reconciler repairs, once a second, what messages cannot: fires planned
-// but not claimed are placed and dispatched again, fires running on an
+// but not claimed are placed and dispatched again, running fires whose
+// record asks for a kill get the kill hint again, fires running on an
 // executor whose lease is gone become lost, final fires whose effects are
 // unrecorded are processed, and requests that met a conflict are acted on
 // again.
@@ -49,6 +50,8 @@ func (r *reconciler) reconcile(ctx context.Context, now time.Time) error {
 		switch {
 		case of.fire.State == store.FireRunning && !r.nodes.live(of.fire.Node):
 			err = r.markLost(ctx, of, now)
+		case of.fire.KillAsked():
+			r.send.kill(of.fire) // the hint may have been lost
 		case of.fire.State == store.FirePlanned && r.fires.ready(of, now) &&
 			(of.fire.Node == "" || !r.nodes.live(of.fire.Node) || now.Sub(of.dispatchedAt) > r.redispatchAfter):
 			err = r.placeAgain(ctx, of, now)

@@ -72,6 +72,10 @@ func executorFlags(cmd *cobra.Command, defaultOutput string) {
 	configFlag(f, "slots", "executor.slots")
 	configFlag(f, "output-dir", "executor.output_dir")
 	configFlag(f, "grace", "executor.grace")
+	f.String("secrets-dir", "", "the directory jobs' env_from files are read from (empty: none)")
+	f.StringSlice("pass-env", nil, "variables of the executor's environment jobs may take with env_from")
+	configFlag(f, "secrets-dir", "executor.secrets_dir")
+	configFlag(f, "pass-env", "executor.pass_env")
 }
 
 func (a *app) schedulerConfig() scheduler.Config {
@@ -110,6 +114,7 @@ func (a *app) executorConfig() (executor.Config, error) {
 	}
 	cfg.Docker = executor.DockerMode(a.cfg.Executor.Docker)
 	cfg.PullTimeout = a.cfg.Executor.PullTimeout
+	cfg.SecretsDir, cfg.PassEnv = a.cfg.Executor.SecretsDir, a.cfg.Executor.PassEnv
 	if err := cfg.Validate(); err != nil {
 		return cfg, &exitError{code: exitUsage, err: err}
 	}

@@ -211,6 +211,9 @@ func (a *app) printEvents(nc *nats.Conn) (*nats.Subscription, error) {
 		if ev.Summary != "" {
 			line += ": " + ev.Summary
 		}
+		if ev.State.Final() {
+			line += "  (output: aion logs " + ev.Fire.String() + ")"
+		}
 		fmt.Fprintln(a.stdout, line)
 	})
 }

@@ -62,6 +62,8 @@ type config struct {
 		OutputLimit     string        `mapstructure:"output_limit"`
 		Docker          string        `mapstructure:"docker"`
 		PullTimeout     time.Duration `mapstructure:"pull_timeout"`
+		SecretsDir      string        `mapstructure:"secrets_dir"`
+		PassEnv         []string      `mapstructure:"pass_env"`
 	} `mapstructure:"executor"`
 }
 

@@ -110,6 +110,9 @@ type Fire struct {
 	Attempts []Attempt `json:"attempts,omitempty"`
 	// RequestedBy says who triggered a manual run.
 	RequestedBy string `json:"requested_by,omitempty"`
+	// Kill is the kill the leader recorded on a running attempt (aion kill,
+	// concurrency: replace), which its executor acts on.
+	Kill *FireKill `json:"kill,omitempty"`
 
 	PlannedAt time.Time `json:"planned_at"`
 	PlannedBy string    `json:"planned_by,omitempty"` // the scheduler that planned it
@@ -148,6 +151,13 @@ func (f Fire) OutputWarning() string {
 		parts = append(parts, fmt.Sprintf("output truncated at %s (the output limit): the full output holds its first %s, the record's tail its end", limit, limit))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// FireKill is a kill recorded on a running attempt.
+type FireKill struct {
+	Attempt int       `json:"attempt"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
 }
 
 // Attempt is one finished attempt of a fire that was retried.
