@@ -37,11 +37,11 @@ type jobTable struct {
 // the policy and the schedule, which most jobs share with many others,
 // are shared copies (see sharedPolicy and jobspec.ScheduleCache).
 type jobEntry struct {
-	name     string
-	parents  []string
-	policy   *jobPolicy       // shared: never change it in place
-	sched    jobspec.Schedule // nil for manual and dependent jobs; shared
-	sels     []jobspec.Selector
+	name    string
+	parents []string
+	policy  *jobPolicy       // shared: never change it in place
+	sched   jobspec.Schedule // nil for manual and dependent jobs; shared
+	sels    []jobspec.Selector
 	// needs is what of the job the nodes' policies check (its user, its
 	// container's image, network and volumes); nil for a host job without
 	// a user, which every policy allows.
