@@ -75,6 +75,13 @@ type Config struct {
 	// PassEnv names the variables of the executor's own environment that
 	// jobs may take with env_from; no other reaches a job.
 	PassEnv []string
+	// Policy is what the node allows jobs: the users host runs may run as
+	// (RunAs) and the host paths, networks and images of container runs.
+	// Its User and UID are set by New to the executor's own user. The zero
+	// value is the default policy (see jobspec.NodePolicy). The node
+	// advertises it in its registration, and refuses a claimed run it
+	// forbids, recording the run failed with the reason.
+	Policy jobspec.NodePolicy
 }
 
 // DefaultOutputLimit is the output a run keeps when neither its job nor
@@ -173,6 +180,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("executor: pass_env: %q is not a variable name a job may take (letters, digits and '_', not starting with a digit or AION_)", name)
 		}
 	}
+	if err := c.Policy.Validate(); err != nil {
+		return fmt.Errorf("executor: %w", err)
+	}
 	for k, v := range c.Labels {
 		if k == store.DockerLabel || k == store.DockerVersionLabel {
 			return fmt.Errorf("executor: label %s is set by the executor when it finds a Docker engine (see the docker mode), not by configuration", k)
@@ -230,6 +240,7 @@ type containerEngine interface {
 // New builds an executor; it does nothing until Run.
 func New(cfg Config, etcd *clientv3.Client, nc *nats.Conn, log *zap.Logger) *Executor {
 	cfg.Labels = withDefaultLabels(cfg.Labels)
+	cfg.Policy = withOwnUser(cfg.Policy)
 	return &Executor{
 		cfg: cfg, etcd: etcd, nats: nc,
 		log:     log.Named("executor").With(zap.String("node", cfg.NodeID)),
@@ -297,7 +308,8 @@ func (x *Executor) Run(ctx context.Context) error {
 		return err
 	}
 	defer unsubscribe()
-	x.log.Info("executor ready", zap.Int("slots", x.cfg.Slots), zap.Any("labels", x.cfg.Labels))
+	x.log.Info("executor ready", zap.Int("slots", x.cfg.Slots), zap.Any("labels", x.cfg.Labels),
+		zap.String("policy", x.cfg.Policy.Summary()))
 	x.sweepOutput(time.Now())
 	for {
 		lost := x.serve(ctx, lease, dispatches)
@@ -504,7 +516,7 @@ type registration struct {
 // executor's, and registering fails.
 func (x *Executor) register(ctx context.Context) (registration, error) {
 	node := store.Node{ID: x.cfg.NodeID, Labels: x.cfg.Labels, Slots: x.cfg.Slots, StartedAt: time.Now().UTC(),
-		Lock: x.lock.id, PID: os.Getpid()}
+		Lock: x.lock.id, PID: os.Getpid(), Policy: &x.cfg.Policy}
 	data, err := json.Marshal(node) // before the grant: no lease is left behind
 	if err != nil {
 		return registration{}, fmt.Errorf("encode node registration: %w", err)

@@ -51,10 +51,15 @@ func (x *Executor) handle(ctx context.Context, d store.Dispatch) {
 	x.emit(f)
 
 	var result runResult
-	if c.jobErr != nil {
-		result = runResult{state: store.FireFailed, reason: c.jobErr.Error()}
+	job, err := c.job, c.jobErr
+	if err == nil {
+		job, err = x.allowed(c.job)
+	}
+	if err != nil {
+		log.Warn("run refused", zap.Error(err))
+		result = runResult{state: store.FireFailed, reason: err.Error()}
 	} else {
-		result = x.execute(runCtx, c.job, f)
+		result = x.execute(runCtx, job, f)
 	}
 	f.State, f.Reason, f.PID = result.state, result.reason, result.pid
 	f.ExitCode = result.exitCode
@@ -149,7 +154,7 @@ func (x *Executor) executeHost(ctx context.Context, job *jobspec.Job, from map[s
 	if err != nil {
 		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output pipe: %v", err)}
 	}
-	cmd, err := hostCommand(job, from, f, keep.path, out.w)
+	cmd, err := hostCommand(job, from, f, keep.path, out.w, x.cfg.Policy.AllowsRoot())
 	if err != nil {
 		out.finish(0)
 		return runResult{state: store.FireFailed, reason: err.Error()}
@@ -191,7 +196,10 @@ func (x *Executor) journalExit(f store.Fire, res runResult) {
 // job's command run by its shell (/bin/sh unless it sets shell) or argv (manual-run arguments replace the argv's or
 // become the shell's $1, $2, ...), its environment and workdir, stdout and
 // stderr to out, in a process group of its own, as the job's user if set.
-func hostCommand(job *jobspec.Job, from map[string]string, f store.Fire, outPath string, out *os.File) (*exec.Cmd, error) {
+//
+// allowsRoot says whether the node's policy lets jobs name root: a user
+// that resolves to uid 0 is refused otherwise, whatever its name.
+func hostCommand(job *jobspec.Job, from map[string]string, f store.Fire, outPath string, out *os.File, allowsRoot bool) (*exec.Cmd, error) {
 	var cmd *exec.Cmd
 	switch {
 	case job.Command != "":
@@ -210,6 +218,11 @@ func hostCommand(job *jobspec.Job, from map[string]string, f store.Fire, outPath
 		cred, err := credential(job.User)
 		if err != nil {
 			return nil, err
+		}
+		if cred.Uid == 0 && !allowsRoot {
+			// A user listed under another name (or the executor's own
+			// user) whose uid is 0 is root all the same.
+			return nil, fmt.Errorf("%w: user %q is root (uid 0), and the node's run_as does not list root", errPolicy, job.User)
 		}
 		cmd.SysProcAttr.Credential = cred
 	}

@@ -318,11 +318,36 @@ func (c *checker) container(ct *Container) {
 			c.errorf(field, "container path %q must be absolute", parts[1])
 		case len(parts) == 3 && parts[2] != "ro" && parts[2] != "rw":
 			c.errorf(field, "mode must be ro or rw, got %q", parts[2])
+		case !path.IsAbs(parts[0]):
+			c.errorf(field, "host path %q must be absolute (named volumes are not supported)", parts[0])
+		case path.Clean(parts[0]) != parts[0]:
+			c.errorf(field, "host path %q must be clean: write %q", parts[0], path.Clean(parts[0]))
 		}
+	}
+	if err := checkNetwork(ct.Network); err != nil {
+		c.errorf("container.network", "%v", err)
 	}
 	if ct.User != "" && !validUser.MatchString(ct.User) {
 		c.errorf("container.user", "want a user name or uid, optionally with :group, got %q", ct.User)
 	}
+}
+
+// validNetworkName is what Docker accepts as a network's name.
+var validNetworkName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// checkNetwork checks a container network mode: bridge, host, none,
+// container:NAME, or the name of a network.
+func checkNetwork(mode string) error {
+	if name, ok := strings.CutPrefix(mode, "container:"); ok {
+		if !validNetworkName.MatchString(name) {
+			return fmt.Errorf("%q: container: needs a container's name or ID, e.g. container:db", mode)
+		}
+		return nil
+	}
+	if !validNetworkName.MatchString(mode) {
+		return fmt.Errorf("%q is not a network mode: want bridge, host, none, container:NAME or a network's name", mode)
+	}
+	return nil
 }
 
 func (c *checker) labels(labels map[string]string) {

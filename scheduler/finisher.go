@@ -284,7 +284,7 @@ func (fn *finisher) triggerChildren(ctx context.Context, t *txn, parent store.Fi
 		var of *openFire
 		if ov.admit(child.policy, &cf, replaced) {
 			cf.State = store.FirePlanned
-			cf.Node, cf.Reason = fn.nodes.choose(child.policy, child.sels)
+			cf.Node, cf.Reason = fn.nodes.choose(child)
 			of = &openFire{fire: cf}
 			children = append(children, of)
 		}

@@ -79,7 +79,7 @@ func (r *reconciler) placeAgain(ctx context.Context, of *openFire, now time.Time
 		return err
 	}
 	r.nodes.release(of.fire.Node) // do not count the fire against its own old node
-	node, reason := r.nodes.choose(e.policy, e.sels)
+	node, reason := r.nodes.choose(e)
 	r.nodes.reserve(of.fire.Node)
 	if node == of.fire.Node && reason == of.fire.Reason {
 		r.send.dispatch(of, now)

@@ -76,6 +76,14 @@ func executorFlags(cmd *cobra.Command, defaultOutput string) {
 	f.StringSlice("pass-env", nil, "variables of the executor's environment jobs may take with env_from")
 	configFlag(f, "secrets-dir", "executor.secrets_dir")
 	configFlag(f, "pass-env", "executor.pass_env")
+	f.StringSlice("run-as", nil, "users jobs may name in user: besides the executor's own (never root unless listed), e.g. aion,postgres")
+	f.StringSlice("container-mounts", nil, "host path prefixes container volumes may mount (default none; / and the Docker socket only when listed as such)")
+	f.StringSlice("container-networks", nil, "container network modes allowed besides bridge and none, e.g. host,container:db,backend")
+	f.StringSlice("container-images", nil, "glob patterns container images must match, e.g. registry.local/* (default: any image)")
+	configFlag(f, "run-as", "executor.run_as")
+	configFlag(f, "container-mounts", "executor.container_mounts")
+	configFlag(f, "container-networks", "executor.container_networks")
+	configFlag(f, "container-images", "executor.container_images")
 }
 
 func (a *app) schedulerConfig() scheduler.Config {
@@ -115,6 +123,10 @@ func (a *app) executorConfig() (executor.Config, error) {
 	cfg.Docker = executor.DockerMode(a.cfg.Executor.Docker)
 	cfg.PullTimeout = a.cfg.Executor.PullTimeout
 	cfg.SecretsDir, cfg.PassEnv = a.cfg.Executor.SecretsDir, a.cfg.Executor.PassEnv
+	cfg.Policy = jobspec.NodePolicy{
+		RunAs: a.cfg.Executor.RunAs, Mounts: a.cfg.Executor.ContainerMounts,
+		Networks: a.cfg.Executor.ContainerNetworks, Images: a.cfg.Executor.ContainerImages,
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, &exitError{code: exitUsage, err: err}
 	}

@@ -53,17 +53,21 @@ type config struct {
 		TLS          serverTLSFiles `mapstructure:"tls"`
 	} `mapstructure:"scheduler"`
 	Executor struct {
-		NodeID          string        `mapstructure:"node_id"`
-		Labels          string        `mapstructure:"labels"`
-		Slots           int           `mapstructure:"slots"`
-		OutputDir       string        `mapstructure:"output_dir"`
-		Grace           time.Duration `mapstructure:"grace"`
-		OutputRetention time.Duration `mapstructure:"output_retention"`
-		OutputLimit     string        `mapstructure:"output_limit"`
-		Docker          string        `mapstructure:"docker"`
-		PullTimeout     time.Duration `mapstructure:"pull_timeout"`
-		SecretsDir      string        `mapstructure:"secrets_dir"`
-		PassEnv         []string      `mapstructure:"pass_env"`
+		NodeID            string        `mapstructure:"node_id"`
+		Labels            string        `mapstructure:"labels"`
+		Slots             int           `mapstructure:"slots"`
+		OutputDir         string        `mapstructure:"output_dir"`
+		Grace             time.Duration `mapstructure:"grace"`
+		OutputRetention   time.Duration `mapstructure:"output_retention"`
+		OutputLimit       string        `mapstructure:"output_limit"`
+		Docker            string        `mapstructure:"docker"`
+		PullTimeout       time.Duration `mapstructure:"pull_timeout"`
+		SecretsDir        string        `mapstructure:"secrets_dir"`
+		PassEnv           []string      `mapstructure:"pass_env"`
+		RunAs             []string      `mapstructure:"run_as"`
+		ContainerMounts   []string      `mapstructure:"container_mounts"`
+		ContainerNetworks []string      `mapstructure:"container_networks"`
+		ContainerImages   []string      `mapstructure:"container_images"`
 	} `mapstructure:"executor"`
 }
 

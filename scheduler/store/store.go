@@ -355,6 +355,19 @@ type Node struct {
 	Lock string `json:"lock,omitempty"`
 	// PID is the executor's process ID.
 	PID int `json:"pid,omitempty"`
+	// Policy is what the node allows jobs (users, container settings); the
+	// leader places a job only where it allows the job. A registration
+	// without one (from before policies) has the default policy.
+	Policy *jobspec.NodePolicy `json:"policy,omitempty"`
+}
+
+// NodePolicy returns the node's policy, or the default policy when its
+// registration has none.
+func (n *Node) NodePolicy() *jobspec.NodePolicy {
+	if n.Policy == nil {
+		return &jobspec.NodePolicy{}
+	}
+	return n.Policy
 }
 
 // Labels executors set on their registration.
