@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
+
 	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/executor/containerizer/containertest"
@@ -194,7 +196,7 @@ container: {image: %s, pull: never}
 func TestDocker_MemoryLimitKillIsReportedAsSuch(t *testing.T) {
 	t.Parallel()
 	img := containertest.HelperImage(t)
-	if info, err := containertest.Client(t).Info(t.Context()); err != nil || !info.MemoryLimit {
+	if res, err := containertest.Client(t).Info(t.Context(), client.InfoOptions{}); err != nil || !res.Info.MemoryLimit {
 		t.Skipf("the Docker engine cannot limit memory (info: %v)", err)
 	}
 	c := clustertest.Start(t)
