@@ -32,10 +32,11 @@ func dockerNode(t *testing.T) string {
 
 // startDockerExecutor runs an executor in the given Docker mode until the
 // test ends and returns its registration once it is there.
-func startDockerExecutor(t *testing.T, c *clustertest.Cluster, node string, mode executor.DockerMode) store.Node {
+func startDockerExecutor(t *testing.T, c *clustertest.Cluster, node string, mode executor.DockerMode, mounts ...string) store.Node {
 	t.Helper()
 	cfg := executor.DefaultConfig()
 	cfg.NodeID, cfg.Slots, cfg.Docker = node, 4, mode
+	cfg.Policy.Mounts = mounts // host paths its container jobs may mount (none by default)
 	cfg.OutputDir = t.TempDir()
 	cfg.Grace = time.Second
 	return c.StartExecutorWith(t, cfg)
@@ -130,7 +131,7 @@ jobs:
     schedule: manual
     container: {image: %[1]s, pull: never}
 `, img, data))
-	startDockerExecutor(t, c, node, executor.DockerOn)
+	startDockerExecutor(t, c, node, executor.DockerOn, data)
 
 	f := c.RunFire(t, "greet", node, []string{"arg1"})
 	if f.State != store.FireSucceeded || exitCode(f) != "0" {
