@@ -206,4 +206,8 @@ type Node struct {
 	// output directory's .aion-node.lock); PID is the executor's process.
 	Lock string `json:"lock,omitempty"`
 	PID  int    `json:"pid,omitempty"`
+	// Policy is what the node allows jobs: the users they may run as and
+	// the host paths, networks and images of container jobs (absent: an
+	// executor from before policies, which has the default policy).
+	Policy *jobspec.NodePolicy `json:"policy,omitempty"`
 }

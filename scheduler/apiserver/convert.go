@@ -117,7 +117,7 @@ func apiJobState(st store.JobState) api.JobState {
 }
 
 func apiNode(n store.Node) api.Node {
-	return api.Node{ID: n.ID, Labels: n.Labels, Slots: n.Slots, StartedAt: n.StartedAt, Lock: n.Lock, PID: n.PID}
+	return api.Node{ID: n.ID, Labels: n.Labels, Slots: n.Slots, StartedAt: n.StartedAt, Lock: n.Lock, PID: n.PID, Policy: n.Policy}
 }
 
 func apiApplyResult(r store.ApplyResult) api.ApplyResult {
