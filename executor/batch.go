@@ -251,7 +251,7 @@ func (x *Executor) recordMany(ctx context.Context, batch []resultCall) {
 			key := x.keys.Fire(p.call.f.ID)
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", p.call.rev))
 			thens = append(thens, clientv3.OpPut(key, string(p.data)))
-			elses = append(elses, clientv3.OpGet(key, clientv3.WithKeysOnly()))
+			elses = append(elses, clientv3.OpGet(key))
 		}
 		resp, err := x.etcd.Txn(ctx).If(cmps...).Then(thens...).Else(elses...).Commit()
 		if err != nil {
@@ -269,12 +269,36 @@ func (x *Executor) recordMany(ctx context.Context, batch []resultCall) {
 		var next []pending
 		for i, p := range todo {
 			kvs := resp.Responses[i].GetResponseRange().GetKvs()
-			if len(kvs) == 0 || kvs[0].ModRevision != p.call.rev {
+			switch {
+			case len(kvs) > 0 && kvs[0].ModRevision == p.call.rev:
+				next = append(next, p)
+			case len(kvs) > 0 && killRecorded(kvs[0].Value, p.call.f):
+				// The leader recorded a kill on this claim: the result
+				// goes on top of it, and keeps it.
+				p.call.rev = kvs[0].ModRevision
+				var stored store.Fire
+				_ = json.Unmarshal(kvs[0].Value, &stored) // decoded by killRecorded
+				p.call.f.Kill = stored.Kill
+				data, err := json.Marshal(p.call.f)
+				if err != nil {
+					p.call.reply <- resultReply{err: fmt.Errorf("encode fire: %w", err)}
+					continue
+				}
+				p.data = data
+				next = append(next, p)
+			default:
 				p.call.reply <- resultReply{} // changed since the claim
-				continue
 			}
-			next = append(next, p)
 		}
 		todo = next
 	}
+}
+
+// killRecorded reports whether a stored record is still the claim a
+// result f is for (running, on the same node, the same attempt) with a
+// kill recorded on it: the one change the leader makes to a running
+// attempt other than ending it (marking it lost).
+func killRecorded(stored []byte, f store.Fire) bool {
+	var s store.Fire
+	return json.Unmarshal(stored, &s) == nil && s.KillAsked() && s.ID == f.ID && s.Node == f.Node && s.Attempt == f.Attempt
 }

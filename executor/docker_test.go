@@ -3,7 +3,6 @@ package executor_test
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moby/moby/client"
 
 	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/executor"
@@ -31,10 +32,11 @@ func dockerNode(t *testing.T) string {
 
 // startDockerExecutor runs an executor in the given Docker mode until the
 // test ends and returns its registration once it is there.
-func startDockerExecutor(t *testing.T, c *clustertest.Cluster, node string, mode executor.DockerMode) store.Node {
+func startDockerExecutor(t *testing.T, c *clustertest.Cluster, node string, mode executor.DockerMode, mounts ...string) store.Node {
 	t.Helper()
 	cfg := executor.DefaultConfig()
 	cfg.NodeID, cfg.Slots, cfg.Docker = node, 4, mode
+	cfg.Policy.Mounts = mounts // host paths its container jobs may mount (none by default)
 	cfg.OutputDir = t.TempDir()
 	cfg.Grace = time.Second
 	return c.StartExecutorWith(t, cfg)
@@ -129,7 +131,7 @@ jobs:
     schedule: manual
     container: {image: %[1]s, pull: never}
 `, img, data))
-	startDockerExecutor(t, c, node, executor.DockerOn)
+	startDockerExecutor(t, c, node, executor.DockerOn, data)
 
 	f := c.RunFire(t, "greet", node, []string{"arg1"})
 	if f.State != store.FireSucceeded || exitCode(f) != "0" {
@@ -195,7 +197,7 @@ container: {image: %s, pull: never}
 func TestDocker_MemoryLimitKillIsReportedAsSuch(t *testing.T) {
 	t.Parallel()
 	img := containertest.HelperImage(t)
-	if info, err := containertest.Client(t).Info(t.Context()); err != nil || !info.MemoryLimit {
+	if res, err := containertest.Client(t).Info(t.Context(), client.InfoOptions{}); err != nil || !res.Info.MemoryLimit {
 		t.Skipf("the Docker engine cannot limit memory (info: %v)", err)
 	}
 	c := clustertest.Start(t)
@@ -235,9 +237,8 @@ container: {image: %s, pull: never}
 	id := c.StartFire(t, "long", node, nil)
 	var chunk store.LogChunk
 	clustertest.WaitFor(t, 10*time.Second, "the first line in the running container's output", func() bool {
-		data := clustertest.JSON(t, store.LogRequest{Fire: id, Attempt: 1})
-		msg, err := c.NATS.Request(store.LogSubject("aion.", node), data, 2*time.Second)
-		return err == nil && json.Unmarshal(msg.Data, &chunk) == nil && string(chunk.Data) == "first\n"
+		chunk = c.AskLog(t, node, store.LogRequest{Fire: id, Attempt: 1})
+		return string(chunk.Data) == "first\n"
 	})
 	if f := c.MustFire(t, id); f.State != store.FireRunning {
 		t.Fatalf("state %s while its output streams, want running", f.State)
@@ -245,10 +246,8 @@ container: {image: %s, pull: never}
 	if len(containertest.Containers(t, node)) != 1 {
 		t.Error("want one container while it runs")
 	}
-	kill := clustertest.JSON(t, store.Kill{Fire: id, Attempt: 1, Reason: "killed by test"})
-	if err := c.NATS.Publish(store.KillSubject("aion.", node), kill); err != nil {
-		t.Fatal(err)
-	}
+	c.RecordKill(t, id, "killed by test")
+	c.SendKillHint(t, node, id, 1)
 	if f := c.WaitFinal(t, id, 10*time.Second); f.State != store.FireCancelled || f.Reason != "killed by test" || f.OutputTail != "first\n" || f.PID == 0 {
 		t.Errorf("killed run: %s (%s) output %q PID %d, want cancelled, with the container's PID", f.State, f.Reason, f.OutputTail, f.PID)
 	}

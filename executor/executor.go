@@ -69,6 +69,19 @@ type Config struct {
 	Docker DockerMode
 	// PullTimeout bounds each image pull of a container job.
 	PullTimeout time.Duration
+	// SecretsDir is the directory the files of jobs' env_from are read
+	// from (and only it); empty: jobs cannot read files through env_from.
+	SecretsDir string
+	// PassEnv names the variables of the executor's own environment that
+	// jobs may take with env_from; no other reaches a job.
+	PassEnv []string
+	// Policy is what the node allows jobs: the users host runs may run as
+	// (RunAs) and the host paths, networks and images of container runs.
+	// Its User and UID are set by New to the executor's own user. The zero
+	// value is the default policy (see jobspec.NodePolicy). The node
+	// advertises it in its registration, and refuses a claimed run it
+	// forbids, recording the run failed with the reason.
+	Policy jobspec.NodePolicy
 }
 
 // DefaultOutputLimit is the output a run keeps when neither its job nor
@@ -159,6 +172,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("executor: docker mode %q: want auto, on or off", c.Docker)
 	case c.PullTimeout < 0:
 		return errors.New("executor: the image pull timeout must not be negative")
+	case c.SecretsDir != "" && !filepath.IsAbs(c.SecretsDir):
+		return fmt.Errorf("executor: secrets directory %q must be an absolute path", c.SecretsDir)
+	}
+	for _, name := range c.PassEnv {
+		if !validEnvName.MatchString(name) || strings.HasPrefix(name, "AION_") {
+			return fmt.Errorf("executor: pass_env: %q is not a variable name a job may take (letters, digits and '_', not starting with a digit or AION_)", name)
+		}
+	}
+	if err := c.Policy.Validate(); err != nil {
+		return fmt.Errorf("executor: %w", err)
 	}
 	for k, v := range c.Labels {
 		if k == store.DockerLabel || k == store.DockerVersionLabel {
@@ -190,12 +213,20 @@ type Executor struct {
 	exits *exitJournal
 
 	mu      sync.Mutex
-	running map[store.FireID]context.CancelCauseFunc // guarded by mu
+	running map[store.FireID]activeRun // guarded by mu
 
 	dirs sync.Map // output directories known to exist
 
 	claimCalls  chan claimCall  // to the claim committers
 	resultCalls chan resultCall // to the result committers
+}
+
+// activeRun is a fire this executor claims or runs: the attempt, and how
+// to stop it.
+type activeRun struct {
+	attempt int
+	cancel  context.CancelCauseFunc
+	killing bool // a kill its record asked for was acted on
 }
 
 // containerEngine runs container jobs: *containerizer.Engine on the node's
@@ -209,11 +240,12 @@ type containerEngine interface {
 // New builds an executor; it does nothing until Run.
 func New(cfg Config, etcd *clientv3.Client, nc *nats.Conn, log *zap.Logger) *Executor {
 	cfg.Labels = withDefaultLabels(cfg.Labels)
+	cfg.Policy = withOwnUser(cfg.Policy)
 	return &Executor{
 		cfg: cfg, etcd: etcd, nats: nc,
 		log:     log.Named("executor").With(zap.String("node", cfg.NodeID)),
 		keys:    store.Keys{Prefix: cfg.Prefix},
-		running: make(map[store.FireID]context.CancelCauseFunc),
+		running: make(map[store.FireID]activeRun),
 
 		claimCalls:  make(chan claimCall),
 		resultCalls: make(chan resultCall),
@@ -266,13 +298,18 @@ func (x *Executor) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	logKey, err := store.LogSigningKey(ctx, x.etcd, x.keys)
+	if err != nil {
+		return fmt.Errorf("executor: %w", err)
+	}
 	dispatches := make(chan store.Dispatch, 1024)
-	unsubscribe, err := x.subscribe(dispatches)
+	unsubscribe, err := x.subscribe(ctx, dispatches, logKey)
 	if err != nil {
 		return err
 	}
 	defer unsubscribe()
-	x.log.Info("executor ready", zap.Int("slots", x.cfg.Slots), zap.Any("labels", x.cfg.Labels))
+	x.log.Info("executor ready", zap.Int("slots", x.cfg.Slots), zap.Any("labels", x.cfg.Labels),
+		zap.String("policy", x.cfg.Policy.Summary()))
 	x.sweepOutput(time.Now())
 	for {
 		lost := x.serve(ctx, lease, dispatches)
@@ -317,9 +354,10 @@ func (x *Executor) lockState() (exits map[string]exitEntry, release func(), err 
 }
 
 // subscribe subscribes to this node's dispatches (queued on dispatches;
-// when the queue is full the leader dispatches again), log requests and
-// kill requests. unsubscribe ends all three.
-func (x *Executor) subscribe(dispatches chan<- store.Dispatch) (unsubscribe func(), err error) {
+// when the queue is full the leader dispatches again), log requests
+// (answered only when signed with logKey) and kill hints. unsubscribe
+// ends all three.
+func (x *Executor) subscribe(ctx context.Context, dispatches chan<- store.Dispatch, logKey []byte) (unsubscribe func(), err error) {
 	var subs []*nats.Subscription
 	unsubscribe = func() {
 		for _, sub := range slices.Backward(subs) {
@@ -340,13 +378,18 @@ func (x *Executor) subscribe(dispatches chan<- store.Dispatch) (unsubscribe func
 		return nil, fmt.Errorf("subscribe to dispatches: %w", err)
 	}
 	subs = append(subs, sub)
-	logs, err := x.serveLogs()
+	logs, err := x.serveLogs(logKey)
 	if err != nil {
 		unsubscribe()
 		return nil, fmt.Errorf("serve logs: %w", err)
 	}
 	subs = append(subs, logs)
-	kills, err := x.nats.Subscribe(store.KillSubject(x.cfg.SubjectPrefix, x.cfg.NodeID), x.onKill)
+	kills, err := x.nats.Subscribe(store.KillSubject(x.cfg.SubjectPrefix, x.cfg.NodeID), func(m *nats.Msg) {
+		var k store.Kill
+		if json.Unmarshal(m.Data, &k) == nil {
+			go x.onKill(ctx, k)
+		}
+	})
 	if err != nil {
 		unsubscribe()
 		return nil, fmt.Errorf("subscribe to kills: %w", err)
@@ -473,7 +516,7 @@ type registration struct {
 // executor's, and registering fails.
 func (x *Executor) register(ctx context.Context) (registration, error) {
 	node := store.Node{ID: x.cfg.NodeID, Labels: x.cfg.Labels, Slots: x.cfg.Slots, StartedAt: time.Now().UTC(),
-		Lock: x.lock.id, PID: os.Getpid()}
+		Lock: x.lock.id, PID: os.Getpid(), Policy: &x.cfg.Policy}
 	data, err := json.Marshal(node) // before the grant: no lease is left behind
 	if err != nil {
 		return registration{}, fmt.Errorf("encode node registration: %w", err)
@@ -568,10 +611,12 @@ func memAvailable() uint64 {
 	return 0
 }
 
-// runEnv adds to env the job's variables, the fire's overrides, then the
-// AION_* variables. A container run gets only these (on top of its image's).
-func runEnv(env map[string]string, job *jobspec.Job, f store.Fire) map[string]string {
+// runEnv adds to env the job's variables, those of its env_from (from),
+// the fire's overrides, then the AION_* variables. A container run gets
+// only these (on top of its image's).
+func runEnv(env map[string]string, job *jobspec.Job, from map[string]string, f store.Fire) map[string]string {
 	maps.Copy(env, job.Env)
+	maps.Copy(env, from)
 	maps.Copy(env, f.Env)
 	env["AION_JOB"] = job.Name
 	env["AION_FIRE_ID"] = f.ID.String()
@@ -594,18 +639,41 @@ type killedError struct{ reason string }
 
 func (e killedError) Error() string { return e.reason }
 
-// onKill stops a running attempt: its process group gets SIGTERM, then
-// SIGKILL after the grace period, and it is recorded as cancelled.
-func (x *Executor) onKill(m *nats.Msg) {
-	var k store.Kill
-	if err := json.Unmarshal(m.Data, &k); err != nil {
+// onKill acts on a kill hint: it reads the fire's record and stops the
+// run only if the record asks for it (Fire.Kill) for the attempt this node
+// runs; the run's process group gets SIGTERM, then SIGKILL after the grace
+// period, and it is recorded as cancelled with the record's reason. A
+// forged hint costs one etcd read.
+func (x *Executor) onKill(ctx context.Context, k store.Kill) {
+	x.mu.Lock()
+	run, ok := x.running[k.Fire]
+	x.mu.Unlock()
+	if !ok || run.killing {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := x.etcd.Get(ctx, x.keys.Fire(k.Fire))
+	if err != nil {
+		x.log.Warn("kill hint: read the fire record; the leader hints again", zap.Stringer("fire", k.Fire), zap.Error(err))
+		return
+	}
+	var f store.Fire
+	if len(resp.Kvs) == 0 || json.Unmarshal(resp.Kvs[0].Value, &f) != nil ||
+		!f.KillAsked() || f.Node != x.cfg.NodeID || f.Attempt != run.attempt {
+		x.log.Debug("kill hint ignored: the fire record asks for no kill of this run", zap.Stringer("fire", k.Fire))
 		return
 	}
 	x.mu.Lock()
-	cancel, ok := x.running[k.Fire]
+	run, ok = x.running[k.Fire]
+	act := ok && !run.killing && run.attempt == f.Attempt
+	if act {
+		run.killing = true
+		x.running[k.Fire] = run
+	}
 	x.mu.Unlock()
-	if ok {
-		x.log.Info("killing run on request", zap.Stringer("fire", k.Fire), zap.String("reason", k.Reason))
-		cancel(killedError{reason: k.Reason})
+	if act {
+		x.log.Info("killing run: its record asks for it", zap.Stringer("fire", k.Fire), zap.String("reason", f.Kill.Reason))
+		run.cancel(killedError{reason: f.Kill.Reason})
 	}
 }

@@ -1,7 +1,6 @@
 package executor_test
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -93,21 +92,14 @@ env:
 }
 
 // TestExecutor_LogRequestsStayInsideTheOutputDirectory asks for a path
-// outside the output directory over NATS, as anyone on the bus could.
+// outside the output directory over NATS in a signed request, as a
+// scheduler that went wrong could.
 func TestExecutor_LogRequestsStayInsideTheOutputDirectory(t *testing.T) {
 	t.Parallel()
 	c := clustertest.Start(t)
 	startExecutor(t, c, "a")
 	for _, id := range []store.FireID{{Job: "x", Suffix: "../../../../etc/hostname"}, {Job: "..", Suffix: "etc"}} {
-		data := clustertest.JSON(t, store.LogRequest{Fire: id})
-		msg, err := c.NATS.Request(store.LogSubject("aion.", "a"), data, 2*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var chunk store.LogChunk
-		if err := json.Unmarshal(msg.Data, &chunk); err != nil {
-			t.Fatal(err)
-		}
+		chunk := c.AskLog(t, "a", store.LogRequest{Fire: id}) // signed, as a scheduler would
 		if len(chunk.Data) != 0 || !strings.Contains(chunk.Error, "bad log request") {
 			t.Errorf("request for %v answered %q (error %q), want a refusal", id, chunk.Data, chunk.Error)
 		}

@@ -16,12 +16,13 @@ const defaultPath = "/usr/local/bin:/usr/bin:/bin"
 
 // envFor builds a host run's environment as cron does, from a minimal base
 // rather than the executor's own environment (so none of the executor's
-// settings or secrets reach jobs): hostBaseEnv, then the job's env, the
-// fire's overrides and the AION_* variables, with AION_OUTPUT, the file
+// settings or secrets reach jobs, but those env_from takes): hostBaseEnv,
+// then the job's env, its env_from (from), the fire's overrides and the
+// AION_* variables, with AION_OUTPUT, the file
 // the run's output goes to (which also marks the run as this executor's
 // for killOrphans).
-func envFor(job *jobspec.Job, f store.Fire, outPath string) []string {
-	env := runEnv(hostBaseEnv(job), job, f)
+func envFor(job *jobspec.Job, from map[string]string, f store.Fire, outPath string) []string {
+	env := runEnv(hostBaseEnv(job), job, from, f)
 	if abs, err := filepath.Abs(outPath); err == nil {
 		outPath = abs
 	}

@@ -23,13 +23,18 @@ func (x *Executor) outputPath(id store.FireID, attempt int) string {
 	return filepath.Join(x.cfg.OutputDir, id.Job, fmt.Sprintf("%s.%d.log", id.Suffix, max(attempt, 1)))
 }
 
-// serveLogs answers LogRequests for the output of runs on this node.
-func (x *Executor) serveLogs() (*nats.Subscription, error) {
+// serveLogs answers LogRequests for the output of runs on this node; only
+// requests signed with key (see store.LogRequest.Verify) get output, any
+// other an error answer.
+func (x *Executor) serveLogs(key []byte) (*nats.Subscription, error) {
 	return x.nats.Subscribe(store.LogSubject(x.cfg.SubjectPrefix, x.cfg.NodeID), func(m *nats.Msg) {
 		var req store.LogRequest
 		var chunk store.LogChunk
 		if err := json.Unmarshal(m.Data, &req); err != nil {
 			chunk.Error = "bad log request: " + err.Error()
+		} else if err := req.Verify(key, time.Now()); err != nil {
+			chunk.Error = err.Error()
+			x.log.Warn("log request refused", zap.Stringer("fire", req.Fire), zap.Error(err))
 		} else {
 			chunk = x.readChunk(req)
 		}

@@ -32,7 +32,7 @@ func (x *Executor) handle(ctx context.Context, d store.Dispatch) {
 		x.mu.Unlock()
 		return
 	}
-	x.running[d.Fire] = cancel
+	x.running[d.Fire] = activeRun{attempt: d.Attempt, cancel: cancel}
 	x.mu.Unlock()
 	defer func() {
 		x.mu.Lock()
@@ -51,10 +51,15 @@ func (x *Executor) handle(ctx context.Context, d store.Dispatch) {
 	x.emit(f)
 
 	var result runResult
-	if c.jobErr != nil {
-		result = runResult{state: store.FireFailed, reason: c.jobErr.Error()}
+	job, err := c.job, c.jobErr
+	if err == nil {
+		job, err = x.allowed(c.job)
+	}
+	if err != nil {
+		log.Warn("run refused", zap.Error(err))
+		result = runResult{state: store.FireFailed, reason: err.Error()}
 	} else {
-		result = x.execute(runCtx, c.job, f)
+		result = x.execute(runCtx, job, f)
 	}
 	f.State, f.Reason, f.PID = result.state, result.reason, result.pid
 	f.ExitCode = result.exitCode
@@ -85,10 +90,9 @@ func (x *Executor) handle(ctx context.Context, d store.Dispatch) {
 func (x *Executor) emit(f store.Fire) {
 	ev := store.FireEvent{Fire: f.ID, State: f.State, Node: x.cfg.NodeID, At: time.Now().UTC(), ExitCode: f.ExitCode}
 	if f.State.Final() {
+		// The reason only: a run's output may hold anything, and events go
+		// to anyone on NATS (aion logs reads output, from the executor).
 		ev.Summary = f.Reason
-		if lines := strings.Split(strings.TrimRight(f.OutputTail, "\n"), "\n"); ev.Summary == "" {
-			ev.Summary = lines[len(lines)-1]
-		}
 		if len(ev.Summary) > 200 {
 			ev.Summary = ev.Summary[:200] + "…"
 		}
@@ -120,11 +124,15 @@ type runResult struct {
 // own process group, so a timeout or shutdown kills everything it started.
 // Either way its output goes to a keeper (see output.go).
 func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) runResult {
+	from, err := x.envFrom(job)
+	if err != nil {
+		return runResult{state: store.FireFailed, reason: err.Error()}
+	}
 	out := x.newKeeper(job, x.outputPath(f.ID, f.Attempt))
 	if job.Container == nil {
-		return x.executeHost(ctx, job, f, out)
+		return x.executeHost(ctx, job, from, f, out)
 	}
-	res := x.executeContainer(ctx, job, f, out)
+	res := x.executeContainer(ctx, job, from, f, out)
 	res.output = out.close()
 	if res.output.err != nil {
 		x.log.Warn("output not kept whole", zap.Stringer("fire", f.ID), zap.String("file", out.path), zap.Error(res.output.err))
@@ -135,7 +143,7 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 // executeHost runs a host job: it starts the process with its output
 // going through a pipe to out, waits for it to end, time out or be
 // stopped, and reads how it ended and what was kept of its output.
-func (x *Executor) executeHost(ctx context.Context, job *jobspec.Job, f store.Fire, keep *keeper) runResult {
+func (x *Executor) executeHost(ctx context.Context, job *jobspec.Job, from map[string]string, f store.Fire, keep *keeper) runResult {
 	// The directory exists before the run starts (once per job: cached),
 	// so a job may write to $AION_OUTPUT itself. If it cannot be made the
 	// job runs all the same, and its record says the output was not kept.
@@ -146,7 +154,7 @@ func (x *Executor) executeHost(ctx context.Context, job *jobspec.Job, f store.Fi
 	if err != nil {
 		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output pipe: %v", err)}
 	}
-	cmd, err := hostCommand(job, f, keep.path, out.w)
+	cmd, err := hostCommand(job, from, f, keep.path, out.w, x.cfg.Policy.AllowsRoot())
 	if err != nil {
 		out.finish(0)
 		return runResult{state: store.FireFailed, reason: err.Error()}
@@ -188,7 +196,10 @@ func (x *Executor) journalExit(f store.Fire, res runResult) {
 // job's command run by its shell (/bin/sh unless it sets shell) or argv (manual-run arguments replace the argv's or
 // become the shell's $1, $2, ...), its environment and workdir, stdout and
 // stderr to out, in a process group of its own, as the job's user if set.
-func hostCommand(job *jobspec.Job, f store.Fire, outPath string, out *os.File) (*exec.Cmd, error) {
+//
+// allowsRoot says whether the node's policy lets jobs name root: a user
+// that resolves to uid 0 is refused otherwise, whatever its name.
+func hostCommand(job *jobspec.Job, from map[string]string, f store.Fire, outPath string, out *os.File, allowsRoot bool) (*exec.Cmd, error) {
 	var cmd *exec.Cmd
 	switch {
 	case job.Command != "":
@@ -199,7 +210,7 @@ func hostCommand(job *jobspec.Job, f store.Fire, outPath string, out *os.File) (
 	default:
 		cmd = exec.Command(job.Args[0], job.Args[1:]...)
 	}
-	cmd.Env = envFor(job, f, outPath)
+	cmd.Env = envFor(job, from, f, outPath)
 	cmd.Dir = job.Workdir
 	cmd.Stdout, cmd.Stderr = out, out // an *os.File: Wait never waits on copying
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -207,6 +218,11 @@ func hostCommand(job *jobspec.Job, f store.Fire, outPath string, out *os.File) (
 		cred, err := credential(job.User)
 		if err != nil {
 			return nil, err
+		}
+		if cred.Uid == 0 && !allowsRoot {
+			// A user listed under another name (or the executor's own
+			// user) whose uid is 0 is root all the same.
+			return nil, fmt.Errorf("%w: user %q is root (uid 0), and the node's run_as does not list root", errPolicy, job.User)
 		}
 		cmd.SysProcAttr.Credential = cred
 	}

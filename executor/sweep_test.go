@@ -36,7 +36,7 @@ func TestSweepOutput_DeletesOldFilesButNeverARunningFires(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	x.running[running] = func(error) {} // a run still going on this node
+	x.running[running] = activeRun{attempt: 1, cancel: func(error) {}} // a run still going on this node
 	x.sweepOutput(now)
 	for id, wantKept := range map[store.FireID]bool{old: false, running: true, recent: true} {
 		_, err := os.Stat(x.outputPath(id, 1))

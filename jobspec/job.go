@@ -3,6 +3,7 @@ package jobspec
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,11 +26,18 @@ type Job struct {
 	Command string `yaml:"command" json:"command,omitempty"` // run by Shell -c
 	// Shell is the absolute path of the shell that runs Command on a host;
 	// empty means DefaultShell.
-	Shell   string            `yaml:"shell" json:"shell,omitempty"`
-	Args    []string          `yaml:"args" json:"args,omitempty"` // argv, no shell
-	Env     map[string]string `yaml:"env" json:"env,omitempty"`
-	Workdir string            `yaml:"workdir" json:"workdir,omitempty"`
-	User    string            `yaml:"user" json:"user,omitempty"`
+	Shell string            `yaml:"shell" json:"shell,omitempty"`
+	Args  []string          `yaml:"args" json:"args,omitempty"` // argv, no shell
+	Env   map[string]string `yaml:"env" json:"env,omitempty"`
+	// EnvFrom takes variables from the executor at run time (a file in
+	// its secrets_dir, or its own environment), so their values never
+	// enter etcd or the API; they override Env.
+	EnvFrom []EnvSource `yaml:"env_from" json:"env_from,omitempty"`
+	// SecretEnv names Env variables whose values the API never shows
+	// (names that look secret, see LooksSecret, are hidden too).
+	SecretEnv []string `yaml:"secret_env" json:"secret_env,omitempty"`
+	Workdir   string   `yaml:"workdir" json:"workdir,omitempty"`
+	User      string   `yaml:"user" json:"user,omitempty"`
 	// Timeout kills the run after this long; 0 means no limit.
 	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
 	// OutputLimit caps the output a run keeps (stdout and stderr): past it
@@ -87,6 +95,56 @@ func (j *Job) ShellPath() string {
 		return DefaultShell
 	}
 	return j.Shell
+}
+
+// EnvSource is one entry of env_from: exactly one of File and Env.
+type EnvSource struct {
+	// File is a file of KEY=VALUE lines, relative to the executor's
+	// secrets_dir; every variable in it is set.
+	File string `yaml:"file" json:"file,omitempty"`
+	// Env names a variable of the executor's own environment, set under
+	// the same name; the executor passes only names in its pass_env.
+	Env string `yaml:"env" json:"env,omitempty"`
+}
+
+// SecretPlaceholder is shown by the API instead of a secret value.
+const SecretPlaceholder = "<hidden>"
+
+// secretWords are the parts of a variable name that make it look secret.
+var secretWords = []string{"PASSWORD", "PASSWD", "SECRET", "TOKEN", "APIKEY", "API_KEY", "PRIVATE_KEY", "CREDENTIAL"}
+
+// LooksSecret reports whether a variable name looks like it holds a
+// secret (DB_PASSWORD, GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, ...).
+func LooksSecret(name string) bool {
+	upper := strings.ToUpper(name)
+	for _, w := range secretWords {
+		if strings.Contains(upper, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsSecretEnv reports whether the API hides the value of the job's Env
+// variable name: it is listed in SecretEnv or looks secret.
+func (j *Job) IsSecretEnv(name string) bool {
+	return LooksSecret(name) || slices.Contains(j.SecretEnv, name)
+}
+
+// Redacted returns a copy of the job to show (the API, the CLI): the
+// values of its secret Env variables replaced by SecretPlaceholder.
+func (j *Job) Redacted() *Job {
+	c := *j
+	if len(j.Env) > 0 {
+		c.Env = make(map[string]string, len(j.Env))
+		for k, v := range j.Env {
+			if j.IsSecretEnv(k) {
+				v = SecretPlaceholder
+			}
+			c.Env[k] = v
+		}
+	}
+	return &c
 }
 
 // Retries says how often a failed run is tried again.

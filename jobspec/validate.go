@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/url"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -204,6 +205,35 @@ func (c *checker) command(j *Job) {
 	if envSize > MaxEnvBytes {
 		c.errorf("env", "too large: %d bytes, the limit is %d", envSize, MaxEnvBytes)
 	}
+	c.secrets(j)
+}
+
+// secrets checks env_from and secret_env, and warns about env values
+// whose names look secret: they are stored in etcd (the API hides them).
+func (c *checker) secrets(j *Job) {
+	for i, src := range j.EnvFrom {
+		field := fmt.Sprintf("env_from[%d]", i)
+		switch {
+		case (src.File == "") == (src.Env == ""):
+			c.errorf(field, "give file (KEY=VALUE lines in the executor's secrets_dir) or env (a variable of the executor's environment), one per entry")
+		case src.File != "" && (!filepath.IsLocal(src.File) || strings.ContainsRune(src.File, 0)):
+			c.errorf(field+".file", "must be a relative path inside the executor's secrets_dir (no '..', not absolute), got %q", src.File)
+		case src.Env != "" && !validEnvName.MatchString(src.Env):
+			c.errorf(field+".env", "%q is not a valid variable name: use letters, digits and '_', not starting with a digit", src.Env)
+		case strings.HasPrefix(src.Env, "AION_"):
+			c.errorf(field+".env", "names starting with AION_ are set by Aion for every run")
+		}
+	}
+	for i, name := range j.SecretEnv {
+		if _, ok := j.Env[name]; !ok {
+			c.errorf(fmt.Sprintf("secret_env[%d]", i), "%q is not a variable of env (values from env_from are never stored, so need no marking)", name)
+		}
+	}
+	for _, k := range sortedKeys(j.Env) {
+		if LooksSecret(k) && validEnvName.MatchString(k) {
+			c.warnf("env."+k, "%s looks like a secret: the API hides its value, but it is stored in etcd with the job; take it from the executor with env_from instead", k)
+		}
+	}
 }
 
 // shell checks the shell that runs a host command: an absolute path, for
@@ -288,11 +318,36 @@ func (c *checker) container(ct *Container) {
 			c.errorf(field, "container path %q must be absolute", parts[1])
 		case len(parts) == 3 && parts[2] != "ro" && parts[2] != "rw":
 			c.errorf(field, "mode must be ro or rw, got %q", parts[2])
+		case !path.IsAbs(parts[0]):
+			c.errorf(field, "host path %q must be absolute (named volumes are not supported)", parts[0])
+		case path.Clean(parts[0]) != parts[0]:
+			c.errorf(field, "host path %q must be clean: write %q", parts[0], path.Clean(parts[0]))
 		}
+	}
+	if err := checkNetwork(ct.Network); err != nil {
+		c.errorf("container.network", "%v", err)
 	}
 	if ct.User != "" && !validUser.MatchString(ct.User) {
 		c.errorf("container.user", "want a user name or uid, optionally with :group, got %q", ct.User)
 	}
+}
+
+// validNetworkName is what Docker accepts as a network's name.
+var validNetworkName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// checkNetwork checks a container network mode: bridge, host, none,
+// container:NAME, or the name of a network.
+func checkNetwork(mode string) error {
+	if name, ok := strings.CutPrefix(mode, "container:"); ok {
+		if !validNetworkName.MatchString(name) {
+			return fmt.Errorf("%q: container: needs a container's name or ID, e.g. container:db", mode)
+		}
+		return nil
+	}
+	if !validNetworkName.MatchString(mode) {
+		return fmt.Errorf("%q is not a network mode: want bridge, host, none, container:NAME or a network's name", mode)
+	}
+	return nil
 }
 
 func (c *checker) labels(labels map[string]string) {

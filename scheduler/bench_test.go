@@ -59,8 +59,9 @@ func BenchmarkPlacementChoose(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	e := &jobEntry{policy: job, sels: sels}
 	for b.Loop() {
-		node, _ := p.choose(job, sels)
+		node, _ := p.choose(e)
 		p.reserve(node)
 	}
 }

@@ -39,15 +39,20 @@ func (d *dispatcher) dispatch(of *openFire, now time.Time) {
 		d.log.Info("fire waits", zap.Stringer("fire", of.fire.ID), zap.String("reason", of.fire.Reason))
 		return
 	}
-	record := of.record
-	if record == nil {
-		var err error
-		if record, err = json.Marshal(of.fire); err != nil {
-			d.log.Error("encode fire for dispatch: reconcile dispatches it again", zap.Stringer("fire", of.fire.ID), zap.Error(err))
-			return
+	msg := store.Dispatch{Fire: of.fire.ID, Attempt: of.fire.Attempt}
+	// A manual run's --env overrides stay off NATS: without the record's
+	// copy, the executor reads the record from etcd when it claims.
+	if len(of.fire.Env) == 0 {
+		msg.Rev, msg.Record = of.rev, of.record
+		if msg.Record == nil {
+			var err error
+			if msg.Record, err = json.Marshal(of.fire); err != nil {
+				d.log.Error("encode fire for dispatch: reconcile dispatches it again", zap.Stringer("fire", of.fire.ID), zap.Error(err))
+				return
+			}
 		}
 	}
-	data, err := json.Marshal(store.Dispatch{Fire: of.fire.ID, Attempt: of.fire.Attempt, Rev: of.rev, Record: record})
+	data, err := json.Marshal(msg)
 	if err != nil {
 		d.log.Error("encode dispatch: reconcile dispatches it again", zap.Stringer("fire", of.fire.ID), zap.Error(err))
 		return
@@ -64,10 +69,12 @@ func (d *dispatcher) dispatchAll(fires []*openFire, now time.Time) {
 	}
 }
 
-// stop ends an open fire: a planned one is recorded as cancelled (fenced,
-// compared on its revision), a running one is killed by its executor,
-// which records it. A fire claimed while being cancelled is read again and
-// killed instead.
+// stop ends an open fire: a planned one is recorded as cancelled, a
+// running one gets the kill recorded in its record (Fire.Kill, for its
+// attempt), then its executor a hint to read it; the executor kills the
+// run and records it cancelled. Both writes are fenced and compared on
+// the record's revision; a fire claimed (or changed) meanwhile is read
+// again and handled as it now is.
 func (d *dispatcher) stop(ctx context.Context, id store.FireID, reason string) error {
 	of := d.fires.get(id)
 	if of == nil {
@@ -75,16 +82,26 @@ func (d *dispatcher) stop(ctx context.Context, id store.FireID, reason string) e
 	}
 	f, rev := of.fire, of.rev
 	for range 3 {
-		if f.State.Final() {
+		next := f
+		switch {
+		case f.State.Final():
+			return nil
+		case f.KillAsked():
+			d.kill(f) // recorded already: hint again
+			return nil
+		case f.State == store.FireRunning:
+			next.Kill = &store.FireKill{Attempt: f.Attempt, Reason: reason, At: d.now().UTC()}
+		default:
+			next.State, next.EndedAt, next.Reason = store.FireCancelled, d.now().UTC(), "cancelled: "+reason
+		}
+		written, err := d.fence.rewriteFire(ctx, d.keys, next, rev)
+		if err == nil {
+			if next.State == store.FireRunning {
+				d.fires.open(written)
+				d.kill(next)
+			}
 			return nil
 		}
-		if f.State == store.FireRunning {
-			d.kill(f, reason)
-			return nil
-		}
-		cancelled := f
-		cancelled.State, cancelled.EndedAt, cancelled.Reason = store.FireCancelled, d.now().UTC(), "cancelled: "+reason
-		_, err := d.fence.rewriteFire(ctx, d.keys, cancelled, rev)
 		if !conflicted(err) {
 			return err
 		}
@@ -111,9 +128,11 @@ func (d *dispatcher) stopAll(ctx context.Context, ids []store.FireID, reason str
 	return nil
 }
 
-// kill asks the executor running f to stop it.
-func (d *dispatcher) kill(f store.Fire, reason string) {
-	data, err := json.Marshal(store.Kill{Fire: f.ID, Attempt: f.Attempt, Reason: reason})
+// kill hints to the executor running f that its record asks for a kill;
+// reconcile hints again while the attempt runs, so a lost hint only
+// delays the kill.
+func (d *dispatcher) kill(f store.Fire) {
+	data, err := json.Marshal(store.Kill{Fire: f.ID, Attempt: f.Attempt})
 	if err != nil {
 		d.log.Error("encode kill", zap.Stringer("fire", f.ID), zap.Error(err))
 		return

@@ -284,7 +284,7 @@ func (fn *finisher) triggerChildren(ctx context.Context, t *txn, parent store.Fi
 		var of *openFire
 		if ov.admit(child.policy, &cf, replaced) {
 			cf.State = store.FirePlanned
-			cf.Node, cf.Reason = fn.nodes.choose(child.policy, child.sels)
+			cf.Node, cf.Reason = fn.nodes.choose(child)
 			of = &openFire{fire: cf}
 			children = append(children, of)
 		}
@@ -386,7 +386,7 @@ func (fn *finisher) retry(ctx context.Context, e *jobEntry, f store.Fire, rev in
 	next.Node, next.Reason = "", fmt.Sprintf("retry %d of %d after %s (attempt %d %s)", f.Attempt, e.policy.Retries.Count, delay.Round(time.Millisecond), f.Attempt, f.State)
 	next.StartedAt, next.EndedAt, next.PID, next.ExitCode = time.Time{}, time.Time{}, 0, nil
 	next.OutputTail, next.OutputPath, next.OutputError = "", "", ""
-	next.OutputTruncated, next.OutputLimit = false, 0
+	next.OutputTruncated, next.OutputLimit, next.Kill = false, 0, nil
 	of, err := fn.fence.rewriteFire(ctx, fn.keys, next, rev)
 	if conflicted(err) {
 		return nil // the watch brings the newer record

@@ -114,7 +114,7 @@ func (in *intents) run(ctx context.Context, id store.FireID, req store.Request, 
 	t.add(done)
 	var state store.JobState
 	if e != nil {
-		f.Node, f.Reason = in.nodes.choose(e.policy, e.sels)
+		f.Node, f.Reason = in.nodes.choose(e)
 		// Every fire creation writes the job's state, so planning, which
 		// compares it, always sees every open run (see overlap).
 		state = e.state
@@ -217,7 +217,7 @@ func (in *intents) reviveSkipped(ctx context.Context, e *jobEntry, t *txn, now t
 	for _, sk := range skipped[len(skipped)-keep:] {
 		f := sk.f
 		f.State, f.Processed, f.EndedAt, f.PlannedAt = store.FirePlanned, false, time.Time{}, now.UTC()
-		f.Node, f.Reason = in.nodes.choose(e.policy, e.sels)
+		f.Node, f.Reason = in.nodes.choose(e)
 		data, err := t.update(in.keys.Fire(f.ID), sk.rev, f)
 		if err != nil {
 			return nil, err
@@ -296,7 +296,7 @@ func (in *intents) backfillChunk(ctx context.Context, t *txn, e *jobEntry, id st
 		} else if exists {
 			continue
 		}
-		f.Node, f.Reason = in.nodes.choose(e.policy, e.sels)
+		f.Node, f.Reason = in.nodes.choose(e)
 		data, err := t.create(key, f)
 		if err != nil {
 			return nil, err

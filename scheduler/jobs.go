@@ -37,11 +37,15 @@ type jobTable struct {
 // the policy and the schedule, which most jobs share with many others,
 // are shared copies (see sharedPolicy and jobspec.ScheduleCache).
 type jobEntry struct {
-	name     string
-	parents  []string
-	policy   *jobPolicy       // shared: never change it in place
-	sched    jobspec.Schedule // nil for manual and dependent jobs; shared
-	sels     []jobspec.Selector
+	name    string
+	parents []string
+	policy  *jobPolicy       // shared: never change it in place
+	sched   jobspec.Schedule // nil for manual and dependent jobs; shared
+	sels    []jobspec.Selector
+	// needs is what of the job the nodes' policies check (its user, its
+	// container's image, network and volumes); nil for a host job without
+	// a user, which every policy allows.
+	needs    *jobspec.Job
 	state    store.JobState
 	stateRev int64     // mod revision of the state key; 0 when missing
 	next     time.Time // the next nominal time to plan; zero: none
@@ -248,7 +252,21 @@ func (t *jobTable) decode(e *jobEntry, data []byte) bool {
 		return false
 	}
 	e.parents, e.policy, e.sched, e.sels = j.Parents, t.sharedPolicy(policyOf(&j)), sched, sels
+	e.needs = policyNeeds(&j)
 	return true
+}
+
+// policyNeeds keeps of a job what nodes' policies check (NodePolicy.Check
+// reads only these fields), or nil when every policy allows it.
+func policyNeeds(j *jobspec.Job) *jobspec.Job {
+	if j.User == "" && j.Container == nil {
+		return nil
+	}
+	needs := &jobspec.Job{Name: j.Name, User: j.User}
+	if ct := j.Container; ct != nil {
+		needs.Container = &jobspec.Container{Image: ct.Image, Network: ct.Network, Volumes: ct.Volumes, User: ct.User}
+	}
+	return needs
 }
 
 // sharedPolicy returns the one copy of p that jobs with this policy share.

@@ -87,22 +87,31 @@ func (p *placement) report(r store.LoadReport) {
 	}
 }
 
-// choose picks the eligible node with the lowest share of busy slots; ties
-// go to the lower load average, then round-robin. It returns "" and the
-// reason when no node is eligible.
-func (p *placement) choose(job *jobPolicy, sels []jobspec.Selector) (string, string) {
+// choose picks, for a run of the job e, the eligible node with the lowest
+// share of busy slots; ties go to the lower load average, then
+// round-robin. A node is eligible when its labels match the job's
+// constraints (and it has Docker, for a container job) and its policy
+// allows the job (jobspec.NodePolicy.Check, which the executor checks
+// again). It returns "" and the reason when no node is eligible.
+func (p *placement) choose(e *jobEntry) (string, string) {
 	var best []string
 	bestShare, bestLoad := 2.0, 0.0
-	full, unmatched := 0, 0
+	var why whyNot
 	for _, id := range p.ids {
 		info := p.nodes[id]
-		if !jobspec.MatchAll(sels, info.reg.Labels) || (job.Container && info.reg.Labels[store.DockerLabel] != "true") {
-			unmatched++
+		if !jobspec.MatchAll(e.sels, info.reg.Labels) || (e.policy.Container && info.reg.Labels[store.DockerLabel] != "true") {
+			why.unmatched++
 			continue
+		}
+		if e.needs != nil {
+			if err := info.reg.NodePolicy().Check(e.needs); err != nil {
+				why.deny(id, err)
+				continue
+			}
 		}
 		slots := max(info.reg.Slots, 1)
 		if p.assigned[id] >= slots {
-			full++
+			why.full++
 			continue
 		}
 		share := float64(p.assigned[id]) / float64(slots)
@@ -114,26 +123,58 @@ func (p *placement) choose(job *jobPolicy, sels []jobspec.Selector) (string, str
 		}
 	}
 	if len(best) == 0 {
-		return "", p.whyNone(job, sels, full, unmatched)
+		return "", p.whyNone(e, why)
 	}
 	p.turn++
 	return best[p.turn%len(best)], ""
 }
 
-func (p *placement) whyNone(job *jobPolicy, sels []jobspec.Selector, full, unmatched int) string {
+// whyNot counts why nodes were not chosen: full, not matching, or whose
+// policy forbids the job (with the first few reasons).
+type whyNot struct {
+	full, unmatched, denied int
+	reasons                 []string
+}
+
+// maxDenyReasons bounds the nodes a waiting reason names.
+const maxDenyReasons = 3
+
+func (w *whyNot) deny(node string, err error) {
+	if w.denied++; len(w.reasons) < maxDenyReasons {
+		w.reasons = append(w.reasons, "node "+node+": "+err.Error())
+	}
+}
+
+func (w *whyNot) denials() string {
+	s := strings.Join(w.reasons, "; ")
+	if more := w.denied - len(w.reasons); more > 0 {
+		s += fmt.Sprintf("; and %d more", more)
+	}
+	return s
+}
+
+func (p *placement) whyNone(e *jobEntry, why whyNot) string {
 	switch {
 	case len(p.nodes) == 0:
 		return "waiting for an executor: none is registered"
-	case full > 0 && unmatched == 0:
-		return fmt.Sprintf("waiting for a free slot: all %d eligible executors are full", full)
+	case why.full > 0 && why.unmatched == 0 && why.denied == 0:
+		return fmt.Sprintf("waiting for a free slot: all %d eligible executors are full", why.full)
+	case why.denied > 0 && why.unmatched == 0 && why.full == 0:
+		return "waiting for an executor whose policy allows the job: " + why.denials()
+	case why.denied > 0 && why.unmatched == 0:
+		return fmt.Sprintf("waiting for a free slot: all %d eligible executors are full; the others' policies forbid the job: %s", why.full, why.denials())
 	default:
 		var needs []string
-		for _, s := range sels {
+		for _, s := range e.sels {
 			needs = append(needs, s.String())
 		}
-		if job.Container {
+		if e.policy.Container {
 			needs = append(needs, store.DockerLabel+"=true")
 		}
-		return fmt.Sprintf("waiting for an executor matching %s (%d full, %d not matching)", strings.Join(needs, ", "), full, unmatched)
+		reason := fmt.Sprintf("waiting for an executor matching %s (%d full, %d not matching", strings.Join(needs, ", "), why.full, why.unmatched)
+		if why.denied > 0 {
+			return reason + fmt.Sprintf(", %d whose policy forbids the job: %s)", why.denied, why.denials())
+		}
+		return reason + ")"
 	}
 }

@@ -296,7 +296,7 @@ func (p *planner) writePlan(t *txn, plan jobPlan, now time.Time, replaced *[]sto
 			state.Skipped++
 		case ov.admit(e.policy, &f, replaced):
 			f.State = store.FirePlanned
-			f.Node, f.Reason = p.nodes.choose(e.policy, e.sels)
+			f.Node, f.Reason = p.nodes.choose(e)
 			p.nodes.reserve(f.Node)
 			of = &openFire{fire: f}
 			planned = append(planned, of)

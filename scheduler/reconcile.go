@@ -12,7 +12,8 @@ import (
 )
 
 // reconciler repairs, once a second, what messages cannot: fires planned
-// but not claimed are placed and dispatched again, fires running on an
+// but not claimed are placed and dispatched again, running fires whose
+// record asks for a kill get the kill hint again, fires running on an
 // executor whose lease is gone become lost, final fires whose effects are
 // unrecorded are processed, and requests that met a conflict are acted on
 // again.
@@ -49,6 +50,8 @@ func (r *reconciler) reconcile(ctx context.Context, now time.Time) error {
 		switch {
 		case of.fire.State == store.FireRunning && !r.nodes.live(of.fire.Node):
 			err = r.markLost(ctx, of, now)
+		case of.fire.KillAsked():
+			r.send.kill(of.fire) // the hint may have been lost
 		case of.fire.State == store.FirePlanned && r.fires.ready(of, now) &&
 			(of.fire.Node == "" || !r.nodes.live(of.fire.Node) || now.Sub(of.dispatchedAt) > r.redispatchAfter):
 			err = r.placeAgain(ctx, of, now)
@@ -76,7 +79,7 @@ func (r *reconciler) placeAgain(ctx context.Context, of *openFire, now time.Time
 		return err
 	}
 	r.nodes.release(of.fire.Node) // do not count the fire against its own old node
-	node, reason := r.nodes.choose(e.policy, e.sels)
+	node, reason := r.nodes.choose(e)
 	r.nodes.reserve(of.fire.Node)
 	if node == of.fire.Node && reason == of.fire.Reason {
 		r.send.dispatch(of, now)

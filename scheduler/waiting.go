@@ -160,7 +160,7 @@ func (b *placeBatch) consider(of *openFire) error {
 		w.fires.backfillGoing(f.ID.Job, f.Backfill)+b.backfills[f.Backfill] >= f.Parallel:
 		return nil // ready counts the backfill's runs going, not those placed just now
 	default:
-		node, _ := w.nodes.choose(e.policy, e.sels)
+		node, _ := w.nodes.choose(e)
 		if node == "" {
 			b.misses++ // no eligible node is free; other jobs may have one
 			return nil

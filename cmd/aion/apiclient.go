@@ -33,6 +33,9 @@ func clientCommands(a *app) []*cobra.Command {
 		newPauseCommand(a, false),
 	}
 	a.addCompletion(cmds)
+	for _, cmd := range cmds {
+		clientTLSFlags(cmd)
+	}
 	return cmds
 }
 
@@ -93,12 +96,17 @@ func (a *app) apiClient() (*api.Client, error) {
 		return nil, err
 	}
 	a.tokenSource = source
-	return newAPIClient(a.cfg.Server, api.WithToken(secret))
+	return a.newAPIClient(api.WithToken(secret))
 }
 
-// newAPIClient is the client of --server; a bad URL is a usage error.
-func newAPIClient(server string, opts ...api.ClientOption) (*api.Client, error) {
-	c, err := api.NewClient(server, &http.Client{Timeout: api.DefaultTimeout}, opts...)
+// newAPIClient is the client of --server (with client.tls: --ca, --cert,
+// --key); a bad URL or TLS file is a usage error.
+func (a *app) newAPIClient(opts ...api.ClientOption) (*api.Client, error) {
+	transport, err := a.apiTransport()
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	c, err := api.NewClient(a.cfg.Server, &http.Client{Timeout: api.DefaultTimeout, Transport: transport}, opts...)
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: fmt.Errorf("--server %w", err)}
 	}
@@ -125,6 +133,9 @@ func (a *app) clientExit(err error) error {
 		}
 		return &exitError{code: exitAion, err: errors.New(answer.Message)}
 	case errors.As(err, &unreachable):
+		if hint := tlsHint(err, "the API", clientTLSSource); hint != "" {
+			return &exitError{code: exitAion, err: fmt.Errorf("%w; %s", unreachable, hint)}
+		}
 		return &exitError{code: exitAion, err: fmt.Errorf("%w (is `aion dev` or a scheduler running? set --server)", unreachable)}
 	}
 	return err

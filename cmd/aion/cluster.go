@@ -36,6 +36,7 @@ func clusterFlags(cmd *cobra.Command) {
 	configFlag(f, "etcd", "etcd.endpoints")
 	configFlag(f, "nats", "nats.url")
 	configFlag(f, "prefix", "etcd.prefix")
+	clusterSecurityFlags(cmd)
 }
 
 func schedulerFlags(cmd *cobra.Command) {
@@ -85,6 +86,18 @@ func executorFlags(cmd *cobra.Command, defaultOutput string) {
 	configFlag(f, "slots", "executor.slots")
 	configFlag(f, "output-dir", "executor.output_dir")
 	configFlag(f, "grace", "executor.grace")
+	f.String("secrets-dir", "", "the directory jobs' env_from files are read from (empty: none)")
+	f.StringSlice("pass-env", nil, "variables of the executor's environment jobs may take with env_from")
+	configFlag(f, "secrets-dir", "executor.secrets_dir")
+	configFlag(f, "pass-env", "executor.pass_env")
+	f.StringSlice("run-as", nil, "users jobs may name in user: besides the executor's own (never root unless listed), e.g. aion,postgres")
+	f.StringSlice("container-mounts", nil, "host path prefixes container volumes may mount (default none; / and the Docker socket only when listed as such)")
+	f.StringSlice("container-networks", nil, "container network modes allowed besides bridge and none, e.g. host,container:db,backend")
+	f.StringSlice("container-images", nil, "glob patterns container images must match, e.g. registry.local/* (default: any image)")
+	configFlag(f, "run-as", "executor.run_as")
+	configFlag(f, "container-mounts", "executor.container_mounts")
+	configFlag(f, "container-networks", "executor.container_networks")
+	configFlag(f, "container-images", "executor.container_images")
 }
 
 func (a *app) schedulerConfig() scheduler.Config {
@@ -123,6 +136,11 @@ func (a *app) executorConfig() (executor.Config, error) {
 	}
 	cfg.Docker = executor.DockerMode(a.cfg.Executor.Docker)
 	cfg.PullTimeout = a.cfg.Executor.PullTimeout
+	cfg.SecretsDir, cfg.PassEnv = a.cfg.Executor.SecretsDir, a.cfg.Executor.PassEnv
+	cfg.Policy = jobspec.NodePolicy{
+		RunAs: a.cfg.Executor.RunAs, Mounts: a.cfg.Executor.ContainerMounts,
+		Networks: a.cfg.Executor.ContainerNetworks, Images: a.cfg.Executor.ContainerImages,
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, &exitError{code: exitUsage, err: err}
 	}
@@ -152,29 +170,6 @@ func parseLabels(s string) (map[string]string, error) {
 		labels[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
 	return labels, nil
-}
-
-// connect opens the etcd and NATS clients.
-func (a *app) connect(ctx context.Context, endpoints []string, natsURL string) (*clientv3.Client, *nats.Conn, error) {
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints: endpoints, DialTimeout: 5 * time.Second, Context: ctx,
-		Logger: a.log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("etcd %v: %w", endpoints, err)
-	}
-	statusCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := cli.Status(statusCtx, endpoints[0]); err != nil {
-		cli.Close()
-		return nil, nil, fmt.Errorf("cannot reach etcd at %s: %w", endpoints[0], err)
-	}
-	nc, err := nats.Connect(natsURL, nats.Name("aion"), nats.MaxReconnects(-1))
-	if err != nil {
-		cli.Close()
-		return nil, nil, fmt.Errorf("cannot reach NATS at %s: %w", natsURL, err)
-	}
-	return cli, nc, nil
 }
 
 // runAll runs each function until parent ends or one fails, and returns
@@ -252,6 +247,7 @@ func (a *app) apiRunner(cli *clientv3.Client, nc *nats.Conn, ln net.Listener, me
 		mux.Handle("/", srv.Handler())
 		hs := httpCfg.Server(mux)
 		ln = httpCfg.Listener(ln)
+		hs.ErrorLog = zap.NewStdLog(a.log.Named("api"))
 		go func() {
 			<-ctx.Done()
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -275,12 +271,21 @@ func newSchedulerCommand(a *app) *cobra.Command {
 			if _, err := a.httpConfig(); err != nil {
 				return err
 			}
+			conn, err := a.clusterConn()
+			if err != nil {
+				return err
+			}
+			apiTLS, err := a.apiTLSConfig()
+			if err != nil {
+				return err
+			}
 			ln, err := listenAPI(a.cfg.Scheduler.Listen)
 			if err != nil {
 				return err
 			}
 			defer ln.Close()
-			cli, nc, err := a.connect(cmd.Context(), a.cfg.Etcd.Endpoints, a.cfg.NATS.URL)
+			ln, scheme := serveTLS(ln, apiTLS)
+			cli, nc, err := a.connect(cmd.Context(), conn)
 			if err != nil {
 				return err
 			}
@@ -289,13 +294,14 @@ func newSchedulerCommand(a *app) *cobra.Command {
 			reg := newRegistry()
 			s := scheduler.New(a.schedulerConfig(), cli, nc, a.log, scheduler.WithMetrics(scheduler.NewMetrics(reg)))
 			serve := a.apiRunner(cli, nc, ln, reg, func(addr string) {
-				a.log.Info("API listening", zap.String("url", "http://"+addr))
+				a.log.Info("API listening", zap.String("url", scheme+"://"+addr))
 			})
 			return runAll(cmd.Context(), s.Run, serve)
 		},
 	}
 	clusterFlags(cmd)
 	schedulerFlags(cmd)
+	apiTLSFlags(cmd)
 	return cmd
 }
 
@@ -309,7 +315,11 @@ func newExecutorCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cli, nc, err := a.connect(cmd.Context(), a.cfg.Etcd.Endpoints, a.cfg.NATS.URL)
+			conn, err := a.clusterConn()
+			if err != nil {
+				return err
+			}
+			cli, nc, err := a.connect(cmd.Context(), conn)
 			if err != nil {
 				return err
 			}

@@ -36,6 +36,7 @@ func newDevCommand(a *app) *cobra.Command {
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a.devOutputDir(dataDir, cmd.Flags().Changed("output-dir"))
+			a.noteDevIgnoresSecurity()
 			return a.dev(cmd.Context(), dataDir, jobsDir, cmd.Flags().Changed("jobs"))
 		},
 	}
@@ -71,7 +72,7 @@ func (a *app) dev(ctx context.Context, dataDir, jobsDir string, jobsGiven bool) 
 	}
 	defer etcdSrv.Close()
 	defer natsSrv.Close()
-	cli, nc, err := a.connect(ctx, []string{etcdSrv.Endpoint()}, natsSrv.URL())
+	cli, nc, err := a.connect(ctx, plainConn(etcdSrv.Endpoint(), natsSrv.URL()))
 	if err != nil {
 		return err
 	}
@@ -216,6 +217,9 @@ func (a *app) printEvents(nc *nats.Conn) (*nats.Subscription, error) {
 		}
 		if ev.Summary != "" {
 			line += ": " + ev.Summary
+		}
+		if ev.State.Final() {
+			line += "  (output: aion logs " + ev.Fire.String() + ")"
 		}
 		fmt.Fprintln(a.stdout, line)
 	})

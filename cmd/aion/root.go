@@ -28,12 +28,25 @@ type config struct {
 	// names a file holding it (see apiToken for the order).
 	Token     string `mapstructure:"token"`
 	TokenFile string `mapstructure:"token_file"`
-	Etcd      struct {
+	// Client is how the client commands connect to Server.
+	Client struct {
+		TLS tlsFiles `mapstructure:"tls"`
+	} `mapstructure:"client"`
+	Etcd struct {
 		Endpoints []string `mapstructure:"endpoints"`
 		Prefix    string   `mapstructure:"prefix"`
+		TLS       tlsFiles `mapstructure:"tls"`
+		Username  string   `mapstructure:"username"`
+		Password  string   `mapstructure:"password"`
 	} `mapstructure:"etcd"`
 	NATS struct {
-		URL string `mapstructure:"url"`
+		URL      string   `mapstructure:"url"`
+		TLS      tlsFiles `mapstructure:"tls"`
+		User     string   `mapstructure:"user"`
+		Password string   `mapstructure:"password"`
+		Token    string   `mapstructure:"token"`
+		NKey     string   `mapstructure:"nkey"`
+		Creds    string   `mapstructure:"creds"`
 	} `mapstructure:"nats"`
 	Scheduler struct {
 		ID           string        `mapstructure:"id"`
@@ -44,22 +57,29 @@ type config struct {
 		// APIHosts are the API's names for the Host check (apiserver.WithHosts).
 		APIHosts []string `mapstructure:"api_hosts"`
 		// The HTTP server's limits (apiserver.HTTPConfig).
-		APIReadHeaderTimeout time.Duration `mapstructure:"api_read_header_timeout"`
-		APIReadTimeout       time.Duration `mapstructure:"api_read_timeout"`
-		APIIdleTimeout       time.Duration `mapstructure:"api_idle_timeout"`
-		APIMaxHeaderBytes    int           `mapstructure:"api_max_header_bytes"`
-		APIMaxConnections    int           `mapstructure:"api_max_connections"`
+		APIReadHeaderTimeout time.Duration  `mapstructure:"api_read_header_timeout"`
+		APIReadTimeout       time.Duration  `mapstructure:"api_read_timeout"`
+		APIIdleTimeout       time.Duration  `mapstructure:"api_idle_timeout"`
+		APIMaxHeaderBytes    int            `mapstructure:"api_max_header_bytes"`
+		APIMaxConnections    int            `mapstructure:"api_max_connections"`
+		TLS                  serverTLSFiles `mapstructure:"tls"`
 	} `mapstructure:"scheduler"`
 	Executor struct {
-		NodeID          string        `mapstructure:"node_id"`
-		Labels          string        `mapstructure:"labels"`
-		Slots           int           `mapstructure:"slots"`
-		OutputDir       string        `mapstructure:"output_dir"`
-		Grace           time.Duration `mapstructure:"grace"`
-		OutputRetention time.Duration `mapstructure:"output_retention"`
-		OutputLimit     string        `mapstructure:"output_limit"`
-		Docker          string        `mapstructure:"docker"`
-		PullTimeout     time.Duration `mapstructure:"pull_timeout"`
+		NodeID            string        `mapstructure:"node_id"`
+		Labels            string        `mapstructure:"labels"`
+		Slots             int           `mapstructure:"slots"`
+		OutputDir         string        `mapstructure:"output_dir"`
+		Grace             time.Duration `mapstructure:"grace"`
+		OutputRetention   time.Duration `mapstructure:"output_retention"`
+		OutputLimit       string        `mapstructure:"output_limit"`
+		Docker            string        `mapstructure:"docker"`
+		PullTimeout       time.Duration `mapstructure:"pull_timeout"`
+		SecretsDir        string        `mapstructure:"secrets_dir"`
+		PassEnv           []string      `mapstructure:"pass_env"`
+		RunAs             []string      `mapstructure:"run_as"`
+		ContainerMounts   []string      `mapstructure:"container_mounts"`
+		ContainerNetworks []string      `mapstructure:"container_networks"`
+		ContainerImages   []string      `mapstructure:"container_images"`
 	} `mapstructure:"executor"`
 }
 

@@ -7,6 +7,7 @@
 //	bench        end-to-end measurements (`aion bench`)
 //	reliability  fault scenarios and the checkers that judge them
 //	runlog       the log jobs in tests keep of their own runs: starts, ends, overlaps
+//	testcerts    a certificate authority and the certificates it signs, for TLS tests
 //
 // They sit under cmd/ because they import both sides: nothing in
 // scheduler/, executor/ or jobspec/ imports them except tests.

@@ -23,7 +23,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/client"
 	"go.uber.org/zap"
 )
 
@@ -66,17 +66,15 @@ func WithPullTimeout(d time.Duration) Option {
 // version with the engine and pings it. The caller bounds the ping with
 // ctx. An error means this node cannot run containers.
 func Connect(ctx context.Context, log *zap.Logger, opts ...Option) (*Engine, error) {
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	cli, err := client.New(client.FromEnv)
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	ping, err := cli.Ping(ctx)
-	if err != nil {
+	if _, err := cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		_ = cli.Close()
 		return nil, fmt.Errorf("docker engine at %s: %w", cli.DaemonHost(), err)
 	}
-	cli.NegotiateAPIVersionPing(ping)
-	v, err := cli.ServerVersion(ctx)
+	v, err := cli.ServerVersion(ctx, client.ServerVersionOptions{})
 	if err != nil {
 		_ = cli.Close()
 		return nil, fmt.Errorf("docker engine at %s: version: %w", cli.DaemonHost(), err)

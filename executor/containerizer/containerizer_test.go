@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/aionsched/aion/executor/containerizer"
@@ -183,12 +184,12 @@ func TestEngine_RemoveLeftoversRemovesOnlyItsNodes(t *testing.T) {
 	cli := containertest.Client(t)
 	mine, other := uniqueNode(t), uniqueNode(t)
 	for _, node := range []string{mine, mine, other} {
-		c, err := cli.ContainerCreate(t.Context(), &container.Config{Image: img, Cmd: []string{"/helper", "sleep", "1m"},
-			Labels: containerizer.Labels("j@x", "j", 1, node)}, nil, nil, nil, "")
+		c, err := cli.ContainerCreate(t.Context(), client.ContainerCreateOptions{Config: &container.Config{Image: img, Cmd: []string{"/helper", "sleep", "1m"},
+			Labels: containerizer.Labels("j@x", "j", 1, node)}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := cli.ContainerStart(t.Context(), c.ID, container.StartOptions{}); err != nil {
+		if _, err := cli.ContainerStart(t.Context(), c.ID, client.ContainerStartOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}

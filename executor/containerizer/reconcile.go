@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
+	"github.com/moby/moby/client"
 )
 
 // Leftover is a container that a previous executor of a node left behind.
@@ -25,15 +24,15 @@ type Leftover struct {
 // are lost (the leader marks them so when the dead executor's lease ends).
 // An error is returned along with what was removed before it.
 func (e *Engine) RemoveLeftovers(ctx context.Context, node string) ([]Leftover, error) {
-	list, err := e.cli.ContainerList(ctx, container.ListOptions{
-		All: true, Filters: filters.NewArgs(filters.Arg("label", LabelNode+"="+node)),
+	list, err := e.cli.ContainerList(ctx, client.ContainerListOptions{
+		All: true, Filters: make(client.Filters).Add("label", LabelNode+"="+node),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list containers of node %s: %w", node, err)
 	}
 	var removed []Leftover
 	var errs []error
-	for _, c := range list {
+	for _, c := range list.Items {
 		attempt, _ := strconv.Atoi(c.Labels[LabelAttempt])
 		l := Leftover{ContainerID: c.ID, Fire: c.Labels[LabelFire], Attempt: attempt, State: string(c.State)}
 		if err := e.Remove(ctx, c.ID); err != nil {

@@ -2,7 +2,6 @@ package containerizer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,9 +9,9 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 	"go.uber.org/zap"
 
 	"github.com/aionsched/aion/jobspec"
@@ -66,7 +65,7 @@ func (e *Engine) Run(ctx context.Context, s Spec, out io.Writer) (Result, error)
 	if err := e.ensureImage(ctx, s.Image, s.Pull); err != nil {
 		return Result{}, err
 	}
-	created, err := e.cli.ContainerCreate(ctx, containerConfig(s), hostConfig(s), nil, nil, "")
+	created, err := e.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: containerConfig(s), HostConfig: hostConfig(s)})
 	if err != nil {
 		return Result{}, fmt.Errorf("create container: %w", err)
 	}
@@ -80,7 +79,7 @@ func (e *Engine) Run(ctx context.Context, s Spec, out io.Writer) (Result, error)
 	bg := context.WithoutCancel(ctx)
 
 	// Attach before start, as docker run does, so no output is lost.
-	attached, err := e.cli.ContainerAttach(ctx, created.ID, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	attached, err := e.cli.ContainerAttach(ctx, created.ID, client.ContainerAttachOptions{Stream: true, Stdout: true, Stderr: true})
 	if err != nil {
 		return res, fmt.Errorf("attach to container: %w", err)
 	}
@@ -92,17 +91,17 @@ func (e *Engine) Run(ctx context.Context, s Spec, out io.Writer) (Result, error)
 	}()
 	waitCtx, stopWaiting := context.WithCancel(bg)
 	defer stopWaiting()
-	if err := e.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+	if _, err := e.cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
 		return res, fmt.Errorf("start container: %w", err)
 	}
 	// Waiting for "not running" after the start returns at once if it has
 	// already ended.
-	waited, waitErr := e.cli.ContainerWait(waitCtx, created.ID, container.WaitConditionNotRunning)
-	if info, err := e.cli.ContainerInspect(bg, created.ID); err == nil && info.State != nil {
-		res.PID = info.State.Pid
+	waited := e.cli.ContainerWait(waitCtx, created.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	if info, err := e.cli.ContainerInspect(bg, created.ID, client.ContainerInspectOptions{}); err == nil && info.Container.State != nil {
+		res.PID = info.Container.State.Pid
 	}
 
-	ended, err := e.waitEnd(ctx, s, created.ID, &res, log, waited, waitErr)
+	ended, err := e.waitEnd(ctx, s, created.ID, &res, log, waited)
 	if err != nil {
 		return res, err
 	}
@@ -121,7 +120,7 @@ func (e *Engine) Run(ctx context.Context, s Spec, out io.Writer) (Result, error)
 // timeout passes or ctx ends first it stops the container (and notes which
 // in res) and goes on waiting for the end.
 func (e *Engine) waitEnd(ctx context.Context, s Spec, id string, res *Result, log *zap.Logger,
-	waited <-chan container.WaitResponse, waitErr <-chan error) (container.WaitResponse, error) {
+	waited client.ContainerWaitResult) (container.WaitResponse, error) {
 	bg := context.WithoutCancel(ctx)
 	var timeout <-chan time.Time
 	if s.Timeout > 0 {
@@ -140,9 +139,9 @@ func (e *Engine) waitEnd(ctx context.Context, s Spec, id string, res *Result, lo
 			done, res.Stopped = nil, true
 			log.Debug("stopping container", zap.NamedError("cause", context.Cause(ctx)))
 			e.stop(bg, id, s.Grace)
-		case ended := <-waited:
+		case ended := <-waited.Result:
 			return ended, nil
-		case err := <-waitErr:
+		case err := <-waited.Error:
 			return container.WaitResponse{}, fmt.Errorf("wait for container: %w", err)
 		}
 	}
@@ -165,12 +164,12 @@ func awaitOutput(copied <-chan error, log *zap.Logger) {
 // readEnd reads from the engine how the ended container id exited: its
 // exit code and whether it was killed for its memory.
 func (e *Engine) readEnd(ctx context.Context, id string, res *Result) error {
-	info, err := e.cli.ContainerInspect(ctx, id)
+	info, err := e.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return fmt.Errorf("inspect ended container: %w", err)
 	}
-	if info.State != nil {
-		res.ExitCode, res.OOMKilled = info.State.ExitCode, info.State.OOMKilled
+	if state := info.Container.State; state != nil {
+		res.ExitCode, res.OOMKilled = state.ExitCode, state.OOMKilled
 	}
 	return nil
 }
@@ -181,9 +180,9 @@ func (e *Engine) stop(ctx context.Context, id string, grace time.Duration) {
 	secs := int(math.Ceil(max(grace, 0).Seconds()))
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
 	defer cancel()
-	if err := e.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}); err != nil && !cerrdefs.IsNotFound(err) {
+	if _, err := e.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs}); err != nil && !cerrdefs.IsNotFound(err) {
 		e.log.Warn("stop container; killing it", zap.String("container", shortID(id)), zap.Error(err))
-		if err := e.cli.ContainerKill(ctx, id, "KILL"); err != nil {
+		if _, err := e.cli.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
 			e.log.Warn("kill container", zap.String("container", shortID(id)), zap.Error(err))
 		}
 	}
@@ -197,7 +196,7 @@ func (e *Engine) Remove(ctx context.Context, id string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err := e.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	_, err := e.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove container %s: %w", shortID(id), err)
 	}
@@ -225,38 +224,20 @@ func (e *Engine) ensureImage(ctx context.Context, ref string, pull jobspec.PullP
 var errPullTimeout = errors.New("containerizer: pull timed out")
 
 // pull pulls ref within the engine's pull timeout. The engine reports
-// failures inside the progress stream, so the stream is read to the end.
+// failures inside the progress stream, so the stream is read to the end
+// (Wait).
 func (e *Engine) pull(ctx context.Context, ref string) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, e.pullTimeout, errPullTimeout)
 	defer cancel()
 	started := time.Now()
 	e.log.Info("pulling image", zap.String("image", ref))
 	err := func() error {
-		rc, err := e.cli.ImagePull(ctx, ref, image.PullOptions{})
+		progress, err := e.cli.ImagePull(ctx, ref, client.ImagePullOptions{})
 		if err != nil {
 			return err
 		}
-		defer rc.Close()
-		dec := json.NewDecoder(rc)
-		for {
-			var m struct {
-				Error       string `json:"error"`
-				ErrorDetail struct {
-					Message string `json:"message"`
-				} `json:"errorDetail"`
-			}
-			if err := dec.Decode(&m); errors.Is(err, io.EOF) {
-				return nil
-			} else if err != nil {
-				return err
-			}
-			if m.ErrorDetail.Message != "" {
-				return errors.New(m.ErrorDetail.Message)
-			}
-			if m.Error != "" {
-				return errors.New(m.Error)
-			}
-		}
+		defer progress.Close()
+		return progress.Wait(ctx)
 	}()
 	if errors.Is(context.Cause(ctx), errPullTimeout) {
 		return fmt.Errorf("no image after %s (the pull timeout)", e.pullTimeout)

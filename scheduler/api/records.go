@@ -110,6 +110,9 @@ type Fire struct {
 	Attempts []Attempt `json:"attempts,omitempty"`
 	// RequestedBy says who triggered a manual run.
 	RequestedBy string `json:"requested_by,omitempty"`
+	// Kill is the kill the leader recorded on a running attempt (aion kill,
+	// concurrency: replace), which its executor acts on.
+	Kill *FireKill `json:"kill,omitempty"`
 
 	PlannedAt time.Time `json:"planned_at"`
 	PlannedBy string    `json:"planned_by,omitempty"` // the scheduler that planned it
@@ -148,6 +151,13 @@ func (f Fire) OutputWarning() string {
 		parts = append(parts, fmt.Sprintf("output truncated at %s (the output limit): the full output holds its first %s, the record's tail its end", limit, limit))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// FireKill is a kill recorded on a running attempt.
+type FireKill struct {
+	Attempt int       `json:"attempt"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
 }
 
 // Attempt is one finished attempt of a fire that was retried.
@@ -196,4 +206,8 @@ type Node struct {
 	// output directory's .aion-node.lock); PID is the executor's process.
 	Lock string `json:"lock,omitempty"`
 	PID  int    `json:"pid,omitempty"`
+	// Policy is what the node allows jobs: the users they may run as and
+	// the host paths, networks and images of container jobs (absent: an
+	// executor from before policies, which has the default policy).
+	Policy *jobspec.NodePolicy `json:"policy,omitempty"`
 }

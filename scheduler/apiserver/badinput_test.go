@@ -341,6 +341,9 @@ func fuzzSeeds(tb testing.TB) []fuzzSeed {
 // depend on each other.
 func FuzzAPI(f *testing.F) {
 	c := clustertest.Start(f)
+	if _, err := store.LogSigningKey(context.Background(), c.Etcd, c.Keys); err != nil { // as an executor's start does
+		f.Fatal(err)
+	}
 	h := New(c.Etcd, c.NATS, c.Keys, "aion.", zap.NewNop(), fixedClock(fuzzNow)).Handler()
 	token := c.AdminToken(f)
 	seedFuzzState(f, c, h, token)

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler/api"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -8,7 +9,8 @@ import (
 // The conversions from etcd records (package store) to the API's types
 // (package api), field by field. They are the one place where storage
 // meets the wire format; convert_test.go checks that every field is
-// carried and that the JSON is the record's.
+// carried and that the JSON is the record's, but for the values of a
+// fire's env overrides, which are hidden (jobspec.SecretPlaceholder).
 
 func apiFireID(id store.FireID) api.FireID { return api.FireID{Job: id.Job, Suffix: id.Suffix} }
 
@@ -21,7 +23,7 @@ func apiFire(f store.Fire) api.Fire {
 		Reason:          f.Reason,
 		Attempt:         f.Attempt,
 		Node:            f.Node,
-		Env:             f.Env,
+		Env:             hiddenValues(f.Env),
 		Args:            f.Args,
 		Downstream:      f.Downstream,
 		NotBefore:       f.NotBefore,
@@ -30,6 +32,7 @@ func apiFire(f store.Fire) api.Fire {
 		Parallel:        f.Parallel,
 		Attempts:        apiAttempts(f.Attempts),
 		RequestedBy:     f.RequestedBy,
+		Kill:            apiFireKill(f.Kill),
 		PlannedAt:       f.PlannedAt,
 		PlannedBy:       f.PlannedBy,
 		StartedAt:       f.StartedAt,
@@ -43,6 +46,26 @@ func apiFire(f store.Fire) api.Fire {
 		OutputLimit:     f.OutputLimit,
 		Processed:       f.Processed,
 	}
+}
+
+// hiddenValues shows a manual run's --env overrides by name only: their
+// values are not echoed back (they may be secrets).
+func hiddenValues(env map[string]string) map[string]string {
+	if env == nil {
+		return nil
+	}
+	out := make(map[string]string, len(env))
+	for k := range env {
+		out[k] = jobspec.SecretPlaceholder
+	}
+	return out
+}
+
+func apiFireKill(k *store.FireKill) *api.FireKill {
+	if k == nil {
+		return nil
+	}
+	return &api.FireKill{Attempt: k.Attempt, Reason: k.Reason, At: k.At}
 }
 
 func apiFires(fires []store.Fire) []api.Fire {
@@ -94,7 +117,7 @@ func apiJobState(st store.JobState) api.JobState {
 }
 
 func apiNode(n store.Node) api.Node {
-	return api.Node{ID: n.ID, Labels: n.Labels, Slots: n.Slots, StartedAt: n.StartedAt, Lock: n.Lock, PID: n.PID}
+	return api.Node{ID: n.ID, Labels: n.Labels, Slots: n.Slots, StartedAt: n.StartedAt, Lock: n.Lock, PID: n.PID, Policy: n.Policy}
 }
 
 func apiApplyResult(r store.ApplyResult) api.ApplyResult {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler/api"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -46,16 +47,19 @@ func TestConvert_EveryFieldIsCarriedWithTheSameJSON(t *testing.T) {
 		Reason: "exit status 3", Attempt: 2, Node: "x1", Env: map[string]string{"A": "1"}, Args: []string{"a", "b"},
 		Downstream: true, NotBefore: at.Add(time.Second), After: "backup@earlier", Backfill: "req-1", Parallel: 2,
 		Attempts:    []store.Attempt{{Attempt: 1, Node: "x2", State: store.FireLost, Reason: "gone", ExitCode: &prev, StartedAt: at, EndedAt: at.Add(time.Minute)}},
-		RequestedBy: "me@host", PlannedAt: at, PlannedBy: "s1", StartedAt: at.Add(2 * time.Second), EndedAt: at.Add(time.Hour),
+		RequestedBy: "me@host", Kill: &store.FireKill{Attempt: 2, Reason: "killed by me", At: at}, PlannedAt: at, PlannedBy: "s1", StartedAt: at.Add(2 * time.Second), EndedAt: at.Add(time.Hour),
 		PID: 42, ExitCode: &code, OutputTail: "tail", OutputPath: "/out/backup",
 		OutputError: "open /out/backup: no space left on device", OutputTruncated: true, OutputLimit: 10 << 20, Processed: true,
 	}
-	sameJSON(t, "fire", fire, apiFire(fire))
+	shown := fire
+	shown.Env = map[string]string{"A": jobspec.SecretPlaceholder} // override values are not echoed back
+	sameJSON(t, "fire", shown, apiFire(fire))
 	sameJSON(t, "empty fire", store.Fire{}, apiFire(store.Fire{}))
-	sameJSON(t, "fires", []store.Fire{fire, {}}, apiFires([]store.Fire{fire, {}}))
+	sameJSON(t, "fires", []store.Fire{shown, {}}, apiFires([]store.Fire{fire, {}}))
 	sameJSON(t, "no fires", []store.Fire{}, apiFires([]store.Fire{}))
 	sameFields(t, fire, apiFire(fire))
 	sameFields(t, store.Attempt{}, api.Attempt{})
+	sameFields(t, store.FireKill{}, api.FireKill{})
 	sameFields(t, store.FireID{}, api.FireID{})
 
 	st := store.JobState{

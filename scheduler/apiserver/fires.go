@@ -257,7 +257,13 @@ func (s *Server) askLog(ctx context.Context, id store.FireID, f store.Fire, offs
 		// Executors refuse such IDs; this record was not written by Aion.
 		return nodeChunk, errorf(http.StatusBadGateway, "fire %s names executor %q, which is not a valid node ID: its output cannot be asked for", id, f.Node)
 	}
-	req, err := json.Marshal(store.LogRequest{Fire: id, Attempt: f.Attempt, Offset: offset})
+	key, err := s.logSigningKey(ctx)
+	if err != nil {
+		return nodeChunk, err
+	}
+	logReq := store.LogRequest{Fire: id, Attempt: f.Attempt, Offset: offset}
+	logReq.Sign(key, s.now().Add(store.LogRequestTTL))
+	req, err := json.Marshal(logReq)
 	if err != nil {
 		return nodeChunk, fmt.Errorf("encode log request: %w", err)
 	}

@@ -102,7 +102,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	detail := api.JobDetail{Job: j, State: apiJobState(st), Next: []api.NextRun{}, Fires: apiFires(fires)}
+	detail := api.JobDetail{Job: j.Redacted(), State: apiJobState(st), Next: []api.NextRun{}, Fires: apiFires(fires)}
 	if sched, t := s.schedule(jobspec.NewScheduleCache(1), j, st, s.now()); sched != nil {
 		loc := j.Location()
 		for range nextRunCount {

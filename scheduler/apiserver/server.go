@@ -4,7 +4,8 @@
 // store.Apply, manual runs with store.RequestRun, which the leader turns
 // into a fenced fire), so no request is ever forwarded to the leader.
 // Output of runs is fetched from the executor that ran them over NATS
-// request-reply; executors' load reports are kept from the load subject
+// request-reply, each request signed with the log signing key
+// (store.LogRequest.Sign); executors' load reports are kept from the load subject
 // (store.LoadSubject).
 // Records read from etcd become api types in one place, convert.go.
 //
@@ -57,6 +58,31 @@ type Server struct {
 	loads map[string]store.LoadReport // latest report per node; guarded by mu
 	sub   *nats.Subscription          // guarded by mu
 	stop  func() bool                 // ends the Start context's hook; guarded by mu
+	// logKey signs log requests (store.LogSigningKey), read once; guarded by mu.
+	logKey []byte
+}
+
+// logSigningKey returns the key that signs log requests: Start's, or read
+// from etcd the first time if Start was not called (executors and Start
+// create it; a request does not).
+func (s *Server) logSigningKey(ctx context.Context) ([]byte, error) {
+	s.mu.Lock()
+	key := s.logKey
+	s.mu.Unlock()
+	if key != nil {
+		return key, nil
+	}
+	key, err := store.ReadLogSigningKey(ctx, s.etcd, s.keys)
+	if errors.Is(err, store.ErrNoLogKey) {
+		return nil, errorf(http.StatusBadGateway, "cannot ask an executor for output: %v", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sign the log request: %w", err)
+	}
+	s.mu.Lock()
+	s.logKey = key
+	s.mu.Unlock()
+	return key, nil
 }
 
 // Option sets an optional part of a Server.
@@ -89,15 +115,22 @@ func New(etcd *clientv3.Client, nc *nats.Conn, keys store.Keys, subjectPrefix st
 	return s
 }
 
-// Start subscribes to executors' load reports, which GET /v1/nodes shows.
+// Start reads the log signing key (creating it if no executor has yet) and
+// subscribes to executors' load reports, which GET /v1/nodes shows.
 // It stops when ctx ends or Close is called. The handler works without it,
 // showing nodes without load.
 func (s *Server) Start(ctx context.Context) error {
+	// Before any request: a request never writes etcd but for its intent.
+	key, err := store.LogSigningKey(ctx, s.etcd, s.keys)
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sub != nil {
 		return errors.New("api: already started")
 	}
+	s.logKey = key
 	sub, err := s.nats.Subscribe(store.LoadSubject(s.subjectPrefix), s.onLoad)
 	if err != nil {
 		return fmt.Errorf("api: subscribe to %s: %w", store.LoadSubject(s.subjectPrefix), err)

@@ -8,6 +8,7 @@
 //	<prefix>fires/<name>/<suffix>   one record per planned run (fire ID = name@suffix)
 //	<prefix>requests/<job>/<suffix> user requests (Request: run, kill, pause, backfill)
 //	<prefix>nodes/<node-id>         executor registration, on the executor's lease
+//	<prefix>logkey                  the key that signs log requests (LogSigningKey)
 //	<prefix>leader/                 election prefix
 package store
 
@@ -254,6 +255,11 @@ type Fire struct {
 	Attempts []Attempt `json:"attempts,omitempty"`
 	// RequestedBy says who triggered a manual run.
 	RequestedBy string `json:"requested_by,omitempty"`
+	// Kill, written by the leader on a running attempt (aion kill,
+	// concurrency: replace), asks its executor to stop it. The NATS kill
+	// message is only a hint to read this: an executor kills only the
+	// attempt a record asks it to, with the reason given here.
+	Kill *FireKill `json:"kill,omitempty"`
 
 	PlannedAt time.Time `json:"planned_at"`
 	// PlannedBy is the scheduler that created the record (the leader then).
@@ -281,6 +287,19 @@ type Fire struct {
 	// effects (job state, dependent fires), so a new leader does not
 	// repeat them.
 	Processed bool `json:"processed,omitempty"`
+}
+
+// FireKill is a kill recorded on a running attempt of a fire.
+type FireKill struct {
+	Attempt int       `json:"attempt"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
+}
+
+// KillAsked reports whether the record asks the executor of its current
+// attempt to stop it.
+func (f Fire) KillAsked() bool {
+	return f.State == FireRunning && f.Kill != nil && f.Kill.Attempt == f.Attempt
 }
 
 // Attempt is the record of one finished attempt of a fire that was retried.
@@ -336,6 +355,19 @@ type Node struct {
 	Lock string `json:"lock,omitempty"`
 	// PID is the executor's process ID.
 	PID int `json:"pid,omitempty"`
+	// Policy is what the node allows jobs (users, container settings); the
+	// leader places a job only where it allows the job. A registration
+	// without one (from before policies) has the default policy.
+	Policy *jobspec.NodePolicy `json:"policy,omitempty"`
+}
+
+// NodePolicy returns the node's policy, or the default policy when its
+// registration has none.
+func (n *Node) NodePolicy() *jobspec.NodePolicy {
+	if n.Policy == nil {
+		return &jobspec.NodePolicy{}
+	}
+	return n.Policy
 }
 
 // Labels executors set on their registration.
@@ -379,7 +411,8 @@ func DispatchSubject(prefix, node string) string { return prefix + "dispatch." +
 // and its revision, so the executor can claim in one transaction that
 // compares both (and reads the job's definition) instead of reading the
 // record first; a dispatch whose record does not match etcd's is only a
-// prompt to read it.
+// prompt to read it. A fire with env overrides (a manual run's --env) is
+// dispatched without the copy, so their values stay off NATS.
 type Dispatch struct {
 	Fire    FireID `json:"fire"`
 	Attempt int    `json:"attempt"`
@@ -405,18 +438,25 @@ type FireEvent struct {
 	Node     string    `json:"node,omitempty"`
 	At       time.Time `json:"at"`
 	ExitCode *int      `json:"exit_code,omitempty"`
-	// Summary is the reason, or the last line of output, of a final state.
+	// Summary is the reason of a final state (never output: events go to
+	// anyone on NATS).
 	Summary string `json:"summary,omitempty"`
 }
 
 // LogSubject is the subject an executor answers LogRequest on.
 func LogSubject(prefix, node string) string { return prefix + "logs." + node }
 
-// LogRequest asks an executor for a run's output from Offset on.
+// LogRequest asks an executor for a run's output from Offset on. It is
+// answered only when signed (Sign) with the log signing key kept in etcd
+// and not expired: only schedulers' API servers, which read etcd, can
+// sign one (see logauth.go).
 type LogRequest struct {
-	Fire    FireID `json:"fire"`
-	Attempt int    `json:"attempt"` // 0 means 1
-	Offset  int64  `json:"offset"`
+	Fire    FireID    `json:"fire"`
+	Attempt int       `json:"attempt"` // 0 means 1
+	Offset  int64     `json:"offset"`
+	Expires time.Time `json:"expires"`
+	// Signature is HMAC-SHA256 of the fields above under the log signing key.
+	Signature []byte `json:"signature,omitempty"`
 }
 
 // LogChunk is a piece of a run's output: Data starts at the request's
@@ -433,9 +473,10 @@ const MaxLogChunk = 512 << 10
 // KillSubject is the subject an executor receives Kill messages on.
 func KillSubject(prefix, node string) string { return prefix + "kill." + node }
 
-// Kill tells an executor to stop a running attempt.
+// Kill is a hint to an executor that the record of a fire it runs asks it
+// to stop the attempt (Fire.Kill): the executor reads the record and acts
+// only on what it says, so a forged Kill stops nothing.
 type Kill struct {
 	Fire    FireID `json:"fire"`
 	Attempt int    `json:"attempt"`
-	Reason  string `json:"reason"`
 }

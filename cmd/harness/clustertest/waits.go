@@ -227,3 +227,67 @@ func FreeAddr(t testing.TB) string {
 	}
 	return addr
 }
+
+// RecordKill writes a kill for the running attempt of id into its record
+// (compared on the record's revision), as the leader does, without the
+// hint that follows (SendKillHint).
+func (c *Cluster) RecordKill(t testing.TB, id store.FireID, reason string) store.Fire {
+	t.Helper()
+	resp, err := c.Etcd.Get(context.Background(), c.Keys.Fire(id))
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("read fire %s: %d keys, %v", id, len(resp.Kvs), err)
+	}
+	var f store.Fire
+	if err := json.Unmarshal(resp.Kvs[0].Value, &f); err != nil {
+		t.Fatalf("decode fire %s: %v", id, err)
+	}
+	if f.State != store.FireRunning {
+		t.Fatalf("record a kill on %s: it is %s, not running", id, f.State)
+	}
+	f.Kill = &store.FireKill{Attempt: f.Attempt, Reason: reason, At: time.Now().UTC()}
+	key := c.Keys.Fire(id)
+	txn, err := c.Etcd.Txn(context.Background()).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)).
+		Then(clientv3.OpPut(key, string(JSON(t, f)))).Commit()
+	if err != nil || !txn.Succeeded {
+		t.Fatalf("record a kill on %s: succeeded %v, %v", id, txn != nil && txn.Succeeded, err)
+	}
+	return f
+}
+
+// SendKillHint publishes the kill hint for attempt of id to node, as the
+// leader does after recording the kill (or as anyone on NATS could).
+func (c *Cluster) SendKillHint(t testing.TB, node string, id store.FireID, attempt int) {
+	t.Helper()
+	if err := c.NATS.Publish(store.KillSubject("aion.", node), JSON(t, store.Kill{Fire: id, Attempt: attempt})); err != nil {
+		t.Fatalf("kill hint for %s to %s: %v", id, node, err)
+	}
+}
+
+// AskLog signs req with the log signing key read from etcd, as a
+// scheduler's API server does, and sends it to node's executor
+// (SendLogRequest).
+func (c *Cluster) AskLog(t testing.TB, node string, req store.LogRequest) store.LogChunk {
+	t.Helper()
+	key, err := store.LogSigningKey(context.Background(), c.Etcd, c.Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Sign(key, time.Now().Add(store.LogRequestTTL))
+	return c.SendLogRequest(t, node, req)
+}
+
+// SendLogRequest sends req as it is to node's executor over NATS and
+// returns the answer.
+func (c *Cluster) SendLogRequest(t testing.TB, node string, req store.LogRequest) store.LogChunk {
+	t.Helper()
+	msg, err := c.NATS.Request(store.LogSubject("aion.", node), JSON(t, req), 2*time.Second)
+	if err != nil {
+		t.Fatalf("log request to %s: %v", node, err)
+	}
+	var chunk store.LogChunk
+	if err := json.Unmarshal(msg.Data, &chunk); err != nil {
+		t.Fatalf("log answer of %s: %v", node, err)
+	}
+	return chunk
+}

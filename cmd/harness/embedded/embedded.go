@@ -13,6 +13,7 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 )
@@ -38,6 +39,19 @@ type EtcdConfig struct {
 	Name           string
 	InitialCluster string
 	Token          string
+	// TLS, when its CertFile is set, serves clients over TLS only (an
+	// https:// endpoint).
+	TLS EtcdTLS
+}
+
+// EtcdTLS is the client-facing TLS of an embedded etcd: the server's
+// certificate and key (PEM files) and, when ClientCAFile is set, the CA
+// that must have signed every client's certificate (clients without one
+// are refused).
+type EtcdTLS struct {
+	CertFile     string
+	KeyFile      string
+	ClientCAFile string
 }
 
 // StartEtcd starts etcd and waits until it serves clients. An address it
@@ -68,6 +82,15 @@ func startEtcdOnce(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	ec.Name = "aion-dev"
 	if cfg.Name != "" {
 		ec.Name = cfg.Name
+	}
+	if cfg.TLS.CertFile != "" {
+		clientURL.Scheme = "https"
+		ec.ClientTLSInfo = transport.TLSInfo{
+			CertFile:       cfg.TLS.CertFile,
+			KeyFile:        cfg.TLS.KeyFile,
+			TrustedCAFile:  cfg.TLS.ClientCAFile,
+			ClientCertAuth: cfg.TLS.ClientCAFile != "",
+		}
 	}
 	ec.ListenClientUrls = []url.URL{*clientURL}
 	ec.AdvertiseClientUrls = []url.URL{*clientURL}
@@ -122,7 +145,8 @@ func FreeAddr() (string, error) {
 	return u.Host, nil
 }
 
-// Endpoint is the client URL, e.g. http://127.0.0.1:23790.
+// Endpoint is the client URL, e.g. http://127.0.0.1:23790 (https:// with
+// TLS).
 func (e *Etcd) Endpoint() string { return e.endpoint }
 
 // Close stops the server.
@@ -133,10 +157,30 @@ type NATS struct {
 	server *natsserver.Server
 }
 
-// StartNATS starts a NATS server on addr (host:port; empty picks a free
-// loopback port) and waits until it accepts connections.
+// NATSConfig says where an embedded NATS server listens and how it is
+// secured.
+type NATSConfig struct {
+	// Addr is host:port; empty picks a free loopback port.
+	Addr string
+	// Secure, when not nil, changes the server's options before it
+	// starts: TLS, users, tokens, nkeys, trusted operators and accounts.
+	Secure func(*natsserver.Options)
+}
+
+// StartNATS starts a plain NATS server on addr (host:port; empty picks a
+// free loopback port) and waits until it accepts connections.
 func StartNATS(addr string) (*NATS, error) {
+	return StartNATSWith(NATSConfig{Addr: addr})
+}
+
+// StartNATSWith starts a NATS server configured by cfg and waits until it
+// accepts connections.
+func StartNATSWith(cfg NATSConfig) (*NATS, error) {
+	addr := cfg.Addr
 	opts := &natsserver.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, MaxPayload: 8 << 20}
+	if cfg.Secure != nil {
+		cfg.Secure(opts)
+	}
 	if addr != "" {
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
@@ -159,7 +203,7 @@ func StartNATS(addr string) (*NATS, error) {
 	return &NATS{server: srv}, nil
 }
 
-// URL is the client URL, e.g. nats://127.0.0.1:4222.
+// URL is the client URL, e.g. nats://127.0.0.1:4222 (tls:// with TLS).
 func (n *NATS) URL() string { return n.server.ClientURL() }
 
 // Close stops the server and waits for it to finish.

@@ -25,10 +25,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 
 	"github.com/aionsched/aion/executor/containerizer"
 )
@@ -54,14 +52,14 @@ var (
 func Client(t testing.TB) *client.Client {
 	t.Helper()
 	clientOnce.Do(func() {
-		c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+		c, err := client.New(client.FromEnv)
 		if err != nil {
 			clientErr = err
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		if _, err := c.Ping(ctx); err != nil {
+		if _, err := c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 			_ = c.Close()
 			clientErr = err
 			return
@@ -131,7 +129,7 @@ func buildImage(c *client.Client) (string, error) {
 	if err := tw.Close(); err != nil {
 		return "", err
 	}
-	rc, err := c.ImageImport(ctx, image.ImportSource{Source: &rootfs, SourceName: "-"}, ref, image.ImportOptions{
+	rc, err := c.ImageImport(ctx, client.ImageImportSource{Source: &rootfs, SourceName: "-"}, ref, client.ImageImportOptions{
 		Changes: []string{`CMD ["/helper", "echo", "the image's own command"]`},
 	})
 	if err != nil {
@@ -151,13 +149,13 @@ func buildImage(c *client.Client) (string, error) {
 // Containers lists the containers, running or not, labelled as run by node.
 func Containers(t testing.TB, node string) []container.Summary {
 	t.Helper()
-	list, err := Client(t).ContainerList(context.Background(), container.ListOptions{
-		All: true, Filters: filters.NewArgs(filters.Arg("label", containerizer.LabelNode+"="+node)),
+	list, err := Client(t).ContainerList(context.Background(), client.ContainerListOptions{
+		All: true, Filters: make(client.Filters).Add("label", containerizer.LabelNode+"="+node),
 	})
 	if err != nil {
 		t.Fatalf("list containers of %s: %v", node, err)
 	}
-	return list
+	return list.Items
 }
 
 // RemoveContainersAtEnd removes node's containers when the test ends, so a
@@ -167,7 +165,7 @@ func RemoveContainersAtEnd(t testing.TB, node string) {
 	c := Client(t)
 	t.Cleanup(func() {
 		for _, ct := range Containers(t, node) {
-			_ = c.ContainerRemove(context.Background(), ct.ID, container.RemoveOptions{Force: true})
+			_, _ = c.ContainerRemove(context.Background(), ct.ID, client.ContainerRemoveOptions{Force: true})
 		}
 	})
 }
