@@ -226,7 +226,10 @@ func tlsHint(err error, what string, src tlsSource) string {
 		return fmt.Sprintf("%s's certificate is not for the address connected to: connect to a name or address it is issued for", what)
 	case errors.As(err, &invalid):
 		return fmt.Sprintf("%s's certificate is not valid", what)
-	case errors.As(err, &opErr) && opErr.Op == "remote error" && strings.Contains(opErr.Err.Error(), "tls:"):
+	case errors.As(err, &opErr) && opErr.Op == "remote error" && strings.Contains(opErr.Err.Error(), "tls:"),
+		// Under TLS 1.3 the server checks the client's certificate after the
+		// handshake; its alert may be lost when it closes the connection first.
+		strings.Contains(err.Error(), "connection closed by remote after TLS handshake"):
 		return fmt.Sprintf("%s refused this client's TLS connection: it may require a client certificate signed by a CA it trusts: set %s and %s", what, src.name("cert"), src.name("key"))
 	}
 	return ""

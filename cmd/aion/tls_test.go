@@ -185,7 +185,7 @@ func TestTLS_EtcdAndNATSRefuseWhatIsNotAllowed(t *testing.T) {
 		{name: "NATS without its CA", change: map[string]string{"--nats-ca": ""},
 			inError: []string{"unknown authority", "nats.tls.ca (--nats-ca)"}},
 		{name: "NATS without a client certificate", change: map[string]string{"--nats-cert": "", "--nats-key": ""},
-			inError: []string{"certificate required", "nats.tls.cert (--nats-cert)"}},
+			inError: []string{"client certificate", "nats.tls.cert (--nats-cert)"}},
 		{name: "NATS without credentials", change: map[string]string{"--nats-user": ""}, env: map[string]string{"AION_NATS_PASSWORD": ""},
 			inError: []string{"Authorization Violation", "nats.user"}},
 		{name: "NATS with a wrong password", env: map[string]string{"AION_NATS_PASSWORD": "wrong"},
