@@ -162,6 +162,51 @@ jobs:
 	waitNoContainers(t, node)
 }
 
+// TestDocker_ContainersRunWithoutPrivileges: a container, even as root, has
+// no capabilities but those its job's cap_add gives back and the node
+// allows, and cannot gain privileges; a capability the node does not allow
+// is refused, with the reason, before any container is made.
+func TestDocker_ContainersRunWithoutPrivileges(t *testing.T) {
+	t.Parallel()
+	img := containertest.HelperImage(t)
+	c := clustertest.Start(t)
+	node := dockerNode(t)
+	c.Apply(t, fmt.Sprintf(`
+jobs:
+  - name: as-root
+    schedule: manual
+    args: ["/helper", "status", "CapPrm", "CapEff", "CapBnd", "NoNewPrivs"]
+    container: {image: %[1]s, pull: never, user: "0:0"}
+  - name: binds-low-ports
+    schedule: manual
+    args: ["/helper", "status", "CapEff", "CapBnd", "NoNewPrivs"]
+    container: {image: %[1]s, pull: never, user: "0:0", cap_add: [NET_BIND_SERVICE]}
+  - name: wants-admin
+    schedule: manual
+    args: ["/helper", "status", "CapEff"]
+    container: {image: %[1]s, pull: never, cap_add: [NET_BIND_SERVICE, SYS_ADMIN]}
+`, img))
+	cfg := executor.DefaultConfig()
+	cfg.NodeID, cfg.Slots, cfg.Docker = node, 2, executor.DockerOn
+	cfg.Policy.Capabilities = []string{"NET_BIND_SERVICE"}
+	cfg.OutputDir = t.TempDir()
+	c.StartExecutorWith(t, cfg)
+
+	none := "CapPrm:0000000000000000\nCapEff:0000000000000000\nCapBnd:0000000000000000\nNoNewPrivs:1\n"
+	if f := c.RunFire(t, "as-root", node, nil); f.State != store.FireSucceeded || f.OutputTail != none {
+		t.Errorf("as-root: %s (%s) output %q, want %q", f.State, f.Reason, f.OutputTail, none)
+	}
+	bind := "CapEff:0000000000000400\nCapBnd:0000000000000400\nNoNewPrivs:1\n" // bit 10: CAP_NET_BIND_SERVICE
+	if f := c.RunFire(t, "binds-low-ports", node, nil); f.State != store.FireSucceeded || f.OutputTail != bind {
+		t.Errorf("binds-low-ports: %s (%s) output %q, want %q", f.State, f.Reason, f.OutputTail, bind)
+	}
+	f := c.RunFire(t, "wants-admin", node, nil)
+	if want := "capability SYS_ADMIN is not allowed (allows: NET_BIND_SERVICE)"; f.State != store.FireFailed || !strings.Contains(f.Reason, want) || f.OutputTail != "" {
+		t.Errorf("wants-admin: %s (%s) output %q, want failed: %s", f.State, f.Reason, f.OutputTail, want)
+	}
+	waitNoContainers(t, node)
+}
+
 // TestDocker_TimeoutStopsThenKills: a run that ignores SIGTERM outlives its
 // timeout by the grace period, then is killed and recorded timed out.
 func TestDocker_TimeoutStopsThenKills(t *testing.T) {

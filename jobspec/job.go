@@ -220,6 +220,10 @@ type Container struct {
 	Network    string     `yaml:"network" json:"network,omitempty"`
 	User       string     `yaml:"user" json:"user,omitempty"`
 	Entrypoint []string   `yaml:"entrypoint" json:"entrypoint,omitempty"`
+	// CapAdd gives the container Linux capabilities back (it starts with
+	// none), as names without CAP_ (NET_BIND_SERVICE); each must be in the
+	// executor's executor.container_capabilities.
+	CapAdd []string `yaml:"cap_add" json:"cap_add,omitempty"`
 }
 
 // Notify lists webhooks to be called with the fire record when a run

@@ -38,6 +38,9 @@ type NodePolicy struct {
 	// Images lists glob patterns (path.Match: * never crosses a /) an
 	// image reference, as the job writes it, must match; empty: any.
 	Images []string `json:"images,omitempty"`
+	// Capabilities lists the Linux capabilities (names without CAP_) a
+	// container's cap_add may give back; containers start with none.
+	Capabilities []string `json:"capabilities,omitempty"`
 }
 
 // DefaultNetworks are the container network modes every node allows.
@@ -72,6 +75,11 @@ func (p *NodePolicy) Validate() error {
 			return fmt.Errorf("executor.container_images: %q is not a valid pattern (path.Match syntax: *, ?, [a-z])", pat)
 		}
 	}
+	for _, name := range p.Capabilities {
+		if err := checkCapability(name); err != nil {
+			return fmt.Errorf("executor.container_capabilities: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -84,9 +92,9 @@ func (p *NodePolicy) Check(j *Job) error {
 		return p.checkUser(j.User)
 	}
 	// A container's user (container.user, else user) is a user inside the
-	// container: it runs without capabilities, without new privileges and
-	// with only the allowed mounts, so the host's run-as list does not
-	// apply to it.
+	// container: it runs without capabilities (but those cap_add gives
+	// back, if allowed), without new privileges and with only the allowed
+	// mounts, so the host's run-as list does not apply to it.
 	ct := j.Container
 	if len(p.Images) > 0 && !slices.ContainsFunc(p.Images, func(pat string) bool { ok, _ := path.Match(pat, ct.Image); return ok }) {
 		return fmt.Errorf("image %q matches none of the allowed patterns (allows: %s)", ct.Image, strings.Join(p.Images, ", "))
@@ -104,7 +112,46 @@ func (p *NodePolicy) Check(j *Job) error {
 			return err
 		}
 	}
+	for _, name := range ct.CapAdd {
+		if !slices.Contains(p.Capabilities, name) {
+			return fmt.Errorf("capability %s is not allowed (allows: %s)", name, orNone(p.Capabilities))
+		}
+	}
 	return nil
+}
+
+func orNone(list []string) string {
+	if len(list) == 0 {
+		return "none"
+	}
+	return strings.Join(list, ", ")
+}
+
+// capabilities are the Linux capabilities, as Docker's cap_add takes them
+// (capabilities(7), without CAP_).
+var capabilities = []string{
+	"AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE",
+	"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER",
+	"KILL", "LEASE", "LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN",
+	"NET_BIND_SERVICE", "NET_BROADCAST", "NET_RAW", "PERFMON", "SETFCAP", "SETGID", "SETPCAP",
+	"SETUID", "SYSLOG", "SYS_ADMIN", "SYS_BOOT", "SYS_CHROOT", "SYS_MODULE", "SYS_NICE",
+	"SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG",
+	"WAKE_ALARM",
+}
+
+// checkCapability checks a capability's name as jobs and the policy
+// write it: upper case, without CAP_, one capability (not ALL).
+func checkCapability(name string) error {
+	switch upper, _ := strings.CutPrefix(strings.ToUpper(name), "CAP_"); {
+	case slices.Contains(capabilities, name):
+		return nil
+	case upper == "ALL":
+		return fmt.Errorf("%q: name each capability; ALL would give the container the host's root powers", name)
+	case slices.Contains(capabilities, upper):
+		return fmt.Errorf("%q: write %s", name, upper)
+	default:
+		return fmt.Errorf("%q is not a Linux capability (see capabilities(7); write NET_BIND_SERVICE for CAP_NET_BIND_SERVICE)", name)
+	}
 }
 
 // checkUser checks a host run's user: (empty: the executor's own user).
@@ -170,14 +217,10 @@ func within(p, dir string) bool {
 // Summary says in a few words what the policy allows, for logs and
 // waiting reasons.
 func (p *NodePolicy) Summary() string {
-	mounts := "none"
-	if len(p.Mounts) > 0 {
-		mounts = strings.Join(p.Mounts, ", ")
-	}
 	images := "any"
 	if len(p.Images) > 0 {
 		images = strings.Join(p.Images, ", ")
 	}
-	return fmt.Sprintf("users: %s; host paths: %s; networks: %s; images: %s", p.allowedUsers(), mounts,
-		strings.Join(append(slices.Clone(defaultNetworks), p.Networks...), ", "), images)
+	return fmt.Sprintf("users: %s; host paths: %s; networks: %s; images: %s; capabilities: %s", p.allowedUsers(), orNone(p.Mounts),
+		strings.Join(append(slices.Clone(defaultNetworks), p.Networks...), ", "), images, orNone(p.Capabilities))
 }

@@ -75,6 +75,9 @@ func TestNodePolicyContainers(t *testing.T) {
 		{"the socket listed", open, Container{Image: "busybox:1", Network: "bridge", Volumes: []string{"/var/run/docker.sock:/var/run/docker.sock"}}, ""},
 		{"/ and the socket listed", open, Container{Image: "busybox:1", Network: "bridge", Volumes: []string{"/:/host:ro"}}, ""},
 		{"root in a container needs no run_as", NodePolicy{}, Container{Image: "x", Network: "bridge", User: "0:0"}, ""},
+		{"defaults: no capability given back", NodePolicy{}, Container{Image: "x", Network: "bridge", CapAdd: []string{"CHOWN"}}, "capability CHOWN is not allowed (allows: none)"},
+		{"a listed capability", NodePolicy{Capabilities: []string{"NET_BIND_SERVICE", "CHOWN"}}, Container{Image: "x", Network: "bridge", CapAdd: []string{"CHOWN"}}, ""},
+		{"one capability of two not listed", NodePolicy{Capabilities: []string{"CHOWN"}}, Container{Image: "x", Network: "bridge", CapAdd: []string{"CHOWN", "SYS_ADMIN"}}, "capability SYS_ADMIN is not allowed (allows: CHOWN)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -101,6 +104,9 @@ func TestNodePolicyValidate(t *testing.T) {
 		{NodePolicy{Mounts: []string{"/srv/../etc"}}, "executor.container_mounts"},
 		{NodePolicy{Networks: []string{"container:"}}, "executor.container_networks"},
 		{NodePolicy{Images: []string{"registry.local/["}}, "executor.container_images"},
+		{NodePolicy{Capabilities: []string{"NET_BIND_SERVICE"}}, ""},
+		{NodePolicy{Capabilities: []string{"CAP_CHOWN"}}, `executor.container_capabilities: "CAP_CHOWN": write CHOWN`},
+		{NodePolicy{Capabilities: []string{"ALL"}}, "executor.container_capabilities"},
 	}
 	for _, c := range cases {
 		err := c.policy.Validate()
@@ -122,6 +128,9 @@ func TestContainerFieldsValidated(t *testing.T) {
 		{"volumes", `["/srv/data/:/data"]`, `container.volumes[0]: host path "/srv/data/" must be clean`},
 		{"network", `"container:"`, `job.yaml:4:14: container.network: "container:"`},
 		{"network", `"bad mode"`, `container.network: "bad mode" is not a network mode`},
+		{"cap_add", `[NET_BIND_SERVICE, net_raw]`, `job.yaml:4:33: container.cap_add[1]: "net_raw": write NET_RAW`},
+		{"cap_add", `[ALL]`, `container.cap_add[0]: "ALL": name each capability`},
+		{"cap_add", `[FLY]`, `container.cap_add[0]: "FLY" is not a Linux capability`},
 	}
 	for _, c := range cases {
 		src := "name: j\nschedule: manual\ncontainer:\n    " + c.field + ": " + c.value + "\n    image: busybox\n"
@@ -130,7 +139,7 @@ func TestContainerFieldsValidated(t *testing.T) {
 			t.Errorf("%s: %s: got %v, want %q", c.field, c.value, errs, c.want)
 		}
 	}
-	for _, ok := range []string{`network: host`, `network: "container:db"`, `network: backend`, `volumes: ["/srv/data:/data:ro"]`} {
+	for _, ok := range []string{`network: host`, `network: "container:db"`, `network: backend`, `volumes: ["/srv/data:/data:ro"]`, `cap_add: [NET_BIND_SERVICE]`} {
 		src := "name: j\nschedule: manual\ncontainer:\n    " + ok + "\n    image: busybox\n"
 		if _, errs := Parse("job.yaml", []byte(src)); len(errs) > 0 {
 			t.Errorf("%s: %v, want valid (the node's policy decides)", ok, errs)

@@ -330,6 +330,11 @@ func (c *checker) container(ct *Container) {
 	if ct.User != "" && !validUser.MatchString(ct.User) {
 		c.errorf("container.user", "want a user name or uid, optionally with :group, got %q", ct.User)
 	}
+	for i, name := range ct.CapAdd {
+		if err := checkCapability(name); err != nil {
+			c.errorf(fmt.Sprintf("container.cap_add[%d]", i), "%v", err)
+		}
+	}
 }
 
 // validNetworkName is what Docker accepts as a network's name.

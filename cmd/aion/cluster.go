@@ -97,7 +97,9 @@ func executorFlags(cmd *cobra.Command, defaultOutput string) {
 	configFlag(f, "run-as", "executor.run_as")
 	configFlag(f, "container-mounts", "executor.container_mounts")
 	configFlag(f, "container-networks", "executor.container_networks")
+	f.StringSlice("container-capabilities", nil, "Linux capabilities a container's cap_add may give back (containers start with none), e.g. NET_BIND_SERVICE,CHOWN")
 	configFlag(f, "container-images", "executor.container_images")
+	configFlag(f, "container-capabilities", "executor.container_capabilities")
 }
 
 func (a *app) schedulerConfig() scheduler.Config {
@@ -140,6 +142,7 @@ func (a *app) executorConfig() (executor.Config, error) {
 	cfg.Policy = jobspec.NodePolicy{
 		RunAs: a.cfg.Executor.RunAs, Mounts: a.cfg.Executor.ContainerMounts,
 		Networks: a.cfg.Executor.ContainerNetworks, Images: a.cfg.Executor.ContainerImages,
+		Capabilities: a.cfg.Executor.ContainerCaps,
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, &exitError{code: exitUsage, err: err}

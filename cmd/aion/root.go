@@ -80,6 +80,7 @@ type config struct {
 		ContainerMounts   []string      `mapstructure:"container_mounts"`
 		ContainerNetworks []string      `mapstructure:"container_networks"`
 		ContainerImages   []string      `mapstructure:"container_images"`
+		ContainerCaps     []string      `mapstructure:"container_capabilities"`
 	} `mapstructure:"executor"`
 }
 

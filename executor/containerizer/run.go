@@ -97,9 +97,7 @@ func (e *Engine) Run(ctx context.Context, s Spec, out io.Writer) (Result, error)
 	// Waiting for "not running" after the start returns at once if it has
 	// already ended.
 	waited := e.cli.ContainerWait(waitCtx, created.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
-	if info, err := e.cli.ContainerInspect(bg, created.ID, client.ContainerInspectOptions{}); err == nil && info.Container.State != nil {
-		res.PID = info.Container.State.Pid
-	}
+	res.PID = e.readPID(bg, created.ID, log)
 
 	ended, err := e.waitEnd(ctx, s, created.ID, &res, log, waited)
 	if err != nil {
@@ -114,6 +112,34 @@ func (e *Engine) Run(ctx context.Context, s Spec, out io.Writer) (Result, error)
 		return res, err
 	}
 	return res, nil
+}
+
+// readPID reads the host PID of a started container's first process. The
+// engine may answer an inspect just after the start before it has noted
+// the PID (seen on a loaded machine), so a container that is not yet
+// known to run is asked again, for up to a second; 0 means it ended first
+// or the engine did not say.
+func (e *Engine) readPID(ctx context.Context, id string, log *zap.Logger) int {
+	const tries, pause = 20, 50 * time.Millisecond
+	for i := range tries {
+		info, err := e.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		switch {
+		case err != nil:
+			log.Warn("inspect the started container for its PID", zap.Error(err))
+			return 0
+		case info.Container.State == nil:
+			return 0
+		case info.Container.State.Pid > 0:
+			return info.Container.State.Pid
+		case info.Container.State.Status != container.StateCreated && info.Container.State.Status != container.StateRunning:
+			return 0 // ended (or being removed) before it was seen running
+		}
+		if i < tries-1 {
+			time.Sleep(pause)
+		}
+	}
+	log.Warn("the engine gave no PID for the started container")
+	return 0
 }
 
 // waitEnd waits for the started container id to end. When the spec's
@@ -256,11 +282,20 @@ func containerConfig(s Spec) *container.Config {
 	}
 }
 
+// hostConfig is how the engine runs a spec's container. Whatever a job
+// says, it is never privileged, it starts with no capabilities (root in
+// the container is then a user like any other, but for the owner of its
+// own files) and takes only those the spec gives back, and no process in
+// it gains privileges (setuid binaries, file capabilities).
 func hostConfig(s Spec) *container.HostConfig {
 	hc := &container.HostConfig{
 		Binds:       s.Binds,
 		NetworkMode: container.NetworkMode(s.Network),
 		Resources:   container.Resources{NanoCPUs: s.NanoCPUs, Memory: s.Memory},
+		Privileged:  false,
+		CapDrop:     []string{"ALL"},
+		CapAdd:      s.CapAdd,
+		SecurityOpt: []string{"no-new-privileges"},
 	}
 	if s.Memory > 0 {
 		hc.Resources.MemorySwap = s.Memory // no swap beyond the limit

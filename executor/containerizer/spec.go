@@ -21,6 +21,7 @@ type Spec struct {
 	User       string            // user[:group] inside the container; empty: the image's
 	Binds      []string          // host:container[:ro|rw]
 	Network    string            // the network mode (bridge, host, none, or a network's name); empty: the engine's default
+	CapAdd     []string          // capabilities given back; a container starts with none (see hostConfig)
 	NanoCPUs   int64             // 0: no CPU limit
 	Memory     int64             // bytes; 0: no memory limit
 	Labels     map[string]string // see Labels
@@ -37,7 +38,8 @@ type Spec struct {
 // What runs (see Command): a command job runs its command with /bin/sh -c in
 // the image, args are the container's command. Workdir is the working
 // directory inside the container. The user is container.user, else the
-// job's user, resolved inside the container. resources.cpus and
+// job's user, resolved inside the container; it has no capabilities but
+// container.cap_add, and cannot gain privileges. resources.cpus and
 // resources.memory are hard limits; the memory limit includes swap, so a
 // run over it is killed rather than swapped.
 func SpecFor(job *jobspec.Job, runArgs, env []string) Spec {
@@ -47,7 +49,7 @@ func SpecFor(job *jobspec.Job, runArgs, env []string) Spec {
 		Image: ct.Image, Pull: ct.Pull,
 		Entrypoint: entrypoint, Cmd: cmd, Env: env,
 		WorkingDir: job.Workdir, User: ct.User,
-		Binds: ct.Volumes, Network: ct.Network,
+		Binds: ct.Volumes, Network: ct.Network, CapAdd: ct.CapAdd,
 		NanoCPUs: int64(job.Resources.CPUs * 1e9),
 		Memory:   int64(job.Resources.Memory),
 		Timeout:  job.Timeout.D(),

@@ -14,6 +14,7 @@
 //	env NAME...          print NAME=value for each NAME
 //	id                   print uid=N gid=N
 //	pwd                  print the working directory
+//	status FIELD...      print FIELD:value lines of /proc/self/status, e.g. CapEff
 //	write FILE WORDS...  write WORDS and a newline to FILE
 //	sleep DURATION       sleep, e.g. 500ms
 //	ignore-term          ignore SIGTERM from now on
@@ -26,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -80,6 +82,17 @@ func run(words []string) {
 			fail(err.Error())
 		}
 		fmt.Println(dir)
+	case "status":
+		data, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			fail(err.Error())
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			field, value, _ := strings.Cut(line, ":")
+			if slices.Contains(args, field) {
+				fmt.Printf("%s:%s\n", field, strings.TrimSpace(value))
+			}
+		}
 	case "write":
 		if len(args) < 1 {
 			fail("usage: write FILE WORDS...")
