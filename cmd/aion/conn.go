@@ -41,12 +41,8 @@ func plainConn(etcdEndpoint, natsURL string) clusterConn {
 // environment (AION_ETCD_PASSWORD, AION_NATS_PASSWORD, AION_NATS_TOKEN):
 // other users of the machine see command lines.
 func clusterSecurityFlags(cmd *cobra.Command) {
+	etcdSecurityFlags(cmd)
 	f := cmd.Flags()
-	f.String("etcd-ca", "", "trust etcd's certificate when this CA (PEM file) signed it (default: the system's roots; needs https:// endpoints)")
-	f.String("etcd-cert", "", "client certificate (PEM file) for an etcd that requires one (with --etcd-key)")
-	f.String("etcd-key", "", "the private key of --etcd-cert (PEM file)")
-	f.String("etcd-username", "", "etcd user, for an etcd with authentication on")
-	f.String("etcd-password", "", "password of --etcd-username (shown in ps: prefer AION_ETCD_PASSWORD or the config file)")
 	f.String("nats-ca", "", "trust the NATS server's certificate when this CA (PEM file) signed it (setting any --nats-ca/cert/key requires TLS)")
 	f.String("nats-cert", "", "client certificate (PEM file) for a NATS server that requires one (with --nats-key)")
 	f.String("nats-key", "", "the private key of --nats-cert (PEM file)")
@@ -56,11 +52,26 @@ func clusterSecurityFlags(cmd *cobra.Command) {
 	f.String("nats-nkey", "", "NATS nkey seed file (a user nkey, SU...)")
 	f.String("nats-creds", "", "NATS credentials file (a user JWT and its nkey seed, as nsc writes it)")
 	for flag, key := range map[string]string{
-		"etcd-ca": "etcd.tls.ca", "etcd-cert": "etcd.tls.cert", "etcd-key": "etcd.tls.key",
-		"etcd-username": "etcd.username", "etcd-password": "etcd.password",
 		"nats-ca": "nats.tls.ca", "nats-cert": "nats.tls.cert", "nats-key": "nats.tls.key",
 		"nats-user": "nats.user", "nats-password": "nats.password", "nats-token": "nats.token",
 		"nats-nkey": "nats.nkey", "nats-creds": "nats.creds",
+	} {
+		configFlag(f, flag, key)
+	}
+}
+
+// etcdSecurityFlags adds the flags of TLS and credentials for etcd alone,
+// for commands that reach etcd but not NATS (aion token create --etcd).
+func etcdSecurityFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.String("etcd-ca", "", "trust etcd's certificate when this CA (PEM file) signed it (default: the system's roots; needs https:// endpoints)")
+	f.String("etcd-cert", "", "client certificate (PEM file) for an etcd that requires one (with --etcd-key)")
+	f.String("etcd-key", "", "the private key of --etcd-cert (PEM file)")
+	f.String("etcd-username", "", "etcd user, for an etcd with authentication on")
+	f.String("etcd-password", "", "password of --etcd-username (shown in ps: prefer AION_ETCD_PASSWORD or the config file)")
+	for flag, key := range map[string]string{
+		"etcd-ca": "etcd.tls.ca", "etcd-cert": "etcd.tls.cert", "etcd-key": "etcd.tls.key",
+		"etcd-username": "etcd.username", "etcd-password": "etcd.password",
 	} {
 		configFlag(f, flag, key)
 	}
@@ -70,7 +81,21 @@ func clusterSecurityFlags(cmd *cobra.Command) {
 // file that cannot be read, holds no valid PEM, seed or credentials, or
 // settings that do not go together, are a usage error naming the key.
 func (a *app) clusterConn() (clusterConn, error) {
-	c := clusterConn{etcdEndpoints: a.cfg.Etcd.Endpoints, etcdPrefix: a.cfg.Etcd.Prefix, natsURL: a.cfg.NATS.URL}
+	c, err := a.etcdConn()
+	if err != nil {
+		return c, err
+	}
+	c.natsURL = a.cfg.NATS.URL
+	if c.natsOptions, err = a.natsOptions(); err != nil {
+		return c, &exitError{code: exitUsage, err: err}
+	}
+	return c, nil
+}
+
+// etcdConn reads how to reach etcd from the configuration, as clusterConn
+// does, leaving NATS out.
+func (a *app) etcdConn() (clusterConn, error) {
+	c := clusterConn{etcdEndpoints: a.cfg.Etcd.Endpoints, etcdPrefix: a.cfg.Etcd.Prefix}
 	var err error
 	if c.etcdTLS, err = a.cfg.Etcd.TLS.clientConfig(etcdTLSSource); err != nil {
 		return c, &exitError{code: exitUsage, err: err}
@@ -85,9 +110,6 @@ func (a *app) clusterConn() (clusterConn, error) {
 	c.etcdUser, c.etcdPassword = a.cfg.Etcd.Username, a.cfg.Etcd.Password
 	if (c.etcdUser == "") != (c.etcdPassword == "") {
 		return c, &exitError{code: exitUsage, err: errors.New("etcd.username (--etcd-username) and etcd.password (AION_ETCD_PASSWORD, --etcd-password) go together: one is set, the other is not")}
-	}
-	if c.natsOptions, err = a.natsOptions(); err != nil {
-		return c, &exitError{code: exitUsage, err: err}
 	}
 	return c, nil
 }
@@ -163,16 +185,8 @@ func checkCredsFile(file string) error {
 // etcd counts the keys under the prefix, so that missing credentials or
 // permissions are an error now rather than at the first write.
 func (a *app) connect(ctx context.Context, c clusterConn) (*clientv3.Client, *nats.Conn, error) {
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints: c.etcdEndpoints, DialTimeout: 5 * time.Second, Context: ctx,
-		TLS: c.etcdTLS, Username: c.etcdUser, Password: c.etcdPassword,
-		Logger: a.log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
-	})
+	cli, err := a.connectEtcd(ctx, c)
 	if err != nil {
-		return nil, nil, fmt.Errorf("etcd %v: %w%s", c.etcdEndpoints, err, etcdHint(ctx, c, err))
-	}
-	if err := checkEtcd(ctx, cli, c); err != nil {
-		cli.Close()
 		return nil, nil, err
 	}
 	opts := append([]nats.Option{nats.Name("aion"), nats.MaxReconnects(-1)}, c.natsOptions...)
@@ -182,6 +196,23 @@ func (a *app) connect(ctx context.Context, c clusterConn) (*clientv3.Client, *na
 		return nil, nil, fmt.Errorf("cannot reach NATS at %s: %w%s", c.natsURL, err, natsHint(err))
 	}
 	return cli, nc, nil
+}
+
+// connectEtcd opens the etcd client and checks that it answers (checkEtcd).
+func (a *app) connectEtcd(ctx context.Context, c clusterConn) (*clientv3.Client, error) {
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: c.etcdEndpoints, DialTimeout: 5 * time.Second, Context: ctx,
+		TLS: c.etcdTLS, Username: c.etcdUser, Password: c.etcdPassword,
+		Logger: a.log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd %v: %w%s", c.etcdEndpoints, err, etcdHint(ctx, c, err))
+	}
+	if err := checkEtcd(ctx, cli, c); err != nil {
+		cli.Close()
+		return nil, err
+	}
+	return cli, nil
 }
 
 // checkEtcd asks the first endpoint for its status, then counts the keys

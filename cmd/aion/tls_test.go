@@ -328,3 +328,36 @@ func TestTLS_BadFilesAreUsageErrorsNamingKeyAndFile(t *testing.T) {
 		})
 	}
 }
+
+// aion token create --etcd reaches a TLS etcd with authentication on as a
+// scheduler does, with the same flags (or AION_* variables), and the token
+// it prints is the one etcd now holds; without the CA it is refused, with
+// the hint.
+func TestTLS_TokenCreateWritesToASecureEtcd(t *testing.T) {
+	f := newSecureFiles(t)
+	etcdURL, admin := startSecureEtcd(t, f.ca)
+	t.Setenv("AION_ETCD_PASSWORD", etcdPassword)
+	base := []string{"token", "create", "first-admin", "--role", "admin", "--etcd", etcdURL,
+		"--etcd-cert", f.client.CertFile, "--etcd-key", f.client.KeyFile, "--etcd-username", etcdUser, "-o", "json"}
+
+	code, stdout, stderr := runAion(t, base...)
+	if code == 0 {
+		t.Fatalf("without --etcd-ca: exit 0, want a refusal; stdout %s", stdout)
+	}
+	if !strings.Contains(stderr, "etcd.tls.ca (--etcd-ca)") {
+		t.Errorf("without --etcd-ca: %q; want the hint naming etcd.tls.ca (--etcd-ca)", stderr)
+	}
+
+	code, stdout, stderr = runAion(t, append(base, "--etcd-ca", f.ca.CertFile)...)
+	if code != 0 {
+		t.Fatalf("token create --etcd over TLS: exit %d\n%s", code, stderr)
+	}
+	var res struct{ Name, Role, Secret string }
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil || res.Secret == "" {
+		t.Fatalf("output %q: %v; want the token as JSON with its secret", stdout, err)
+	}
+	tok, found, err := store.LookupToken(t.Context(), admin, store.Keys{Prefix: store.DefaultPrefix}, res.Secret)
+	if err != nil || !found || tok.Name != "first-admin" || tok.Role != "admin" || tok.CreatedBy != "etcd" {
+		t.Errorf("etcd holds %+v (found %v, %v); want first-admin, admin, created by etcd", tok, found, err)
+	}
+}

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/aionsched/aion/scheduler/api"
 	"github.com/aionsched/aion/scheduler/store"
@@ -42,8 +40,11 @@ func newTokenCreateCommand(a *app) *cobra.Command {
 		Args: usageArgs(cobra.ExactArgs(1)),
 	}
 	cmd.Flags().StringVar(&role, "role", "", "viewer, operator or admin (required)")
-	cmd.Flags().StringSlice("etcd", nil, "write the token straight into this etcd cluster, without the API")
+	cmd.Flags().StringSlice("etcd", nil, "write the token straight into this etcd cluster, without the API (with the etcd TLS and credential flags, or etcd.* in the config)")
 	cmd.Flags().String("prefix", store.DefaultPrefix, "etcd key prefix (with --etcd)")
+	configFlag(cmd.Flags(), "etcd", "etcd.endpoints")
+	configFlag(cmd.Flags(), "prefix", "etcd.prefix")
+	etcdSecurityFlags(cmd)
 	format := outputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		r, err := api.ParseRole(role)
@@ -56,10 +57,11 @@ func newTokenCreateCommand(a *app) *cobra.Command {
 		req := api.CreateTokenRequest{Name: args[0], Role: r}
 		var res api.CreateTokenResponse
 		if cmd.Flags().Changed("etcd") {
-			endpoints, _ := cmd.Flags().GetStringSlice("etcd")
-			prefix, _ := cmd.Flags().GetString("prefix")
-			res, err = a.createTokenInEtcd(cmd.Context(), endpoints, store.Keys{Prefix: prefix}, req)
+			conn, err := a.etcdConn()
 			if err != nil {
+				return err
+			}
+			if res, err = a.createTokenInEtcd(cmd.Context(), conn, req); err != nil {
 				return err
 			}
 		} else {
@@ -80,25 +82,24 @@ func newTokenCreateCommand(a *app) *cobra.Command {
 }
 
 // createTokenInEtcd makes a token straight in etcd (aion token create
-// --etcd), recorded as created by "etcd".
-func (a *app) createTokenInEtcd(ctx context.Context, endpoints []string, keys store.Keys, req api.CreateTokenRequest) (api.CreateTokenResponse, error) {
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints: endpoints, DialTimeout: 5 * time.Second, Context: ctx,
-		Logger: a.log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
-	})
+// --etcd), recorded as created by "etcd". It reaches etcd as a scheduler
+// does: over TLS and with the credentials the configuration gives.
+func (a *app) createTokenInEtcd(ctx context.Context, conn clusterConn, req api.CreateTokenRequest) (api.CreateTokenResponse, error) {
+	cli, err := a.connectEtcd(ctx, conn)
 	if err != nil {
-		return api.CreateTokenResponse{}, fmt.Errorf("etcd %v: %w", endpoints, err)
+		return api.CreateTokenResponse{}, &exitError{code: exitAion, err: err}
 	}
 	defer cli.Close()
 	secret, err := store.NewTokenSecret()
 	if err != nil {
 		return api.CreateTokenResponse{}, err
 	}
+	keys := store.Keys{Prefix: conn.etcdPrefix}
 	t := store.Token{Name: req.Name, Role: string(req.Role), CreatedAt: time.Now().UTC(), CreatedBy: "etcd"}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := store.CreateToken(ctx, cli, keys, t, secret); err != nil {
-		return api.CreateTokenResponse{}, &exitError{code: exitAion, err: fmt.Errorf("etcd %v: %w", endpoints, err)}
+		return api.CreateTokenResponse{}, &exitError{code: exitAion, err: fmt.Errorf("etcd %v: %w", conn.etcdEndpoints, err)}
 	}
 	info := api.TokenInfo{Name: t.Name, Role: req.Role, CreatedAt: t.CreatedAt, CreatedBy: t.CreatedBy}
 	return api.CreateTokenResponse{TokenInfo: info, Secret: secret}, nil
