@@ -207,6 +207,68 @@ jobs:
 	waitNoContainers(t, node)
 }
 
+// TestDocker_VolumesOutsideThePolicyAreRefused: the executor checks a
+// dispatched container job's volumes itself, with symbolic links
+// resolved, whatever the leader decided: a path outside the allowed
+// prefix, a link under the prefix leading out of it, and the Docker socket
+// are refused with the reason and no container is made; a path inside
+// runs.
+func TestDocker_VolumesOutsideThePolicyAreRefused(t *testing.T) {
+	t.Parallel()
+	img := containertest.HelperImage(t)
+	c := clustertest.Start(t)
+	node := dockerNode(t)
+	allowed, outside := t.TempDir(), t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(allowed, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	realOutside, err := filepath.EvalSymlinks(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, fmt.Sprintf(`
+jobs:
+  - name: inside
+    schedule: manual
+    command: write /data/ok.txt yes
+    container: {image: %[1]s, pull: never, volumes: ["%[2]s:/data"]}
+  - name: outside
+    schedule: manual
+    command: write /data/bad.txt no
+    container: {image: %[1]s, pull: never, volumes: ["%[3]s:/data"]}
+  - name: through-a-link
+    schedule: manual
+    command: write /data/bad.txt no
+    container: {image: %[1]s, pull: never, volumes: ["%[2]s/escape:/data"]}
+  - name: docker-socket
+    schedule: manual
+    command: echo no
+    container: {image: %[1]s, pull: never, volumes: ["/var/run/docker.sock:/var/run/docker.sock"]}
+`, img, allowed, outside))
+	startDockerExecutor(t, c, node, executor.DockerOn, allowed)
+
+	if f := c.RunFire(t, "inside", node, nil); f.State != store.FireSucceeded {
+		t.Errorf("inside: %s (%s), want succeeded", f.State, f.Reason)
+	}
+	if data, err := os.ReadFile(filepath.Join(allowed, "ok.txt")); err != nil || string(data) != "yes\n" {
+		t.Errorf("file written through the allowed volume: %q, %v", data, err)
+	}
+	for job, want := range map[string]string{
+		"outside":        fmt.Sprintf(`host path %q is not allowed (allows: %s)`, outside, allowed),
+		"through-a-link": fmt.Sprintf(`(symbolic links resolved): host path %q is not allowed`, realOutside),
+		"docker-socket":  "gives the container the Docker socket",
+	} {
+		f := c.RunFire(t, job, node, nil)
+		if f.State != store.FireFailed || !strings.Contains(f.Reason, "refused by the node's policy") || !strings.Contains(f.Reason, want) {
+			t.Errorf("%s: %s (%s), want failed, refused by the node's policy: ...%s", job, f.State, f.Reason, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(outside, "bad.txt")); !os.IsNotExist(err) {
+		t.Errorf("a refused run wrote outside the allowed path (stat: %v)", err)
+	}
+	waitNoContainers(t, node)
+}
+
 // TestDocker_TimeoutStopsThenKills: a run that ignores SIGTERM outlives its
 // timeout by the grace period, then is killed and recorded timed out.
 func TestDocker_TimeoutStopsThenKills(t *testing.T) {
