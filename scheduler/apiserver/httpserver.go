@@ -18,11 +18,11 @@ type HTTPConfig struct {
 	// ReadHeaderTimeout is how long a client has to send a request's
 	// headers (a client sending them byte by byte is cut off).
 	ReadHeaderTimeout time.Duration
-	// ReadTimeout is how long a request may take from its first byte to
-	// the end of the handler's work: net/http cancels a handler's context
-	// once it passes (its background read hits the deadline), so it must
-	// exceed the longest request (the etcd timeout, 10 s). Following a
-	// log is a series of short requests, so it lasts as long as it needs.
+	// ReadTimeout is how long a client has to send a whole request, body
+	// included (a client trickling an apply body is cut off). It does not
+	// bound the handler's work once the body is read, nor a long answer
+	// (TestHTTPServer_SlowIdleAndExcessClientsAreCut checks a response
+	// streamed past it). Following a log is a series of short requests.
 	ReadTimeout time.Duration
 	// IdleTimeout is how long a keep-alive connection may wait for its
 	// next request before the server closes it.
@@ -46,8 +46,7 @@ func DefaultHTTPConfig() HTTPConfig {
 }
 
 // Validate checks the limits: every timeout and the header bound
-// positive, the connection cap not negative, and the read timeout longer
-// than the work of a request.
+// positive, the connection cap not negative.
 func (c HTTPConfig) Validate() error {
 	var errs []error
 	if c.ReadHeaderTimeout <= 0 {
