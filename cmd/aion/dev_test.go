@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
@@ -15,28 +14,9 @@ import (
 	"github.com/aionsched/aion/cmd/harness/clustertest"
 )
 
-// syncBuffer is a bytes.Buffer that a running command writes while the
-// test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // devInstance is an `aion dev` running in the test, through run().
 type devInstance struct {
-	stdout, stderr *syncBuffer
+	stdout, stderr *clustertest.Buffer
 	server         string // the URL its ready line gives
 	tokenFile      string // where its ready line says its admin token is
 	cancel         context.CancelFunc
@@ -62,7 +42,7 @@ func startDev(t *testing.T, args ...string) *devInstance {
 // default, ./.aion, unless args give one.
 func startDevWith(t *testing.T, args ...string) *devInstance {
 	t.Helper()
-	d := &devInstance{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan int, 1)}
+	d := &devInstance{stdout: &clustertest.Buffer{}, stderr: &clustertest.Buffer{}, done: make(chan int, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	args = append([]string{"dev", "--listen", "127.0.0.1:0"}, args...)

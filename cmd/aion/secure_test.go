@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/cmd/harness/embedded"
 	"github.com/aionsched/aion/cmd/harness/testcerts"
 	"github.com/aionsched/aion/scheduler/store"
@@ -197,30 +196,11 @@ func writeSecret(t *testing.T, name string, data []byte) string {
 	return path
 }
 
-// lockedBuffer is a bytes.Buffer that several goroutines write (a
-// command's logs).
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // aionProcess is a command of the aion binary running in this process
 // (aion scheduler, aion executor) until it ends or the test does.
 type aionProcess struct {
 	name   string
-	output lockedBuffer
+	output clustertest.Buffer
 	done   chan struct{}
 	code   int
 }

@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -56,29 +55,11 @@ func recordNATS(t *testing.T, c *clustertest.Cluster) *natsRecorder {
 	return r
 }
 
-// syncBuffer is a bytes.Buffer for a zap core written by many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // captureLogs makes c.Log also write every entry, debug and up, as JSON
 // to the returned buffer: the scheduler, executors and API server started
 // after it log there.
-func captureLogs(c *clustertest.Cluster) *syncBuffer {
-	buf := &syncBuffer{}
+func captureLogs(c *clustertest.Cluster) *clustertest.Buffer {
+	buf := &clustertest.Buffer{}
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(buf), zap.DebugLevel)
 	c.Log = zap.New(zapcore.NewTee(c.Log.Core(), core))
 	return buf
