@@ -88,13 +88,13 @@ func (x *Executor) removeLeftoverContainers(ctx context.Context) []containerizer
 // keeps it as a host run's (the same per-attempt file, limit and tail), so
 // the record and aion logs work alike. The container is removed after the
 // result is recorded (runResult.cleanup).
-func (x *Executor) executeContainer(ctx context.Context, job *jobspec.Job, from map[string]string, f store.Fire, out io.Writer) runResult {
+func (x *Executor) executeContainer(ctx context.Context, job *jobspec.Job, from map[string]string, f store.Fire, fence int64, out io.Writer) runResult {
 	var res runResult
 	if x.containers == nil {
 		res.state, res.reason = store.FireFailed, "container jobs need an executor with a Docker engine, and "+x.cfg.NodeID+" has none"
 		return res
 	}
-	spec := containerizer.SpecFor(job, f.Args, envList(runEnv(make(map[string]string), job, from, f)))
+	spec := containerizer.SpecFor(job, f.Args, envList(runEnv(make(map[string]string), job, from, f, fence)))
 	spec.Labels = containerizer.Labels(f.ID.String(), f.ID.Job, f.Attempt, x.cfg.NodeID)
 	spec.Grace = min(x.cfg.Grace, 10*time.Second)
 	ran, err := x.containers.Run(ctx, spec, out)

@@ -613,8 +613,9 @@ func memAvailable() uint64 {
 
 // runEnv adds to env the job's variables, those of its env_from (from),
 // the fire's overrides, then the AION_* variables. A container run gets
-// only these (on top of its image's).
-func runEnv(env map[string]string, job *jobspec.Job, from map[string]string, f store.Fire) map[string]string {
+// only these (on top of its image's). fence is the attempt's fencing
+// token, AION_FENCE: the etcd revision of its claim.
+func runEnv(env map[string]string, job *jobspec.Job, from map[string]string, f store.Fire, fence int64) map[string]string {
 	maps.Copy(env, job.Env)
 	maps.Copy(env, from)
 	maps.Copy(env, f.Env)
@@ -623,6 +624,7 @@ func runEnv(env map[string]string, job *jobspec.Job, from map[string]string, f s
 	env["AION_SCHEDULED_TIME"] = f.Nominal.UTC().Format(time.RFC3339)
 	env["AION_ATTEMPT"] = strconv.Itoa(f.Attempt)
 	env["AION_NODE"] = f.Node
+	env["AION_FENCE"] = strconv.FormatInt(fence, 10)
 	return env
 }
 

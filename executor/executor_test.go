@@ -1,6 +1,7 @@
 package executor_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -230,6 +231,45 @@ command: `+strconv.Quote(runlog.Command(runs, "true"))+`
 	for id, n := range seen {
 		if n != 1 {
 			t.Errorf("%s ran %d times", id, n)
+		}
+	}
+}
+
+// TestExecutor_FenceIsTheClaimsRevision: AION_FENCE is the etcd revision
+// at which the attempt's claim was written, so it only grows from one run
+// (or attempt) of a job to the next, and a stale copy of a run carries a
+// smaller one than any run claimed after it.
+func TestExecutor_FenceIsTheClaimsRevision(t *testing.T) {
+	t.Parallel()
+	c := clustertest.Start(t)
+	c.Apply(t, `
+name: fenced
+schedule: manual
+command: echo "$AION_FENCE"
+`)
+	startExecutor(t, c, "a")
+	var last int64
+	for i := range 3 {
+		f := c.RunFire(t, "fenced", "a", nil)
+		fence, err := strconv.ParseInt(strings.TrimSpace(f.OutputTail), 10, 64)
+		if f.State != store.FireSucceeded || err != nil {
+			t.Fatalf("run %d: %s (%s), output %q", i, f.State, f.Reason, f.OutputTail)
+		}
+		if fence <= last {
+			t.Errorf("run %d: AION_FENCE %d, not above the previous run's %d", i, fence, last)
+		}
+		last = fence
+		resp, err := c.Etcd.Get(t.Context(), c.Keys.Fire(f.ID), clientv3.WithRev(fence))
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("read %s at revision %d: %v", f.ID, fence, err)
+		}
+		var claimed store.Fire
+		if err := json.Unmarshal(resp.Kvs[0].Value, &claimed); err != nil {
+			t.Fatal(err)
+		}
+		if resp.Kvs[0].ModRevision != fence || claimed.State != store.FireRunning || claimed.Node != "a" {
+			t.Errorf("run %d: at revision %d the record was %s on %q, written at %d; want the claim (running on a) written then",
+				i, fence, claimed.State, claimed.Node, resp.Kvs[0].ModRevision)
 		}
 	}
 }

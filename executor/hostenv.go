@@ -21,8 +21,8 @@ const defaultPath = "/usr/local/bin:/usr/bin:/bin"
 // AION_* variables, with AION_OUTPUT, the file
 // the run's output goes to (which also marks the run as this executor's
 // for killOrphans).
-func envFor(job *jobspec.Job, from map[string]string, f store.Fire, outPath string) []string {
-	env := runEnv(hostBaseEnv(job), job, from, f)
+func envFor(job *jobspec.Job, from map[string]string, f store.Fire, fence int64, outPath string) []string {
+	env := runEnv(hostBaseEnv(job), job, from, f, fence)
 	if abs, err := filepath.Abs(outPath); err == nil {
 		outPath = abs
 	}

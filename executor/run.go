@@ -59,7 +59,7 @@ func (x *Executor) handle(ctx context.Context, d store.Dispatch) {
 		log.Warn("run refused", zap.Error(err))
 		result = runResult{state: store.FireFailed, reason: err.Error()}
 	} else {
-		result = x.execute(runCtx, job, f)
+		result = x.execute(runCtx, job, f, claimRev)
 	}
 	f.State, f.Reason, f.PID = result.state, result.reason, result.pid
 	f.ExitCode = result.exitCode
@@ -123,16 +123,19 @@ type runResult struct {
 // execute runs the job: a container job in its container, any other in its
 // own process group, so a timeout or shutdown kills everything it started.
 // Either way its output goes to a keeper (see output.go).
-func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) runResult {
+//
+// fence is the attempt's fencing token (AION_FENCE): the revision of its
+// claim, which only grows from one attempt or run to the next.
+func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire, fence int64) runResult {
 	from, err := x.envFrom(job)
 	if err != nil {
 		return runResult{state: store.FireFailed, reason: err.Error()}
 	}
 	out := x.newKeeper(job, x.outputPath(f.ID, f.Attempt))
 	if job.Container == nil {
-		return x.executeHost(ctx, job, from, f, out)
+		return x.executeHost(ctx, job, from, f, fence, out)
 	}
-	res := x.executeContainer(ctx, job, from, f, out)
+	res := x.executeContainer(ctx, job, from, f, fence, out)
 	res.output = out.close()
 	if res.output.err != nil {
 		x.log.Warn("output not kept whole", zap.Stringer("fire", f.ID), zap.String("file", out.path), zap.Error(res.output.err))
@@ -143,7 +146,7 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire) 
 // executeHost runs a host job: it starts the process with its output
 // going through a pipe to out, waits for it to end, time out or be
 // stopped, and reads how it ended and what was kept of its output.
-func (x *Executor) executeHost(ctx context.Context, job *jobspec.Job, from map[string]string, f store.Fire, keep *keeper) runResult {
+func (x *Executor) executeHost(ctx context.Context, job *jobspec.Job, from map[string]string, f store.Fire, fence int64, keep *keeper) runResult {
 	// The directory exists before the run starts (once per job: cached),
 	// so a job may write to $AION_OUTPUT itself. If it cannot be made the
 	// job runs all the same, and its record says the output was not kept.
@@ -154,7 +157,7 @@ func (x *Executor) executeHost(ctx context.Context, job *jobspec.Job, from map[s
 	if err != nil {
 		return runResult{state: store.FireFailed, reason: fmt.Sprintf("output pipe: %v", err)}
 	}
-	cmd, err := hostCommand(job, from, f, keep.path, out.w, x.cfg.Policy.AllowsRoot())
+	cmd, err := hostCommand(job, from, f, fence, keep.path, out.w, x.cfg.Policy.AllowsRoot())
 	if err != nil {
 		out.finish(0)
 		return runResult{state: store.FireFailed, reason: err.Error()}
@@ -199,7 +202,7 @@ func (x *Executor) journalExit(f store.Fire, res runResult) {
 //
 // allowsRoot says whether the node's policy lets jobs name root: a user
 // that resolves to uid 0 is refused otherwise, whatever its name.
-func hostCommand(job *jobspec.Job, from map[string]string, f store.Fire, outPath string, out *os.File, allowsRoot bool) (*exec.Cmd, error) {
+func hostCommand(job *jobspec.Job, from map[string]string, f store.Fire, fence int64, outPath string, out *os.File, allowsRoot bool) (*exec.Cmd, error) {
 	var cmd *exec.Cmd
 	switch {
 	case job.Command != "":
@@ -210,7 +213,7 @@ func hostCommand(job *jobspec.Job, from map[string]string, f store.Fire, outPath
 	default:
 		cmd = exec.Command(job.Args[0], job.Args[1:]...)
 	}
-	cmd.Env = envFor(job, from, f, outPath)
+	cmd.Env = envFor(job, from, f, fence, outPath)
 	cmd.Dir = job.Workdir
 	cmd.Stdout, cmd.Stderr = out, out // an *os.File: Wait never waits on copying
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
