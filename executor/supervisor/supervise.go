@@ -83,7 +83,11 @@ func supervise(dir string) error {
 	if err := json.Unmarshal(data, &spec); err != nil {
 		return fmt.Errorf("spec: %w", err)
 	}
-	ln, err := net.FileListener(os.NewFile(3, socketFile))
+	// FileListener takes a duplicate (close-on-exec); descriptor 3 itself
+	// is closed, so the job does not inherit the socket.
+	inherited := os.NewFile(3, socketFile)
+	ln, err := net.FileListener(inherited)
+	_ = inherited.Close()
 	if err != nil {
 		return fmt.Errorf("control socket (file descriptor 3): %w", err)
 	}
