@@ -80,6 +80,10 @@ func (x *Executor) claimable(d store.Dispatch, raw []byte) (store.Fire, []byte, 
 		return store.Fire{}, nil, false, nil
 	}
 	f.State, f.StartedAt, f.Reason = store.FireRunning, time.Now().UTC(), ""
+	// The leader counts the attempt lost once no registration holds this
+	// lease for longer than the fence (plus a margin): a host run is dead
+	// by then, killed by its supervisor.
+	f.Lease, f.FenceTimeout = x.lease.Load(), x.cfg.Fence
 	data, err := json.Marshal(f)
 	if err != nil {
 		return store.Fire{}, nil, false, fmt.Errorf("encode fire: %w", err)

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/aionsched/aion/executor/containerizer"
+	"github.com/aionsched/aion/executor/supervisor"
 	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -42,8 +44,17 @@ type Config struct {
 	Prefix        string // etcd key prefix
 	SubjectPrefix string // NATS subject prefix
 	// LeaseTTL is the registration lease: the leader marks this node's runs
-	// lost about this long after the node dies.
+	// lost about this long, plus Fence, after the node dies.
 	LeaseTTL time.Duration
+	// Fence is how long a host run outlives its executor's silence: its
+	// supervisor kills it when it hears nothing for this long, and the
+	// executor stops beating its runs as soon as it cannot be sure its
+	// lease is alive. Shorter than LeaseTTL.
+	Fence time.Duration
+	// SupervisorPath is the program host runs' supervisors are started
+	// from (package supervisor); empty: this executable, which must call
+	// supervisor.RunIfInvoked first thing.
+	SupervisorPath string
 	// OutputDir keeps the full output of every run.
 	OutputDir string
 	// OutputLimit caps the output a run keeps, in bytes, unless its job
@@ -115,6 +126,7 @@ func DefaultConfig() Config {
 		Prefix:        store.DefaultPrefix,
 		SubjectPrefix: "aion.",
 		LeaseTTL:      5 * time.Second,
+		Fence:         3 * time.Second,
 		OutputDir:     filepath.Join(os.TempDir(), "aion-output"),
 		OutputLimit:   DefaultOutputLimit,
 		TailBytes:     4 << 10,
@@ -162,6 +174,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("executor: slots must be at least 1, got %d", c.Slots)
 	case c.LeaseTTL < time.Second:
 		return fmt.Errorf("executor: lease TTL %s is below etcd's 1s minimum", c.LeaseTTL)
+	case c.Fence < 100*time.Millisecond || c.Fence >= c.LeaseTTL:
+		return fmt.Errorf("executor: fence %s: want at least 100ms and less than the lease TTL (%s)", c.Fence, c.LeaseTTL)
 	case c.OutputDir == "":
 		return errors.New("executor: empty output directory")
 	case c.OutputLimit < 0:
@@ -207,10 +221,13 @@ type Executor struct {
 	// engine. Set by Run before any job runs.
 	containers containerEngine
 
-	// lock is the node's lock, held while Run runs; exits is the journal
-	// of how runs ended (see exits.go).
-	lock  *nodeLock
-	exits *exitJournal
+	// lock is the node's lock, held while Run runs.
+	lock *nodeLock
+
+	// lease is the registration lease (its ID) and leaseUntil the moment
+	// until which it is surely alive (see keepAlive).
+	lease      atomic.Int64
+	leaseUntil atomic.Pointer[time.Time]
 
 	mu      sync.Mutex
 	running map[store.FireID]activeRun // guarded by mu
@@ -267,11 +284,26 @@ func (x *Executor) Run(ctx context.Context) error {
 	if err := x.makeOutputRoot(); err != nil {
 		return fmt.Errorf("executor output directory: %w", err)
 	}
-	exits, release, err := x.lockState()
+	if x.cfg.SupervisorPath == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("executor: find this program, to start supervisors from: %w", err)
+		}
+		x.cfg.SupervisorPath = self
+	}
+	if err := supervisor.Check(x.cfg.SupervisorPath); err != nil {
+		return fmt.Errorf("executor: %w", err)
+	}
+	lock, err := lockNode(x.cfg.OutputDir)
 	if err != nil {
 		return err
 	}
-	defer release()
+	x.lock = lock
+	defer func() {
+		if err := lock.release(); err != nil {
+			x.log.Warn("release the node lock", zap.Error(err))
+		}
+	}()
 	// Claims and results go through committers that outlive every run.
 	commitCtx, stopCommitters := context.WithCancel(context.WithoutCancel(ctx))
 	waitCommitters := x.runCommitters(commitCtx)
@@ -289,30 +321,42 @@ func (x *Executor) Run(ctx context.Context) error {
 		return err
 	}
 	// Holding the registration proves no other live executor is this node,
-	// so runs and containers marked with it belong to a dead predecessor.
-	killed := x.killOrphans()
-	addStoppedContainers(killed, x.removeLeftoverContainers(ctx))
-	if lease.tookOver { // else the predecessor's lease had ended: the leader marks its runs lost
-		if err := x.settlePredecessor(ctx, exits, killed); err != nil {
-			x.revoke(lease.id)
-			return err
+	// so supervisors, runs and containers marked with it belong to a dead
+	// predecessor. Its live supervisors are adopted; any other run of it
+	// is lost (the leader sees that its record names a lease no
+	// registration holds).
+	adopted := x.adoptRuns(ctx)
+	keys := make(map[string]bool, len(adopted))
+	for _, a := range adopted {
+		keys[runKey(a.claim.Fire.ID.String(), strconv.Itoa(a.claim.Fire.Attempt))] = true
+	}
+	x.killOrphans(keys)
+	x.settleLeftovers(ctx, x.removeLeftoverContainers(ctx))
+	abort := func(err error) error {
+		lease.stopKeepAlive()
+		x.revoke(lease.id)
+		for _, a := range adopted {
+			_ = a.run.Close() // their fence stops them
 		}
+		return err
 	}
 	logKey, err := store.LogSigningKey(ctx, x.etcd, x.keys)
 	if err != nil {
-		return fmt.Errorf("executor: %w", err)
+		return abort(fmt.Errorf("executor: %w", err))
 	}
 	dispatches := make(chan store.Dispatch, 1024)
 	unsubscribe, err := x.subscribe(ctx, dispatches, logKey)
 	if err != nil {
-		return err
+		return abort(err)
 	}
 	defer unsubscribe()
 	x.log.Info("executor ready", zap.Int("slots", x.cfg.Slots), zap.Any("labels", x.cfg.Labels),
 		zap.String("policy", x.cfg.Policy.Summary()))
 	x.sweepOutput(time.Now())
 	for {
-		lost := x.serve(ctx, lease, dispatches)
+		lost := x.serve(ctx, lease, dispatches, adopted)
+		adopted = nil
+		lease.stopKeepAlive()
 		if !lost {
 			x.revoke(lease.id)
 			return nil
@@ -323,34 +367,6 @@ func (x *Executor) Run(ctx context.Context) error {
 		x.log.Info("registered again on a new lease")
 		x.removeLeftoverContainers(ctx) // any the killed runs could not remove
 	}
-}
-
-// lockState takes the node's lock in the output directory (failing at once
-// if a live executor holds it), reads the exit journal its last holder
-// left, and starts this executor's. release closes both.
-func (x *Executor) lockState() (exits map[string]exitEntry, release func(), err error) {
-	lock, err := lockNode(x.cfg.OutputDir)
-	if err != nil {
-		return nil, nil, err
-	}
-	if exits, err = readExits(x.cfg.OutputDir); err == nil {
-		x.exits, err = openExitJournal(x.cfg.OutputDir)
-	}
-	if err != nil {
-		if cerr := lock.release(); cerr != nil {
-			x.log.Warn("release the node lock", zap.Error(cerr))
-		}
-		return nil, nil, err
-	}
-	x.lock = lock
-	return exits, func() {
-		if err := x.exits.close(); err != nil {
-			x.log.Warn("close the exit journal", zap.Error(err))
-		}
-		if err := lock.release(); err != nil {
-			x.log.Warn("release the node lock", zap.Error(err))
-		}
-	}, nil
 }
 
 // subscribe subscribes to this node's dispatches (queued on dispatches;
@@ -415,10 +431,17 @@ var errLeaseLost = errors.New("killed: the executor lost its etcd registration, 
 // serve runs dispatched fires under one registration until ctx ends (it
 // returns false once running jobs are done) or the lease is lost (it kills
 // the running jobs and returns true once their processes are gone).
-func (x *Executor) serve(ctx context.Context, lease registration, dispatches <-chan store.Dispatch) (lost bool) {
+func (x *Executor) serve(ctx context.Context, lease registration, dispatches <-chan store.Dispatch, adopted []adoption) (lost bool) {
 	var wg sync.WaitGroup
 	runCtx, stopRuns := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stopRuns(nil)
+	for _, a := range adopted {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x.serveAdopted(runCtx, a)
+		}()
+	}
 	loadTick := time.NewTicker(x.cfg.LoadEvery)
 	defer loadTick.Stop()
 	sweepTick := time.NewTicker(x.cfg.SweepEvery)
@@ -506,6 +529,9 @@ func (x *Executor) busy() int {
 type registration struct {
 	id            clientv3.LeaseID
 	keepAliveDone <-chan struct{}
+	// stopKeepAlive stops renewing the lease: once the runs are done, as
+	// the supervisors are beaten only while it is renewed.
+	stopKeepAlive context.CancelFunc
 	// tookOver is set when the registration was a dead predecessor's.
 	tookOver bool
 }
@@ -517,30 +543,69 @@ type registration struct {
 func (x *Executor) register(ctx context.Context) (registration, error) {
 	node := store.Node{ID: x.cfg.NodeID, Labels: x.cfg.Labels, Slots: x.cfg.Slots, StartedAt: time.Now().UTC(),
 		Lock: x.lock.id, PID: os.Getpid(), Policy: &x.cfg.Policy}
-	data, err := json.Marshal(node) // before the grant: no lease is left behind
-	if err != nil {
-		return registration{}, fmt.Errorf("encode node registration: %w", err)
-	}
+	sent := time.Now()
 	grant, err := x.etcd.Grant(ctx, int64((x.cfg.LeaseTTL+time.Second-1)/time.Second))
 	if err != nil {
 		return registration{}, fmt.Errorf("grant registration lease: %w", err)
+	}
+	until := sent.Add(time.Duration(grant.TTL) * time.Second)
+	x.leaseUntil.Store(&until)
+	node.Lease = int64(grant.ID)
+	data, err := json.Marshal(node)
+	if err != nil {
+		x.revoke(grant.ID)
+		return registration{}, fmt.Errorf("encode node registration: %w", err)
 	}
 	tookOver, err := x.claimRegistration(ctx, data, grant.ID)
 	if err != nil {
 		x.revoke(grant.ID)
 		return registration{}, err
 	}
-	ch, err := x.etcd.KeepAlive(ctx, grant.ID)
-	if err != nil {
-		return registration{}, fmt.Errorf("keep registration alive: %w", err)
-	}
+	x.lease.Store(int64(grant.ID))
 	done := make(chan struct{})
-	go func() {
-		for range ch { // drain; the channel closes when the lease cannot be kept
+	keepCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	go x.keepAlive(keepCtx, grant.ID, done)
+	return registration{id: grant.ID, keepAliveDone: done, stopKeepAlive: stop, tookOver: tookOver}, nil
+}
+
+// keepAlive renews the registration lease every third of its TTL until
+// ctx ends or the lease is lost, then closes done. After each renewal it
+// notes until when the lease is surely alive: the time the renewal was
+// sent plus the TTL granted, a moment etcd's expiry cannot come before
+// (leaseAlive). The lease is lost when that moment passes without a
+// renewal, or etcd says it is gone.
+func (x *Executor) keepAlive(ctx context.Context, id clientv3.LeaseID, done chan<- struct{}) {
+	defer close(done)
+	every := x.cfg.LeaseTTL / 3
+	for {
+		sent := time.Now()
+		callCtx, cancel := context.WithTimeout(ctx, every)
+		resp, err := x.etcd.KeepAliveOnce(callCtx, id)
+		cancel()
+		switch {
+		case err == nil && resp.TTL > 0:
+			until := sent.Add(time.Duration(resp.TTL) * time.Second)
+			x.leaseUntil.Store(&until)
+		case errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && resp.TTL <= 0):
+			x.leaseUntil.Store(&time.Time{})
+			return
 		}
-		close(done)
-	}()
-	return registration{id: grant.ID, keepAliveDone: done, tookOver: tookOver}, nil
+		if ctx.Err() != nil || !x.leaseAlive() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every - time.Since(sent)):
+		}
+	}
+}
+
+// leaseAlive reports whether the registration lease is surely alive now:
+// only then are runs' supervisors told their executor lives.
+func (x *Executor) leaseAlive() bool {
+	until := x.leaseUntil.Load()
+	return until != nil && time.Now().Before(*until)
 }
 
 // claimRegistration writes the node's key on lease if it does not exist,

@@ -68,7 +68,7 @@ jobs:
 	}
 	// bash adds a few of its own (PWD, SHLVL, _); nothing else may appear.
 	allowed := map[string]bool{"PWD": true, "SHLVL": true, "_": true, "OLDPWD": true,
-		"AION_ATTEMPT": true, "AION_SCHEDULED_TIME": true, "AION_OUTPUT": true}
+		"AION_ATTEMPT": true, "AION_SCHEDULED_TIME": true, "AION_OUTPUT": true, "AION_FENCE": true}
 	for _, k := range names {
 		if _, ok := want[k]; !ok && !allowed[k] {
 			t.Errorf("unexpected variable %s in the job's environment", k)

@@ -85,6 +85,9 @@ func (x *Executor) sweepOutput(now time.Time) {
 	x.mu.Unlock()
 	deleted := 0
 	_ = filepath.WalkDir(x.cfg.OutputDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == runsDir {
+			return filepath.SkipDir // supervisors' files: each run's own, removed with it
+		}
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".log") {
 			return nil
 		}

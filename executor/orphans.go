@@ -19,19 +19,19 @@ import (
 // be mistaken for a run, and an executor of another cluster on this host —
 // same node ID, its own output directory — is left alone. It must be called
 // while holding the node's registration, which proves no live executor of
-// this cluster is this node. It returns the runs it killed, by
-// exitKey(AION_FIRE_ID, AION_ATTEMPT).
-func (x *Executor) killOrphans() map[string]orphan {
-	killedRuns := make(map[string]orphan)
+// this cluster is this node. Runs whose supervisor was adopted
+// (adoptRuns) are theirs: adopted names them by runKey. The others have
+// lost their supervisor, and the leader counts them lost.
+func (x *Executor) killOrphans(adopted map[string]bool) {
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
 		x.log.Warn("look for runs left by a previous executor", zap.Error(err))
-		return killedRuns
+		return
 	}
 	dir, err := filepath.Abs(x.cfg.OutputDir)
 	if err != nil {
 		x.log.Warn("look for runs left by a previous executor", zap.Error(err))
-		return killedRuns
+		return
 	}
 	node := []byte("AION_NODE=" + x.cfg.NodeID)
 	output := []byte("AION_OUTPUT=" + filepath.Clean(dir) + string(filepath.Separator))
@@ -43,7 +43,7 @@ func (x *Executor) killOrphans() map[string]orphan {
 			continue
 		}
 		env, err := os.ReadFile(filepath.Join("/proc", p.Name(), "environ"))
-		if err != nil || !isRun(env, node, output) {
+		if err != nil || !isRun(env, node, output) || adopted[runKey(variable(env, "AION_FIRE_ID="), variable(env, "AION_ATTEMPT="))] {
 			continue
 		}
 		pgid, err := syscall.Getpgid(pid)
@@ -52,16 +52,14 @@ func (x *Executor) killOrphans() map[string]orphan {
 		}
 		killed[pgid] = true
 		if syscall.Kill(-pgid, syscall.SIGKILL) == nil {
-			fire := variable(env, "AION_FIRE_ID=")
-			attempt, err := strconv.Atoi(variable(env, "AION_ATTEMPT="))
-			if err == nil {
-				killedRuns[exitKey(fire, attempt)] = orphan{pgid: pgid}
-			}
-			x.log.Warn("killed a run left by a previous executor", zap.Int("pgid", pgid), zap.String("fire", fire), zap.Int("attempt", attempt))
+			x.log.Warn("killed a run left by a previous executor without its supervisor", zap.Int("pgid", pgid),
+				zap.String("fire", variable(env, "AION_FIRE_ID=")), zap.String("attempt", variable(env, "AION_ATTEMPT=")))
 		}
 	}
-	return killedRuns
 }
+
+// runKey names an attempt, as AION_FIRE_ID and AION_ATTEMPT give it.
+func runKey(fire, attempt string) string { return fire + " " + attempt }
 
 // isRun reports whether a process environment (NUL-separated) is that of a
 // run of this executor: it holds the node variable and an output file in

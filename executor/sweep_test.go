@@ -75,7 +75,7 @@ func TestKillOrphans_KillsOnlyThisExecutorsRuns(t *testing.T) {
 		"a process with no run":          start("AION_NODE=sweeper"),
 	}
 	time.Sleep(200 * time.Millisecond) // the shells have started their sleeps
-	x.killOrphans()
+	x.killOrphans(nil)
 	done := make(chan error, 1)
 	go func() { done <- ours.Wait() }()
 	select {

@@ -13,6 +13,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/aionsched/aion/executor/containerizer"
+	"github.com/aionsched/aion/executor/runoutput"
+	"github.com/aionsched/aion/executor/supervisor"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -53,129 +55,166 @@ type registered struct {
 	lease clientv3.LeaseID
 }
 
-// orphan is a run of a dead predecessor that was still running when this
-// executor started, and was killed: its process group, or its container.
-type orphan struct {
-	pgid      int
-	container string
+// adoption is a run of a predecessor whose supervisor still runs: this
+// executor holds it as its own (serve).
+type adoption struct {
+	run   *supervisor.Run
+	claim claimFile // Rev: the revision of the record since adopted
 }
 
-func (o orphan) String() string {
-	if o.container != "" {
-		return "container " + o.container
-	}
-	return fmt.Sprintf("process group %d", o.pgid)
-}
-
-// addStoppedContainers adds to killed the leftover containers that were
-// still running when they were removed.
-func addStoppedContainers(killed map[string]orphan, removed []containerizer.Leftover) {
-	for _, l := range removed {
-		if l.State == "running" {
-			killed[exitKey(l.Fire, l.Attempt)] = orphan{container: l.ContainerID}
-		}
-	}
-}
-
-// settlePredecessor records the end of every run etcd still has running
-// on this node, which can only be runs of a dead predecessor: it is called
-// once the node's lock is held and its registration taken over, before any
-// dispatch is taken. (When the predecessor's lease had ended instead, the
-// leader has marked its runs lost, and nothing is read: reading every fire
-// record costs as much as a leader's election.) A run whose end the exit journal holds gets that result; a run
-// still going was killed (killOrphans) and is lost; any other run ended
-// with nobody to see how, and is lost saying its exit status is unknown.
-func (x *Executor) settlePredecessor(ctx context.Context, exits map[string]exitEntry, killed map[string]orphan) error {
-	fires, err := x.runningHere(ctx)
+// adoptRuns takes over the host runs a predecessor of this node left,
+// from their directories: it must be called holding the node's
+// registration, before any dispatch is taken. A run whose supervisor
+// still runs is adopted, once its record names this executor's lease (a
+// write compared on the record as the predecessor left it: if the leader
+// marked it lost meanwhile, the run is stopped instead). A run whose
+// supervisor has exited gets the result its status gives; one whose
+// supervisor died without a status is lost.
+func (x *Executor) adoptRuns(ctx context.Context) []adoption {
+	dirs, err := x.runDirs()
 	if err != nil {
-		return err
+		x.log.Warn("look for runs left by a previous executor", zap.Error(err))
 	}
-	for _, rf := range fires {
-		f := x.settled(rf.fire, exits, killed)
-		rev, err := x.recordBatched(ctx, f, rf.rev)
+	var adopted []adoption
+	for _, dir := range dirs {
+		claim, err := readClaim(dir)
+		if err != nil { // made, but the supervisor never started
+			_ = os.RemoveAll(dir)
+			continue
+		}
+		log := x.log.With(zap.Stringer("fire", claim.Fire.ID), zap.Int("attempt", claim.Fire.Attempt))
+		run, err := supervisor.Attach(dir)
+		if err != nil {
+			x.settleEnded(ctx, dir, claim, log)
+			continue
+		}
+		rev, err := x.restamp(ctx, claim)
 		switch {
-		case err != nil:
-			return fmt.Errorf("record the end of %s, left by a dead executor: %w", f.ID, err)
-		case rev == 0:
-			continue // the leader got there first (marked lost)
+		case err != nil || rev == 0:
+			log.Warn("a run left by a previous executor is no longer this node's (marked lost?): stopping it", zap.Error(err))
+			_ = run.Kill("killed: the leader counted it lost while its executor restarted")
+			_ = run.Close()
+			continue
+		}
+		claim.Rev = rev
+		claim.Fire.Lease = x.lease.Load()
+		if err := writeClaim(dir, claim); err != nil {
+			log.Warn("note the adoption in the run's directory", zap.Error(err))
+		}
+		log.Info("adopted a run left by a previous executor")
+		adopted = append(adopted, adoption{run: run, claim: claim})
+	}
+	return adopted
+}
+
+// restamp writes this executor's lease into a running record as claim
+// left it (or with a kill recorded on it since), compared on its
+// revision; it returns the new revision, or 0 when the record is no
+// longer that attempt's claim.
+func (x *Executor) restamp(ctx context.Context, claim claimFile) (int64, error) {
+	key := x.keys.Fire(claim.Fire.ID)
+	resp, err := x.etcd.Get(ctx, key)
+	if err != nil {
+		return 0, fmt.Errorf("read the record: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, nil
+	}
+	kv := resp.Kvs[0]
+	var f store.Fire
+	if err := json.Unmarshal(kv.Value, &f); err != nil {
+		return 0, fmt.Errorf("decode the record: %w", err)
+	}
+	if kv.ModRevision != claim.Rev && !killRecorded(kv.Value, claim.Fire) {
+		return 0, nil
+	}
+	if f.State != store.FireRunning || f.Node != x.cfg.NodeID || f.Attempt != claim.Fire.Attempt {
+		return 0, nil
+	}
+	f.Lease = x.lease.Load()
+	data, err := json.Marshal(f)
+	if err != nil {
+		return 0, err
+	}
+	txn, err := x.etcd.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+		Then(clientv3.OpPut(key, string(data))).Commit()
+	if err != nil {
+		return 0, fmt.Errorf("adopt: %w", err)
+	}
+	if !txn.Succeeded {
+		return 0, nil
+	}
+	return txn.Header.Revision, nil
+}
+
+// settleEnded records the end of a predecessor's run whose supervisor is
+// gone: the result its status gives, or lost when it left none.
+func (x *Executor) settleEnded(ctx context.Context, dir string, claim claimFile, log *zap.Logger) {
+	var result runResult
+	if _, err := supervisor.ReadStatus(dir); err == nil {
+		result = x.resultOf(dir, func() (supervisor.Status, error) { return supervisor.ReadStatus(dir) }, claim.Timeout, "")
+	} else {
+		result = runResult{runDir: dir, state: store.FireLost,
+			reason: fmt.Sprintf("its supervisor died without saying how the run ended, while executor PID %d of node %s was down", x.lock.predecessor, x.cfg.NodeID)}
+		tail, path := runoutput.TailOf(x.outputPath(claim.Fire.ID, claim.Fire.Attempt), x.cfg.TailBytes)
+		result.output = runoutput.Kept{Tail: tail, Path: path}
+	}
+	log.Warn("recording a run that ended while its executor was down", zap.String("state", string(result.state)), zap.String("reason", result.reason))
+	x.finish(ctx, claim.Fire, claim.Rev, result, log)
+}
+
+// serveAdopted holds an adopted run as handle holds a claimed one: it
+// takes a slot, obeys kills, and records the result.
+func (x *Executor) serveAdopted(ctx context.Context, a adoption) {
+	f := a.claim.Fire
+	log := x.log.With(zap.Stringer("fire", f.ID))
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	x.mu.Lock()
+	x.running[f.ID] = activeRun{attempt: f.Attempt, cancel: cancel}
+	x.mu.Unlock()
+	defer func() {
+		x.mu.Lock()
+		delete(x.running, f.ID)
+		x.mu.Unlock()
+	}()
+	result := x.supervise(runCtx, a.run, a.claim.Timeout)
+	x.finish(ctx, f, a.claim.Rev, result, log)
+}
+
+// settleLeftovers records as lost the runs of the containers a
+// predecessor left (removed): a container run has no supervisor to adopt.
+// Each record is written only if it is still that attempt's claim, on
+// this node, by another lease (a read, then a write compared on it); the
+// leader would count it lost as well, later.
+func (x *Executor) settleLeftovers(ctx context.Context, removed []containerizer.Leftover) {
+	for _, l := range removed {
+		id, err := store.ParseFireID(l.Fire)
+		if err != nil {
+			continue
+		}
+		key := x.keys.Fire(id)
+		resp, err := x.etcd.Get(ctx, key)
+		if err != nil || len(resp.Kvs) == 0 {
+			continue
+		}
+		var f store.Fire
+		if json.Unmarshal(resp.Kvs[0].Value, &f) != nil || f.State != store.FireRunning || f.Node != x.cfg.NodeID ||
+			f.Attempt != l.Attempt || f.Lease == x.lease.Load() {
+			continue
+		}
+		f.State, f.EndedAt = store.FireLost, time.Now().UTC()
+		how := "still running"
+		if l.State != "running" {
+			how = "over (" + l.State + "), unobserved,"
+		}
+		f.Reason = fmt.Sprintf("the previous executor died while running it; the run was %s when executor PID %d took over node %s, and its container %s was removed",
+			how, os.Getpid(), x.cfg.NodeID, l.ContainerID[:min(12, len(l.ContainerID))])
+		f.OutputTail, f.OutputPath = runoutput.TailOf(x.outputPath(f.ID, f.Attempt), x.cfg.TailBytes)
+		if _, err := x.recordBatched(ctx, f, resp.Kvs[0].ModRevision); err != nil {
+			x.log.Warn("record the run of a container left by a previous executor", zap.Stringer("fire", f.ID), zap.Error(err))
+			continue
 		}
 		x.emit(f)
-		x.log.Warn("recorded a run left by a dead executor", zap.Stringer("fire", f.ID), zap.Int("attempt", f.Attempt),
-			zap.String("state", string(f.State)), zap.String("reason", f.Reason))
-	}
-	return nil
-}
-
-// settled is the final record of a predecessor's running fire.
-func (x *Executor) settled(f store.Fire, exits map[string]exitEntry, killed map[string]orphan) store.Fire {
-	key := exitKey(f.ID.String(), f.Attempt)
-	pred := "the previous executor"
-	if x.lock.predecessor > 0 {
-		pred = fmt.Sprintf("the previous executor (PID %d)", x.lock.predecessor)
-	}
-	if e, ok := exits[key]; ok {
-		f.State, f.Reason, f.ExitCode, f.PID = e.State, e.Reason, e.ExitCode, e.PID
-		f.StartedAt, f.EndedAt = e.StartedAt, e.EndedAt
-		f.OutputTail, f.OutputPath = x.tailOf(f)
-		return f
-	}
-	f.State, f.EndedAt = store.FireLost, time.Now().UTC()
-	f.OutputTail, f.OutputPath = x.tailOf(f)
-	if o, ok := killed[key]; ok {
-		f.Reason = fmt.Sprintf("%s died while running it; the run was still running when executor PID %d took over node %s, and was killed (%s)",
-			pred, os.Getpid(), x.cfg.NodeID, o)
-		return f
-	}
-	f.Reason = fmt.Sprintf("%s died while running it, and its exit status is unknown: the run had ended, unobserved, when executor PID %d took over node %s",
-		pred, os.Getpid(), x.cfg.NodeID)
-	return f
-}
-
-// tailOf reads the tail of a run's output file, if it wrote one.
-func (x *Executor) tailOf(f store.Fire) (tail, path string) {
-	path = x.outputPath(f.ID, f.Attempt)
-	file, err := os.Open(path)
-	if err != nil {
-		return "", ""
-	}
-	defer file.Close()
-	return readTail(file, x.cfg.TailBytes), path
-}
-
-// runningFire is a fire record in state running, at its revision.
-type runningFire struct {
-	fire store.Fire
-	rev  int64
-}
-
-// runningHere reads the fire records running on this node, page by page
-// at one revision.
-func (x *Executor) runningHere(ctx context.Context) ([]runningFire, error) {
-	const page = 500
-	prefix := x.keys.Fires()
-	end := clientv3.GetPrefixRangeEnd(prefix)
-	var out []runningFire
-	var rev int64
-	for from := prefix; ; {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(page)}
-		if rev > 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
-		resp, err := x.etcd.Get(ctx, from, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("read the fires running on %s: %w", x.cfg.NodeID, err)
-		}
-		rev = resp.Header.Revision
-		for _, kv := range resp.Kvs {
-			var f store.Fire
-			if json.Unmarshal(kv.Value, &f) != nil || f.State != store.FireRunning || f.Node != x.cfg.NodeID {
-				continue
-			}
-			out = append(out, runningFire{fire: f, rev: kv.ModRevision})
-		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			return out, nil
-		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
 }

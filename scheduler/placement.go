@@ -59,6 +59,14 @@ func (p *placement) unregister(id string) {
 
 func (p *placement) live(id string) bool { _, ok := p.nodes[id]; return ok }
 
+// lease is the etcd lease of node id's registration (0: none known).
+func (p *placement) lease(id string) int64 {
+	if info, ok := p.nodes[id]; ok {
+		return info.reg.Lease
+	}
+	return 0
+}
+
 // count is the number of live executors.
 func (p *placement) count() int { return len(p.nodes) }
 

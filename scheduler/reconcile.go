@@ -29,6 +29,9 @@ type reconciler struct {
 	intents         *intents
 	fence           *fence
 	send            *dispatcher
+	// orphans holds when each running fire was first seen without its
+	// executor (see orphaned).
+	orphans map[store.FireID]time.Time
 }
 
 func (r *reconciler) reconcile(ctx context.Context, now time.Time) error {
@@ -41,6 +44,8 @@ func (r *reconciler) reconcile(ctx context.Context, now time.Time) error {
 		ids = append(ids, id)
 	}
 	slices.SortFunc(ids, cmpFireID)
+	orphans := make(map[store.FireID]time.Time, len(r.orphans))
+	defer func() { r.orphans = orphans }() // only the fires still orphaned stay
 	for _, id := range ids {
 		of := r.fires.get(id)
 		if of == nil {
@@ -48,7 +53,7 @@ func (r *reconciler) reconcile(ctx context.Context, now time.Time) error {
 		}
 		var err error
 		switch {
-		case of.fire.State == store.FireRunning && !r.nodes.live(of.fire.Node):
+		case of.fire.State == store.FireRunning && r.orphaned(of, now, orphans):
 			err = r.markLost(ctx, of, now)
 		case of.fire.KillAsked():
 			r.send.kill(of.fire) // the hint may have been lost
@@ -96,12 +101,45 @@ func (r *reconciler) placeAgain(ctx context.Context, of *openFire, now time.Time
 	return nil
 }
 
+// lostMargin is how much longer than a run's fence the leader waits
+// before it counts the run lost: for the supervisor's check interval, the
+// kernel's SIGKILL and clocks that run at slightly different rates.
+const lostMargin = time.Second
+
+// orphaned reports whether a running fire's executor is gone, for long
+// enough that the run is surely dead. Gone: no live registration of its
+// node, or one on another lease than the one the attempt was claimed (or
+// adopted) under, a successor that did not adopt it. Long enough: the
+// run's fence, FenceTimeout, plus lostMargin since this leader first saw
+// it gone (it cannot see it before the lease has expired, and the
+// supervisor kills the run at most the fence after its executor last
+// held the lease surely); at once for a record without a fence. orphans
+// keeps when each fire was first seen gone, for the next round.
+func (r *reconciler) orphaned(of *openFire, now time.Time, orphans map[store.FireID]time.Time) bool {
+	f := of.fire
+	if r.nodes.live(f.Node) && (f.Lease == 0 || r.nodes.lease(f.Node) == f.Lease) {
+		return false
+	}
+	if f.FenceTimeout <= 0 {
+		return true
+	}
+	since, seen := r.orphans[f.ID]
+	if !seen {
+		since = now
+	}
+	orphans[f.ID] = since
+	return now.Sub(since) >= f.FenceTimeout+lostMargin
+}
+
 // markLost records that a running fire's executor died.
 func (r *reconciler) markLost(ctx context.Context, of *openFire, now time.Time) error {
 	f := of.fire
 	f.State = store.FireLost
 	f.EndedAt = now.UTC()
 	f.Reason = fmt.Sprintf("executor %s lost its lease while running it", f.Node)
+	if r.nodes.live(f.Node) {
+		f.Reason = fmt.Sprintf("executor %s was replaced while running it, and its successor did not adopt the run", f.Node)
+	}
 	r.log.Warn("fire lost", zap.Stringer("fire", f.ID), zap.String("node", f.Node))
 	_, err := r.rewrite(ctx, f, of.rev)
 	return err

@@ -15,9 +15,14 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/aionsched/aion/executor/supervisor"
 )
 
 func main() {
+	// An executor starts the supervisor of each host run from this
+	// binary, as aion-supervise.
+	supervisor.RunIfInvoked()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

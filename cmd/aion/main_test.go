@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aionsched/aion/executor/supervisor"
 	"github.com/aionsched/aion/jobspec"
 )
 
@@ -16,6 +17,7 @@ import (
 // change the configuration the tests run with; tests that need one set it
 // with t.Setenv.
 func TestMain(m *testing.M) {
+	supervisor.RunIfInvoked() // executors in these tests start supervisors from the test binary
 	for _, kv := range os.Environ() {
 		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "AION_") {
 			os.Unsetenv(name)

@@ -24,6 +24,9 @@ type Run struct {
 	conn net.Conn
 	mu   sync.Mutex // serializes writes to conn
 	done chan struct{}
+	// said is the status the supervisor sent before exiting, if it did;
+	// set before done is closed.
+	said *Status
 }
 
 // ErrGone is Attach's error when no supervisor listens in a run's
@@ -114,7 +117,12 @@ func newRun(dir string, conn net.Conn) *Run {
 	r := &Run{dir: dir, conn: conn, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		_, _ = io.Copy(io.Discard, conn) // the supervisor sends nothing: this ends when it exits
+		// The supervisor sends one line, its status, as it exits.
+		var st Status
+		if json.NewDecoder(conn).Decode(&st) == nil {
+			r.said = &st
+		}
+		_, _ = io.Copy(io.Discard, conn) // until it has exited
 	}()
 	return r
 }
@@ -145,9 +153,19 @@ func (r *Run) send(m message) error {
 	return err
 }
 
-// Status reads the status the supervisor wrote; once Done is closed, an
-// error means it died without writing one.
-func (r *Run) Status() (Status, error) { return ReadStatus(r.dir) }
+// Status is how the run ended, once Done is closed: as the supervisor
+// said it on the connection, else as it wrote it in the run's directory;
+// an error means it died without either.
+func (r *Run) Status() (Status, error) {
+	select {
+	case <-r.done:
+		if r.said != nil {
+			return *r.said, nil
+		}
+	default:
+	}
+	return ReadStatus(r.dir)
+}
 
 // Close drops the connection; the supervisor goes on (and is fenced if
 // nobody beats it).

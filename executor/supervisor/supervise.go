@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -68,6 +69,8 @@ const fenceCheck = 50 * time.Millisecond
 // supervisor is the state of one supervisor process.
 type supervisor struct {
 	spec     Spec
+	mu       sync.Mutex
+	conns    []net.Conn           // the executors' connections; guarded by mu
 	lastBeat atomic.Int64         // clock() of the last beat
 	kills    chan string          // kill requests' reasons
 	clock    func() time.Duration // CLOCK_BOOTTIME
@@ -96,7 +99,26 @@ func supervise(dir string) error {
 		signal: func(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) }}
 	s.lastBeat.Store(int64(s.clock()))
 	go s.accept(ln)
-	return writeJSON(dir, statusFile, s.run())
+	st := s.run()
+	// The file first (for an executor that comes later), then the
+	// connected executors; on a full disk they still hear it.
+	err = writeJSON(dir, statusFile, st)
+	s.announce(st)
+	return err
+}
+
+// announce sends the status to every connected executor.
+func (s *supervisor) announce(st Status) {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, conn := range s.conns {
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = conn.Write(append(data, '\n'))
+	}
 }
 
 // accept serves the executor's connections until the listener closes:
@@ -107,6 +129,9 @@ func (s *supervisor) accept(ln net.Listener) {
 		if err != nil {
 			return // closed: the run has ended
 		}
+		s.mu.Lock()
+		s.conns = append(s.conns, conn)
+		s.mu.Unlock()
 		go s.read(conn)
 	}
 }

@@ -264,6 +264,16 @@ type Fire struct {
 	PlannedAt time.Time `json:"planned_at"`
 	// PlannedBy is the scheduler that created the record (the leader then).
 	PlannedBy string `json:"planned_by,omitempty"`
+	// Lease is the etcd lease of the registration of the executor that
+	// claimed the running attempt, and FenceTimeout how long that attempt
+	// outlives its executor's silence at most (its supervisor's fence).
+	// The leader counts the attempt lost once no registration of its node
+	// holds Lease for longer than FenceTimeout plus a second: by then the
+	// run is surely dead. A record without FenceTimeout (a container run,
+	// or an older executor's) is lost as soon as its node's registration
+	// is gone.
+	Lease        int64         `json:"lease,omitempty"`
+	FenceTimeout time.Duration `json:"fence_timeout,omitempty"`
 	// StartedAt is when the executor claimed the run; once the run has
 	// ended, when its process (not container) actually started.
 	StartedAt time.Time `json:"started_at,omitzero"`
@@ -355,6 +365,10 @@ type Node struct {
 	Lock string `json:"lock,omitempty"`
 	// PID is the executor's process ID.
 	PID int `json:"pid,omitempty"`
+	// Lease is the etcd lease the registration is written on: runs an
+	// executor claims carry it (Fire.Lease), so the leader can tell them
+	// from runs of a predecessor of the same node.
+	Lease int64 `json:"lease,omitempty"`
 	// Policy is what the node allows jobs (users, container settings); the
 	// leader places a job only where it allows the job. A registration
 	// without one (from before policies) has the default policy.
