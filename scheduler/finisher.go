@@ -118,12 +118,12 @@ func (fn *finisher) processFinished(ctx context.Context) error {
 // result in one fenced transaction, compared on every record's revision.
 // If any record changed meanwhile, each fire goes through process instead.
 func (fn *finisher) processGroup(ctx context.Context, group []finishedFire) error {
-	var t txn
+	t := fn.fence.txn()
 	states := make(map[string]store.JobState)
 	for _, ff := range group {
 		f := ff.fire
 		f.Processed = true
-		if _, err := t.update(string(ff.kv.Key), ff.kv.ModRevision, f); err != nil {
+		if _, err := t.updateFire(string(ff.kv.Key), ff.kv.ModRevision, &f); err != nil {
 			return err
 		}
 		e := fn.jobs.get(f.ID.Job)
@@ -205,8 +205,8 @@ func (fn *finisher) markProcessed(ctx context.Context, f store.Fire, kv *mvccpb.
 func (fn *finisher) finish(ctx context.Context, e *jobEntry, f store.Fire, kv *mvccpb.KeyValue) error {
 	now := fn.now()
 	f.Processed = true
-	var t txn
-	if _, err := t.update(string(kv.Key), kv.ModRevision, f); err != nil {
+	t := fn.fence.txn()
+	if _, err := t.updateFire(string(kv.Key), kv.ModRevision, &f); err != nil {
 		return err
 	}
 	state := e.state
@@ -288,12 +288,12 @@ func (fn *finisher) triggerChildren(ctx context.Context, t *txn, parent store.Fi
 			of = &openFire{fire: cf}
 			children = append(children, of)
 		}
-		data, err := t.create(fn.keys.Fire(cf.ID), cf)
+		data, err := t.createFire(fn.keys.Fire(cf.ID), &cf)
 		if err != nil {
 			return nil, err
 		}
 		if of != nil {
-			of.record = data
+			of.fire.Term, of.record = cf.Term, data
 		}
 	}
 	return children, nil

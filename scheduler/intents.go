@@ -110,7 +110,7 @@ func (in *intents) run(ctx context.Context, id store.FireID, req store.Request, 
 		State: store.FirePlanned, Env: req.Env, Args: req.Args, Downstream: req.Downstream, RequestedBy: req.By,
 	}
 	e := in.jobs.get(id.Job)
-	var t txn
+	t := in.fence.txn()
 	t.add(done)
 	var state store.JobState
 	if e != nil {
@@ -126,7 +126,7 @@ func (in *intents) run(ctx context.Context, id store.FireID, req store.Request, 
 		f.State, f.Processed, f.EndedAt = store.FireFailed, true, now.UTC()
 		f.Reason = "the job was deleted before the run could be planned"
 	}
-	data, err := t.create(in.keys.Fire(id), f)
+	data, err := t.createFire(in.keys.Fire(id), &f)
 	if err != nil {
 		return err
 	}
@@ -154,7 +154,7 @@ func (in *intents) changePause(ctx context.Context, job string, req store.Reques
 	}
 	now := in.now()
 	state := e.state
-	var t txn
+	t := in.fence.txn()
 	t.add(done)
 	var revived []*openFire
 	if req.Pause.Pause {
@@ -218,7 +218,7 @@ func (in *intents) reviveSkipped(ctx context.Context, e *jobEntry, t *txn, now t
 		f := sk.f
 		f.State, f.Processed, f.EndedAt, f.PlannedAt = store.FirePlanned, false, time.Time{}, now.UTC()
 		f.Node, f.Reason = in.nodes.choose(e)
-		data, err := t.update(in.keys.Fire(f.ID), sk.rev, f)
+		data, err := t.updateFire(in.keys.Fire(f.ID), sk.rev, &f)
 		if err != nil {
 			return nil, err
 		}
@@ -250,7 +250,7 @@ func (in *intents) backfill(ctx context.Context, id store.FireID, req store.Requ
 	for first := true; first || len(times) > 0; first = false {
 		chunk := times[:min(len(times), maxFiresPerTxn)]
 		times = times[len(chunk):]
-		var t txn
+		t := in.fence.txn()
 		fires, err := in.backfillChunk(ctx, &t, e, id, req, chunk, now)
 		if err != nil {
 			return err
@@ -297,7 +297,7 @@ func (in *intents) backfillChunk(ctx context.Context, t *txn, e *jobEntry, id st
 			continue
 		}
 		f.Node, f.Reason = in.nodes.choose(e)
-		data, err := t.create(key, f)
+		data, err := t.createFire(key, &f)
 		if err != nil {
 			return nil, err
 		}

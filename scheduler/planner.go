@@ -233,7 +233,7 @@ func (p *planner) misfire(e *jobEntry, due []time.Time, now time.Time) []dueTime
 // compared on its revision — then dispatches the planned fires. On a
 // conflict (errConflict) nothing was written.
 func (p *planner) planGroup(ctx context.Context, plans []jobPlan, now time.Time) error {
-	var t txn
+	t := p.fence.txn()
 	states := make([]store.JobState, len(plans))
 	var planned []*openFire
 	var replaced []store.FireID
@@ -303,12 +303,12 @@ func (p *planner) writePlan(t *txn, plan jobPlan, now time.Time, replaced *[]sto
 		default:
 			state.Skipped++
 		}
-		data, err := t.create(p.keys.Fire(f.ID), f)
+		data, err := t.createFire(p.keys.Fire(f.ID), &f)
 		if err != nil {
 			return state, planned, err
 		}
 		if of != nil {
-			of.record = data // the dispatch carries the record as written
+			of.fire.Term, of.record = f.Term, data // the dispatch carries the record as written
 		}
 	}
 	_, err := t.update(p.keys.State(e.name), e.stateRev, state)

@@ -31,31 +31,75 @@ const maxTxnOps = 128
 // carries the compare that makes it safe: a record is created only if
 // absent, replaced or deleted only at the revision it was read at. The
 // fence is added when the transaction is committed (fence.commit).
+//
+// A transaction that writes fire records is made by fence.txn, which gives
+// it the term (the creation revision of the election key) its fence
+// compares; createFire and updateFire stamp it into every record as
+// Fire.Term, so each record says which term wrote it.
 type txn struct {
+	term int64 // the fence's revision, stamped into fire records (0: none)
 	cmps []clientv3.Cmp
 	ops  []clientv3.Op
 }
 
+// errUnstampedFire: a fire record written through create or update, or
+// in a transaction without a term; fire records go through createFire and
+// updateFire of a transaction made by fence.txn.
+var errUnstampedFire = errors.New("scheduler: fire record written without its term (use fence.txn and createFire or updateFire)")
+
 // create writes v (JSON) at key if the key does not exist, and returns the
-// bytes written.
+// bytes written. Fire records go through createFire.
 func (t *txn) create(key string, v any) ([]byte, error) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", key, err)
-	}
-	t.cmps = append(t.cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
-	t.ops = append(t.ops, clientv3.OpPut(key, string(data)))
-	return data, nil
+	return t.put(key, clientv3.Compare(clientv3.CreateRevision(key), "=", 0), v)
 }
 
 // update writes v (JSON) at key if the key is still at revision rev (0: if
-// it does not exist), and returns the bytes written.
+// it does not exist), and returns the bytes written. Fire records go
+// through updateFire.
 func (t *txn) update(key string, rev int64, v any) ([]byte, error) {
+	return t.put(key, clientv3.Compare(clientv3.ModRevision(key), "=", rev), v)
+}
+
+// createFire is create for a fire record: it first sets f.Term to the
+// transaction's term.
+func (t *txn) createFire(key string, f *store.Fire) ([]byte, error) {
+	if err := t.stamp(f); err != nil {
+		return nil, err
+	}
+	return t.put(key, clientv3.Compare(clientv3.CreateRevision(key), "=", 0), f)
+}
+
+// updateFire is update for a fire record: it first sets f.Term to the
+// transaction's term.
+func (t *txn) updateFire(key string, rev int64, f *store.Fire) ([]byte, error) {
+	if err := t.stamp(f); err != nil {
+		return nil, err
+	}
+	return t.put(key, clientv3.Compare(clientv3.ModRevision(key), "=", rev), f)
+}
+
+func (t *txn) stamp(f *store.Fire) error {
+	if t.term == 0 {
+		return errUnstampedFire
+	}
+	f.Term = t.term
+	return nil
+}
+
+func (t *txn) put(key string, cmp clientv3.Cmp, v any) ([]byte, error) {
+	switch f := v.(type) {
+	case store.Fire:
+		return nil, errUnstampedFire
+	case *store.Fire:
+		if t.term == 0 || f.Term != t.term {
+			return nil, errUnstampedFire
+		}
+	}
 	data, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", key, err)
 	}
-	t.cmps = append(t.cmps, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
+	t.cmps = append(t.cmps, cmp)
 	t.ops = append(t.ops, clientv3.OpPut(key, string(data)))
 	return data, nil
 }
@@ -66,8 +110,11 @@ func (t *txn) remove(key string, rev int64) {
 	t.ops = append(t.ops, clientv3.OpDelete(key))
 }
 
-// add appends o's compares and writes to t.
+// add appends o's compares and writes to t (and its term, when t has none).
 func (t *txn) add(o *txn) {
+	if t.term == 0 {
+		t.term = o.term
+	}
 	t.cmps = append(t.cmps, o.cmps...)
 	t.ops = append(t.ops, o.ops...)
 }
@@ -88,6 +135,10 @@ type fence struct {
 	timeout time.Duration
 }
 
+// txn starts a transaction of this term: the fire records it writes carry
+// the term (Fire.Term), the revision the fence compares.
+func (f *fence) txn() txn { return txn{term: f.rev} }
+
 // commit runs t fenced and returns the new revision. It returns an error
 // matching errConflict when a compare other than the fence failed, and
 // errNotLeader when the fence did. Any other error means the outcome is
@@ -95,6 +146,9 @@ type fence struct {
 // committed (and never creates a fire twice: fires are created only if
 // absent).
 func (f *fence) commit(ctx context.Context, t *txn) (int64, error) {
+	if t.term != 0 && t.term != f.rev {
+		return 0, fmt.Errorf("%w: the transaction is of term %d, the fence of %d", errUnstampedFire, t.term, f.rev)
+	}
 	tctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	cmps := append([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(f.key), "=", f.rev)}, t.cmps...)
@@ -118,8 +172,8 @@ func (f *fence) commit(ctx context.Context, t *txn) (int64, error) {
 // rewriteFire replaces the record of fire f if it is still at rev (fenced)
 // and returns it as written; errConflict when the record had changed.
 func (f *fence) rewriteFire(ctx context.Context, keys store.Keys, fire store.Fire, rev int64) (*openFire, error) {
-	var t txn
-	data, err := t.update(keys.Fire(fire.ID), rev, fire)
+	t := f.txn()
+	data, err := t.updateFire(keys.Fire(fire.ID), rev, &fire)
 	if err != nil {
 		return nil, err
 	}

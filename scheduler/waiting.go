@@ -85,7 +85,7 @@ func (w *waitingQueue) place(ctx context.Context, now time.Time, sweep bool) err
 	w.freed = false
 	w.sort()
 	defer w.trim()
-	b := placeBatch{w: w, now: now, free: w.nodes.freeSlots(), backfills: make(map[string]int)}
+	b := placeBatch{w: w, now: now, t: w.fence.txn(), free: w.nodes.freeSlots(), backfills: make(map[string]int)}
 	defer b.release()
 	for _, of := range w.order {
 		if b.t.size()+1 == maxTxnOps || (!b.looking() && !sweep) {
@@ -172,7 +172,7 @@ func (b *placeBatch) consider(of *openFire) error {
 			b.backfills[f.Backfill]++ // not yet counted as going
 		}
 	}
-	data, err := b.t.update(w.keys.Fire(f.ID), of.rev, f)
+	data, err := b.t.updateFire(w.keys.Fire(f.ID), of.rev, &f)
 	if f.Node != "" {
 		b.placed = append(b.placed, &openFire{fire: f, record: data})
 	}

@@ -116,6 +116,9 @@ type Fire struct {
 
 	PlannedAt time.Time `json:"planned_at"`
 	PlannedBy string    `json:"planned_by,omitempty"` // the scheduler that planned it
+	// Term is the leader term that last wrote the record: the creation
+	// revision of its election key, which that write's fence compared.
+	Term int64 `json:"term,omitempty"`
 	// StartedAt is when the executor claimed the run; once the run has
 	// ended, when its process actually started.
 	StartedAt time.Time `json:"started_at,omitzero"`

@@ -35,6 +35,7 @@ func apiFire(f store.Fire) api.Fire {
 		Kill:            apiFireKill(f.Kill),
 		PlannedAt:       f.PlannedAt,
 		PlannedBy:       f.PlannedBy,
+		Term:            f.Term,
 		StartedAt:       f.StartedAt,
 		EndedAt:         f.EndedAt,
 		PID:             f.PID,

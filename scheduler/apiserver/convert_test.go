@@ -47,7 +47,7 @@ func TestConvert_EveryFieldIsCarriedWithTheSameJSON(t *testing.T) {
 		Reason: "exit status 3", Attempt: 2, Node: "x1", Env: map[string]string{"A": "1"}, Args: []string{"a", "b"},
 		Downstream: true, NotBefore: at.Add(time.Second), After: "backup@earlier", Backfill: "req-1", Parallel: 2,
 		Attempts:    []store.Attempt{{Attempt: 1, Node: "x2", State: store.FireLost, Reason: "gone", ExitCode: &prev, StartedAt: at, EndedAt: at.Add(time.Minute)}},
-		RequestedBy: "me@host", Kill: &store.FireKill{Attempt: 2, Reason: "killed by me", At: at}, PlannedAt: at, PlannedBy: "s1", StartedAt: at.Add(2 * time.Second), EndedAt: at.Add(time.Hour),
+		RequestedBy: "me@host", Kill: &store.FireKill{Attempt: 2, Reason: "killed by me", At: at}, PlannedAt: at, PlannedBy: "s1", Term: 7, StartedAt: at.Add(2 * time.Second), EndedAt: at.Add(time.Hour),
 		PID: 42, ExitCode: &code, OutputTail: "tail", OutputPath: "/out/backup",
 		OutputError: "open /out/backup: no space left on device", OutputTruncated: true, OutputLimit: 10 << 20, Processed: true,
 	}

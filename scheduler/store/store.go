@@ -274,6 +274,12 @@ type Fire struct {
 	// is gone.
 	Lease        int64         `json:"lease,omitempty"`
 	FenceTimeout time.Duration `json:"fence_timeout,omitempty"`
+	// Term is the creation revision of the election key of the leader
+	// term that last wrote this record: the value that write's fence
+	// compared. Every leader write sets it; an executor's claim and result
+	// keep the one they read. Unlike PlannedBy, which a scheduler writes
+	// about itself, it can be checked against etcd's history.
+	Term int64 `json:"term,omitempty"`
 	// StartedAt is when the executor claimed the run; once the run has
 	// ended, when its process (not container) actually started.
 	StartedAt time.Time `json:"started_at,omitzero"`

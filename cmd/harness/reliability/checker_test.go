@@ -18,107 +18,313 @@ import (
 	"github.com/aionsched/aion/scheduler/store"
 )
 
-// TestCheck_FindsMissedDuplicatesSkipsAndOverlaps feeds the checker a
-// history with one of each fault and expects each to be reported.
-func TestCheck_FindsMissedDuplicatesSkipsAndOverlaps(t *testing.T) {
+var base = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+// at is base plus s seconds.
+func at(s float64) time.Time { return base.Add(time.Duration(s * float64(time.Second))) }
+
+// tickID is the fire ID of job tick's nominal time at s seconds.
+func tickID(s int) store.FireID { return store.ScheduledFireID("tick", at(float64(s))) }
+
+// tickSpec is an every-second job tick with the given policies and a 1 s
+// misfire grace.
+func tickSpec(t *testing.T, concurrency jobspec.Concurrency, misfire jobspec.MisfirePolicy) Spec {
+	t.Helper()
 	sched, err := jobspec.ParseCron("* * * * * *", nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	at := func(s float64) time.Time { return base.Add(time.Duration(s * float64(time.Second))) }
-	id := func(s int) string { return store.ScheduledFireID("tick", at(float64(s))).String() }
-	log := strings.Join([]string{
-		// 1 s: 10 ms late, still running when 2 s starts (an overlap)
-		"start " + id(1) + " 1 x1 100 " + runlog.Epoch(at(1.01)),
-		"end " + id(1) + " 1 " + runlog.Epoch(at(2.1)),
-		// 2 s: started twice (a duplicate), overlapping itself
-		"start " + id(2) + " 1 x1 101 " + runlog.Epoch(at(2.02)),
-		"start " + id(2) + " 1 x2 102 " + runlog.Epoch(at(2.03)),
-		"end " + id(2) + " 1 " + runlog.Epoch(at(2.5)),
-		// 3 s: never started, recorded as skipped; 4 s: never started, no record
-	}, "\n") + "\n"
+	return Spec{Job: "tick", Schedule: sched, Concurrency: concurrency, Misfire: jobspec.Misfire{Policy: misfire}, Grace: time.Second}
+}
+
+// runLog writes lines as a run log and reads it back.
+func runLog(t *testing.T, lines ...string) []runlog.Run {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "runs.log")
-	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	runs, err := runlog.Read(path)
-	if err != nil || len(runs) != 3 {
-		t.Fatalf("runlog.Read: %d runs, %v; want 3", len(runs), err)
-	}
-	fires := []store.Fire{{ID: store.ScheduledFireID("tick", at(3)), State: store.FireSkipped}}
-	r := Check(sched, "tick", base, at(4), fires, runs)
-	if r.Expected != 4 {
-		t.Errorf("expected %d nominal times, want 4", r.Expected)
-	}
-	if !slices.Equal(r.Missed, []time.Time{at(4)}) {
-		t.Errorf("missed %v, want only %v", r.Missed, at(4))
-	}
-	if r.Skipped != 1 {
-		t.Errorf("skipped %d, want 1", r.Skipped)
-	}
-	if !slices.Equal(r.Duplicates, []string{id(2) + " 1"}) {
-		t.Errorf("duplicates %v, want %s", r.Duplicates, id(2))
-	}
-	if r.Overlaps != 1 {
-		// 1 s with the second start of 2 s (which logged the end line); the
-		// first start of 2 s never logged its end, so it has no interval
-		t.Errorf("overlaps %d, want 1", r.Overlaps)
+	return runlog.MustRead(t, path)
+}
+
+func start(id store.FireID, attempt int, node string, s float64) string {
+	return "start " + id.String() + " " + strconv.Itoa(attempt) + " " + node + " 100 " + runlog.Epoch(at(s))
+}
+
+func end(id store.FireID, attempt int, s float64) string {
+	return "end " + id.String() + " " + strconv.Itoa(attempt) + " " + runlog.Epoch(at(s))
+}
+
+// ran is the final record of a run of tick's time s that ended at e.
+func ran(s int, e float64) store.Fire {
+	return store.Fire{ID: tickID(s), Nominal: at(float64(s)), State: store.FireSucceeded, Attempt: 1, PlannedAt: at(float64(s)), EndedAt: at(e)}
+}
+
+// skipped is tick's time s recorded as skipped, planned at p, for reason.
+func skipped(s int, p float64, reason string) store.Fire {
+	return store.Fire{ID: tickID(s), Nominal: at(float64(s)), State: store.FireSkipped, Attempt: 1, PlannedAt: at(p), EndedAt: at(p), Reason: reason}
+}
+
+// TestCheck_CleanRunsReportNothing: runs one after another, a forbid skip
+// while the previous run was still going, and a misfire skip planned past
+// the grace are all as the policies say.
+func TestCheck_CleanRunsReportNothing(t *testing.T) {
+	runs := runLog(t,
+		start(tickID(1), 1, "x1", 1.01), end(tickID(1), 1, 2.5),
+		start(tickID(3), 1, "x1", 3.02), end(tickID(3), 1, 3.5),
+		start(tickID(4), 1, "x2", 4.01), // still running at the end of the test
+	)
+	fires := []store.Fire{ran(1, 2.5), skipped(2, 2.0, "skipped: "+tickID(1).String()+" is still running (concurrency: forbid)"), ran(3, 3.5),
+		{ID: tickID(4), Nominal: at(4), State: store.FireRunning, Attempt: 1, PlannedAt: at(4)}}
+	r := Check(tickSpec(t, jobspec.ConcurrencyForbid, jobspec.MisfireRunOnce), base, at(4), at(6), fires, runs)
+	if v := r.Violations(); len(v) != 0 || len(r.Missed) != 0 || r.Skipped != 1 || r.Expected != 4 || len(r.Overlaps) != 0 {
+		t.Errorf("violations %q, missed %v, %d skipped of %d, overlaps %q; want none, none, 1 of 4, none", v, r.Missed, r.Skipped, r.Expected, r.Overlaps)
 	}
 	if got := r.Percentile(100).Round(time.Millisecond); got != 20*time.Millisecond {
 		t.Errorf("max lateness %s, want 20ms", got)
 	}
+	// A misfire skip planned 5 s late, past the 1 s grace.
+	fires = append(fires, skipped(5, 10, "skipped: missed by 5s; misfire: run-once runs only the latest missed time"))
+	if r := Check(tickSpec(t, jobspec.ConcurrencyForbid, jobspec.MisfireRunOnce), at(4), at(5), at(11), fires, runs); len(r.Violations()) != 0 || r.Skipped != 1 {
+		t.Errorf("misfire skip past the grace: violations %q, %d skipped; want none, 1", r.Violations(), r.Skipped)
+	}
 }
 
-// TestCheckHistory_FindsNonLeaderWritesAndHighWaterRegressions replays a
-// made-up history: s1 leads, s2 campaigns, s1's key goes; a fire created by
-// s1 after that and a high-water mark that moves back are both reported,
-// while s2's fire and a job deleted and applied again are not.
-func TestCheckHistory_FindsNonLeaderWritesAndHighWaterRegressions(t *testing.T) {
-	keys := store.Keys{Prefix: store.DefaultPrefix}
-	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	var events []*clientv3.Event
-	rev := int64(0)
-	put := func(key string, value any, created int64) int64 {
-		rev++
-		data, ok := value.(string)
-		if !ok {
-			b := clustertest.JSON(t, value)
-			data = string(b)
-		}
-		if created == 0 {
-			created = rev
-		}
-		events = append(events, &clientv3.Event{Type: mvccpb.PUT, Kv: &mvccpb.KeyValue{Key: []byte(key), Value: []byte(data), CreateRevision: created, ModRevision: rev, Version: rev - created + 1}})
-		return rev
+// TestCheck_OverlapWithNoEndLine: the run of 1 s never logged its end (it
+// was still going, or was killed, when the test ended), so it overlaps the
+// run of 3 s, which a forbid job must not allow; an allow job may.
+func TestCheck_OverlapWithNoEndLine(t *testing.T) {
+	runs := runLog(t,
+		start(tickID(1), 1, "x1", 1.01),
+		start(tickID(3), 1, "x2", 3.01), end(tickID(3), 1, 3.5),
+	)
+	fires := []store.Fire{{ID: tickID(1), Nominal: at(1), State: store.FireLost, Attempt: 1, PlannedAt: at(1), EndedAt: at(2.2)},
+		skipped(2, 2, "skipped: "+tickID(1).String()+" is still running (concurrency: forbid)"), ran(3, 3.5)}
+	r := Check(tickSpec(t, jobspec.ConcurrencyForbid, jobspec.MisfireRunOnce), base, at(3), at(10), fires, runs)
+	if len(r.Overlaps) != 1 || !strings.Contains(r.Overlaps[0], tickID(1).String()) || !strings.Contains(r.Overlaps[0], "no end line") {
+		t.Errorf("overlaps %q, want the run of 1 s (no end line) with that of 3 s", r.Overlaps)
 	}
-	del := func(key string) {
-		rev++
-		events = append(events, &clientv3.Event{Type: mvccpb.DELETE, Kv: &mvccpb.KeyValue{Key: []byte(key), ModRevision: rev}})
+	if v := r.Violations(); !slices.Equal(v, r.Overlaps) {
+		t.Errorf("violations %q, want the overlap (a forbid job)", v)
 	}
-	fire := func(sec int, by string) store.Fire {
-		return store.Fire{ID: store.ScheduledFireID("tick", t0.Add(time.Duration(sec)*time.Second)), State: store.FirePlanned, PlannedBy: by}
+	if r.Skipped != 1 {
+		t.Errorf("%d skipped, want the forbid skip of 2 s (1 s was still running) accepted", r.Skipped)
 	}
-	put(keys.Election()+"a", "s1", 0)
-	put(keys.Election()+"b", "s2", 0)
-	put(keys.Fire(fire(1, "s1").ID), fire(1, "s1"), 0)
-	put(keys.State("tick"), store.JobState{HighWater: t0.Add(time.Second)}, 0)
-	del(keys.Election() + "a") // s1's session expired: s2 leads
-	bad := put(keys.Fire(fire(2, "s1").ID), fire(2, "s1"), 0)
-	put(keys.Fire(fire(3, "s2").ID), fire(3, "s2"), 0)
-	back := put(keys.State("tick"), store.JobState{HighWater: t0}, 0)
-	del(keys.State("tick")) // deleted and applied again: starts afresh
-	put(keys.State("tick"), store.JobState{HighWater: t0.Add(-time.Hour)}, 0)
+	if r := Check(tickSpec(t, jobspec.ConcurrencyAllow, jobspec.MisfireRunOnce), base, at(1), at(10), fires, runs); len(r.Overlaps) != 1 || len(r.Violations()) != 0 {
+		t.Errorf("allow job: overlaps %q, violations %q; want the overlap reported, not a violation", r.Overlaps, r.Violations())
+	}
+}
 
-	h := CheckHistory(keys, events)
-	if len(h.NonLeaderFires) != 1 || !strings.Contains(h.NonLeaderFires[0], fire(2, "").ID.String()) ||
-		!strings.Contains(h.NonLeaderFires[0], "revision "+strconv.FormatInt(bad, 10)) {
-		t.Errorf("non-leader fires %q, want only %s at revision %d", h.NonLeaderFires, fire(2, "").ID, bad)
+// TestCheck_RetryBesideALiveFirstAttempt: attempt 2 of a fire starts
+// while attempt 1, which logged no end, still runs: two runs of one fire
+// at once, a duplicate whatever the concurrency policy. So is one attempt
+// started twice.
+func TestCheck_RetryBesideALiveFirstAttempt(t *testing.T) {
+	runs := runLog(t,
+		start(tickID(1), 1, "x1", 1.01),
+		start(tickID(1), 2, "x2", 4.0), end(tickID(1), 2, 4.5),
+		start(tickID(2), 1, "x1", 2.01), end(tickID(2), 1, 2.2),
+		start(tickID(2), 1, "x2", 5.01), end(tickID(2), 1, 5.2),
+	)
+	fires := []store.Fire{ran(1, 4.5), ran(2, 5.2)}
+	r := Check(tickSpec(t, jobspec.ConcurrencyAllow, jobspec.MisfireRunOnce), base, at(2), at(10), fires, runs)
+	if len(r.Duplicates) != 2 || !strings.Contains(r.Duplicates[0], tickID(1).String()+": attempt 1") || !strings.Contains(r.Duplicates[0], "overlaps attempt 2") ||
+		!strings.Contains(r.Duplicates[1], tickID(2).String()+" attempt 1 started twice") {
+		t.Errorf("duplicates %q, want attempt 2 of 1 s beside the live attempt 1, and 2 s attempt 1 started twice", r.Duplicates)
 	}
-	if len(h.HighWaterBackwards) != 1 || !strings.Contains(h.HighWaterBackwards[0], "revision "+strconv.FormatInt(back, 10)) {
-		t.Errorf("high-water regressions %q, want only the one at revision %d", h.HighWaterBackwards, back)
+	if len(r.Violations()) != 2 {
+		t.Errorf("violations %q, want the 2 duplicates", r.Violations())
 	}
-	if h.Events != len(events) || len(h.Violations()) != 2 {
-		t.Errorf("%d events, %d violations; want %d and 2", h.Events, len(h.Violations()), len(events))
+	// A retry after its first attempt ended is no duplicate.
+	runs = runLog(t, start(tickID(1), 1, "x1", 1.01), end(tickID(1), 1, 1.5), start(tickID(1), 2, "x2", 4.0), end(tickID(1), 2, 4.5))
+	if r := Check(tickSpec(t, jobspec.ConcurrencyAllow, jobspec.MisfireRunOnce), base, at(1), at(10), fires, runs); len(r.Duplicates) != 0 {
+		t.Errorf("a retry after the first attempt ended: duplicates %q, want none", r.Duplicates)
 	}
+}
+
+// TestCheck_WrongfulSkips: skips no policy of the job called for are
+// reported, not counted as accounted for.
+func TestCheck_WrongfulSkips(t *testing.T) {
+	forbid := "skipped: " + tickID(1).String() + " is still running (concurrency: forbid)"
+	runs := runLog(t, start(tickID(1), 1, "x1", 1.01), end(tickID(1), 1, 1.2), start(tickID(6), 1, "x1", 6.01))
+	fires := []store.Fire{
+		ran(1, 1.2),
+		skipped(3, 3, forbid), // 1 s ended at 1.2: nothing was running at 3 s
+		skipped(4, 9, "skipped: missed by 5s (misfire: skip)"),                                          // the job is run-once
+		skipped(5, 5.5, "skipped: missed by 500ms; misfire: run-once runs only the latest missed time"), // within the grace
+		skipped(6, 6, "skipped: the job is paused: "),                                                   // and it ran anyway
+	}
+	r := Check(tickSpec(t, jobspec.ConcurrencyForbid, jobspec.MisfireRunOnce), at(1), at(6), at(10), fires, runs)
+	want := []string{"no other run of the job was open", "misfire policy is run-once", "within the misfire grace", "it ran all the same"}
+	if len(r.WrongfulSkips) != len(want) {
+		t.Fatalf("wrongful skips %q, want %d", r.WrongfulSkips, len(want))
+	}
+	for i, w := range want {
+		if !strings.Contains(r.WrongfulSkips[i], w) {
+			t.Errorf("wrongful skip %d: %q, want %q", i, r.WrongfulSkips[i], w)
+		}
+	}
+	if r.Skipped != 0 || len(r.Missed) != 1 || !r.Missed[0].Equal(at(2)) {
+		t.Errorf("%d skipped, missed %v; want 0 and only 2 s", r.Skipped, r.Missed)
+	}
+	// The same forbid skip of an allow job is wrongful however busy the job was.
+	runs = runLog(t, start(tickID(1), 1, "x1", 1.01))
+	if r := Check(tickSpec(t, jobspec.ConcurrencyAllow, jobspec.MisfireRunOnce), at(2), at(3), at(10), fires[:2], runs); len(r.WrongfulSkips) != 1 ||
+		!strings.Contains(r.WrongfulSkips[0], "concurrency is allow") {
+		t.Errorf("forbid skip of an allow job: %q", r.WrongfulSkips)
+	}
+}
+
+// history builds a made-up etcd history, one event per revision.
+type history struct {
+	t      *testing.T
+	rev    int64
+	events []*clientv3.Event
+}
+
+func (h *history) put(key string, value any, created int64) int64 {
+	h.rev++
+	data, ok := value.(string)
+	if !ok {
+		data = string(clustertest.JSON(h.t, value))
+	}
+	if created == 0 {
+		created = h.rev
+	}
+	h.events = append(h.events, &clientv3.Event{Type: mvccpb.PUT, Kv: &mvccpb.KeyValue{Key: []byte(key), Value: []byte(data),
+		CreateRevision: created, ModRevision: h.rev, Version: h.rev - created + 1}})
+	return h.rev
+}
+
+func (h *history) del(key string) int64 {
+	h.rev++
+	h.events = append(h.events, &clientv3.Event{Type: mvccpb.DELETE, Kv: &mvccpb.KeyValue{Key: []byte(key), ModRevision: h.rev}})
+	return h.rev
+}
+
+// fire writes a version of a fire record (created at the first write of
+// its key) and returns its revision.
+func (h *history) fire(f store.Fire, created map[store.FireID]int64) int64 {
+	keys := store.Keys{Prefix: store.DefaultPrefix}
+	rev := h.put(keys.Fire(f.ID), f, created[f.ID])
+	if created[f.ID] == 0 {
+		created[f.ID] = rev
+	}
+	return rev
+}
+
+// TestCheckHistory_CleanHistoryReportsNothing: s1 leads and plans, x1
+// claims and records the result, s1's session expires, s2 leads and marks
+// a run of the gone x2 lost: all as the protocol says.
+func TestCheckHistory_CleanHistoryReportsNothing(t *testing.T) {
+	keys := store.Keys{Prefix: store.DefaultPrefix}
+	h := &history{t: t}
+	created := map[store.FireID]int64{}
+	term1 := h.put(keys.Election()+"a", "s1", 0)
+	term2 := h.put(keys.Election()+"b", "s2", 0)
+	h.put(keys.Node("x1"), store.Node{ID: "x1"}, 0)
+	h.put(keys.Node("x2"), store.Node{ID: "x2"}, 0)
+	f := store.Fire{ID: tickID(1), State: store.FirePlanned, Attempt: 1, Node: "x1", Term: term1}
+	h.fire(f, created)
+	f.State = store.FireRunning
+	h.fire(f, created) // x1 claims
+	f.State = store.FireSucceeded
+	h.fire(f, created) // x1's result
+	f.Processed = true
+	h.fire(f, created) // s1 processes it
+	g := store.Fire{ID: tickID(2), State: store.FirePlanned, Attempt: 1, Node: "x2", Term: term1}
+	h.fire(g, created)
+	g.State = store.FireRunning
+	h.fire(g, created) // x2 claims
+	h.del(keys.Election() + "a")
+	h.del(keys.Node("x2"))
+	g.State, g.Term = store.FireLost, term2
+	h.fire(g, created) // s2 marks it lost
+	g.State, g.Attempt, g.Node = store.FirePlanned, 2, "x1"
+	h.fire(g, created) // and retries it on x1
+	g.State = store.FireRunning
+	h.fire(g, created)
+	g.Kill = &store.FireKill{Attempt: 2, Reason: "test"}
+	h.fire(g, created) // s2 asks for a kill
+	g.State, g.Term = store.FireCancelled, term2
+	h.fire(g, created) // x1's result on top of it
+	h.put(keys.State("tick"), store.JobState{HighWater: at(2)}, 0)
+	h.del(keys.Fire(f.ID)) // compacted
+	r := CheckHistory(keys, h.events)
+	if v := r.Violations(); len(v) != 0 || r.Events != len(h.events) {
+		t.Errorf("violations %q in %d of %d events, want none", v, r.Events, len(h.events))
+	}
+}
+
+// TestCheckHistory_FindsEachFault replays a history with one of each
+// fault: a fire written with the term of a scheduler that did not lead
+// (and one after the writer's key went, whatever planned_by says), a claim
+// by a node whose registration had expired, a result by another node than
+// the one that claimed, and a high-water mark that moves back.
+func TestCheckHistory_FindsEachFault(t *testing.T) {
+	keys := store.Keys{Prefix: store.DefaultPrefix}
+	h := &history{t: t}
+	created := map[store.FireID]int64{}
+	term1 := h.put(keys.Election()+"a", "s1", 0)
+	term2 := h.put(keys.Election()+"b", "s2", 0)
+	h.put(keys.Node("x1"), store.Node{ID: "x1"}, 0)
+	h.put(keys.Node("x2"), store.Node{ID: "x2"}, 0)
+	h.put(keys.State("tick"), store.JobState{HighWater: at(1)}, 0)
+
+	wrongTerm := h.fire(store.Fire{ID: tickID(1), State: store.FirePlanned, Attempt: 1, Node: "x1", Term: term2, PlannedBy: "s1"}, created)
+
+	expired := store.Fire{ID: tickID(2), State: store.FirePlanned, Attempt: 1, Node: "x2", Term: term1}
+	h.fire(expired, created)
+	h.del(keys.Node("x2")) // x2's lease expired
+	expired.State = store.FireRunning
+	badClaim := h.fire(expired, created)
+
+	other := store.Fire{ID: tickID(3), State: store.FirePlanned, Attempt: 1, Node: "x1", Term: term1}
+	h.fire(other, created)
+	other.State = store.FireRunning
+	h.fire(other, created) // x1 claims
+	other.State, other.Node = store.FireSucceeded, "x2"
+	badResult := h.fire(other, created)
+
+	back := h.put(keys.State("tick"), store.JobState{HighWater: at(0)}, 0)
+	h.del(keys.State("tick")) // deleted and applied again: starts afresh
+	h.put(keys.State("tick"), store.JobState{HighWater: at(-3600)}, 0)
+
+	h.del(keys.Election() + "a") // s1's session expired: s2 leads
+	late := h.fire(store.Fire{ID: tickID(4), State: store.FirePlanned, Attempt: 1, Node: "x1", Term: term1, PlannedBy: "s2"}, created)
+	h.fire(store.Fire{ID: tickID(5), State: store.FirePlanned, Attempt: 1, Node: "x1", Term: term2, PlannedBy: "s1"}, created) // planned_by is not trusted either way
+
+	r := CheckHistory(keys, h.events)
+	expect := func(what string, got []string, want ...string) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Errorf("%s: %q, want %d", what, got, len(want))
+			return
+		}
+		for i, w := range want {
+			if !strings.Contains(got[i], w) {
+				t.Errorf("%s %d: %q, want it to say %q", what, i, got[i], w)
+			}
+		}
+	}
+	rev := func(r int64) string { return "revision " + strconv.FormatInt(r, 10) }
+	expect("wrong terms", r.WrongTerms,
+		tickID(1).String()+" attempt 1 written at "+rev(wrongTerm)+" with term "+strconv.FormatInt(term2, 10)+" while the leader's term was "+strconv.FormatInt(term1, 10),
+		tickID(4).String()+" attempt 1 written at "+rev(late)+" with term "+strconv.FormatInt(term1, 10)+" while the leader's term was "+strconv.FormatInt(term2, 10))
+	expect("bad claims", r.BadClaims, tickID(2).String()+" attempt 1 claimed at "+rev(badClaim)+" by x2, which had no live registration")
+	expect("bad results", r.BadResults, tickID(3).String()+" attempt 1: result written at "+rev(badResult)+" by x2, but x1 claimed it")
+	expect("high-water regressions", r.HighWaterBackwards, rev(back))
+	if len(r.Violations()) != 5 {
+		t.Errorf("%d violations, want 5: %q", len(r.Violations()), r.Violations())
+	}
+
+	// A claim of a record whose last leader write failed the check is
+	// reported too.
+	h.put(keys.Node("x1"), store.Node{ID: "x1"}, 0)
+	bad := store.Fire{ID: tickID(6), State: store.FirePlanned, Attempt: 1, Node: "x1", Term: term1} // s1 no longer leads
+	h.fire(bad, created)
+	bad.State = store.FireRunning
+	claimed := h.fire(bad, created)
+	r = CheckHistory(keys, h.events)
+	expect("claims after the new faults", r.BadClaims, tickID(2).String(), tickID(6).String()+" attempt 1 claimed at "+rev(claimed)+" by x1, of a record not last written by the leader")
 }

@@ -48,37 +48,70 @@ type HistoryReport struct {
 	// HighWaterBackwards lists each job state write that moved the
 	// job's high-water mark back in time.
 	HighWaterBackwards []string
-	// NonLeaderFires lists fire records created by a scheduler that did
-	// not hold the election key at that revision.
-	NonLeaderFires []string
+	// WrongTerms lists each leader write of a fire record (a creation or
+	// any change other than an executor's claim or result) whose term is
+	// not the term of the leader at its revision: written by a scheduler
+	// that did not lead, or by none.
+	WrongTerms []string
+	// BadClaims lists each claim (planned → running) made by a node
+	// without a live registration, of a record whose last leader write
+	// was wrong, on another node than the record named, or changing the
+	// record's term.
+	BadClaims []string
+	// BadResults lists each result (running → final, the term kept) that
+	// names another node than the one that claimed the attempt.
+	BadResults []string
 }
 
 // Violations lists every finding, one per line.
 func (h HistoryReport) Violations() []string {
-	return append(append([]string(nil), h.HighWaterBackwards...), h.NonLeaderFires...)
+	var v []string
+	for _, l := range [][]string{h.HighWaterBackwards, h.WrongTerms, h.BadClaims, h.BadResults} {
+		v = append(v, l...)
+	}
+	return v
 }
 
-// CheckHistory walks the history: the leader at each revision is the
-// holder of the oldest live key under the election prefix (etcd's election
-// rule), and every fire record must be created by the leader of its
-// revision; each job's high-water mark must only move forward (a job
-// deleted and applied again starts afresh).
+// CheckHistory replays the history of the keys, nothing of which it takes
+// on trust from the records' own fields about who wrote them:
+//
+//   - The leader at each revision is the holder of the oldest live key
+//     under the election prefix (etcd's election rule); its term is that
+//     key's creation revision, the value its fence compares.
+//   - Every write of a fire record is a claim (planned → running of the
+//     same attempt on the record's node), a result (running → final of the
+//     claimed attempt, keeping the term the executor read), or else a
+//     leader write, whose Term must be the leader's term at its revision.
+//   - A claim's node must have a live registration (nodes/<id>, replayed
+//     from the same history) at the claim's revision, and the record it
+//     claims must have been last written by a leader write that passed.
+//   - A result must name the node that claimed its attempt.
+//   - Each job's high-water mark only moves forward (a job deleted and
+//     applied again starts afresh).
 func CheckHistory(keys store.Keys, events []*clientv3.Event) HistoryReport {
 	h := HistoryReport{Events: len(events)}
-	type candidate struct {
-		id      string
-		created int64
-	}
-	candidates := make(map[string]candidate) // election key → holder
-	leader := func() string {
-		var best candidate
-		for _, c := range candidates {
-			if best.created == 0 || c.created < best.created {
-				best = c
+	candidates := make(map[string]int64) // election key → its creation revision
+	term := func() int64 {
+		var oldest int64
+		for _, created := range candidates {
+			if oldest == 0 || created < oldest {
+				oldest = created
 			}
 		}
-		return best.id
+		return oldest
 	}
+	type claim struct {
+		attempt int
+		node    string
+		term    int64
+	}
+	type fireKey struct {
+		last     *store.Fire // the record as last written (nil: absent)
+		leaderOK bool        // its last leader write had the leader's term
+		claim    *claim      // the claim of the running attempt
+	}
+	fires := make(map[string]*fireKey)
+	nodes := make(map[string]bool) // registered node IDs
 	highWater := make(map[string]time.Time)
 	for _, ev := range events {
 		key, rev := string(ev.Kv.Key), ev.Kv.ModRevision
@@ -87,8 +120,10 @@ func CheckHistory(keys store.Keys, events []*clientv3.Event) HistoryReport {
 			if ev.Type == mvccpb.DELETE {
 				delete(candidates, key)
 			} else {
-				candidates[key] = candidate{id: string(ev.Kv.Value), created: ev.Kv.CreateRevision}
+				candidates[key] = ev.Kv.CreateRevision
 			}
+		case strings.HasPrefix(key, keys.Nodes()):
+			nodes[strings.TrimPrefix(key, keys.Nodes())] = ev.Type != mvccpb.DELETE
 		case strings.HasPrefix(key, keys.States()):
 			job := strings.TrimPrefix(key, keys.States())
 			if ev.Type == mvccpb.DELETE {
@@ -104,13 +139,65 @@ func CheckHistory(keys store.Keys, events []*clientv3.Event) HistoryReport {
 					job, prev.Format(time.RFC3339), st.HighWater.Format(time.RFC3339), rev))
 			}
 			highWater[job] = st.HighWater
-		case strings.HasPrefix(key, keys.Fires()) && ev.IsCreate():
-			var f store.Fire
-			if json.Unmarshal(ev.Kv.Value, &f) != nil {
+		case strings.HasPrefix(key, keys.Fires()):
+			if ev.Type == mvccpb.DELETE {
+				delete(fires, key)
 				continue
 			}
-			if l := leader(); f.PlannedBy != l {
-				h.NonLeaderFires = append(h.NonLeaderFires, fmt.Sprintf("%s created by %q at revision %d while %q led", f.ID, f.PlannedBy, rev, l))
+			var f store.Fire
+			if json.Unmarshal(ev.Kv.Value, &f) != nil {
+				h.WrongTerms = append(h.WrongTerms, fmt.Sprintf("%s: undecodable record written at revision %d", key, rev))
+				continue
+			}
+			fk := fires[key]
+			if fk == nil || ev.IsCreate() {
+				fk = &fireKey{}
+				fires[key] = fk
+			}
+			prev := fk.last
+			fk.last = &f
+			switch {
+			case prev != nil && prev.State == store.FirePlanned && f.State == store.FireRunning && f.Attempt == prev.Attempt:
+				// A claim.
+				switch {
+				case f.Node != prev.Node:
+					h.BadClaims = append(h.BadClaims, fmt.Sprintf("%s attempt %d claimed at revision %d by %s, but the record named %s",
+						f.ID, f.Attempt, rev, f.Node, prev.Node))
+				case !nodes[f.Node]:
+					h.BadClaims = append(h.BadClaims, fmt.Sprintf("%s attempt %d claimed at revision %d by %s, which had no live registration (%s)",
+						f.ID, f.Attempt, rev, f.Node, keys.Node(f.Node)))
+				case !fk.leaderOK:
+					h.BadClaims = append(h.BadClaims, fmt.Sprintf("%s attempt %d claimed at revision %d by %s, of a record not last written by the leader",
+						f.ID, f.Attempt, rev, f.Node))
+				case f.Term != prev.Term:
+					h.BadClaims = append(h.BadClaims, fmt.Sprintf("%s attempt %d claimed at revision %d by %s changed the term from %d to %d",
+						f.ID, f.Attempt, rev, f.Node, prev.Term, f.Term))
+				}
+				fk.claim = &claim{attempt: f.Attempt, node: f.Node, term: f.Term}
+			case prev != nil && prev.State == store.FireRunning && f.State.Final() && f.Attempt == prev.Attempt &&
+				(f.Term == prev.Term || fk.claim != nil && fk.claim.attempt == f.Attempt && f.Term == fk.claim.term):
+				// A result: the executor keeps the term it read (a leader
+				// of the same term marking the run lost looks the same,
+				// and keeps the node too).
+				if c := fk.claim; c == nil || c.attempt != f.Attempt {
+					h.BadResults = append(h.BadResults, fmt.Sprintf("%s attempt %d: result written at revision %d by %s, but the attempt was never claimed",
+						f.ID, f.Attempt, rev, f.Node))
+				} else if f.Node != c.node {
+					h.BadResults = append(h.BadResults, fmt.Sprintf("%s attempt %d: result written at revision %d by %s, but %s claimed it",
+						f.ID, f.Attempt, rev, f.Node, c.node))
+				}
+			default:
+				// A leader write.
+				l := term()
+				fk.leaderOK = f.Term == l && l != 0
+				switch {
+				case l == 0:
+					h.WrongTerms = append(h.WrongTerms, fmt.Sprintf("%s attempt %d written at revision %d with term %d while no scheduler led",
+						f.ID, f.Attempt, rev, f.Term))
+				case f.Term != l:
+					h.WrongTerms = append(h.WrongTerms, fmt.Sprintf("%s attempt %d written at revision %d with term %d while the leader's term was %d",
+						f.ID, f.Attempt, rev, f.Term, l))
+				}
 			}
 		}
 	}

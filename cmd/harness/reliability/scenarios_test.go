@@ -25,6 +25,7 @@ type world struct {
 	schedulers map[string]*clustertest.Process
 	executors  map[string]*clustertest.Process
 	runLog     string
+	grace      time.Duration // the schedulers' misfire grace
 }
 
 func newWorld(t *testing.T, schedulers, executors []string) *world {
@@ -32,7 +33,7 @@ func newWorld(t *testing.T, schedulers, executors []string) *world {
 	w := &world{
 		c: clustertest.Start(t), bin: clustertest.BuildAion(t),
 		schedulers: map[string]*clustertest.Process{}, executors: map[string]*clustertest.Process{},
-		runLog: filepath.Join(t.TempDir(), "runs.log"),
+		runLog: filepath.Join(t.TempDir(), "runs.log"), grace: time.Minute, // the default of --misfire-grace
 	}
 	common := []string{"--etcd", w.c.EtcdURL, "--nats", w.c.NATSURL}
 	for _, id := range schedulers {
@@ -56,28 +57,77 @@ func (w *world) waitLeader(t *testing.T, not string) string {
 	return leader
 }
 
-// check runs the checker for an every-second job over (from, to], and
-// fails the test on any protocol violation in etcd's history.
-func (w *world) check(t *testing.T, job string, from, to time.Time) Report {
-	sched, err := jobspec.ParseCron("* * * * * *", nil, true)
+// apply applies the jobs of yamlText and returns what the checker needs
+// to know of each, by name.
+func (w *world) apply(t *testing.T, yamlText string) map[string]Spec {
+	t.Helper()
+	w.c.Apply(t, yamlText)
+	return specs(t, yamlText, w.grace)
+}
+
+// specs is the checker's Spec of each job of yamlText, by name.
+func specs(t *testing.T, yamlText string, grace time.Duration) map[string]Spec {
+	t.Helper()
+	jobs, errs := jobspec.Parse("test.yaml", []byte(yamlText))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	out := make(map[string]Spec, len(jobs))
+	for _, j := range jobs {
+		spec, err := SpecOf(j, grace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[j.Name] = spec
+	}
+	return out
+}
+
+// check runs the checker for each job over the nominal times in (from,
+// to], a run without an end line counting as running until now, the end
+// of the test, and fails the test on every violation: of the protocol in
+// etcd's history, and of each job's policies (duplicates, wrongful skips,
+// overlaps of a job that forbids them). Missed times are left to the
+// scenario.
+func (w *world) check(t *testing.T, from, to time.Time, specs ...Spec) []Report {
+	t.Helper()
+	checkHistory(t, w.c)
+	return checkRuns(t, w.c, w.runLog, from, to, specs...)
+}
+
+// checkHistory replays etcd's history and fails the test on each protocol
+// violation it shows.
+func checkHistory(t *testing.T, c *clustertest.Cluster) HistoryReport {
+	t.Helper()
+	events, err := ReadHistory(t.Context(), c.Etcd, c.Keys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runs, err := runlog.Read(w.runLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	events, err := ReadHistory(t.Context(), w.c.Etcd, w.c.Keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := CheckHistory(w.c.Keys, events)
+	h := CheckHistory(c.Keys, events)
 	for _, v := range h.Violations() {
-		t.Error(v)
+		t.Error("history: " + v)
 	}
-	t.Logf("history: %d changes to etcd checked, %d high-water regressions, %d fires created by a non-leader",
-		h.Events, len(h.HighWaterBackwards), len(h.NonLeaderFires))
-	return Check(sched, job, from.Truncate(time.Second), to.Truncate(time.Second), w.c.Fires(t, job), runs)
+	t.Logf("history: %d changes to etcd checked: %d high-water regressions, %d fire writes with a wrong term, %d bad claims, %d bad results",
+		h.Events, len(h.HighWaterBackwards), len(h.WrongTerms), len(h.BadClaims), len(h.BadResults))
+	return h
+}
+
+// checkRuns checks each job's runs (the run log at logPath) and fire
+// records against its schedule and policies, and fails the test on each
+// violation.
+func checkRuns(t *testing.T, c *clustertest.Cluster, logPath string, from, to time.Time, specs ...Spec) []Report {
+	t.Helper()
+	end := time.Now()
+	runs := runlog.MustRead(t, logPath)
+	var reports []Report
+	for _, spec := range specs {
+		r := Check(spec, from.Truncate(time.Second), to.Truncate(time.Second), end, c.Fires(t, spec.Job), runs)
+		for _, v := range r.Violations() {
+			t.Errorf("%s: %s", spec.Job, v)
+		}
+		reports = append(reports, r)
+	}
+	return reports
 }
 
 func everySecondJob(logPath string) string {
@@ -95,7 +145,7 @@ command: %q
 // exactly once (late ones within the misfire grace are caught up).
 func TestScenario_LeaderSIGKILL(t *testing.T) {
 	w := newWorld(t, []string{"s1", "s2"}, []string{"x1", "x2"})
-	w.c.Apply(t, everySecondJob(w.runLog))
+	tick := w.apply(t, everySecondJob(w.runLog))["tick"]
 	leader := w.waitLeader(t, "")
 	time.Sleep(4 * time.Second)
 	from := time.Now()
@@ -104,7 +154,7 @@ func TestScenario_LeaderSIGKILL(t *testing.T) {
 	next := w.waitLeader(t, leader)
 	time.Sleep(8 * time.Second)
 	to := time.Now().Add(-2 * time.Second)
-	r := w.check(t, "tick", from, to)
+	r := w.check(t, from, to, tick)[0]
 	var takeover time.Duration
 	for _, f := range w.c.Fires(t, "tick") {
 		if f.PlannedBy == next && f.PlannedAt.After(killedAt) && (takeover == 0 || f.PlannedAt.Sub(killedAt) < takeover) {
@@ -112,8 +162,8 @@ func TestScenario_LeaderSIGKILL(t *testing.T) {
 		}
 	}
 	t.Logf("leader %s SIGKILLed, %s took over; first fire planned by it %s after the kill; %s", leader, next, takeover.Round(time.Millisecond), r)
-	if len(r.Missed) != 0 || len(r.Duplicates) != 0 {
-		t.Errorf("missed %v, duplicates %v; want none", r.Missed, r.Duplicates)
+	if len(r.Missed) != 0 {
+		t.Errorf("missed %v; want none", r.Missed)
 	}
 	if takeover == 0 || takeover > 2*ttl {
 		t.Errorf("takeover %s, want under 2 × TTL = %s", takeover, 2*ttl)
@@ -126,7 +176,7 @@ func TestScenario_LeaderSIGKILL(t *testing.T) {
 // after the pause, no duplicate start.
 func TestScenario_LeaderSIGSTOPThenSIGCONT(t *testing.T) {
 	w := newWorld(t, []string{"s1", "s2"}, []string{"x1"})
-	w.c.Apply(t, everySecondJob(w.runLog))
+	tick := w.apply(t, everySecondJob(w.runLog))["tick"]
 	leader := w.waitLeader(t, "")
 	time.Sleep(3 * time.Second)
 	from := time.Now()
@@ -137,15 +187,15 @@ func TestScenario_LeaderSIGSTOPThenSIGCONT(t *testing.T) {
 	w.schedulers[leader].Signal(syscall.SIGCONT)
 	time.Sleep(5 * time.Second)
 	to := time.Now().Add(-2 * time.Second)
-	r := w.check(t, "tick", from, to)
+	r := w.check(t, from, to, tick)[0]
 	t.Logf("leader %s stopped for %s, %s led meanwhile; %s", leader, 3*ttl, next, r)
 	for _, f := range w.c.Fires(t, "tick") {
 		if f.PlannedBy == leader && f.PlannedAt.After(stoppedAt) {
 			t.Errorf("%s was planned by the paused ex-leader %s at %s", f.ID, leader, f.PlannedAt)
 		}
 	}
-	if len(r.Missed) != 0 || len(r.Duplicates) != 0 {
-		t.Errorf("missed %v, duplicates %v; want none", r.Missed, r.Duplicates)
+	if len(r.Missed) != 0 {
+		t.Errorf("missed %v; want none", r.Missed)
 	}
 }
 
@@ -155,12 +205,12 @@ func TestScenario_LeaderSIGSTOPThenSIGCONT(t *testing.T) {
 // predecessor left behind.
 func TestScenario_ExecutorSIGKILLMidRun(t *testing.T) {
 	w := newWorld(t, []string{"s1"}, []string{"x1", "x2"})
-	w.c.Apply(t, fmt.Sprintf(`
+	long := w.apply(t, fmt.Sprintf(`
 name: long
 schedule: manual
 command: %q
 constraints: ["node=x1"]
-`, runlog.Command(w.runLog, "sleep 60")))
+`, runlog.Command(w.runLog, "sleep 60")))["long"]
 	w.waitLeader(t, "")
 	w.c.WaitRegistered(t, "x1")
 	id := w.c.RequestRun(t, "long", store.Request{By: "test"})
@@ -199,6 +249,7 @@ constraints: ["node=x1"]
 	if runs, _ := runlog.Read(w.runLog); len(runs) != 1 {
 		t.Errorf("%d runs started, want 1: a lost run is not retried unless retries.on_lost", len(runs))
 	}
+	w.check(t, killedAt, killedAt, long) // a manual job: its runs and the history only
 }
 
 // TestScenario_NATSRestart stops NATS for 4 s while an every-second job
@@ -207,16 +258,79 @@ constraints: ["node=x1"]
 // twice.
 func TestScenario_NATSRestart(t *testing.T) {
 	w := newWorld(t, []string{"s1"}, []string{"x1"})
-	w.c.Apply(t, everySecondJob(w.runLog))
+	tick := w.apply(t, everySecondJob(w.runLog))["tick"]
 	w.waitLeader(t, "")
 	time.Sleep(3 * time.Second)
 	from := time.Now()
 	w.c.RestartNATS(t, 4*time.Second)
 	time.Sleep(12 * time.Second)
 	to := time.Now().Add(-2 * time.Second)
-	r := w.check(t, "tick", from, to)
+	r := w.check(t, from, to, tick)[0]
 	t.Logf("NATS down for 4 s: %s", r)
-	if len(r.Missed) != 0 || len(r.Duplicates) != 0 {
-		t.Errorf("missed %v, duplicates %v; want none", r.Missed, r.Duplicates)
+	if len(r.Missed) != 0 {
+		t.Errorf("missed %v; want none", r.Missed)
+	}
+}
+
+// TestScenario_ExecutorSIGSTOPLongerThanItsLease pauses the executor
+// running an every-second forbid job (3 s runs) and a job retried on lost
+// runs (8 s runs) for 4 × TTL, then lets it go on. Its lease expires while
+// it is stopped, so the leader marks its runs lost; but their processes,
+// in their own process groups, are not stopped and keep running. A fire
+// planned (or an attempt retried) meanwhile on the other executor must not
+// run beside them: no duplicate, no overlap of either exclusive job. On
+// today's code the retry of the lost attempt starts on the other executor
+// while the lost attempt's process still runs (a duplicate); the
+// per-run supervisor of issue 14 is to fence such runs.
+func TestScenario_ExecutorSIGSTOPLongerThanItsLease(t *testing.T) {
+	t.Skip("fails until the per-run supervisor fences runs (issue 14): the leader marks the stopped executor's run lost while its process keeps running, and the on_lost retry (attempt 2, on the other executor) starts beside it: a duplicate of the retried job")
+	w := newWorld(t, []string{"s1", "s2"}, []string{"x1", "x2"})
+	jobs := w.apply(t, fmt.Sprintf(`
+jobs:
+  - name: slow
+    schedule: "* * * * * *"
+    cron_seconds: true
+    command: %q
+  - name: retried
+    schedule: "* * * * * *"
+    cron_seconds: true
+    command: %q
+    retries:
+      count: 3
+      on_lost: true
+      backoff: {initial: 1s}
+`, runlog.Command(w.runLog, "sleep 3"), runlog.Command(w.runLog, "sleep 8")))
+	w.waitLeader(t, "")
+	w.c.WaitRegistered(t, "x1")
+	w.c.WaitRegistered(t, "x2")
+	from := time.Now()
+	var running store.Fire
+	clustertest.WaitFor(t, 15*time.Second, "a run of the retried job", func() bool {
+		for _, f := range w.c.Fires(t, "retried") {
+			if f.State == store.FireRunning {
+				running = f
+				return true
+			}
+		}
+		return false
+	})
+	node := running.Node
+	stoppedAt := time.Now()
+	w.executors[node].Signal(syscall.SIGSTOP)
+	time.Sleep(4 * ttl)
+	w.executors[node].Signal(syscall.SIGCONT)
+	t.Logf("executor %s (running %s attempt %d) stopped for %s", node, running.ID, running.Attempt, time.Since(stoppedAt).Round(time.Millisecond))
+	time.Sleep(6 * time.Second)
+	to := time.Now().Add(-2 * time.Second)
+	reports := w.check(t, from, to, jobs["slow"], jobs["retried"])
+	for i, name := range []string{"slow", "retried"} {
+		t.Logf("%s: %s", name, reports[i])
+	}
+	for _, f := range w.c.Fires(t, "") {
+		for _, a := range append(f.Attempts, store.Attempt{Attempt: f.Attempt, Node: f.Node, State: f.State, Reason: f.Reason}) {
+			if a.State == store.FireLost {
+				t.Logf("%s attempt %d on %s lost: %s", f.ID, a.Attempt, a.Node, a.Reason)
+			}
+		}
 	}
 }
