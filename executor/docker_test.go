@@ -406,8 +406,8 @@ container: {image: %s, pull: never}
 	id := c.StartFire(t, "long", node, nil)
 	waitContainerRunning(t, node)
 	c.RevokeRegistration(t, node)
-	if f := c.WaitFinal(t, id, 10*time.Second); f.State != store.FireFailed || !strings.Contains(f.Reason, "registration") {
-		t.Errorf("run of a node that lost its lease: %s (%s)", f.State, f.Reason)
+	if f := c.WaitFinal(t, id, 10*time.Second); f.State != store.FireLost || !strings.Contains(f.Reason, "registration") {
+		t.Errorf("run of a node that lost its lease: %s (%s), want lost for the lost registration", f.State, f.Reason)
 	}
 	waitNoContainers(t, node)
 	c.WaitRegistered(t, node)

@@ -134,8 +134,8 @@ command: sleep 3; touch `+marker+`
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("the run went on after its node lost its registration")
 	}
-	if f := c.MustFire(t, first); f.State != store.FireFailed || !strings.Contains(f.Reason, "registration") {
-		t.Errorf("first fire: %s (%s), want failed for the lost registration", f.State, f.Reason)
+	if f := c.MustFire(t, first); f.State != store.FireLost || !strings.Contains(f.Reason, "registration") {
+		t.Errorf("first fire: %s (%s), want lost for the lost registration", f.State, f.Reason)
 	}
 	second := store.ManualFireID("long", time.Now().Add(time.Second))
 	c.PlanFire(t, store.Fire{ID: second, Node: "a"})

@@ -158,13 +158,16 @@ func (x *Executor) execute(ctx context.Context, job *jobspec.Job, f store.Fire, 
 }
 
 // stopped is the state and reason of a run stopped because ctx ended: a
-// kill request cancels it, anything else (the executor stopping, or losing
-// its registration) fails it with the cause.
+// kill request cancels it, a lost registration loses it (the leader would
+// count it lost too), anything else (the executor stopping) fails it with
+// the cause.
 func stopped(ctx context.Context) (store.FireState, string) {
 	var killed killedError
 	switch cause := context.Cause(ctx); {
 	case errors.As(cause, &killed):
 		return store.FireCancelled, killed.reason
+	case errors.Is(cause, errLeaseLost):
+		return store.FireLost, cause.Error()
 	case cause != nil && cause != context.Canceled:
 		return store.FireFailed, cause.Error()
 	default:

@@ -58,16 +58,17 @@ func Start(path, dir string, spec Spec) (*Run, error) {
 	if err := runoutput.MakeDir(dir); err != nil {
 		return nil, fmt.Errorf("run directory: %w", err)
 	}
-	sock := filepath.Join(dir, socketFile)
-	if len(sock) > maxSocketPath {
-		return nil, fmt.Errorf("run directory %s: its socket path is %d bytes, over the %d a Unix socket may have: use a shorter output directory", dir, len(sock), maxSocketPath)
-	}
 	if err := writeJSON(dir, specFile, spec); err != nil {
 		return nil, fmt.Errorf("write the run's spec: %w", err)
 	}
 	// The executor binds the socket and hands it over: it can connect at
 	// once, before the supervisor accepts.
-	_ = os.Remove(sock)
+	_ = os.Remove(filepath.Join(dir, socketFile))
+	sock, release, err := socketAddr(dir)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	defer release()
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
@@ -106,11 +107,31 @@ func Start(path, dir string, spec Spec) (*Run, error) {
 // earlier executor of this node. ErrGone means none listens there: it
 // has exited (its status, if it wrote one, is in ReadStatus) or died.
 func Attach(dir string) (*Run, error) {
-	conn, err := net.DialTimeout("unix", filepath.Join(dir, socketFile), time.Second)
+	sock, release, err := socketAddr(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrGone, err)
+	}
+	defer release()
+	conn, err := net.DialTimeout("unix", sock, time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrGone, err)
 	}
 	return newRun(dir, conn), nil
+}
+
+// socketAddr is the address of the socket of the run in dir. A Unix
+// socket's path has at most 107 bytes; a longer one is reached through a
+// descriptor of dir (/proc/self/fd/N/ctl.sock), which release closes once
+// the socket is bound or connected.
+func socketAddr(dir string) (addr string, release func(), err error) {
+	if path := filepath.Join(dir, socketFile); len(path) <= maxSocketPath {
+		return path, func() {}, nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), socketFile), func() { _ = d.Close() }, nil
 }
 
 func newRun(dir string, conn net.Conn) *Run {

@@ -177,3 +177,29 @@ func zombie(pid int) bool {
 	_, rest, ok := strings.Cut(string(stat), ") ")
 	return ok && strings.HasPrefix(rest, "Z")
 }
+
+// A run directory deeper than a Unix socket's path may be works all the
+// same.
+func TestSupervisor_RunDirectoryOfAnyLength(t *testing.T) {
+	t.Parallel()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 60), strings.Repeat("e", 60))
+	r, err := supervisor.Start(self, dir, supervisor.Spec{
+		Path: "/bin/sh", Args: []string{"sh", "-c", "sleep 0.3; echo deep"},
+		Output: filepath.Join(t.TempDir(), "out.log"), TailBytes: 4096, Grace: time.Second, Fence: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	again, err := supervisor.Attach(dir)
+	if err != nil {
+		t.Fatalf("attach to %s (%d bytes): %v", dir, len(dir), err)
+	}
+	if st := ended(t, again, always); st.Ending != supervisor.Exited || st.Output.Tail != "deep\n" {
+		t.Errorf("status %+v; want exited, its output kept", st)
+	}
+}

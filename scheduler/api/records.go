@@ -119,6 +119,11 @@ type Fire struct {
 	// Term is the leader term that last wrote the record: the creation
 	// revision of its election key, which that write's fence compared.
 	Term int64 `json:"term,omitempty"`
+	// Lease is the registration lease of the executor that claimed (or
+	// adopted) the running attempt; FenceTimeout how long the attempt
+	// outlives that executor's silence at most.
+	Lease        int64         `json:"lease,omitempty"`
+	FenceTimeout time.Duration `json:"fence_timeout,omitempty"`
 	// StartedAt is when the executor claimed the run; once the run has
 	// ended, when its process actually started.
 	StartedAt time.Time `json:"started_at,omitzero"`
@@ -209,6 +214,8 @@ type Node struct {
 	// output directory's .aion-node.lock); PID is the executor's process.
 	Lock string `json:"lock,omitempty"`
 	PID  int    `json:"pid,omitempty"`
+	// Lease is the etcd lease the registration is written on.
+	Lease int64 `json:"lease,omitempty"`
 	// Policy is what the node allows jobs: the users they may run as and
 	// the host paths, networks and images of container jobs (absent: an
 	// executor from before policies, which has the default policy).

@@ -36,6 +36,8 @@ func apiFire(f store.Fire) api.Fire {
 		PlannedAt:       f.PlannedAt,
 		PlannedBy:       f.PlannedBy,
 		Term:            f.Term,
+		Lease:           f.Lease,
+		FenceTimeout:    f.FenceTimeout,
 		StartedAt:       f.StartedAt,
 		EndedAt:         f.EndedAt,
 		PID:             f.PID,
@@ -118,7 +120,7 @@ func apiJobState(st store.JobState) api.JobState {
 }
 
 func apiNode(n store.Node) api.Node {
-	return api.Node{ID: n.ID, Labels: n.Labels, Slots: n.Slots, StartedAt: n.StartedAt, Lock: n.Lock, PID: n.PID, Policy: n.Policy}
+	return api.Node{ID: n.ID, Labels: n.Labels, Slots: n.Slots, StartedAt: n.StartedAt, Lock: n.Lock, PID: n.PID, Lease: n.Lease, Policy: n.Policy}
 }
 
 func apiApplyResult(r store.ApplyResult) api.ApplyResult {

@@ -84,7 +84,7 @@ misfire:
 	// planned past the 1 s grace by the scheduler's clock. The hour's
 	// times skipped without a record (counted only) are missed to it.
 	checkHistory(t, c)
-	r := checkRuns(t, c, logPath, from, jumpAt.Add(time.Hour-2*time.Second), tick)[0]
+	r := checkRuns(t, c, logPath, nil, from, jumpAt.Add(time.Hour-2*time.Second), tick)[0]
 	runs := runlog.MustRead(t, logPath)
 	t.Logf("checker: %s; %d runs logged", r, len(runs))
 	if len(runs) < 3 {

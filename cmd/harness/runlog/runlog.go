@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -228,4 +229,84 @@ func MustLines(t testing.TB, path string) []string {
 		t.Fatalf("read run log: %v", err)
 	}
 	return lines
+}
+
+// Watcher notes when the process of each run in a log is seen gone, for
+// runs killed before they could log their end (SIGKILL logs nothing): the
+// first look that finds a run's shell gone (or a zombie) is an upper
+// bound of its death, measured, not taken from Aion's records.
+type Watcher struct {
+	path string
+	mu   sync.Mutex
+	gone map[string]time.Time // by watchKey; guarded by mu
+}
+
+// watchKey names one start of a run: its attempt and its shell's PID.
+func watchKey(r Run) string { return r.Key() + " " + strconv.Itoa(r.PID) }
+
+// Watch starts watching the runs logged at path, every interval, until
+// the test ends.
+func Watch(t testing.TB, path string, every time.Duration) *Watcher {
+	w := &Watcher{path: path, gone: make(map[string]time.Time)}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				w.look()
+			}
+		}
+	}()
+	t.Cleanup(func() { close(done); <-stopped })
+	return w
+}
+
+func (w *Watcher) look() {
+	runs, err := Read(w.path)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range runs {
+		if _, gone := w.gone[watchKey(r)]; gone || r.Ended() || r.PID <= 0 {
+			continue
+		}
+		if !alive(r.PID) {
+			w.gone[watchKey(r)] = now
+		}
+	}
+}
+
+// alive reports whether process pid exists and is not a zombie.
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	_, rest, ok := strings.Cut(string(stat), ") ")
+	return ok && !strings.HasPrefix(rest, "Z") && !strings.HasPrefix(rest, "X")
+}
+
+// EndAtDeath returns a copy of runs in which each run that logged no end
+// ends when the watcher saw its process gone, if it did. Runs still
+// unended are still running, or were never seen alive and gone.
+func (w *Watcher) EndAtDeath(runs []Run) []Run {
+	w.look()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := slices.Clone(runs)
+	for i := range out {
+		if at, ok := w.gone[watchKey(out[i])]; ok && !out[i].Ended() {
+			out[i].End = at
+		}
+	}
+	return out
 }
