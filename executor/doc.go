@@ -8,9 +8,13 @@
 //   - claiming: a dispatched fire starts only after an etcd transaction
 //     moved its record from planned to running, so each attempt starts at
 //     most once (claims and results of many fires share transactions);
-//   - running: a shell command or argv on the host in a process group of its
-//     own, or a container through package containerizer, with the job's
-//     environment, workdir, user and timeout; kill requests over NATS stop it;
+//   - running: a shell command or argv on the host under a supervisor of its
+//     own (package supervisor: a process that outlives the executor and
+//     kills the run when the executor has been silent for Fence; the
+//     executor beats it only while its lease is surely alive), or a
+//     container through package containerizer, with the job's environment
+//     (AION_FENCE: the claim's revision), workdir, user and timeout; kill
+//     requests over NATS, checked against etcd, stop it;
 //   - output: a tail in the fire record and the rest in a file on disk
 //     (0600, created only when a run writes something, capped at the job's
 //     output_limit or OutputLimit), served to `aion logs` over NATS and
@@ -18,8 +22,11 @@
 //     (a full disk, a directory that cannot be made) is said in the record;
 //   - results, written with a transaction guarded by the claim, so a run the
 //     leader marked lost meanwhile is not overwritten;
-//   - cleanup after a dead predecessor on the same node: its processes and
-//     containers are killed once the new executor holds the registration.
+//   - taking over from a dead predecessor on the same node, once the new
+//     executor holds the registration: its runs whose supervisor lives are
+//     adopted (their records re-stamped with the new lease), those whose
+//     supervisor exited are recorded as they ended, its containers are
+//     removed and their runs recorded lost.
 //
 // It does not decide what runs where or when: that is the leader's (package
 // scheduler), and job definitions are package jobspec's.

@@ -86,6 +86,8 @@ func executorFlags(cmd *cobra.Command, defaultOutput string) {
 	configFlag(f, "slots", "executor.slots")
 	configFlag(f, "output-dir", "executor.output_dir")
 	configFlag(f, "grace", "executor.grace")
+	f.Duration("fence", 3*time.Second, "a host run is killed when its executor has been silent (or unsure of its etcd lease) this long; under the 5s lease")
+	configFlag(f, "fence", "executor.fence")
 	f.String("secrets-dir", "", "the directory jobs' env_from files are read from (empty: none)")
 	f.StringSlice("pass-env", nil, "variables of the executor's environment jobs may take with env_from")
 	configFlag(f, "secrets-dir", "executor.secrets_dir")
@@ -132,6 +134,9 @@ func (a *app) executorConfig() (executor.Config, error) {
 	cfg.Prefix = a.cfg.Etcd.Prefix
 	cfg.OutputDir = a.cfg.Executor.OutputDir
 	cfg.Grace = a.cfg.Executor.Grace
+	if a.cfg.Executor.Fence > 0 {
+		cfg.Fence = a.cfg.Executor.Fence
+	}
 	cfg.OutputRetention = a.cfg.Executor.OutputRetention
 	if cfg.OutputLimit, err = outputLimit(a.cfg.Executor.OutputLimit); err != nil {
 		return cfg, &exitError{code: exitUsage, err: err}

@@ -70,6 +70,7 @@ type config struct {
 		Slots             int           `mapstructure:"slots"`
 		OutputDir         string        `mapstructure:"output_dir"`
 		Grace             time.Duration `mapstructure:"grace"`
+		Fence             time.Duration `mapstructure:"fence"`
 		OutputRetention   time.Duration `mapstructure:"output_retention"`
 		OutputLimit       string        `mapstructure:"output_limit"`
 		Docker            string        `mapstructure:"docker"`

@@ -232,7 +232,8 @@ constraints: ["node=x1"]
 	killedAt := time.Now()
 	w.executors["x1"].Kill()
 	var lost store.Fire
-	clustertest.WaitFor(t, 3*ttl, "the fire to be lost", func() bool {
+	// The lease (5 s), then the fence (3 s) and a second more.
+	clustertest.WaitFor(t, 20*time.Second, "the fire to be lost", func() bool {
 		for _, f := range w.c.Fires(t, "long") {
 			if f.ID == id && f.State == store.FireLost {
 				lost = f
@@ -245,18 +246,60 @@ constraints: ["node=x1"]
 	if !strings.Contains(lost.Reason, "x1 lost its lease") || lost.Attempt != 1 {
 		t.Errorf("lost fire: attempt %d, reason %q", lost.Attempt, lost.Reason)
 	}
-	if !alive(run.PID) {
-		t.Logf("the orphaned shell %d is already gone", run.PID)
+	if alive(run.PID) {
+		t.Errorf("the run's shell %d still runs when its fire is counted lost: its supervisor's fence should have killed it", run.PID)
 	}
 	w.executors["x1"].Restart()
-	clustertest.WaitFor(t, 10*time.Second, "the orphaned run to be killed by the restarted executor", func() bool {
-		return !alive(run.PID)
-	})
+	w.c.WaitRegistered(t, "x1")
 	time.Sleep(2 * time.Second)
 	if runs, _ := runlog.Read(w.runLog); len(runs) != 1 {
 		t.Errorf("%d runs started, want 1: a lost run is not retried unless retries.on_lost", len(runs))
 	}
 	w.check(t, killedAt, killedAt, long) // a manual job: its runs and the history only
+}
+
+// TestScenario_ExecutorSIGKILLAndRestartWithinTheFence kills the executor
+// running a job and starts it again at once: it adopts the run from its
+// supervisor, which outlived it, and the run ends as it would have, once,
+// recorded succeeded; the every-second forbid job it also runs goes on
+// without a duplicate or an overlap.
+func TestScenario_ExecutorSIGKILLAndRestartWithinTheFence(t *testing.T) {
+	w := newWorld(t, []string{"s1"}, []string{"x1"})
+	jobs := w.apply(t, fmt.Sprintf(`
+jobs:
+  - name: long
+    schedule: manual
+    command: %q
+  - name: slow
+    schedule: "* * * * * *"
+    cron_seconds: true
+    command: %q
+`, runlog.Command(w.runLog, "sleep 4"), runlog.Command(w.runLog, "sleep 2")))
+	w.waitLeader(t, "")
+	w.c.WaitRegistered(t, "x1")
+	id := w.c.RequestRun(t, "long", store.Request{By: "test"})
+	w.c.WaitFire(t, id, 10*time.Second, "the run to start", func(f store.Fire) bool { return f.State == store.FireRunning })
+	from := time.Now()
+	w.executors["x1"].Kill()
+	w.executors["x1"].Restart()
+	f := w.c.WaitFinal(t, id, 20*time.Second)
+	if f.State != store.FireSucceeded || f.Attempt != 1 {
+		t.Errorf("long: %s (%s), attempt %d; want succeeded on its first attempt, adopted", f.State, f.Reason, f.Attempt)
+	}
+	time.Sleep(3 * time.Second)
+	to := time.Now()
+	starts := 0
+	for _, r := range runlog.MustRead(t, w.runLog) {
+		if r.Fire == id.String() {
+			starts++
+		}
+	}
+	if starts != 1 {
+		t.Errorf("long started %d times, want once", starts)
+	}
+	for _, r := range w.check(t, from, to, jobs["long"], jobs["slow"]) {
+		t.Log(r)
+	}
 }
 
 // TestScenario_NATSRestart stops NATS for 4 s while an every-second job
