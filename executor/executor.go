@@ -52,8 +52,9 @@ type Config struct {
 	// lease is alive. Shorter than LeaseTTL.
 	Fence time.Duration
 	// SupervisorPath is the program host runs' supervisors are started
-	// from (package supervisor); empty: this executable, which must call
-	// supervisor.RunIfInvoked first thing.
+	// from (package supervisor): aion-supervise, or a program that calls
+	// supervisor.RunIfInvoked first thing. Empty: aion-supervise next to
+	// this executable if it is there, else this executable.
 	SupervisorPath string
 	// OutputDir keeps the full output of every run.
 	OutputDir string
@@ -208,6 +209,23 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// defaultSupervisor is the program supervisors are started from: the
+// aion-supervise program next to this one if there is one (it starts in a
+// millisecond), else this program itself (which must call
+// supervisor.RunIfInvoked; it starts in tens of milliseconds, as it
+// initializes everything it links).
+func defaultSupervisor() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find this program, to start supervisors from: %w", err)
+	}
+	beside := filepath.Join(filepath.Dir(self), supervisor.ProcessName)
+	if info, err := os.Stat(beside); err == nil && info.Mode().IsRegular() && info.Mode()&0o111 != 0 {
+		return beside, nil
+	}
+	return self, nil
+}
+
 // Executor runs fires dispatched to its node (Config.NodeID): New builds
 // it, Run runs it.
 type Executor struct {
@@ -285,11 +303,11 @@ func (x *Executor) Run(ctx context.Context) error {
 		return fmt.Errorf("executor output directory: %w", err)
 	}
 	if x.cfg.SupervisorPath == "" {
-		self, err := os.Executable()
+		path, err := defaultSupervisor()
 		if err != nil {
-			return fmt.Errorf("executor: find this program, to start supervisors from: %w", err)
+			return fmt.Errorf("executor: %w", err)
 		}
-		x.cfg.SupervisorPath = self
+		x.cfg.SupervisorPath = path
 	}
 	if err := supervisor.Check(x.cfg.SupervisorPath); err != nil {
 		return fmt.Errorf("executor: %w", err)

@@ -88,6 +88,8 @@ func executorFlags(cmd *cobra.Command, defaultOutput string) {
 	configFlag(f, "grace", "executor.grace")
 	f.Duration("fence", 3*time.Second, "a host run is killed when its executor has been silent (or unsure of its etcd lease) this long; under the 5s lease")
 	configFlag(f, "fence", "executor.fence")
+	f.String("supervisor", "", "the program host runs' supervisors start from (default: aion-supervise next to aion, else aion itself)")
+	configFlag(f, "supervisor", "executor.supervisor")
 	f.String("secrets-dir", "", "the directory jobs' env_from files are read from (empty: none)")
 	f.StringSlice("pass-env", nil, "variables of the executor's environment jobs may take with env_from")
 	configFlag(f, "secrets-dir", "executor.secrets_dir")
@@ -137,6 +139,7 @@ func (a *app) executorConfig() (executor.Config, error) {
 	if a.cfg.Executor.Fence > 0 {
 		cfg.Fence = a.cfg.Executor.Fence
 	}
+	cfg.SupervisorPath = a.cfg.Executor.Supervisor
 	cfg.OutputRetention = a.cfg.Executor.OutputRetention
 	if cfg.OutputLimit, err = outputLimit(a.cfg.Executor.OutputLimit); err != nil {
 		return cfg, &exitError{code: exitUsage, err: err}

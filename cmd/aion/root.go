@@ -71,6 +71,7 @@ type config struct {
 		OutputDir         string        `mapstructure:"output_dir"`
 		Grace             time.Duration `mapstructure:"grace"`
 		Fence             time.Duration `mapstructure:"fence"`
+		Supervisor        string        `mapstructure:"supervisor"`
 		OutputRetention   time.Duration `mapstructure:"output_retention"`
 		OutputLimit       string        `mapstructure:"output_limit"`
 		Docker            string        `mapstructure:"docker"`

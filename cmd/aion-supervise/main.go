@@ -1,0 +1,16 @@
+// Command aion-supervise is the supervisor of one host run (package
+// executor/supervisor), as a program of its own: it links nothing but the
+// supervisor, so it starts in about a millisecond, where the aion binary,
+// which links etcd, NATS and gRPC, spends about 25 ms initializing their
+// packages before main. An executor uses it when it is installed next to
+// the aion binary (or named by executor.supervisor); otherwise it starts
+// supervisors from aion itself, which works the same, slower.
+package main
+
+import (
+	"os"
+
+	"github.com/aionsched/aion/executor/supervisor"
+)
+
+func main() { os.Exit(supervisor.Main(os.Args[1:])) }
