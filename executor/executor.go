@@ -239,8 +239,10 @@ type Executor struct {
 	// engine. Set by Run before any job runs.
 	containers containerEngine
 
-	// lock is the node's lock, held while Run runs.
+	// lock is the node's lock, held while Run runs; sup the supervisor of
+	// its host runs, set by Run.
 	lock *nodeLock
+	sup  *supervisor.Supervisor
 
 	// lease is the registration lease (its ID) and leaseUntil the moment
 	// until which it is surely alive (see keepAlive).
@@ -322,6 +324,16 @@ func (x *Executor) Run(ctx context.Context) error {
 			x.log.Warn("release the node lock", zap.Error(err))
 		}
 	}()
+	// The supervisor of this node's host runs: a predecessor's, still
+	// running (its runs are adopted below), or a new one.
+	sup, attached, err := supervisor.Open(x.cfg.SupervisorPath, filepath.Join(x.cfg.OutputDir, runsDir), x.cfg.Fence)
+	if err != nil {
+		return fmt.Errorf("executor: %w", err)
+	}
+	x.sup = sup
+	defer sup.Close()
+	stopBeats := x.beat(ctx)
+	defer stopBeats()
 	// Claims and results go through committers that outlive every run.
 	commitCtx, stopCommitters := context.WithCancel(context.WithoutCancel(ctx))
 	waitCommitters := x.runCommitters(commitCtx)
@@ -343,19 +355,16 @@ func (x *Executor) Run(ctx context.Context) error {
 	// predecessor. Its live supervisors are adopted; any other run of it
 	// is lost (the leader sees that its record names a lease no
 	// registration holds).
-	adopted := x.adoptRuns(ctx)
+	adopted := x.adoptRuns(ctx, attached)
 	keys := make(map[string]bool, len(adopted))
 	for _, a := range adopted {
 		keys[runKey(a.claim.Fire.ID.String(), strconv.Itoa(a.claim.Fire.Attempt))] = true
 	}
 	x.killOrphans(keys)
 	x.settleLeftovers(ctx, x.removeLeftoverContainers(ctx))
-	abort := func(err error) error {
+	abort := func(err error) error { // adopted runs are left to their fence
 		lease.stopKeepAlive()
 		x.revoke(lease.id)
-		for _, a := range adopted {
-			_ = a.run.Close() // their fence stops them
-		}
 		return err
 	}
 	logKey, err := store.LogSigningKey(ctx, x.etcd, x.keys)
@@ -377,6 +386,9 @@ func (x *Executor) Run(ctx context.Context) error {
 		lease.stopKeepAlive()
 		if !lost {
 			x.revoke(lease.id)
+			if err := x.sup.Stop(5 * time.Second); err != nil {
+				x.log.Warn("stop the supervisor", zap.Error(err))
+			}
 			return nil
 		}
 		if lease, err = x.registerAgain(ctx, lease.id); err != nil {
@@ -617,6 +629,33 @@ func (x *Executor) keepAlive(ctx context.Context, id clientv3.LeaseID, done chan
 		case <-time.After(every - time.Since(sent)):
 		}
 	}
+}
+
+// beat tells the supervisor, every quarter of the fence, that this
+// executor lives, while its lease is surely alive: a paused or cut-off
+// executor's runs are killed by their fence. It returns a function that
+// stops it.
+func (x *Executor) beat(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(x.cfg.Fence / 4)
+		defer tick.Stop()
+		for {
+			if x.leaseAlive() {
+				if err := x.sup.Beat(); err != nil {
+					x.log.Debug("beat the supervisor", zap.Error(err))
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // leaseAlive reports whether the registration lease is surely alive now:

@@ -67,7 +67,7 @@ func (x *Executor) executeHost(ctx context.Context, job *jobspec.Job, from map[s
 	if err := writeClaim(dir, claimFile{Fire: f, Rev: fence, Fence: fence, Timeout: job.Timeout}); err != nil {
 		return runResult{state: store.FireFailed, reason: fmt.Sprintf("run directory: %v", err)}
 	}
-	run, err := supervisor.Start(x.cfg.SupervisorPath, dir, spec)
+	run, err := x.sup.Start(dir, spec)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return runResult{state: store.FireFailed, reason: err.Error()}
@@ -111,34 +111,23 @@ func (x *Executor) hostSpec(job *jobspec.Job, from map[string]string, f store.Fi
 	return spec, nil
 }
 
-// supervise holds a supervised run until its supervisor exits: it beats
-// the supervisor while the node's lease is surely alive (so a paused or
-// cut-off executor's runs die of their fence), asks it to stop the run
-// when ctx ends (a kill, a shutdown, the lease lost), and returns the
-// result its status gives.
+// supervise holds a supervised run until it ends: it asks the supervisor
+// to stop the run when ctx ends (a kill, a shutdown, the lease lost), and
+// returns the result its status gives. (The executor's beats keep the run
+// alive: beat.)
 func (x *Executor) supervise(ctx context.Context, run *supervisor.Run, timeout jobspec.Duration) runResult {
-	defer run.Close()
-	beat := time.NewTicker(x.cfg.Fence / 4)
-	defer beat.Stop()
 	done := ctx.Done()
 	var stopState store.FireState // set once a stop was asked for
-	if x.leaseAlive() {
-		_ = run.Beat()
-	}
 	for {
 		select {
 		case <-run.Done():
 			return x.resultOf(run.Dir(), run.Status, timeout, stopState)
-		case <-beat.C:
-			if x.leaseAlive() {
-				_ = run.Beat() // a supervisor that exited is seen by Done
-			}
 		case <-done:
 			done = nil
 			var reason string
 			stopState, reason = stopped(ctx)
 			if err := run.Kill(reason); err != nil {
-				x.log.Warn("ask a supervisor to stop its run", zap.String("dir", run.Dir()), zap.Error(err))
+				x.log.Warn("ask the supervisor to stop a run", zap.String("dir", run.Dir()), zap.Error(err))
 			}
 		}
 	}
@@ -151,7 +140,7 @@ func (x *Executor) resultOf(dir string, status func() (supervisor.Status, error)
 	res := runResult{runDir: dir}
 	st, err := status()
 	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "supervisor.log"))
+		log, _ := os.ReadFile(filepath.Join(filepath.Dir(dir), "supervisor.log"))
 		res.state, res.reason = store.FireLost, fmt.Sprintf("its supervisor died without saying how the run ended (%v): %s", err, lastLine(log))
 		return res
 	}

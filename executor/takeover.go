@@ -64,13 +64,14 @@ type adoption struct {
 
 // adoptRuns takes over the host runs a predecessor of this node left,
 // from their directories: it must be called holding the node's
-// registration, before any dispatch is taken. A run whose supervisor
-// still runs is adopted, once its record names this executor's lease (a
+// registration, before any dispatch is taken. attached says the
+// predecessor's supervisor still runs (Open found it). A run that has
+// ended is recorded as its status says. A run still going under that
+// supervisor is adopted, once its record names this executor's lease (a
 // write compared on the record as the predecessor left it: if the leader
-// marked it lost meanwhile, the run is stopped instead). A run whose
-// supervisor has exited gets the result its status gives; one whose
-// supervisor died without a status is lost.
-func (x *Executor) adoptRuns(ctx context.Context) []adoption {
+// counted it lost meanwhile, the run is stopped instead). A run whose
+// supervisor died without its status is lost.
+func (x *Executor) adoptRuns(ctx context.Context, attached bool) []adoption {
 	dirs, err := x.runDirs()
 	if err != nil {
 		x.log.Warn("look for runs left by a previous executor", zap.Error(err))
@@ -78,22 +79,24 @@ func (x *Executor) adoptRuns(ctx context.Context) []adoption {
 	var adopted []adoption
 	for _, dir := range dirs {
 		claim, err := readClaim(dir)
-		if err != nil { // made, but the supervisor never started
+		if err != nil { // made, but the run never started
 			_ = os.RemoveAll(dir)
 			continue
 		}
 		log := x.log.With(zap.Stringer("fire", claim.Fire.ID), zap.Int("attempt", claim.Fire.Attempt))
-		run, err := supervisor.Attach(dir)
+		if _, err := supervisor.ReadStatus(dir); err == nil || !attached {
+			x.settleEnded(ctx, dir, claim, log)
+			continue
+		}
+		run, err := x.sup.Adopt(dir)
 		if err != nil {
 			x.settleEnded(ctx, dir, claim, log)
 			continue
 		}
 		rev, err := x.restamp(ctx, claim)
-		switch {
-		case err != nil || rev == 0:
+		if err != nil || rev == 0 {
 			log.Warn("a run left by a previous executor is no longer this node's (marked lost?): stopping it", zap.Error(err))
 			_ = run.Kill("killed: the leader counted it lost while its executor restarted")
-			_ = run.Close()
 			continue
 		}
 		claim.Rev = rev

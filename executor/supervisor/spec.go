@@ -1,28 +1,36 @@
-// Package supervisor owns one host run from its start to its exit status,
-// in a process of its own: the aion binary started as "aion-supervise
-// DIR", in the spirit of containerd-shim and conmon. The executor starts
-// one per run and talks to it over a Unix socket in the run's directory;
-// the supervisor
+// Package supervisor owns the host runs of an executor node from their
+// start to their exit status, in a process of its own: the aion-supervise
+// program (or the aion binary started as aion-supervise), in the spirit
+// of containerd-shim and conmon. The executor starts one supervisor for
+// its runs directory and talks to it over a Unix socket there; the
+// supervisor
 //
-//   - starts the job's process in a process group of its own, with the
-//     spec's argv, environment, directory and user, and keeps its output
+//   - starts each run's process in a process group of its own, with the
+//     run's argv, environment, directory and user, and keeps its output
 //     (package runoutput);
-//   - stops the group on the executor's request (SIGTERM, then SIGKILL
-//     after the grace period) or when the spec's timeout passes;
-//   - holds a fence: when it hears no beat from its executor for
-//     Spec.Fence (counted on CLOCK_BOOTTIME, so time the machine spent
-//     suspended counts), it kills the group at once. The executor beats
-//     only while its etcd lease is surely alive, so a paused, cut-off or
-//     dead executor's runs are dead before the leader may mark them lost;
-//   - writes how the run ended to status.json, then exits.
+//   - stops a run on the executor's request (SIGTERM, then SIGKILL after
+//     the grace period) or when its timeout passes;
+//   - holds a fence on every run: when it hears no beat from its executor
+//     for the run's Spec.Fence (counted on CLOCK_BOOTTIME, so time the
+//     machine spent suspended counts), it kills the run at once. The
+//     executor beats only while its etcd lease is surely alive, so a
+//     paused, cut-off or dead executor's runs are dead before the leader
+//     may count them lost;
+//   - writes how each run ended to the run's status.json and tells the
+//     connected executor.
 //
-// It outlives its executor: a restarted executor of the same node finds
-// the run's directory, connects to the socket again and adopts the run
-// (Attach), or reads the status it left.
+// It outlives its executor: a restarted executor of the same node
+// connects to it again (Open) and adopts its runs (Adopt), or reads the
+// status of those that ended meanwhile. It exits once it has no run and
+// has heard no beat for the fence.
 //
-// The run's directory holds spec.json (what to run, written by the
-// executor), ctl.sock (the socket), status.json (written once, at the
-// end) and supervisor.log (the supervisor's own errors).
+// One supervisor serves all of a node's runs, not one per run: a process
+// start per run cost measured 10 times the throughput (BENCHMARKS.md).
+// Each run still has its own process group, fence, output and status.
+//
+// Files: <runs>/ctl (the socket), <runs>/supervisor.log (the supervisor's
+// own errors), and per run <runs>/<run>/spec.json (what to run, written by
+// the executor) and <runs>/<run>/status.json (written once, at the end).
 package supervisor
 
 import (
@@ -53,7 +61,7 @@ type Spec struct {
 	Timeout time.Duration `json:"timeout,omitempty"` // 0: none
 	Grace   time.Duration `json:"grace"`             // between SIGTERM and SIGKILL
 	// Fence is how long the supervisor waits for a beat before it kills
-	// the run. The first beat is due Fence after the supervisor started.
+	// the run.
 	Fence time.Duration `json:"fence"`
 	// StartAt, when set, is when the job's process starts (not before):
 	// a supervisor may be made ready ahead of a run's time.
@@ -94,12 +102,12 @@ type Kept struct {
 	Limit int64  `json:"limit,omitempty"`
 }
 
-// The files of a run's directory.
+// The files of the runs directory, and of each run's.
 const (
+	socketFile = "ctl"
+	logFile    = "supervisor.log"
 	specFile   = "spec.json"
 	statusFile = "status.json"
-	socketFile = "ctl.sock"
-	logFile    = "supervisor.log"
 )
 
 // ReadStatus reads the status a supervisor left in dir; os.ErrNotExist
@@ -117,7 +125,8 @@ func ReadStatus(dir string) (Status, error) {
 }
 
 // writeJSON writes v to dir/name atomically (a temporary file renamed),
-// synced, mode 0600.
+// mode 0600. It is not synced: it must outlive the executor, which the
+// page cache does, not the machine (whose crash kills the runs too).
 func writeJSON(dir, name string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -128,9 +137,7 @@ func writeJSON(dir, name string, v any) error {
 		return err
 	}
 	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	if _, err := tmp.Write(data); err == nil {
-		err = tmp.Sync()
-	}
+	_, err = tmp.Write(data)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -140,8 +147,20 @@ func writeJSON(dir, name string, v any) error {
 	return os.Rename(tmp.Name(), filepath.Join(dir, name))
 }
 
-// message is one line the executor sends on the socket.
-type message struct {
-	Beat bool   `json:"beat,omitempty"`
-	Kill string `json:"kill,omitempty"` // the reason of a kill request
+// request is one line an executor sends on the socket.
+type request struct {
+	Beat   bool   `json:"beat,omitempty"`
+	Start  string `json:"start,omitempty"` // a run's directory, holding its spec.json
+	Kill   string `json:"kill,omitempty"`  // a run's directory
+	Reason string `json:"reason,omitempty"`
+	// Exit asks the supervisor to exit once it has no run (the executor
+	// stops, its runs ended).
+	Exit bool `json:"exit,omitempty"`
+}
+
+// event is one line the supervisor sends to every connected executor: a
+// run ended.
+type event struct {
+	Run    string `json:"run"` // the run's directory
+	Status Status `json:"status"`
 }

@@ -37,23 +37,38 @@ func RunIfInvoked() {
 	os.Exit(Main(os.Args[1:]))
 }
 
-// Main is the supervisor process: aion-supervise DIR supervises the run
-// whose spec is in DIR, on the socket the executor passed it as file
-// descriptor 3. aion-supervise --check answers that the program is one.
-// It returns the process's exit code: 0 once the status is written.
+// Main is the supervisor process: aion-supervise DIR FENCE supervises the
+// runs of the runs directory DIR, on the socket the executor passed it as
+// file descriptor 3, and exits once it has no run and has heard no beat
+// for FENCE. aion-supervise --check answers that the program is one. It
+// returns the process's exit code.
 func Main(args []string) int {
 	switch {
 	case len(args) == 1 && args[0] == "--check":
 		fmt.Println(checkReply)
 		return 0
-	case len(args) != 1:
-		fmt.Fprintln(os.Stderr, "usage: "+ProcessName+" DIR")
+	case len(args) != 2:
+		fmt.Fprintln(os.Stderr, "usage: "+ProcessName+" DIR FENCE")
 		return 2
 	}
-	if err := supervise(args[0]); err != nil {
-		fmt.Fprintf(os.Stderr, "%s %s: %v\n", ProcessName, args[0], err)
+	idle, err := time.ParseDuration(args[1])
+	if err != nil || idle <= 0 {
+		fmt.Fprintf(os.Stderr, "%s: fence %q: want a duration such as 3s\n", ProcessName, args[1])
+		return 2
+	}
+	// FileListener takes a duplicate (close-on-exec); descriptor 3 itself
+	// is closed, so runs do not inherit the socket.
+	inherited := os.NewFile(3, socketFile)
+	ln, err := net.FileListener(inherited)
+	_ = inherited.Close()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s %s: control socket (file descriptor 3): %v\n", ProcessName, args[0], err)
 		return 1
 	}
+	d := newDaemon(idle)
+	go d.accept(ln)
+	d.wait()
+	_ = ln.Close()
 	return 0
 }
 
@@ -62,113 +77,172 @@ func Main(args []string) int {
 // group can hold the pipe longer.
 const outputDrain = 500 * time.Millisecond
 
-// fenceCheck is how often the fence is looked at: the most a fenced run
+// fenceCheck is how often fences are looked at: the most a fenced run
 // outlives its fence by, but for the kernel's delivery of SIGKILL.
 const fenceCheck = 50 * time.Millisecond
 
-// supervisor is the state of one supervisor process.
-type supervisor struct {
-	spec     Spec
-	mu       sync.Mutex
-	conns    []net.Conn           // the executors' connections; guarded by mu
+// daemon is the state of a supervisor process.
+type daemon struct {
+	idle     time.Duration        // exit with no run and no beat for this long
 	lastBeat atomic.Int64         // clock() of the last beat
-	kills    chan string          // kill requests' reasons
+	exit     atomic.Bool          // asked to exit once it has no run
 	clock    func() time.Duration // CLOCK_BOOTTIME
 	signal   func(pgid int, sig syscall.Signal) error
+
+	mu    sync.Mutex
+	conns map[net.Conn]bool      // the executors' connections; guarded by mu
+	runs  map[string]chan string // by directory: its kill requests' reasons; guarded by mu
+	ended chan struct{}          // a run ended (buffered 1)
 }
 
-func supervise(dir string) error {
-	var spec Spec
-	data, err := os.ReadFile(filepath.Join(dir, specFile))
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(data, &spec); err != nil {
-		return fmt.Errorf("spec: %w", err)
-	}
-	// FileListener takes a duplicate (close-on-exec); descriptor 3 itself
-	// is closed, so the job does not inherit the socket.
-	inherited := os.NewFile(3, socketFile)
-	ln, err := net.FileListener(inherited)
-	_ = inherited.Close()
-	if err != nil {
-		return fmt.Errorf("control socket (file descriptor 3): %w", err)
-	}
-	defer ln.Close()
-	s := &supervisor{spec: spec, kills: make(chan string, 1), clock: bootTime,
-		signal: func(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) }}
-	s.lastBeat.Store(int64(s.clock()))
-	go s.accept(ln)
-	st := s.run()
-	// The file first (for an executor that comes later), then the
-	// connected executors; on a full disk they still hear it.
-	err = writeJSON(dir, statusFile, st)
-	s.announce(st)
-	return err
+func newDaemon(idle time.Duration) *daemon {
+	d := &daemon{idle: idle, clock: bootTime,
+		signal: func(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) },
+		conns:  make(map[net.Conn]bool), runs: make(map[string]chan string), ended: make(chan struct{}, 1)}
+	d.lastBeat.Store(int64(d.clock()))
+	return d
 }
 
-// announce sends the status to every connected executor.
-func (s *supervisor) announce(st Status) {
-	data, err := json.Marshal(st)
-	if err != nil {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, conn := range s.conns {
-		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = conn.Write(append(data, '\n'))
+// wait returns once the daemon has no run and has heard no beat for idle.
+func (d *daemon) wait() {
+	tick := time.NewTicker(fenceCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-d.ended:
+		}
+		d.mu.Lock()
+		idle := len(d.runs) == 0 && (d.exit.Load() || d.silentFor(d.idle))
+		d.mu.Unlock()
+		if idle {
+			return
+		}
 	}
 }
 
-// accept serves the executor's connections until the listener closes:
-// each line of each is a beat or a kill request.
-func (s *supervisor) accept(ln net.Listener) {
+// accept serves the executors' connections.
+func (d *daemon) accept(ln net.Listener) {
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			return // closed: the run has ended
+			return
 		}
-		s.mu.Lock()
-		s.conns = append(s.conns, conn)
-		s.mu.Unlock()
-		go s.read(conn)
+		d.mu.Lock()
+		d.conns[conn] = true
+		d.mu.Unlock()
+		go d.read(conn)
 	}
 }
 
-// read takes the messages of one connection until it closes. The
-// connection stays open while the supervisor lives: its end tells the
-// executor the supervisor has exited.
-func (s *supervisor) read(conn net.Conn) {
+// read takes the requests of one connection until it closes.
+func (d *daemon) read(conn net.Conn) {
+	defer func() {
+		d.mu.Lock()
+		delete(d.conns, conn)
+		d.mu.Unlock()
+		_ = conn.Close()
+	}()
 	dec := json.NewDecoder(conn)
 	for {
-		var m message
-		if err := dec.Decode(&m); err != nil {
-			return // the executor went (it may come back: Attach)
+		var r request
+		if err := dec.Decode(&r); err != nil {
+			return // the executor went (it may come back)
 		}
-		if m.Beat {
-			s.lastBeat.Store(int64(s.clock()))
-		}
-		if m.Kill != "" {
-			select {
-			case s.kills <- m.Kill:
-			default: // a kill is on its way already
+		switch {
+		case r.Beat:
+			d.lastBeat.Store(int64(d.clock()))
+		case r.Exit:
+			d.exit.Store(true)
+		case r.Start != "":
+			d.start(r.Start)
+		case r.Kill != "":
+			d.mu.Lock()
+			kills, ok := d.runs[r.Kill]
+			d.mu.Unlock()
+			if ok {
+				select {
+				case kills <- r.Reason:
+				default: // a kill is on its way already
+				}
 			}
 		}
 	}
 }
 
-// fenced reports whether the executor has been silent for longer than the
-// fence.
-func (s *supervisor) fenced() bool {
-	return s.clock()-time.Duration(s.lastBeat.Load()) > s.spec.Fence
+// start starts the run whose directory is dir, once.
+func (d *daemon) start(dir string) {
+	d.mu.Lock()
+	if _, dup := d.runs[dir]; dup {
+		d.mu.Unlock()
+		return
+	}
+	kills := make(chan string, 1)
+	d.runs[dir] = kills
+	d.mu.Unlock()
+	go func() {
+		var spec Spec
+		data, err := os.ReadFile(filepath.Join(dir, specFile))
+		if err == nil {
+			err = json.Unmarshal(data, &spec)
+		}
+		var st Status
+		if err != nil {
+			st = Status{Ending: NoStart, Reason: fmt.Sprintf("read the run's spec: %v", err), EndedAt: time.Now().UTC()}
+		} else {
+			st = (&run{d: d, spec: spec, kills: kills}).run()
+		}
+		// The file first (for an executor that comes later), then the
+		// connected executors: on a full disk they still hear it.
+		if err := writeJSON(dir, statusFile, st); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: write the status of %s: %v\n", ProcessName, dir, err)
+		}
+		d.announce(event{Run: dir, Status: st})
+		d.mu.Lock()
+		delete(d.runs, dir)
+		d.mu.Unlock()
+		select {
+		case d.ended <- struct{}{}:
+		default:
+		}
+	}()
 }
 
+// announce sends ev to every connected executor.
+func (d *daemon) announce(ev event) {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for conn := range d.conns {
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = conn.Write(append(data, '\n'))
+	}
+}
+
+// silentFor reports whether no beat came for longer than d.
+func (d *daemon) silentFor(limit time.Duration) bool {
+	return d.clock()-time.Duration(d.lastBeat.Load()) > limit
+}
+
+// run is one run of a daemon.
+type run struct {
+	d     *daemon
+	spec  Spec
+	kills <-chan string
+}
+
+// fenced reports whether the executor has been silent for longer than the
+// fence.
+func (r *run) fenced() bool { return r.d.silentFor(r.spec.Fence) }
+
 // run runs the job to its end and returns its status.
-func (s *supervisor) run() Status {
+func (r *run) run() Status {
 	tick := time.NewTicker(fenceCheck)
 	defer tick.Stop()
-	if until := time.Until(s.spec.StartAt); until > 0 {
+	if until := time.Until(r.spec.StartAt); until > 0 {
 		start := time.NewTimer(until)
 		defer start.Stop()
 	wait:
@@ -176,22 +250,22 @@ func (s *supervisor) run() Status {
 			select {
 			case <-start.C:
 				break wait
-			case reason := <-s.kills:
+			case reason := <-r.kills:
 				return Status{Ending: Killed, Reason: reason, EndedAt: time.Now().UTC()}
 			case <-tick.C:
-				if s.fenced() {
-					return Status{Ending: Fenced, Reason: s.fenceReason(), EndedAt: time.Now().UTC()}
+				if r.fenced() {
+					return Status{Ending: Fenced, Reason: r.fenceReason(), EndedAt: time.Now().UTC()}
 				}
 			}
 		}
 	}
 
-	keeper := &runoutput.Keeper{Path: s.spec.Output, Limit: s.spec.OutputLimit, TailBytes: s.spec.TailBytes}
+	keeper := &runoutput.Keeper{Path: r.spec.Output, Limit: r.spec.OutputLimit, TailBytes: r.spec.TailBytes}
 	pipe, err := runoutput.StartPipe(keeper)
 	if err != nil {
 		return Status{Ending: NoStart, Reason: fmt.Sprintf("output pipe: %v", err), EndedAt: time.Now().UTC()}
 	}
-	cmd := s.command(pipe.W)
+	cmd := r.command(pipe.W)
 	startedAt := time.Now()
 	if err := cmd.Start(); err != nil {
 		return Status{Ending: NoStart, Reason: fmt.Sprintf("start: %v", err), EndedAt: time.Now().UTC(),
@@ -202,9 +276,9 @@ func (s *supervisor) run() Status {
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 
-	st := s.wait(pid, waited, tick.C)
+	st := r.wait(pid, waited, tick.C)
 	// Whatever the process left behind in its group goes too.
-	_ = s.signal(pid, syscall.SIGKILL)
+	_ = r.d.signal(pid, syscall.SIGKILL)
 	st.PID, st.StartedAt, st.EndedAt = pid, startedAt.UTC(), time.Now().UTC()
 	st.ExitCode = exitCode(cmd.ProcessState)
 	st.Output = kept(pipe.Finish(outputDrain))
@@ -214,13 +288,13 @@ func (s *supervisor) run() Status {
 // command builds the job's process: in a process group of its own (the
 // group is what is stopped), killed if the supervisor dies, as the spec's
 // user.
-func (s *supervisor) command(out *os.File) *exec.Cmd {
-	cmd := exec.Command(s.spec.Path)
-	cmd.Args, cmd.Env, cmd.Dir = s.spec.Args, s.spec.Env, s.spec.Dir
+func (r *run) command(out *os.File) *exec.Cmd {
+	cmd := exec.Command(r.spec.Path)
+	cmd.Args, cmd.Env, cmd.Dir = r.spec.Args, r.spec.Env, r.spec.Dir
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if s.spec.UID != nil {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: *s.spec.UID, Gid: s.spec.GID, Groups: s.spec.Groups}
+	if r.spec.UID != nil {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: *r.spec.UID, Gid: r.spec.GID, Groups: r.spec.Groups}
 	}
 	return cmd
 }
@@ -228,10 +302,10 @@ func (s *supervisor) command(out *os.File) *exec.Cmd {
 // wait waits for the started process to end. The timeout or a kill
 // request stops its group (SIGTERM, SIGKILL after the grace period); the
 // fence kills it at once.
-func (s *supervisor) wait(pid int, waited <-chan error, tick <-chan time.Time) Status {
+func (r *run) wait(pid int, waited <-chan error, tick <-chan time.Time) Status {
 	var timeout <-chan time.Time
-	if s.spec.Timeout > 0 {
-		timer := time.NewTimer(s.spec.Timeout)
+	if r.spec.Timeout > 0 {
+		timer := time.NewTimer(r.spec.Timeout)
 		defer timer.Stop()
 		timeout = timer.C
 	}
@@ -248,33 +322,33 @@ func (s *supervisor) wait(pid int, waited <-chan error, tick <-chan time.Time) S
 			timeout = nil
 			if st.Ending == "" {
 				st.Ending = TimedOut
-				escalate = s.stop(pid)
+				escalate = r.stop(pid)
 			}
-		case reason := <-s.kills:
+		case reason := <-r.kills:
 			if st.Ending == "" {
 				st.Ending, st.Reason = Killed, reason
-				escalate = s.stop(pid)
+				escalate = r.stop(pid)
 			}
 		case <-escalate:
 			escalate, st.Escalated = nil, true
-			_ = s.signal(pid, syscall.SIGKILL)
+			_ = r.d.signal(pid, syscall.SIGKILL)
 		case <-tick:
-			if st.Ending != Fenced && s.fenced() {
-				st.Ending, st.Reason = Fenced, s.fenceReason()
-				_ = s.signal(pid, syscall.SIGKILL)
+			if st.Ending != Fenced && r.fenced() {
+				st.Ending, st.Reason = Fenced, r.fenceReason()
+				_ = r.d.signal(pid, syscall.SIGKILL)
 			}
 		}
 	}
 }
 
 // stop sends SIGTERM to the group and returns when to send SIGKILL.
-func (s *supervisor) stop(pid int) <-chan time.Time {
-	_ = s.signal(pid, syscall.SIGTERM)
-	return time.After(s.spec.Grace)
+func (r *run) stop(pid int) <-chan time.Time {
+	_ = r.d.signal(pid, syscall.SIGTERM)
+	return time.After(r.spec.Grace)
 }
 
-func (s *supervisor) fenceReason() string {
-	return fmt.Sprintf("killed: its executor gave no sign of life (nor of holding its etcd lease) for %s, the run's fence; the leader counts such runs as lost", s.spec.Fence)
+func (r *run) fenceReason() string {
+	return fmt.Sprintf("killed: its executor gave no sign of life (nor of holding its etcd lease) for %s, the run's fence; the leader counts such runs as lost", r.spec.Fence)
 }
 
 // exitCode is the exit code of an ended process, 128+N when signal N

@@ -3,9 +3,11 @@ package supervisor_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -18,15 +20,43 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// start starts a supervisor of sh -c script with the given fence, in a
-// fresh run directory.
-func start(t *testing.T, script string, fence time.Duration, tune ...func(*supervisor.Spec)) *supervisor.Run {
+// open connects to a fresh supervisor of a new runs directory, and
+// beats it every 50 ms while beating says so.
+func open(t *testing.T, fence time.Duration) (*supervisor.Supervisor, string, *atomic.Bool) {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "run")
+	dir := filepath.Join(t.TempDir(), "runs")
+	s, attached, err := supervisor.Open(self, dir, fence)
+	if err != nil || attached {
+		t.Fatalf("open: attached %v, %v; want a new supervisor", attached, err)
+	}
+	beating := &atomic.Bool{}
+	beating.Store(true)
+	stop := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if beating.Load() {
+					_ = s.Beat()
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); _ = s.Close() })
+	return s, dir, beating
+}
+
+// start runs sh -c script under s, in a run directory of dir.
+func start(t *testing.T, s *supervisor.Supervisor, dir, name, script string, fence time.Duration, tune ...func(*supervisor.Spec)) *supervisor.Run {
+	t.Helper()
 	spec := supervisor.Spec{
 		Path: "/bin/sh", Args: []string{"sh", "-c", script}, Env: []string{"PATH=/usr/bin:/bin"},
 		Output: filepath.Join(t.TempDir(), "out.log"), TailBytes: 4096, Grace: time.Second, Fence: fence,
@@ -34,46 +64,35 @@ func start(t *testing.T, script string, fence time.Duration, tune ...func(*super
 	for _, f := range tune {
 		f(&spec)
 	}
-	r, err := supervisor.Start(self, dir, spec)
+	r, err := s.Start(filepath.Join(dir, name), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = r.Kill("test over"); _ = r.Close() })
+	t.Cleanup(func() { _ = r.Kill("test over") })
 	return r
 }
 
-// ended waits for the supervisor to exit, beating it every 50 ms while
-// beat says so, and returns its status.
-func ended(t *testing.T, r *supervisor.Run, beat func() bool) supervisor.Status {
+// ended waits for the run to end and returns its status.
+func ended(t *testing.T, r *supervisor.Run) supervisor.Status {
 	t.Helper()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(20 * time.Second)
-	for {
-		select {
-		case <-r.Done():
-			st, err := r.Status()
-			if err != nil {
-				log, _ := os.ReadFile(filepath.Join(r.Dir(), "supervisor.log"))
-				t.Fatalf("the supervisor exited without a status: %v\nits log: %s", err, log)
-			}
-			return st
-		case <-tick.C:
-			if beat() {
-				_ = r.Beat()
-			}
-		case <-deadline:
-			t.Fatal("the supervisor did not exit within 20 s")
-		}
+	select {
+	case <-r.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the run did not end within 20 s")
 	}
+	st, err := r.Status()
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(filepath.Dir(r.Dir()), "supervisor.log"))
+		t.Fatalf("no status: %v\nthe supervisor's log: %s", err, log)
+	}
+	return st
 }
-
-func always() bool { return true }
 
 func TestSupervisor_RunsTheJobAndWritesHowItEnded(t *testing.T) {
 	t.Parallel()
-	r := start(t, "echo hello; echo to-stderr >&2; exit 3", 5*time.Second)
-	st := ended(t, r, always)
+	s, dir, _ := open(t, 5*time.Second)
+	r := start(t, s, dir, "a", "echo hello; echo to-stderr >&2; exit 3", 5*time.Second)
+	st := ended(t, r)
 	if st.Ending != supervisor.Exited || st.ExitCode != 3 || st.PID == 0 || st.StartedAt.IsZero() {
 		t.Errorf("status %+v; want exited with code 3, a PID and a start time", st)
 	}
@@ -87,8 +106,10 @@ func TestSupervisor_RunsTheJobAndWritesHowItEnded(t *testing.T) {
 func TestSupervisor_FenceKillsARunWhoseExecutorIsSilent(t *testing.T) {
 	t.Parallel()
 	pidFile := filepath.Join(t.TempDir(), "child.pid")
-	r := start(t, "sleep 60 & echo $! > "+pidFile+"; wait", 300*time.Millisecond)
-	st := ended(t, r, func() bool { return false })
+	s, dir, beating := open(t, 300*time.Millisecond)
+	beating.Store(false)
+	r := start(t, s, dir, "a", "sleep 60 & echo $! > "+pidFile+"; wait", 300*time.Millisecond)
+	st := ended(t, r)
 	if st.Ending != supervisor.Fenced || st.ExitCode != 137 || !strings.Contains(st.Reason, "300ms") {
 		t.Errorf("status %+v; want fenced, killed by SIGKILL (137), the fence named", st)
 	}
@@ -115,46 +136,100 @@ func TestSupervisor_FenceKillsARunWhoseExecutorIsSilent(t *testing.T) {
 // Beats keep a run alive past its fence, as long as they come.
 func TestSupervisor_BeatsKeepTheRunAlive(t *testing.T) {
 	t.Parallel()
-	r := start(t, "sleep 1; echo done", 300*time.Millisecond)
-	if st := ended(t, r, always); st.Ending != supervisor.Exited || st.ExitCode != 0 || st.Output.Tail != "done\n" {
+	s, dir, _ := open(t, 300*time.Millisecond)
+	r := start(t, s, dir, "a", "sleep 1; echo done", 300*time.Millisecond)
+	if st := ended(t, r); st.Ending != supervisor.Exited || st.ExitCode != 0 || st.Output.Tail != "done\n" {
 		t.Errorf("status %+v; want exited 0 after a second beaten", st)
 	}
 }
 
 func TestSupervisor_KillAndTimeoutStopTheGroup(t *testing.T) {
 	t.Parallel()
-	r := start(t, "sleep 60", 5*time.Second)
+	s, dir, _ := open(t, 5*time.Second)
+	r := start(t, s, dir, "a", "sleep 60", 5*time.Second)
 	if err := r.Kill("killed by test"); err != nil {
 		t.Fatal(err)
 	}
-	if st := ended(t, r, always); st.Ending != supervisor.Killed || st.Reason != "killed by test" || st.ExitCode != 143 || st.Escalated {
+	if st := ended(t, r); st.Ending != supervisor.Killed || st.Reason != "killed by test" || st.ExitCode != 143 || st.Escalated {
 		t.Errorf("status %+v; want killed by test, by SIGTERM (143)", st)
 	}
-	stubborn := start(t, "trap '' TERM; sleep 60", 5*time.Second, func(s *supervisor.Spec) {
+	stubborn := start(t, s, dir, "b", "trap '' TERM; sleep 60", 5*time.Second, func(s *supervisor.Spec) {
 		s.Timeout, s.Grace = 200*time.Millisecond, 200*time.Millisecond
 	})
-	if st := ended(t, stubborn, always); st.Ending != supervisor.TimedOut || !st.Escalated || st.ExitCode != 137 {
+	if st := ended(t, stubborn); st.Ending != supervisor.TimedOut || !st.Escalated || st.ExitCode != 137 {
 		t.Errorf("status %+v; want timed out, SIGKILL after the grace period (137)", st)
 	}
 }
 
-// The supervisor outlives its executor's connection: a new executor
-// attaches to it, and the run goes on under its beats.
+// The supervisor outlives its executor: a new executor attaches to it and
+// adopts the run, which goes on under its beats, and one that ended
+// meanwhile, whose status is in its file. Once it has no run and no
+// beat, the supervisor exits.
 func TestSupervisor_OutlivesItsExecutorAndIsAdopted(t *testing.T) {
 	t.Parallel()
-	r := start(t, "sleep 1; echo adopted", time.Second)
-	if err := r.Close(); err != nil {
+	self, _ := os.Executable()
+	first, dir, beating := open(t, time.Second)
+	long := start(t, first, dir, "long", "sleep 1.5; echo adopted", time.Second)
+	short := start(t, first, dir, "short", "echo quick", time.Second)
+	<-short.Done()
+	beating.Store(false)
+	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
-	again, err := supervisor.Attach(r.Dir())
+
+	second, attached, err := supervisor.Open(self, dir, time.Second)
+	if err != nil || !attached {
+		t.Fatalf("open again: attached %v, %v; want the running supervisor", attached, err)
+	}
+	defer second.Close()
+	beatSecond := &atomic.Bool{}
+	beatSecond.Store(true)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+				if beatSecond.Load() {
+					_ = second.Beat()
+				}
+			}
+		}
+	}()
+	adopted, err := second.Adopt(long.Dir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := ended(t, again, always); st.Ending != supervisor.Exited || st.Output.Tail != "adopted\n" {
-		t.Errorf("status %+v; want the run ended by itself under the new connection's beats", st)
+	if st := ended(t, adopted); st.Ending != supervisor.Exited || st.Output.Tail != "adopted\n" {
+		t.Errorf("long: status %+v; want it ended by itself under the new executor's beats", st)
 	}
-	if _, err := supervisor.Attach(r.Dir()); !errors.Is(err, supervisor.ErrGone) {
-		t.Errorf("attach after the end: %v; want ErrGone", err)
+	was, err := second.Adopt(short.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := ended(t, was); st.Ending != supervisor.Exited || st.Output.Tail != "quick\n" {
+		t.Errorf("short: status %+v; want the status it left", st)
+	}
+	beatSecond.Store(false)
+	// With no run and no beat for its fence, the supervisor exits.
+	waitFor(t, 10*time.Second, func() bool {
+		conn, err := net.Dial("unix", filepath.Join(dir, "ctl"))
+		if err == nil {
+			conn.Close()
+		}
+		return err != nil
+	})
+}
+
+// waitFor polls cond every 50 ms until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s", d)
+		}
 	}
 }
 
@@ -178,28 +253,22 @@ func zombie(pid int) bool {
 	return ok && strings.HasPrefix(rest, "Z")
 }
 
-// A run directory deeper than a Unix socket's path may be works all the
+// A runs directory deeper than a Unix socket's path may be works all the
 // same.
-func TestSupervisor_RunDirectoryOfAnyLength(t *testing.T) {
+func TestSupervisor_RunsDirectoryOfAnyLength(t *testing.T) {
 	t.Parallel()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 60), strings.Repeat("e", 60))
-	r, err := supervisor.Start(self, dir, supervisor.Spec{
-		Path: "/bin/sh", Args: []string{"sh", "-c", "sleep 0.3; echo deep"},
-		Output: filepath.Join(t.TempDir(), "out.log"), TailBytes: 4096, Grace: time.Second, Fence: 5 * time.Second,
-	})
+	s, _, err := supervisor.Open(self, dir, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	again, err := supervisor.Attach(dir)
-	if err != nil {
-		t.Fatalf("attach to %s (%d bytes): %v", dir, len(dir), err)
-	}
-	if st := ended(t, again, always); st.Ending != supervisor.Exited || st.Output.Tail != "deep\n" {
+	defer s.Close()
+	r := start(t, s, dir, "a", "echo deep", 5*time.Second)
+	if st := ended(t, r); st.Ending != supervisor.Exited || st.Output.Tail != "deep\n" {
 		t.Errorf("status %+v; want exited, its output kept", st)
 	}
 }
