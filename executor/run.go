@@ -80,10 +80,12 @@ func (x *Executor) finish(ctx context.Context, f store.Fire, claimRev int64, res
 	if result.cleanup != nil {
 		defer result.cleanup() // after the result is recorded, or could not be
 	}
-	if result.runDir != "" && err == nil {
-		// Recorded, or superseded (marked lost): the supervisor's files
-		// are done with. Kept on an error, for the next start to record.
-		defer os.RemoveAll(result.runDir)
+	if result.supervised != "" && err == nil {
+		// Recorded, or superseded (marked lost): the supervisor may
+		// forget it. Kept on an error, for a restarted executor to record.
+		if err := x.sup.Ack(result.supervised); err != nil {
+			log.Debug("tell the supervisor a result is recorded", zap.Error(err))
+		}
 	}
 	switch {
 	case err != nil:
@@ -126,9 +128,9 @@ type runResult struct {
 	// cleanup, if set, runs once the result is recorded (a container run
 	// removes its container).
 	cleanup func()
-	// runDir is a supervised run's directory, removed once the result is
-	// recorded.
-	runDir string
+	// supervised is a supervised run's ID: the supervisor forgets it once
+	// the result is recorded.
+	supervised string
 	// startedAt is when the process was started (zero: as claimed).
 	startedAt time.Time
 }

@@ -3,13 +3,8 @@ package executor
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -22,14 +17,13 @@ import (
 	"github.com/aionsched/aion/scheduler/store"
 )
 
-// Host runs go through a supervisor each (package supervisor), a process
-// of their own that outlives the executor. Each has a directory under
-// <output>/.runs holding the supervisor's files and claim.json: the
-// attempt's record as claimed and the claim's revision, from which a
-// restarted executor of the node adopts the run (adoptRuns).
-const runsDir = ".runs"
+// Host runs go through the node's supervisor (package supervisor), a
+// process that outlives the executor. Each run is known to it by runID and
+// carries a claimFile as its meta: the attempt's record as claimed and the
+// claim's revision, from which a restarted executor of the node adopts the
+// run (adoptRuns).
 
-// claimFile is what a run's directory says of its attempt, for adoption.
+// claimFile is what the supervisor keeps of an attempt for the executor.
 type claimFile struct {
 	Fire    store.Fire       `json:"fire"`
 	Rev     int64            `json:"rev"`   // the revision the result is compared on
@@ -37,12 +31,12 @@ type claimFile struct {
 	Timeout jobspec.Duration `json:"timeout,omitempty"`
 }
 
-// runDir is the directory of one attempt's supervisor: short, because
-// its socket's path must fit a Unix socket's 107 bytes.
-func (x *Executor) runDir(id store.FireID, attempt int) string {
-	sum := sha256.Sum256([]byte(id.String() + " " + strconv.Itoa(attempt)))
-	return filepath.Join(x.cfg.OutputDir, runsDir, hex.EncodeToString(sum[:6]))
-}
+// runsDir holds the node supervisor's socket and log, under the output
+// directory.
+const runsDir = ".runs"
+
+// runID names an attempt to the supervisor.
+func runID(id store.FireID, attempt int) string { return id.String() + " " + strconv.Itoa(attempt) }
 
 // executeHost runs a host job under a supervisor and waits for its end.
 //
@@ -60,16 +54,12 @@ func (x *Executor) executeHost(ctx context.Context, job *jobspec.Job, from map[s
 	if err := x.ensureDir(filepath.Dir(outPath)); err != nil {
 		x.log.Warn("output directory", zap.Stringer("fire", f.ID), zap.Error(err))
 	}
-	dir := x.runDir(f.ID, f.Attempt)
-	if err := runoutput.MakeDir(dir); err != nil {
-		return runResult{state: store.FireFailed, reason: fmt.Sprintf("run directory: %v", err)}
-	}
-	if err := writeClaim(dir, claimFile{Fire: f, Rev: fence, Fence: fence, Timeout: job.Timeout}); err != nil {
-		return runResult{state: store.FireFailed, reason: fmt.Sprintf("run directory: %v", err)}
-	}
-	run, err := x.sup.Start(dir, spec)
+	meta, err := json.Marshal(claimFile{Fire: f, Rev: fence, Fence: fence, Timeout: job.Timeout})
 	if err != nil {
-		_ = os.RemoveAll(dir)
+		return runResult{state: store.FireFailed, reason: fmt.Sprintf("encode the run's claim: %v", err)}
+	}
+	run, err := x.sup.Start(runID(f.ID, f.Attempt), spec, meta)
+	if err != nil {
 		return runResult{state: store.FireFailed, reason: err.Error()}
 	}
 	return x.supervise(ctx, run, job.Timeout)
@@ -121,27 +111,26 @@ func (x *Executor) supervise(ctx context.Context, run *supervisor.Run, timeout j
 	for {
 		select {
 		case <-run.Done():
-			return x.resultOf(run.Dir(), run.Status, timeout, stopState)
+			return x.resultOf(run.ID(), run.Status, timeout, stopState)
 		case <-done:
 			done = nil
 			var reason string
 			stopState, reason = stopped(ctx)
 			if err := run.Kill(reason); err != nil {
-				x.log.Warn("ask the supervisor to stop a run", zap.String("dir", run.Dir()), zap.Error(err))
+				x.log.Warn("ask the supervisor to stop a run", zap.String("run", run.ID()), zap.Error(err))
 			}
 		}
 	}
 }
 
-// resultOf takes the status an exited supervisor left (status: from its
-// connection or its directory dir) and makes it the run's result; stopState is the state of the stop the executor asked
-// for, if it did. The run's directory goes once the result is recorded.
-func (x *Executor) resultOf(dir string, status func() (supervisor.Status, error), timeout jobspec.Duration, stopState store.FireState) runResult {
-	res := runResult{runDir: dir}
+// resultOf makes the status of an ended run (from status) its result;
+// stopState is the state of the stop the executor asked for, if it did.
+// The supervisor forgets the run once its result is recorded.
+func (x *Executor) resultOf(id string, status func() (supervisor.Status, error), timeout jobspec.Duration, stopState store.FireState) runResult {
+	res := runResult{supervised: id}
 	st, err := status()
 	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(filepath.Dir(dir), "supervisor.log"))
-		res.state, res.reason = store.FireLost, fmt.Sprintf("its supervisor died without saying how the run ended (%v): %s", err, lastLine(log))
+		res.state, res.reason = store.FireLost, "killed: the node's supervisor died while it ran (see supervisor.log in the output directory's .runs)"
 		return res
 	}
 	res.pid, res.startedAt = st.PID, st.StartedAt
@@ -173,61 +162,4 @@ func (x *Executor) resultOf(dir string, status func() (supervisor.Status, error)
 		res.state, res.reason = store.FireFailed, st.Reason
 	}
 	return res
-}
-
-// lastLine is the last non-empty line of a log, for a reason.
-func lastLine(log []byte) string {
-	lines := string(log)
-	for len(lines) > 0 && lines[len(lines)-1] == '\n' {
-		lines = lines[:len(lines)-1]
-	}
-	for i := len(lines) - 1; i >= 0; i-- {
-		if lines[i] == '\n' {
-			return lines[i+1:]
-		}
-	}
-	if lines == "" {
-		return "its log is empty"
-	}
-	return lines
-}
-
-func writeClaim(dir string, c claimFile) error {
-	data, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(dir, "claim.json")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, runoutput.FileMode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-func readClaim(dir string) (claimFile, error) {
-	var c claimFile
-	data, err := os.ReadFile(filepath.Join(dir, "claim.json"))
-	if err != nil {
-		return c, err
-	}
-	return c, json.Unmarshal(data, &c)
-}
-
-// runDirs lists the run directories under the output directory.
-func (x *Executor) runDirs() ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(x.cfg.OutputDir, runsDir))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	dirs := make([]string, 0, len(entries))
-	for _, e := range entries {
-		if e.IsDir() {
-			dirs = append(dirs, filepath.Join(x.cfg.OutputDir, runsDir, e.Name()))
-		}
-	}
-	return dirs, nil
 }

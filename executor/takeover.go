@@ -62,36 +62,42 @@ type adoption struct {
 	claim claimFile // Rev: the revision of the record since adopted
 }
 
-// adoptRuns takes over the host runs a predecessor of this node left,
-// from their directories: it must be called holding the node's
-// registration, before any dispatch is taken. attached says the
-// predecessor's supervisor still runs (Open found it). A run that has
-// ended is recorded as its status says. A run still going under that
-// supervisor is adopted, once its record names this executor's lease (a
-// write compared on the record as the predecessor left it: if the leader
-// counted it lost meanwhile, the run is stopped instead). A run whose
-// supervisor died without its status is lost.
+// adoptRuns takes over the host runs a predecessor of this node left
+// with the node's supervisor, which attached says still runs (Open found
+// it): it must be called holding the node's registration, before any
+// dispatch is taken. A run that has ended is recorded as its status says.
+// A run still going is adopted, once its record names this executor's
+// lease (a write compared on the record as the predecessor left it: if
+// the leader counted it lost meanwhile, the run is stopped instead). When
+// the supervisor died, its runs died with it, and the leader counts them
+// lost.
 func (x *Executor) adoptRuns(ctx context.Context, attached bool) []adoption {
-	dirs, err := x.runDirs()
+	if !attached {
+		return nil
+	}
+	runs, err := x.sup.Runs()
 	if err != nil {
-		x.log.Warn("look for runs left by a previous executor", zap.Error(err))
+		x.log.Warn("list the runs a previous executor left with the supervisor", zap.Error(err))
+		return nil
 	}
 	var adopted []adoption
-	for _, dir := range dirs {
-		claim, err := readClaim(dir)
-		if err != nil { // made, but the run never started
-			_ = os.RemoveAll(dir)
+	for _, info := range runs {
+		var claim claimFile
+		if err := json.Unmarshal(info.Meta, &claim); err != nil {
+			x.log.Warn("a run of the supervisor without a claim", zap.String("run", info.ID), zap.Error(err))
 			continue
 		}
 		log := x.log.With(zap.Stringer("fire", claim.Fire.ID), zap.Int("attempt", claim.Fire.Attempt))
-		if _, err := supervisor.ReadStatus(dir); err == nil || !attached {
-			x.settleEnded(ctx, dir, claim, log)
+		if info.Status != nil {
+			st := *info.Status
+			result := x.resultOf(info.ID, func() (supervisor.Status, error) { return st, nil }, claim.Timeout, "")
+			log.Warn("recording a run that ended while its executor was down", zap.String("state", string(result.state)), zap.String("reason", result.reason))
+			x.finish(ctx, claim.Fire, claim.Rev, result, log)
 			continue
 		}
-		run, err := x.sup.Adopt(dir)
+		run, err := x.sup.Adopt(info.ID)
 		if err != nil {
-			x.settleEnded(ctx, dir, claim, log)
-			continue
+			continue // the supervisor went: the leader counts its runs lost
 		}
 		rev, err := x.restamp(ctx, claim)
 		if err != nil || rev == 0 {
@@ -101,9 +107,6 @@ func (x *Executor) adoptRuns(ctx context.Context, attached bool) []adoption {
 		}
 		claim.Rev = rev
 		claim.Fire.Lease = x.lease.Load()
-		if err := writeClaim(dir, claim); err != nil {
-			log.Warn("note the adoption in the run's directory", zap.Error(err))
-		}
 		log.Info("adopted a run left by a previous executor")
 		adopted = append(adopted, adoption{run: run, claim: claim})
 	}
@@ -148,22 +151,6 @@ func (x *Executor) restamp(ctx context.Context, claim claimFile) (int64, error) 
 		return 0, nil
 	}
 	return txn.Header.Revision, nil
-}
-
-// settleEnded records the end of a predecessor's run whose supervisor is
-// gone: the result its status gives, or lost when it left none.
-func (x *Executor) settleEnded(ctx context.Context, dir string, claim claimFile, log *zap.Logger) {
-	var result runResult
-	if _, err := supervisor.ReadStatus(dir); err == nil {
-		result = x.resultOf(dir, func() (supervisor.Status, error) { return supervisor.ReadStatus(dir) }, claim.Timeout, "")
-	} else {
-		result = runResult{runDir: dir, state: store.FireLost,
-			reason: fmt.Sprintf("its supervisor died without saying how the run ended, while executor PID %d of node %s was down", x.lock.predecessor, x.cfg.NodeID)}
-		tail, path := runoutput.TailOf(x.outputPath(claim.Fire.ID, claim.Fire.Attempt), x.cfg.TailBytes)
-		result.output = runoutput.Kept{Tail: tail, Path: path}
-	}
-	log.Warn("recording a run that ended while its executor was down", zap.String("state", string(result.state)), zap.String("reason", result.reason))
-	x.finish(ctx, claim.Fire, claim.Rev, result, log)
 }
 
 // serveAdopted holds an adopted run as handle holds a claimed one: it

@@ -23,22 +23,22 @@ type Supervisor struct {
 	dir   string // the runs directory
 	fence time.Duration
 
-	mu   sync.Mutex
-	conn net.Conn        // nil until connected; guarded by mu
-	gone chan struct{}   // closed when conn's supervisor has exited; guarded by mu
-	runs map[string]*Run // waiting for their end, by directory; guarded by mu
+	mu     sync.Mutex
+	conn   net.Conn        // nil when not connected; guarded by mu
+	gone   chan struct{}   // closed when conn's supervisor has exited; guarded by mu
+	runs   map[string]*Run // waiting for their end, by ID; guarded by mu
+	listed chan []RunInfo  // the answer to a List under way; guarded by mu
 }
 
 // Run is one supervised run as its executor holds it.
 type Run struct {
-	dir  string
+	id   string
 	s    *Supervisor
 	done chan struct{}
-	said *Status // as the supervisor told it; set before done is closed
+	said *Status // set before done is closed; nil: the supervisor died first
 }
 
-// ErrGone is Adopt's error when the supervisor that ran a run is no longer
-// there.
+// ErrGone is the error of a request to a supervisor that has exited.
 var ErrGone = errors.New("supervisor gone")
 
 // maxSocketPath is the longest path a Unix socket may have (sun_path).
@@ -61,8 +61,8 @@ func Check(path string) error {
 // Open connects to the supervisor of the runs directory dir (made if
 // missing, 0700), or starts one from the program at path when none
 // answers. attached says it found one running: a predecessor's, whose runs
-// may be adopted. fence is how long a supervisor this starts outlives its
-// last run and beat.
+// Runs lists. fence is how long a supervisor this starts outlives its
+// runs and its last beat.
 func Open(path, dir string, fence time.Duration) (s *Supervisor, attached bool, err error) {
 	if err := runoutput.MakeDir(dir); err != nil {
 		return nil, false, fmt.Errorf("runs directory: %w", err)
@@ -147,42 +147,42 @@ func (s *Supervisor) serve(conn net.Conn) {
 				break
 			}
 			s.mu.Lock()
-			r := s.runs[ev.Run]
-			delete(s.runs, ev.Run)
-			s.mu.Unlock()
-			if r != nil {
-				st := ev.Status
-				r.said = &st
-				close(r.done)
+			switch {
+			case ev.Listed && s.listed != nil:
+				s.listed <- ev.Runs
+				s.listed = nil
+			case ev.Ended != "":
+				if r := s.runs[ev.Ended]; r != nil {
+					delete(s.runs, ev.Ended)
+					r.said = ev.Status
+					close(r.done)
+				}
 			}
+			s.mu.Unlock()
 		}
-		// The supervisor has exited (or died): runs still waiting ended
-		// with it, saying so in their status files or not at all.
+		// The supervisor has exited (or died): the runs still waiting
+		// ended with it, unsaid.
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		close(gone)
 		if s.conn == conn {
 			s.conn = nil
 		}
-		for dir, r := range s.runs {
-			if r.s == s {
-				delete(s.runs, dir)
-				close(r.done)
-			}
+		for id, r := range s.runs {
+			delete(s.runs, id)
+			close(r.done)
+		}
+		if s.listed != nil {
+			close(s.listed)
+			s.listed = nil
 		}
 	}()
 }
 
-// Start writes spec into the run's directory dir (made, 0700) and asks
-// the supervisor to run it, starting a supervisor again if the one it had
-// has exited.
-func (s *Supervisor) Start(dir string, spec Spec) (*Run, error) {
-	if err := runoutput.MakeDir(dir); err != nil {
-		return nil, fmt.Errorf("run directory: %w", err)
-	}
-	if err := writeJSON(dir, specFile, spec); err != nil {
-		return nil, fmt.Errorf("write the run's spec: %w", err)
-	}
+// Start asks the supervisor to run spec as run id (unique on the node),
+// starting a supervisor again if the one it had has exited. meta is kept
+// with the run, for Runs.
+func (s *Supervisor) Start(id string, spec Spec, meta []byte) (*Run, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conn == nil {
@@ -190,31 +190,80 @@ func (s *Supervisor) Start(dir string, spec Spec) (*Run, error) {
 			return nil, err
 		}
 	}
-	r := &Run{dir: dir, s: s, done: make(chan struct{})}
-	s.runs[dir] = r
-	if err := s.sendLocked(request{Start: dir}); err != nil {
-		delete(s.runs, dir)
+	r := &Run{id: id, s: s, done: make(chan struct{})}
+	s.runs[id] = r
+	if err := s.sendLocked(request{Start: &startRequest{ID: id, Spec: spec, Meta: meta}}); err != nil {
+		delete(s.runs, id)
 		return nil, fmt.Errorf("ask the supervisor to start the run: %w", err)
 	}
 	return r, nil
 }
 
-// Adopt holds the run in dir, which a predecessor started under the
-// supervisor Open attached to: its end comes as a started run's does. A
-// run that has ended already is done at once, with its status file.
-func (s *Supervisor) Adopt(dir string) (*Run, error) {
+// Runs lists the runs the supervisor holds: those going, and those ended
+// but not acknowledged (Ack).
+func (s *Supervisor) Runs() ([]RunInfo, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	reply := make(chan []RunInfo, 1)
+	s.listed = reply
+	err := s.sendLocked(request{List: true})
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case runs, ok := <-reply:
+		if !ok {
+			return nil, ErrGone
+		}
+		return runs, nil
+	case <-time.After(5 * time.Second):
+		return nil, errors.New("the supervisor did not list its runs within 5 s")
+	}
+}
+
+// Adopt holds run id, which Runs listed: its end comes as a started
+// run's does (at once, if it has ended).
+func (s *Supervisor) Adopt(id string) (*Run, error) {
+	s.mu.Lock()
 	if s.conn == nil {
+		s.mu.Unlock()
 		return nil, ErrGone
 	}
-	r := &Run{dir: dir, s: s, done: make(chan struct{})}
-	if _, err := ReadStatus(dir); err == nil {
-		close(r.done)
-		return r, nil
+	r := &Run{id: id, s: s, done: make(chan struct{})}
+	s.runs[id] = r
+	s.mu.Unlock()
+	// It may have ended before it was held here, its end told to nobody:
+	// look again.
+	runs, err := s.Runs()
+	if err != nil {
+		return r, nil // the supervisor went: r is done, unsaid
 	}
-	s.runs[dir] = r
+	for _, info := range runs {
+		if info.ID == id && info.Status == nil {
+			return r, nil
+		}
+	}
+	var said *Status
+	for _, info := range runs {
+		if info.ID == id {
+			said = info.Status
+		}
+	}
+	s.mu.Lock()
+	if s.runs[id] == r {
+		delete(s.runs, id)
+		r.said = said
+		close(r.done)
+	}
+	s.mu.Unlock()
 	return r, nil
+}
+
+// Ack tells the supervisor the end of run id is recorded: it forgets it.
+func (s *Supervisor) Ack(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sendLocked(request{Ack: id})
 }
 
 // Beat tells the supervisor its executor is alive and holds its lease.
@@ -222,12 +271,12 @@ func (s *Supervisor) Beat() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conn == nil {
-		return nil // none started yet, or it exited: no run to keep alive
+		return nil // it exited: no run to keep alive
 	}
 	return s.sendLocked(request{Beat: true})
 }
 
-// Stop asks the supervisor to exit once it has no run, and waits for it
+// Stop asks the supervisor to exit once no run is going, and waits for it
 // (at most wait): for an executor that stops, its runs ended.
 func (s *Supervisor) Stop(wait time.Duration) error {
 	s.mu.Lock()
@@ -269,8 +318,8 @@ func (s *Supervisor) sendLocked(r request) error {
 	return err
 }
 
-// Dir is the run's directory.
-func (r *Run) Dir() string { return r.dir }
+// ID is the run's ID.
+func (r *Run) ID() string { return r.id }
 
 // Done is closed once the run has ended, or its supervisor has exited.
 func (r *Run) Done() <-chan struct{} { return r.done }
@@ -280,21 +329,17 @@ func (r *Run) Done() <-chan struct{} { return r.done }
 func (r *Run) Kill(reason string) error {
 	r.s.mu.Lock()
 	defer r.s.mu.Unlock()
-	return r.s.sendLocked(request{Kill: r.dir, Reason: reason})
+	return r.s.sendLocked(request{Kill: r.id, Reason: reason})
 }
 
-// Status is how the run ended, once Done is closed: as the supervisor
-// said it, else as it wrote it in the run's directory; an error means its
-// supervisor died without either.
+// Status is how the run ended, once Done is closed; ErrGone when its
+// supervisor died first.
 func (r *Run) Status() (Status, error) {
-	select {
-	case <-r.done:
-		if r.said != nil {
-			return *r.said, nil
-		}
-	default:
+	<-r.done
+	if r.said == nil {
+		return Status{}, ErrGone
 	}
-	return ReadStatus(r.dir)
+	return *r.said, nil
 }
 
 // socketAddr is the address of the socket in the runs directory dir. A

@@ -16,28 +16,26 @@
 //     executor beats only while its etcd lease is surely alive, so a
 //     paused, cut-off or dead executor's runs are dead before the leader
 //     may count them lost;
-//   - writes how each run ended to the run's status.json and tells the
-//     connected executor.
+//   - tells the connected executor how each run ended.
 //
 // It outlives its executor: a restarted executor of the same node
-// connects to it again (Open) and adopts its runs (Adopt), or reads the
-// status of those that ended meanwhile. It exits once it has no run and
-// has heard no beat for the fence.
+// connects to it again (Open), lists its runs (Runs) and adopts those
+// still going (Adopt), recording those that ended meanwhile. It exits once
+// no run is going and it has heard no beat for the fence.
 //
 // One supervisor serves all of a node's runs, not one per run: a process
 // start per run cost measured 10 times the throughput (BENCHMARKS.md).
 // Each run still has its own process group, fence, output and status.
 //
-// Files: <runs>/ctl (the socket), <runs>/supervisor.log (the supervisor's
-// own errors), and per run <runs>/<run>/spec.json (what to run, written by
-// the executor) and <runs>/<run>/status.json (written once, at the end).
+// It keeps its runs in memory, not in files: a run's spec comes with its
+// start request, its status goes to the executor, and is kept until the
+// executor says it is recorded (or, with no executor, until the
+// supervisor exits). The runs directory holds only ctl (the socket) and
+// supervisor.log (the supervisor's own errors).
 package supervisor
 
 import (
 	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -102,65 +100,49 @@ type Kept struct {
 	Limit int64  `json:"limit,omitempty"`
 }
 
-// The files of the runs directory, and of each run's.
+// The files of the runs directory.
 const (
 	socketFile = "ctl"
 	logFile    = "supervisor.log"
-	specFile   = "spec.json"
-	statusFile = "status.json"
 )
 
-// ReadStatus reads the status a supervisor left in dir; os.ErrNotExist
-// when it left none (it still runs, or died without a word).
-func ReadStatus(dir string) (Status, error) {
-	var st Status
-	data, err := os.ReadFile(filepath.Join(dir, statusFile))
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(data, &st); err != nil {
-		return st, fmt.Errorf("status of %s: %w", dir, err)
-	}
-	return st, nil
-}
-
-// writeJSON writes v to dir/name atomically (a temporary file renamed),
-// mode 0600. It is not synced: it must outlive the executor, which the
-// page cache does, not the machine (whose crash kills the runs too).
-func writeJSON(dir, name string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, name+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	_, err = tmp.Write(data)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, name))
+// RunInfo is a run a supervisor holds, as Runs lists them.
+type RunInfo struct {
+	ID string `json:"id"`
+	// Meta is what the executor gave with the run (Start): for a
+	// successor, which attempt it is.
+	Meta json.RawMessage `json:"meta,omitempty"`
+	// Status is set once the run has ended (and until Ack).
+	Status *Status `json:"status,omitempty"`
 }
 
 // request is one line an executor sends on the socket.
 type request struct {
-	Beat   bool   `json:"beat,omitempty"`
-	Start  string `json:"start,omitempty"` // a run's directory, holding its spec.json
-	Kill   string `json:"kill,omitempty"`  // a run's directory
+	Beat  bool          `json:"beat,omitempty"`
+	Start *startRequest `json:"start,omitempty"`
+	// Kill asks to stop the run with this ID, saying Reason.
+	Kill   string `json:"kill,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Ack says the run's end is recorded: the supervisor forgets it.
+	Ack string `json:"ack,omitempty"`
+	// List asks for every run the supervisor holds.
+	List bool `json:"list,omitempty"`
 	// Exit asks the supervisor to exit once it has no run (the executor
 	// stops, its runs ended).
 	Exit bool `json:"exit,omitempty"`
 }
 
-// event is one line the supervisor sends to every connected executor: a
-// run ended.
+type startRequest struct {
+	ID   string          `json:"id"`
+	Spec Spec            `json:"spec"`
+	Meta json.RawMessage `json:"meta,omitempty"`
+}
+
+// event is one line the supervisor sends to its executors: a run ended,
+// or the answer to a List.
 type event struct {
-	Run    string `json:"run"` // the run's directory
-	Status Status `json:"status"`
+	Ended  string    `json:"ended,omitempty"` // the ID of the run that ended
+	Status *Status   `json:"status,omitempty"`
+	Listed bool      `json:"listed,omitempty"`
+	Runs   []RunInfo `json:"runs,omitempty"`
 }

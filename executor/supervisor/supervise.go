@@ -38,9 +38,9 @@ func RunIfInvoked() {
 }
 
 // Main is the supervisor process: aion-supervise DIR FENCE supervises the
-// runs of the runs directory DIR, on the socket the executor passed it as
-// file descriptor 3, and exits once it has no run and has heard no beat
-// for FENCE. aion-supervise --check answers that the program is one. It
+// runs the executor of the runs directory DIR asks for, on the socket it
+// passed as file descriptor 3, and exits once no run is going and it has
+// heard no beat for FENCE. aion-supervise --check answers that the program is one. It
 // returns the process's exit code.
 func Main(args []string) int {
 	switch {
@@ -83,39 +83,48 @@ const fenceCheck = 50 * time.Millisecond
 
 // daemon is the state of a supervisor process.
 type daemon struct {
-	idle     time.Duration        // exit with no run and no beat for this long
+	idle     time.Duration        // exit with no run going and no beat for this long
 	lastBeat atomic.Int64         // clock() of the last beat
-	exit     atomic.Bool          // asked to exit once it has no run
+	exit     atomic.Bool          // asked to exit once no run is going
 	clock    func() time.Duration // CLOCK_BOOTTIME
 	signal   func(pgid int, sig syscall.Signal) error
 
-	mu    sync.Mutex
-	conns map[net.Conn]bool      // the executors' connections; guarded by mu
-	runs  map[string]chan string // by directory: its kill requests' reasons; guarded by mu
-	ended chan struct{}          // a run ended (buffered 1)
+	mu      sync.Mutex
+	conns   map[net.Conn]bool    // the executors' connections; guarded by mu
+	runs    map[string]*runState // by ID, until acknowledged; guarded by mu
+	going   int                  // runs not ended; guarded by mu
+	changed chan struct{}        // a run ended (buffered 1)
+}
+
+// runState is a run the daemon holds.
+type runState struct {
+	meta   json.RawMessage
+	kills  chan string // kill requests' reasons
+	status *Status     // set when it ended
 }
 
 func newDaemon(idle time.Duration) *daemon {
 	d := &daemon{idle: idle, clock: bootTime,
 		signal: func(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) },
-		conns:  make(map[net.Conn]bool), runs: make(map[string]chan string), ended: make(chan struct{}, 1)}
+		conns:  make(map[net.Conn]bool), runs: make(map[string]*runState), changed: make(chan struct{}, 1)}
 	d.lastBeat.Store(int64(d.clock()))
 	return d
 }
 
-// wait returns once the daemon has no run and has heard no beat for idle.
+// wait returns once no run is going and the daemon was asked to exit or
+// has heard no beat for idle.
 func (d *daemon) wait() {
 	tick := time.NewTicker(fenceCheck)
 	defer tick.Stop()
 	for {
 		select {
 		case <-tick.C:
-		case <-d.ended:
+		case <-d.changed:
 		}
 		d.mu.Lock()
-		idle := len(d.runs) == 0 && (d.exit.Load() || d.silentFor(d.idle))
+		done := d.going == 0 && (d.exit.Load() || d.silentFor(d.idle))
 		d.mu.Unlock()
-		if idle {
+		if done {
 			return
 		}
 	}
@@ -152,77 +161,99 @@ func (d *daemon) read(conn net.Conn) {
 		switch {
 		case r.Beat:
 			d.lastBeat.Store(int64(d.clock()))
-		case r.Exit:
-			d.exit.Store(true)
-		case r.Start != "":
-			d.start(r.Start)
+		case r.Start != nil:
+			d.start(*r.Start)
 		case r.Kill != "":
 			d.mu.Lock()
-			kills, ok := d.runs[r.Kill]
+			st, ok := d.runs[r.Kill]
 			d.mu.Unlock()
 			if ok {
 				select {
-				case kills <- r.Reason:
+				case st.kills <- r.Reason:
 				default: // a kill is on its way already
 				}
 			}
+		case r.Ack != "":
+			d.mu.Lock()
+			if st, ok := d.runs[r.Ack]; ok && st.status != nil {
+				delete(d.runs, r.Ack)
+			}
+			d.mu.Unlock()
+		case r.List:
+			d.send(conn, d.list())
+		case r.Exit:
+			d.exit.Store(true)
+			d.poke()
 		}
 	}
 }
 
-// start starts the run whose directory is dir, once.
-func (d *daemon) start(dir string) {
+// list is the answer to a List request.
+func (d *daemon) list() event {
 	d.mu.Lock()
-	if _, dup := d.runs[dir]; dup {
+	defer d.mu.Unlock()
+	ev := event{Listed: true}
+	for id, st := range d.runs {
+		ev.Runs = append(ev.Runs, RunInfo{ID: id, Meta: st.meta, Status: st.status})
+	}
+	return ev
+}
+
+// start starts a run, once per ID.
+func (d *daemon) start(req startRequest) {
+	d.mu.Lock()
+	if _, dup := d.runs[req.ID]; dup {
 		d.mu.Unlock()
 		return
 	}
-	kills := make(chan string, 1)
-	d.runs[dir] = kills
+	st := &runState{meta: req.Meta, kills: make(chan string, 1)}
+	d.runs[req.ID] = st
+	d.going++
 	d.mu.Unlock()
 	go func() {
-		var spec Spec
-		data, err := os.ReadFile(filepath.Join(dir, specFile))
-		if err == nil {
-			err = json.Unmarshal(data, &spec)
-		}
-		var st Status
-		if err != nil {
-			st = Status{Ending: NoStart, Reason: fmt.Sprintf("read the run's spec: %v", err), EndedAt: time.Now().UTC()}
-		} else {
-			st = (&run{d: d, spec: spec, kills: kills}).run()
-		}
-		// The file first (for an executor that comes later), then the
-		// connected executors: on a full disk they still hear it.
-		if err := writeJSON(dir, statusFile, st); err != nil {
-			fmt.Fprintf(os.Stderr, "%s: write the status of %s: %v\n", ProcessName, dir, err)
-		}
-		d.announce(event{Run: dir, Status: st})
+		status := (&run{d: d, spec: req.Spec, kills: st.kills}).run()
 		d.mu.Lock()
-		delete(d.runs, dir)
+		st.status = &status
+		d.going--
 		d.mu.Unlock()
-		select {
-		case d.ended <- struct{}{}:
-		default:
-		}
+		d.broadcast(event{Ended: req.ID, Status: &status})
+		d.poke()
 	}()
 }
 
-// announce sends ev to every connected executor.
-func (d *daemon) announce(ev event) {
+func (d *daemon) poke() {
+	select {
+	case d.changed <- struct{}{}:
+	default:
+	}
+}
+
+// broadcast sends ev to every connected executor.
+func (d *daemon) broadcast(ev event) {
+	d.mu.Lock()
+	conns := make([]net.Conn, 0, len(d.conns))
+	for conn := range d.conns {
+		conns = append(conns, conn)
+	}
+	d.mu.Unlock()
+	for _, conn := range conns {
+		d.send(conn, ev)
+	}
+}
+
+// send writes ev as one line to conn. Lines to one connection come from
+// its reader (List answers) and from runs' ends; each is one Write, which
+// a stream socket does not interleave.
+func (d *daemon) send(conn net.Conn, ev event) {
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for conn := range d.conns {
-		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = conn.Write(append(data, '\n'))
-	}
+	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = conn.Write(append(data, '\n'))
 }
 
-// silentFor reports whether no beat came for longer than d.
+// silentFor reports whether no beat came for longer than limit.
 func (d *daemon) silentFor(limit time.Duration) bool {
 	return d.clock()-time.Duration(d.lastBeat.Load()) > limit
 }

@@ -54,8 +54,8 @@ func open(t *testing.T, fence time.Duration) (*supervisor.Supervisor, string, *a
 	return s, dir, beating
 }
 
-// start runs sh -c script under s, in a run directory of dir.
-func start(t *testing.T, s *supervisor.Supervisor, dir, name, script string, fence time.Duration, tune ...func(*supervisor.Spec)) *supervisor.Run {
+// start runs sh -c script under s as run name.
+func start(t *testing.T, s *supervisor.Supervisor, _, name, script string, fence time.Duration, tune ...func(*supervisor.Spec)) *supervisor.Run {
 	t.Helper()
 	spec := supervisor.Spec{
 		Path: "/bin/sh", Args: []string{"sh", "-c", script}, Env: []string{"PATH=/usr/bin:/bin"},
@@ -64,7 +64,7 @@ func start(t *testing.T, s *supervisor.Supervisor, dir, name, script string, fen
 	for _, f := range tune {
 		f(&spec)
 	}
-	r, err := s.Start(filepath.Join(dir, name), spec)
+	r, err := s.Start(name, spec, []byte(`{"name":"`+name+`"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +82,7 @@ func ended(t *testing.T, r *supervisor.Run) supervisor.Status {
 	}
 	st, err := r.Status()
 	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(filepath.Dir(r.Dir()), "supervisor.log"))
-		t.Fatalf("no status: %v\nthe supervisor's log: %s", err, log)
+		t.Fatalf("no status for %s: %v", r.ID(), err)
 	}
 	return st
 }
@@ -169,7 +168,7 @@ func TestSupervisor_OutlivesItsExecutorAndIsAdopted(t *testing.T) {
 	t.Parallel()
 	self, _ := os.Executable()
 	first, dir, beating := open(t, time.Second)
-	long := start(t, first, dir, "long", "sleep 1.5; echo adopted", time.Second)
+	start(t, first, dir, "long", "sleep 1.5; echo adopted", time.Second)
 	short := start(t, first, dir, "short", "echo quick", time.Second)
 	<-short.Done()
 	beating.Store(false)
@@ -198,19 +197,29 @@ func TestSupervisor_OutlivesItsExecutorAndIsAdopted(t *testing.T) {
 			}
 		}
 	}()
-	adopted, err := second.Adopt(long.Dir())
+	runs, err := second.Runs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]supervisor.RunInfo{}
+	for _, r := range runs {
+		byID[r.ID] = r
+	}
+	if len(runs) != 2 || byID["long"].Status != nil || byID["short"].Status == nil || string(byID["long"].Meta) != `{"name":"long"}` {
+		t.Fatalf("runs listed: %+v; want long going and short ended, with their meta", runs)
+	}
+	if st := byID["short"].Status; st.Ending != supervisor.Exited || st.Output.Tail != "quick\n" {
+		t.Errorf("short: status %+v; want the status it ended with", st)
+	}
+	if err := second.Ack("short"); err != nil {
+		t.Fatal(err)
+	}
+	adopted, err := second.Adopt("long")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st := ended(t, adopted); st.Ending != supervisor.Exited || st.Output.Tail != "adopted\n" {
 		t.Errorf("long: status %+v; want it ended by itself under the new executor's beats", st)
-	}
-	was, err := second.Adopt(short.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st := ended(t, was); st.Ending != supervisor.Exited || st.Output.Tail != "quick\n" {
-		t.Errorf("short: status %+v; want the status it left", st)
 	}
 	beatSecond.Store(false)
 	// With no run and no beat for its fence, the supervisor exits.
