@@ -8,9 +8,9 @@
 //   - claiming: a dispatched fire starts only after an etcd transaction
 //     moved its record from planned to running, so each attempt starts at
 //     most once (claims and results of many fires share transactions);
-//   - running: a shell command or argv on the host under a supervisor of its
-//     own (package supervisor: a process that outlives the executor and
-//     kills the run when the executor has been silent for Fence; the
+//   - running: a shell command or argv on the host through the node's
+//     supervisor (package supervisor: a process that outlives the executor
+//     and kills a run when the executor has been silent for Fence; the
 //     executor beats it only while its lease is surely alive), or a
 //     container through package containerizer, with the job's environment
 //     (AION_FENCE: the claim's revision), workdir, user and timeout; kill
@@ -23,10 +23,10 @@
 //   - results, written with a transaction guarded by the claim, so a run the
 //     leader marked lost meanwhile is not overwritten;
 //   - taking over from a dead predecessor on the same node, once the new
-//     executor holds the registration: its runs whose supervisor lives are
-//     adopted (their records re-stamped with the new lease), those whose
-//     supervisor exited are recorded as they ended, its containers are
-//     removed and their runs recorded lost.
+//     executor holds the registration: the supervisor's runs still going
+//     are adopted (their records re-stamped with the new lease), those
+//     that ended are recorded, its containers are removed and their runs
+//     recorded lost.
 //
 // It does not decide what runs where or when: that is the leader's (package
 // scheduler), and job definitions are package jobspec's.

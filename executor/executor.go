@@ -51,10 +51,10 @@ type Config struct {
 	// executor stops beating its runs as soon as it cannot be sure its
 	// lease is alive. Shorter than LeaseTTL.
 	Fence time.Duration
-	// SupervisorPath is the program host runs' supervisors are started
-	// from (package supervisor): aion-supervise, or a program that calls
-	// supervisor.RunIfInvoked first thing. Empty: aion-supervise next to
-	// this executable if it is there, else this executable.
+	// SupervisorPath is the program the node's supervisor of host runs is
+	// started from (package supervisor): aion-supervise, or a program
+	// that calls supervisor.RunIfInvoked first thing. Empty: aion-supervise
+	// next to this executable if it is there, else this executable.
 	SupervisorPath string
 	// OutputDir keeps the full output of every run.
 	OutputDir string
@@ -209,11 +209,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// defaultSupervisor is the program supervisors are started from: the
-// aion-supervise program next to this one if there is one (it starts in a
-// millisecond), else this program itself (which must call
-// supervisor.RunIfInvoked; it starts in tens of milliseconds, as it
-// initializes everything it links).
+// defaultSupervisor is the program the supervisor is started from: the
+// aion-supervise program next to this one if there is one (small, quick
+// to start), else this program itself (which must call
+// supervisor.RunIfInvoked).
 func defaultSupervisor() (string, error) {
 	self, err := os.Executable()
 	if err != nil {
