@@ -39,3 +39,4 @@ fuzz:
 
 build:
     go build -o bin/aion ./cmd/aion
+    go build -o bin/aion-supervise ./cmd/aion-supervise
