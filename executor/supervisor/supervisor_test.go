@@ -281,3 +281,16 @@ func TestSupervisor_RunsDirectoryOfAnyLength(t *testing.T) {
 		t.Errorf("status %+v; want exited, its output kept", st)
 	}
 }
+
+// A run can be handed to the supervisor ahead of its time: its process
+// starts at StartAt, not before.
+func TestSupervisor_StartsARunAtItsStartAt(t *testing.T) {
+	t.Parallel()
+	s, dir, _ := open(t, 5*time.Second)
+	at := time.Now().Add(400 * time.Millisecond)
+	r := start(t, s, dir, "later", "echo on time", 5*time.Second, func(spec *supervisor.Spec) { spec.StartAt = at })
+	st := ended(t, r)
+	if st.Ending != supervisor.Exited || st.StartedAt.Before(at) || st.Output.Tail != "on time\n" {
+		t.Errorf("status %+v; want it started at %s or after", st, at.Format(time.RFC3339Nano))
+	}
+}
