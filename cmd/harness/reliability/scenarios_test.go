@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -383,5 +384,69 @@ jobs:
 				t.Logf("%s attempt %d on %s lost: %s", f.ID, a.Attempt, a.Node, a.Reason)
 			}
 		}
+	}
+}
+
+// TestScenario_ExecutorCutOffFromEtcdNotNATS cuts the link between the
+// executor running a job retried on lost runs and etcd for 4 × TTL, while
+// its NATS link stays up: it cannot renew its lease, so it stops beating
+// its supervisor (whose fence kills the run) and then kills its runs
+// itself; the leader counts the run lost only after the fence, and the
+// retry on the other executor starts once the first attempt is gone. No
+// duplicate, no overlap of either forbid job.
+func TestScenario_ExecutorCutOffFromEtcdNotNATS(t *testing.T) {
+	w := newWorld(t, []string{"s1", "s2"}, nil)
+	etcdURL, err := url.Parse(w.c.EtcdURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := clustertest.StartProxy(t, etcdURL.Host)
+	w.executors["x1"] = clustertest.StartProcess(t, w.bin, "x1", "executor", "--node-id", "x1", "--labels", "node=x1",
+		"--output-dir", filepath.Join(t.TempDir(), "x1"), "--grace", "1s", "--etcd", "http://"+link.Addr(), "--nats", w.c.NATSURL)
+	jobs := w.apply(t, fmt.Sprintf(`
+jobs:
+  - name: slow
+    schedule: "* * * * * *"
+    cron_seconds: true
+    command: %q
+  - name: retried
+    schedule: "* * * * * *"
+    cron_seconds: true
+    command: %q
+    retries:
+      count: 3
+      on_lost: true
+      backoff: {initial: 1s}
+`, runlog.Command(w.runLog, "sleep 3"), runlog.Command(w.runLog, "sleep 8")))
+	w.waitLeader(t, "")
+	w.c.WaitRegistered(t, "x1")
+	from := time.Now()
+	var running store.Fire
+	clustertest.WaitFor(t, 15*time.Second, "a run of the retried job on x1", func() bool {
+		for _, f := range w.c.Fires(t, "retried") {
+			if f.State == store.FireRunning && f.Node == "x1" {
+				running = f
+				return true
+			}
+		}
+		return false
+	})
+	// The other executor, for the retry to go to.
+	w.executors["x2"] = clustertest.StartProcess(t, w.bin, "x2", "executor", "--node-id", "x2", "--labels", "node=x2",
+		"--output-dir", filepath.Join(t.TempDir(), "x2"), "--grace", "1s", "--etcd", w.c.EtcdURL, "--nats", w.c.NATSURL)
+	w.c.WaitRegistered(t, "x2")
+	cutAt := time.Now()
+	link.Partition()
+	time.Sleep(4 * ttl)
+	link.Heal()
+	t.Logf("x1 (running %s attempt %d) cut off from etcd for %s", running.ID, running.Attempt, time.Since(cutAt).Round(time.Millisecond))
+	time.Sleep(6 * time.Second)
+	to := time.Now().Add(-2 * time.Second)
+	reports := w.check(t, from, to, jobs["slow"], jobs["retried"])
+	for i, name := range []string{"slow", "retried"} {
+		t.Logf("%s: %s", name, reports[i])
+	}
+	if f := w.c.MustFire(t, running.ID); f.Attempt == running.Attempt && !f.State.Final() {
+		t.Errorf("%s: still %s on its first attempt after the cut; want it lost (and retried)", f.ID, f.State)
 	}
 }
