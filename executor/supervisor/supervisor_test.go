@@ -294,3 +294,44 @@ func TestSupervisor_StartsARunAtItsStartAt(t *testing.T) {
 		t.Errorf("status %+v; want it started at %s or after", st, at.Format(time.RFC3339Nano))
 	}
 }
+
+// When the supervisor dies, its runs die with it (their processes get
+// SIGKILL when their parent goes), and the executor hears of it: the run
+// ends with no status.
+func TestSupervisor_RunsDieWithTheirSupervisor(t *testing.T) {
+	t.Parallel()
+	s, dir, _ := open(t, 5*time.Second)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	r := start(t, s, dir, "a", "echo $$ > "+pidFile+"; exec sleep 60", 5*time.Second)
+	var pid int
+	waitFor(t, 10*time.Second, func() bool {
+		data, err := os.ReadFile(pidFile)
+		_, serr := fmt.Sscan(strings.TrimSpace(string(data)), &pid)
+		return err == nil && serr == nil && pid > 0
+	})
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(stat), ") ")
+	var state string
+	var parent int
+	if _, err := fmt.Sscan(rest, &state, &parent); err != nil {
+		t.Fatal(err)
+	}
+	if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", parent)); !strings.HasPrefix(string(cmdline), supervisor.ProcessName+"\x00") {
+		t.Fatalf("the run's parent %d is %q, not a supervisor", parent, cmdline)
+	}
+	if err := syscall.Kill(parent, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill the supervisor %d: %v", parent, err)
+	}
+	select {
+	case <-r.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the run is not done 10 s after its supervisor died")
+	}
+	if st, err := r.Status(); !errors.Is(err, supervisor.ErrGone) {
+		t.Errorf("status %+v, %v; want ErrGone", st, err)
+	}
+	waitFor(t, 5*time.Second, func() bool { return syscall.Kill(pid, 0) != nil || zombie(pid) })
+}
