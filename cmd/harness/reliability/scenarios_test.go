@@ -450,3 +450,45 @@ jobs:
 		t.Errorf("%s: still %s on its first attempt after the cut; want it lost (and retried)", f.ID, f.State)
 	}
 }
+
+// TestScenario_LeaderChangeWhileAKillIsInFlight asks to kill a running run
+// and SIGKILLs the leader at once: the kill is carried out either way (the
+// old leader recorded it and its hint or the new leader's reaches the
+// executor, or the new leader records it from the request), and the run
+// ends cancelled, once, with its process gone.
+func TestScenario_LeaderChangeWhileAKillIsInFlight(t *testing.T) {
+	w := newWorld(t, []string{"s1", "s2"}, []string{"x1"})
+	long := w.apply(t, fmt.Sprintf(`
+name: long
+schedule: manual
+command: %q
+`, runlog.Command(w.runLog, "sleep 60")))["long"]
+	leader := w.waitLeader(t, "")
+	w.c.WaitRegistered(t, "x1")
+	id := w.c.RequestRun(t, "long", store.Request{By: "test"})
+	var run runlog.Run
+	clustertest.WaitFor(t, 10*time.Second, "the run to start", func() bool {
+		runs, _ := runlog.Read(w.runLog)
+		if len(runs) == 1 {
+			run = runs[0]
+		}
+		return len(runs) == 1
+	})
+	from := time.Now()
+	if err := store.RequestKill(t.Context(), w.c.Etcd, w.c.Keys, id, "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	w.schedulers[leader].Kill()
+	next := w.waitLeader(t, leader)
+	f := w.c.WaitFinal(t, id, 20*time.Second)
+	t.Logf("killed leader %s; %s led next; the run ended %s after the kill request: %s (%s)", leader, next,
+		time.Since(from).Round(time.Millisecond), f.State, f.Reason)
+	if f.State != store.FireCancelled || f.Attempt != 1 {
+		t.Errorf("run: %s (%s), attempt %d; want cancelled on its first attempt", f.State, f.Reason, f.Attempt)
+	}
+	clustertest.WaitFor(t, 10*time.Second, "the run's shell to be gone", func() bool { return !alive(run.PID) })
+	if runs := runlog.MustRead(t, w.runLog); len(runs) != 1 {
+		t.Errorf("%d runs started, want 1", len(runs))
+	}
+	w.check(t, from, from, long)
+}
