@@ -303,7 +303,13 @@ func newSchedulerCommand(a *app) *cobra.Command {
 			defer cli.Close()
 			defer nc.Close()
 			reg := newRegistry()
-			s := scheduler.New(a.schedulerConfig(), cli, nc, a.log, scheduler.WithMetrics(scheduler.NewMetrics(reg)))
+			cfg := a.schedulerConfig()
+			if offset, _ := cmd.Flags().GetDuration("clock-offset"); offset != 0 {
+				// Fault injection: a scheduler whose clock is off.
+				cfg.Now = func() time.Time { return time.Now().Add(offset) }
+				a.log.Warn("the scheduler's clock is offset (fault injection)", zap.Duration("offset", offset))
+			}
+			s := scheduler.New(cfg, cli, nc, a.log, scheduler.WithMetrics(scheduler.NewMetrics(reg)))
 			serve := a.apiRunner(cli, nc, ln, reg, func(addr string) {
 				a.log.Info("API listening", zap.String("url", scheme+"://"+addr))
 			})
@@ -313,6 +319,8 @@ func newSchedulerCommand(a *app) *cobra.Command {
 	clusterFlags(cmd)
 	schedulerFlags(cmd)
 	apiTLSFlags(cmd)
+	cmd.Flags().Duration("clock-offset", 0, "fault injection: run the scheduler's clock this far off the machine's")
+	_ = cmd.Flags().MarkHidden("clock-offset") // for the reliability scenarios, not for use
 	return cmd
 }
 
