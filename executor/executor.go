@@ -345,6 +345,20 @@ func (x *Executor) Run(ctx context.Context) error {
 		defer engine.Close()
 		x.containers = engine
 	}
+	// Subscribed before registering: the leader dispatches as soon as it
+	// sees the registration, and a dispatch must not find nobody there.
+	// Dispatches wait in the queue until the predecessor's runs are
+	// settled (serve).
+	logKey, err := store.LogSigningKey(ctx, x.etcd, x.keys)
+	if err != nil {
+		return fmt.Errorf("executor: %w", err)
+	}
+	dispatches := make(chan store.Dispatch, 1024)
+	unsubscribe, err := x.subscribe(ctx, dispatches, logKey)
+	if err != nil {
+		return err
+	}
+	defer unsubscribe()
 	lease, err := x.register(ctx)
 	if err != nil {
 		return err
@@ -361,21 +375,6 @@ func (x *Executor) Run(ctx context.Context) error {
 	}
 	x.killOrphans(keys)
 	x.settleLeftovers(ctx, x.removeLeftoverContainers(ctx))
-	abort := func(err error) error { // adopted runs are left to their fence
-		lease.stopKeepAlive()
-		x.revoke(lease.id)
-		return err
-	}
-	logKey, err := store.LogSigningKey(ctx, x.etcd, x.keys)
-	if err != nil {
-		return abort(fmt.Errorf("executor: %w", err))
-	}
-	dispatches := make(chan store.Dispatch, 1024)
-	unsubscribe, err := x.subscribe(ctx, dispatches, logKey)
-	if err != nil {
-		return abort(err)
-	}
-	defer unsubscribe()
 	x.log.Info("executor ready", zap.Int("slots", x.cfg.Slots), zap.Any("labels", x.cfg.Labels),
 		zap.String("policy", x.cfg.Policy.Summary()))
 	x.sweepOutput(time.Now())
