@@ -337,21 +337,7 @@ func TestScenario_NATSRestart(t *testing.T) {
 // executor while the lost attempt still ran.
 func TestScenario_ExecutorSIGSTOPLongerThanItsLease(t *testing.T) {
 	w := newWorld(t, []string{"s1", "s2"}, []string{"x1", "x2"})
-	jobs := w.apply(t, fmt.Sprintf(`
-jobs:
-  - name: slow
-    schedule: "* * * * * *"
-    cron_seconds: true
-    command: %q
-  - name: retried
-    schedule: "* * * * * *"
-    cron_seconds: true
-    command: %q
-    retries:
-      count: 3
-      on_lost: true
-      backoff: {initial: 1s}
-`, runlog.Command(w.runLog, "sleep 3"), runlog.Command(w.runLog, "sleep 8")))
+	jobs := w.apply(t, slowAndRetriedJobs(w.runLog))
 	w.waitLeader(t, "")
 	w.c.WaitRegistered(t, "x1")
 	w.c.WaitRegistered(t, "x2")
@@ -403,21 +389,7 @@ func TestScenario_ExecutorCutOffFromEtcdNotNATS(t *testing.T) {
 	link := clustertest.StartProxy(t, etcdURL.Host)
 	w.executors["x1"] = clustertest.StartProcess(t, w.bin, "x1", "executor", "--node-id", "x1", "--labels", "node=x1",
 		"--output-dir", filepath.Join(t.TempDir(), "x1"), "--grace", "1s", "--etcd", "http://"+link.Addr(), "--nats", w.c.NATSURL)
-	jobs := w.apply(t, fmt.Sprintf(`
-jobs:
-  - name: slow
-    schedule: "* * * * * *"
-    cron_seconds: true
-    command: %q
-  - name: retried
-    schedule: "* * * * * *"
-    cron_seconds: true
-    command: %q
-    retries:
-      count: 3
-      on_lost: true
-      backoff: {initial: 1s}
-`, runlog.Command(w.runLog, "sleep 3"), runlog.Command(w.runLog, "sleep 8")))
+	jobs := w.apply(t, slowAndRetriedJobs(w.runLog))
 	w.waitLeader(t, "")
 	w.c.WaitRegistered(t, "x1")
 	from := time.Now()
@@ -520,4 +492,25 @@ func TestScenario_SchedulersWhoseClocksDisagree(t *testing.T) {
 	if len(r.Missed) != 0 {
 		t.Errorf("missed %v; want none (times within the misfire grace run late)", r.Missed)
 	}
+}
+
+// slowAndRetriedJobs are the jobs of the executor-fault scenarios, logging
+// to runLog: slow, every second, forbid, 3 s runs; retried, the same with
+// 8 s runs and retries of lost runs.
+func slowAndRetriedJobs(runLog string) string {
+	return fmt.Sprintf(`
+jobs:
+  - name: slow
+    schedule: "* * * * * *"
+    cron_seconds: true
+    command: %q
+  - name: retried
+    schedule: "* * * * * *"
+    cron_seconds: true
+    command: %q
+    retries:
+      count: 3
+      on_lost: true
+      backoff: {initial: 1s}
+`, runlog.Command(runLog, "sleep 3"), runlog.Command(runLog, "sleep 8"))
 }
