@@ -19,12 +19,13 @@ import (
 
 // Host runs go through the node's supervisor (package supervisor), a
 // process that outlives the executor. Each run is known to it by runID and
-// carries a claimFile as its meta: the attempt's record as claimed and the
+// carries a claimMeta: the attempt's record as claimed and the
 // claim's revision, from which a restarted executor of the node adopts the
 // run (adoptRuns).
 
-// claimFile is what the supervisor keeps of an attempt for the executor.
-type claimFile struct {
+// claimMeta is what the supervisor keeps of an attempt for the executor
+// (the meta of its run).
+type claimMeta struct {
 	Fire    store.Fire       `json:"fire"`
 	Rev     int64            `json:"rev"`   // the revision the result is compared on
 	Fence   int64            `json:"fence"` // AION_FENCE
@@ -54,7 +55,7 @@ func (x *Executor) executeHost(ctx context.Context, job *jobspec.Job, from map[s
 	if err := x.ensureDir(filepath.Dir(outPath)); err != nil {
 		x.log.Warn("output directory", zap.Stringer("fire", f.ID), zap.Error(err))
 	}
-	meta, err := json.Marshal(claimFile{Fire: f, Rev: fence, Fence: fence, Timeout: job.Timeout})
+	meta, err := json.Marshal(claimMeta{Fire: f, Rev: fence, Fence: fence, Timeout: job.Timeout})
 	if err != nil {
 		return runResult{state: store.FireFailed, reason: fmt.Sprintf("encode the run's claim: %v", err)}
 	}

@@ -59,7 +59,7 @@ type registered struct {
 // executor holds it as its own (serve).
 type adoption struct {
 	run   *supervisor.Run
-	claim claimFile // Rev: the revision of the record since adopted
+	claim claimMeta // Rev: the revision of the record since adopted
 }
 
 // adoptRuns takes over the host runs a predecessor of this node left
@@ -82,7 +82,7 @@ func (x *Executor) adoptRuns(ctx context.Context, attached bool) []adoption {
 	}
 	var adopted []adoption
 	for _, info := range runs {
-		var claim claimFile
+		var claim claimMeta
 		if err := json.Unmarshal(info.Meta, &claim); err != nil {
 			x.log.Warn("a run of the supervisor without a claim", zap.String("run", info.ID), zap.Error(err))
 			continue
@@ -117,7 +117,7 @@ func (x *Executor) adoptRuns(ctx context.Context, attached bool) []adoption {
 // left it (or with a kill recorded on it since), compared on its
 // revision; it returns the new revision, or 0 when the record is no
 // longer that attempt's claim.
-func (x *Executor) restamp(ctx context.Context, claim claimFile) (int64, error) {
+func (x *Executor) restamp(ctx context.Context, claim claimMeta) (int64, error) {
 	key := x.keys.Fire(claim.Fire.ID)
 	resp, err := x.etcd.Get(ctx, key)
 	if err != nil {

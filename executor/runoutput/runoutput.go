@@ -48,16 +48,6 @@ type Keeper struct {
 	tail      []byte
 }
 
-// Fail notes an error that keeps the output from being kept (the
-// directory could not be made); the run goes on, the record says why.
-func (k *Keeper) Fail(err error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.err == nil {
-		k.err = err
-	}
-}
-
 // Write keeps p: its end in the tail, and in the file what fits under the
 // limit. It always reports p written.
 func (k *Keeper) Write(p []byte) (int, error) {
@@ -138,7 +128,7 @@ func (k *Keeper) result() Kept {
 	case k.err != nil || k.truncated:
 		res.Tail, res.Path = memTail(), k.Path
 	default: // the whole output is in the file, with any the job wrote there itself
-		res.Tail, res.Path = ReadTail(k.file, k.TailBytes), k.Path
+		res.Tail, res.Path = readTail(k.file, k.TailBytes), k.Path
 	}
 	return res
 }
@@ -243,7 +233,7 @@ func TailOf(path string, n int) (tail, _ string) {
 		return "", ""
 	}
 	defer f.Close()
-	return ReadTail(f, n), path
+	return readTail(f, n), path
 }
 
 // OpenFile opens the output file at path for appending, creating it,
@@ -274,8 +264,8 @@ func MakeDir(dir string) error {
 	return nil
 }
 
-// ReadTail returns the last n bytes of the output file f, as valid UTF-8.
-func ReadTail(f *os.File, n int) string {
+// readTail returns the last n bytes of the output file f, as valid UTF-8.
+func readTail(f *os.File, n int) string {
 	info, err := f.Stat()
 	if err != nil {
 		return ""
