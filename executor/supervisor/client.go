@@ -67,6 +67,9 @@ func Open(path, dir string, fence time.Duration) (s *Supervisor, attached bool, 
 	if err := runoutput.MakeDir(dir); err != nil {
 		return nil, false, fmt.Errorf("runs directory: %w", err)
 	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs // the supervisor's argument, whatever its working directory
+	}
 	s = &Supervisor{path: path, dir: dir, fence: fence, runs: make(map[string]*Run)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
