@@ -176,7 +176,7 @@ func (c Config) Validate() error {
 	case c.LeaseTTL < time.Second:
 		return fmt.Errorf("executor: lease TTL %s is below etcd's 1s minimum", c.LeaseTTL)
 	case c.Fence < 100*time.Millisecond || c.Fence >= c.LeaseTTL:
-		return fmt.Errorf("executor: fence %s: want at least 100ms and less than the lease TTL (%s)", c.Fence, c.LeaseTTL)
+		return fmt.Errorf("executor.fence (--fence): %s: want at least 100ms and less than the registration lease TTL (%s)", c.Fence, c.LeaseTTL)
 	case c.OutputDir == "":
 		return errors.New("executor: empty output directory")
 	case c.OutputLimit < 0:
