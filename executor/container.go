@@ -2,15 +2,20 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"regexp"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/aionsched/aion/executor/containerizer"
+	"github.com/aionsched/aion/executor/runoutput"
+	"github.com/aionsched/aion/executor/supervisor"
 	"github.com/aionsched/aion/jobspec"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -64,16 +69,16 @@ func labelValue(s string) string {
 }
 
 // removeLeftoverContainers kills and removes the containers a dead
-// predecessor of this node left. Their fires are lost already, or will be
-// when the predecessor's lease ends; this replaces, for containers, the
-// process-group sweep of killOrphans.
-func (x *Executor) removeLeftoverContainers(ctx context.Context) []containerizer.Leftover {
+// predecessor of this node left, but those adopted (keep, by ID). Their
+// fires are lost already, or will be when the predecessor's lease ends;
+// this replaces, for containers, the process-group sweep of killOrphans.
+func (x *Executor) removeLeftoverContainers(ctx context.Context, keep map[string]bool) []containerizer.Leftover {
 	if x.containers == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	removed, err := x.containers.RemoveLeftovers(ctx, x.cfg.NodeID)
+	removed, err := x.containers.RemoveLeftovers(ctx, x.cfg.NodeID, keep)
 	for _, l := range removed {
 		x.log.Warn("removed a container left by a previous executor", zap.String("fire", l.Fire),
 			zap.Int("attempt", l.Attempt), zap.String("container", l.ContainerID), zap.String("state", l.State))
@@ -88,24 +93,135 @@ func (x *Executor) removeLeftoverContainers(ctx context.Context) []containerizer
 // keeps it as a host run's (the same per-attempt file, limit and tail), so
 // the record and aion logs work alike. The container is removed after the
 // result is recorded (runResult.cleanup).
+//
+// Before it starts, the container is fenced: the node's supervisor holds
+// it as a run (fenceContainer), and kills it if the executor goes silent,
+// as it kills a host run; the fence is released once the result is
+// recorded. If the supervisor dies meanwhile, the container is stopped,
+// as a host run dies with its supervisor: nothing would fence it.
 func (x *Executor) executeContainer(ctx context.Context, job *jobspec.Job, from map[string]string, f store.Fire, fence int64, out io.Writer) runResult {
 	var res runResult
 	if x.containers == nil {
 		res.state, res.reason = store.FireFailed, "container jobs need an executor with a Docker engine, and "+x.cfg.NodeID+" has none"
 		return res
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	spec := containerizer.SpecFor(job, f.Args, envList(runEnv(make(map[string]string), job, from, f, fence)))
 	spec.Labels = containerizer.Labels(f.ID.String(), f.ID.Job, f.Attempt, x.cfg.NodeID)
 	spec.Grace = min(x.cfg.Grace, 10*time.Second)
+	var fenced *supervisor.Run
+	spec.BeforeStart = func(containerID string) error {
+		meta := claimMeta{Fire: f, Rev: fence, Fence: fence, Timeout: job.Timeout, Container: containerID, OutputLimit: x.outputLimit(job)}
+		run, err := x.fenceContainer(containerID, meta)
+		if err != nil {
+			return err
+		}
+		fenced, res.supervised = run, run.ID()
+		go stopWithoutFence(ctx, cancel, run)
+		return nil
+	}
 	ran, err := x.containers.Run(ctx, spec, out)
 	if id := ran.ContainerID; id != "" {
-		res.cleanup = func() {
-			if err := x.containers.Remove(context.WithoutCancel(ctx), id); err != nil {
-				x.log.Warn("remove the container of a finished run; the next start of this executor removes it",
-					zap.Stringer("fire", f.ID), zap.Error(err))
-			}
-		}
+		res.cleanup = func() { x.removeContainer(context.WithoutCancel(ctx), id, f.ID) }
 	}
+	x.containerResult(ctx, &res, ran, err, spec, job.Timeout)
+	if fenced != nil {
+		fencedResult(fenced, &res)
+	}
+	return res
+}
+
+// resumeContainer holds the container run a predecessor of this executor
+// left (adoptRuns), fenced by the run a: it follows the container to its
+// end, its output rewritten whole from the engine's log, and returns its
+// result.
+func (x *Executor) resumeContainer(ctx context.Context, a adoption) runResult {
+	f := a.claim.Fire
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go stopWithoutFence(ctx, cancel, a.run)
+	// The engine gives the output again from the start: it replaces what
+	// the predecessor kept, at its first byte.
+	out := &runoutput.Keeper{Path: x.outputPath(f.ID, f.Attempt), Limit: a.claim.OutputLimit, TailBytes: x.cfg.TailBytes,
+		Create: func(path string) (*os.File, error) {
+			file, err := x.createOutput(path)
+			if err == nil {
+				err = file.Truncate(0)
+			}
+			return file, err
+		}}
+	spec := containerizer.Spec{Timeout: a.claim.Timeout.D(), Grace: min(x.cfg.Grace, 10*time.Second),
+		Labels: containerizer.Labels(f.ID.String(), f.ID.Job, f.Attempt, x.cfg.NodeID)}
+	res := runResult{supervised: a.run.ID()}
+	ran, err := x.containers.Resume(ctx, a.claim.Container, spec, out)
+	res.output = out.Close()
+	res.cleanup = func() { x.removeContainer(context.WithoutCancel(ctx), a.claim.Container, f.ID) }
+	x.containerResult(ctx, &res, ran, err, spec, a.claim.Timeout)
+	if errors.Is(err, containerizer.ErrGone) {
+		res.state, res.reason = store.FireLost, "its container was gone when a restarted executor took the run over"
+	}
+	fencedResult(a.run, &res)
+	return res
+}
+
+// stopWithoutFence stops a container run (cancel) if the supervisor that
+// fences it (run) dies before ctx ends.
+func stopWithoutFence(ctx context.Context, cancel context.CancelCauseFunc, run *supervisor.Run) {
+	select {
+	case <-run.Done():
+		if _, err := run.Status(); err != nil {
+			cancel(errSupervisorGone)
+		}
+	case <-ctx.Done():
+	}
+}
+
+// fencedResult makes res lost when the container's fence killed it: the
+// executor was silent for the fence meanwhile, and the leader counts
+// such runs lost.
+func fencedResult(fence *supervisor.Run, res *runResult) {
+	select {
+	case <-fence.Done():
+		if st, err := fence.Status(); err == nil && (st.Ending == supervisor.Fenced || st.Ending == supervisor.Killed) {
+			res.state, res.reason = store.FireLost, st.Reason
+		}
+	default:
+	}
+}
+
+// errSupervisorGone is the cause of a container run stopped because the
+// supervisor fencing it died.
+var errSupervisorGone = errors.New("killed: the node's supervisor died while it ran (see supervisor.log in the output directory's .runs)")
+
+// fenceContainer asks the node's supervisor to fence the created container
+// of the attempt meta names.
+func (x *Executor) fenceContainer(containerID string, meta claimMeta) (*supervisor.Run, error) {
+	data, err := json.Marshal(meta)
+	if err != nil {
+		return nil, fmt.Errorf("encode the run's claim: %w", err)
+	}
+	addr := x.containers.Address()
+	spec := supervisor.Spec{Fence: x.cfg.Fence, Container: &supervisor.Container{
+		ID: containerID, Host: addr.Host, APIVersion: addr.APIVersion, CertPath: addr.CertPath}}
+	run, err := x.sup.Start(runID(meta.Fire.ID, meta.Fire.Attempt), spec, data)
+	if err != nil {
+		return nil, fmt.Errorf("fence the container: %w", err)
+	}
+	return run, nil
+}
+
+// removeContainer removes the container of a finished run of fire id.
+func (x *Executor) removeContainer(ctx context.Context, containerID string, id store.FireID) {
+	if err := x.containers.Remove(ctx, containerID); err != nil {
+		x.log.Warn("remove the container of a finished run; the next start of this executor removes it",
+			zap.Stringer("fire", id), zap.Error(err))
+	}
+}
+
+// containerResult sets res from how the container ran (Run's or
+// Resume's result and error).
+func (x *Executor) containerResult(ctx context.Context, res *runResult, ran containerizer.Result, err error, spec containerizer.Spec, timeout jobspec.Duration) {
 	res.pid = ran.PID
 	if err == nil {
 		code := ran.ExitCode
@@ -113,7 +229,9 @@ func (x *Executor) executeContainer(ctx context.Context, job *jobspec.Job, from 
 	}
 	switch {
 	case ran.TimedOut:
-		res.state, res.reason = store.FireTimedOut, fmt.Sprintf("killed after the %s timeout", job.Timeout)
+		res.state, res.reason = store.FireTimedOut, fmt.Sprintf("killed after the %s timeout", timeout)
+	case errors.Is(context.Cause(ctx), errSupervisorGone):
+		res.state, res.reason = store.FireLost, errSupervisorGone.Error()
 	case ran.Stopped || (err != nil && ctx.Err() != nil):
 		res.state, res.reason = stopped(ctx)
 	case err != nil:
@@ -128,7 +246,6 @@ func (x *Executor) executeContainer(ctx context.Context, job *jobspec.Job, from 
 	default:
 		res.state, res.reason = store.FireFailed, fmt.Sprintf("exit status %d", ran.ExitCode)
 	}
-	return res
 }
 
 // formatBytes writes a size as a job file would: 32MiB, 1GiB, 1500000 B.

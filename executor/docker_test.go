@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/executor"
 	"github.com/aionsched/aion/executor/containerizer/containertest"
+	"github.com/aionsched/aion/executor/supervisor"
 	"github.com/aionsched/aion/scheduler/store"
 )
 
@@ -413,11 +416,64 @@ container: {image: %s, pull: never}
 	c.WaitRegistered(t, node)
 }
 
-// TestDocker_RestartedExecutorRemovesLeftoverContainers SIGKILLs an
-// executor process while its container runs: the container outlives it, and
-// the executor started again on the node removes it before taking work,
-// and records the run as lost, saying so.
-func TestDocker_RestartedExecutorRemovesLeftoverContainers(t *testing.T) {
+// startDockerProcess runs an aion executor process with Docker on for
+// node, its output under dir, until the test ends, and waits for its
+// registration.
+func startDockerProcess(t *testing.T, c *clustertest.Cluster, bin, node, dir string) *clustertest.Process {
+	t.Helper()
+	x := clustertest.StartProcess(t, bin, node, "executor", "--node-id", node, "--docker", "on",
+		"--output-dir", dir, "--grace", "1s", "--etcd", c.EtcdURL, "--nats", c.NATSURL)
+	if reg := c.WaitRegistered(t, node); reg.Labels[store.DockerLabel] != "true" {
+		t.Fatalf("labels %v; want the node to have Docker", reg.Labels)
+	}
+	return x
+}
+
+// TestDocker_RestartedExecutorAdoptsItsContainers SIGKILLs an executor
+// process while its container runs: the container outlives it, fenced by
+// the node's supervisor, and the executor started again at once on the
+// node adopts it, follows it to its end and records the run succeeded,
+// with its whole output (what it printed before and after the restart).
+func TestDocker_RestartedExecutorAdoptsItsContainers(t *testing.T) {
+	clustertest.SkipShort(t, "fault scenario (builds the aion binary, SIGKILLs it)")
+	t.Parallel()
+	img := containertest.HelperImage(t)
+	bin := clustertest.BuildAion(t)
+	c := clustertest.Start(t)
+	node := dockerNode(t)
+	c.Apply(t, fmt.Sprintf(`
+name: long
+schedule: manual
+command: echo started; sleep 4s; echo done
+container: {image: %s, pull: never}
+`, img))
+	x := startDockerProcess(t, c, bin, node, t.TempDir())
+	id := c.StartFire(t, "long", node, nil)
+	waitContainerRunning(t, node)
+	before := containertest.Containers(t, node)[0].ID
+	x.Kill()
+	x.Restart()
+	restarted := time.Now()
+	f := c.WaitFinal(t, id, 20*time.Second)
+	t.Logf("the run ended %s after the executor's restart", time.Since(restarted).Round(time.Millisecond))
+	if f.State != store.FireSucceeded || f.Attempt != 1 {
+		t.Errorf("fire %s on attempt %d (%s); want succeeded on attempt 1: the restarted executor adopts the container", f.State, f.Attempt, f.Reason)
+	}
+	if !strings.Contains(f.OutputTail, "started") || !strings.Contains(f.OutputTail, "done") {
+		t.Errorf("output tail %q; want what the container printed before and after the restart", f.OutputTail)
+	}
+	waitNoContainers(t, node)
+	if f.PID == 0 {
+		t.Errorf("no PID recorded for the adopted container %s", before[:12])
+	}
+}
+
+// TestDocker_RestartedExecutorWithoutItsSupervisorRemovesLeftovers
+// SIGKILLs an executor and its node's supervisor while a container runs:
+// nothing fences the container then, and the executor started again on
+// the node removes it before taking work, and records the run lost,
+// saying so.
+func TestDocker_RestartedExecutorWithoutItsSupervisorRemovesLeftovers(t *testing.T) {
 	clustertest.SkipShort(t, "fault scenario (builds the aion binary, SIGKILLs it)")
 	t.Parallel()
 	img := containertest.HelperImage(t)
@@ -430,27 +486,112 @@ schedule: manual
 command: echo started; sleep 1m
 container: {image: %s, pull: never}
 `, img))
-	x := clustertest.StartProcess(t, bin, node, "executor", "--node-id", node, "--docker", "on",
-		"--output-dir", t.TempDir(), "--grace", "1s", "--etcd", c.EtcdURL, "--nats", c.NATSURL)
-	reg := c.WaitRegistered(t, node)
-	if reg.Labels[store.DockerLabel] != "true" {
-		t.Fatalf("labels %v", reg.Labels)
-	}
+	dir := t.TempDir()
+	x := startDockerProcess(t, c, bin, node, dir)
 	id := c.StartFire(t, "long", node, nil)
 	waitContainerRunning(t, node)
 	x.Kill()
-	time.Sleep(500 * time.Millisecond)
+	killSupervisorOf(t, dir)
 	if left := containertest.Containers(t, node); len(left) != 1 || left[0].State != "running" {
-		t.Fatalf("after SIGKILL of the executor: %d containers, want the run's still running", len(left))
+		t.Fatalf("after SIGKILL of the executor and its supervisor: %d containers, want the run's still running", len(left))
 	}
-	// Its lease still holds the registration: the restarted executor, on
-	// the same output directory, takes it over at once.
 	x.Restart()
 	waitNoContainers(t, node)
 	f := c.WaitFire(t, id, 10*time.Second, "the run to be recorded by the restarted executor", func(f store.Fire) bool { return f.State.Final() })
 	if f.State != store.FireLost || !strings.Contains(f.Reason, "still running when executor PID") || !strings.Contains(f.Reason, "container ") {
 		t.Errorf("fire %s (%s), want lost, its container killed by the executor that took over", f.State, f.Reason)
 	}
+}
+
+// TestDocker_FenceKillsTheContainersOfAStoppedExecutor SIGSTOPs an
+// executor process while its container runs: the node's supervisor hears
+// no beat for the fence and kills the container, before the leader counts
+// the run lost (which it does only after the executor's lease and the
+// fence have passed), so no retry or next run can start beside it.
+func TestDocker_FenceKillsTheContainersOfAStoppedExecutor(t *testing.T) {
+	clustertest.SkipShort(t, "fault scenario (builds the aion binary, SIGSTOPs it)")
+	t.Parallel()
+	img := containertest.HelperImage(t)
+	bin := clustertest.BuildAion(t)
+	c := clustertest.Start(t)
+	c.StartScheduler(t, "s1")
+	node := dockerNode(t)
+	c.Apply(t, fmt.Sprintf(`
+name: long
+schedule: manual
+command: sleep 1m
+container: {image: %s, pull: never}
+`, img))
+	x := startDockerProcess(t, c, bin, node, t.TempDir())
+	id := c.StartFire(t, "long", node, nil)
+	waitContainerRunning(t, node)
+	containerID := containertest.Containers(t, node)[0].ID
+	x.Signal(syscall.SIGSTOP)
+	stoppedAt := time.Now()
+	f := c.WaitFinal(t, id, 30*time.Second)
+	x.Signal(syscall.SIGCONT)
+	if f.State != store.FireLost {
+		t.Errorf("fire %s (%s); want lost: its executor was stopped past its lease", f.State, f.Reason)
+	}
+	info, err := containertest.Client(t).ContainerInspect(t.Context(), containerID, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatalf("inspect the run's container: %v", err)
+	}
+	state := info.Container.State
+	finished, _ := time.Parse(time.RFC3339Nano, state.FinishedAt)
+	t.Logf("executor stopped at %s; container killed %s later (exit %d); fire counted lost %s later",
+		stoppedAt.Format(time.TimeOnly), finished.Sub(stoppedAt).Round(time.Millisecond), state.ExitCode, f.EndedAt.Sub(stoppedAt).Round(time.Millisecond))
+	if state.Running || finished.IsZero() || !finished.Before(f.EndedAt) {
+		t.Errorf("container running %v, finished at %s, fire lost at %s: the fence must kill the container before the run counts lost",
+			state.Running, state.FinishedAt, f.EndedAt.Format(time.RFC3339Nano))
+	}
+}
+
+// TestDocker_ContainerStopsWhenItsSupervisorDies: a container whose
+// fence is gone (the node's supervisor SIGKILLed) is stopped, as a host
+// run dies with its supervisor, and its run recorded lost, saying why.
+func TestDocker_ContainerStopsWhenItsSupervisorDies(t *testing.T) {
+	t.Parallel()
+	img := containertest.HelperImage(t)
+	c := clustertest.Start(t)
+	node := dockerNode(t)
+	c.Apply(t, fmt.Sprintf(`
+name: long
+schedule: manual
+command: sleep 1m
+container: {image: %s, pull: never}
+`, img))
+	cfg := executor.DefaultConfig()
+	cfg.NodeID, cfg.Docker, cfg.OutputDir, cfg.Grace = node, executor.DockerOn, t.TempDir(), time.Second
+	c.StartExecutorWith(t, cfg)
+	id := c.StartFire(t, "long", node, nil)
+	waitContainerRunning(t, node)
+	killSupervisorOf(t, cfg.OutputDir)
+	f := c.WaitFinal(t, id, 20*time.Second)
+	if f.State != store.FireLost || !strings.Contains(f.Reason, "supervisor died") {
+		t.Errorf("fire %s (%s); want lost: its supervisor died", f.State, f.Reason)
+	}
+	waitNoContainers(t, node)
+}
+
+// killSupervisorOf SIGKILLs the supervisor of the executor whose output
+// directory is dir (found in /proc by its arguments).
+func killSupervisorOf(t *testing.T, dir string) {
+	t.Helper()
+	runs := filepath.Join(dir, ".runs")
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		cmdline, err := os.ReadFile(p)
+		if err != nil || !strings.HasPrefix(string(cmdline), supervisor.ProcessName+"\x00"+runs+"\x00") {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill the supervisor %d: %v", pid, err)
+		}
+		return
+	}
+	t.Fatalf("no supervisor of %s found", runs)
 }
 
 // TestDocker_ContainerJobsGoOnlyToDockerNodes runs a container job through

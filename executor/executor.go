@@ -269,8 +269,10 @@ type activeRun struct {
 // Docker engine.
 type containerEngine interface {
 	Run(ctx context.Context, s containerizer.Spec, out io.Writer) (containerizer.Result, error)
+	Resume(ctx context.Context, id string, s containerizer.Spec, out io.Writer) (containerizer.Result, error)
 	Remove(ctx context.Context, id string) error
-	RemoveLeftovers(ctx context.Context, node string) ([]containerizer.Leftover, error)
+	RemoveLeftovers(ctx context.Context, node string, keep map[string]bool) ([]containerizer.Leftover, error)
+	Address() containerizer.Address
 }
 
 // New builds an executor; it does nothing until Run.
@@ -370,11 +372,15 @@ func (x *Executor) Run(ctx context.Context) error {
 	// registration holds).
 	adopted := x.adoptRuns(ctx, attached)
 	keys := make(map[string]bool, len(adopted))
+	containers := make(map[string]bool)
 	for _, a := range adopted {
 		keys[runKey(a.claim.Fire.ID.String(), strconv.Itoa(a.claim.Fire.Attempt))] = true
+		if a.claim.Container != "" {
+			containers[a.claim.Container] = true
+		}
 	}
 	x.killOrphans(keys)
-	x.settleLeftovers(ctx, x.removeLeftoverContainers(ctx))
+	x.settleLeftovers(ctx, x.removeLeftoverContainers(ctx, containers))
 	x.log.Info("executor ready", zap.Int("slots", x.cfg.Slots), zap.Any("labels", x.cfg.Labels),
 		zap.String("policy", x.cfg.Policy.Summary()))
 	x.sweepOutput(time.Now())
@@ -393,7 +399,7 @@ func (x *Executor) Run(ctx context.Context) error {
 			return nil // ctx ended while etcd was unreachable
 		}
 		x.log.Info("registered again on a new lease")
-		x.removeLeftoverContainers(ctx) // any the killed runs could not remove
+		x.removeLeftoverContainers(ctx, nil) // any the killed runs could not remove
 	}
 }
 

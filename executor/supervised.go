@@ -30,6 +30,11 @@ type claimMeta struct {
 	Rev     int64            `json:"rev"`   // the revision the result is compared on
 	Fence   int64            `json:"fence"` // AION_FENCE
 	Timeout jobspec.Duration `json:"timeout,omitempty"`
+	// Container, for a container run, is its container's ID: the
+	// supervisor holds only its fence, and a restarted executor resumes
+	// it (resumeContainer) with OutputLimit.
+	Container   string `json:"container,omitempty"`
+	OutputLimit int64  `json:"output_limit,omitempty"`
 }
 
 // runsDir holds the node supervisor's socket and log, under the output

@@ -88,6 +88,12 @@ func (x *Executor) adoptRuns(ctx context.Context, attached bool) []adoption {
 			continue
 		}
 		log := x.log.With(zap.Stringer("fire", claim.Fire.ID), zap.Int("attempt", claim.Fire.Attempt))
+		if claim.Container != "" {
+			if a, ok := x.adoptContainer(ctx, info, claim, log); ok {
+				adopted = append(adopted, a)
+			}
+			continue
+		}
 		if info.Status != nil {
 			st := *info.Status
 			result := x.resultOf(info.ID, func() (supervisor.Status, error) { return st, nil }, claim.Timeout, "")
@@ -111,6 +117,40 @@ func (x *Executor) adoptRuns(ctx context.Context, attached bool) []adoption {
 		adopted = append(adopted, adoption{run: run, claim: claim})
 	}
 	return adopted
+}
+
+// adoptContainer takes over the container run a predecessor left fenced
+// with the supervisor (info): one still going is adopted as a host run is
+// (resumeContainer follows it), one whose fence killed it is recorded
+// lost. Its container, unless adopted, is removed with the other
+// leftovers.
+func (x *Executor) adoptContainer(ctx context.Context, info supervisor.RunInfo, claim claimMeta, log *zap.Logger) (adoption, bool) {
+	if info.Status != nil {
+		tail, path := runoutput.TailOf(x.outputPath(claim.Fire.ID, claim.Fire.Attempt), x.cfg.TailBytes)
+		result := runResult{state: store.FireLost, reason: info.Status.Reason, supervised: info.ID, output: runoutput.Kept{Tail: tail, Path: path}}
+		log.Warn("recording a container run its fence killed while its executor was down", zap.String("reason", result.reason))
+		x.finish(ctx, claim.Fire, claim.Rev, result, log)
+		return adoption{}, false
+	}
+	run, err := x.sup.Adopt(info.ID)
+	if err != nil {
+		return adoption{}, false // the supervisor went; the container goes with the leftovers
+	}
+	if x.containers == nil {
+		log.Warn("a container run left by a previous executor, and no Docker engine now: killing it")
+		_ = run.Kill("killed: the restarted executor of its node found no Docker engine to follow it")
+		return adoption{}, false
+	}
+	rev, err := x.restamp(ctx, claim)
+	if err != nil || rev == 0 {
+		log.Warn("a container run left by a previous executor is no longer this node's (marked lost?): removing it", zap.Error(err))
+		_ = run.Kill("killed: the leader counted it lost while its executor restarted")
+		return adoption{}, false
+	}
+	claim.Rev = rev
+	claim.Fire.Lease = x.lease.Load()
+	log.Info("adopted a container run left by a previous executor", zap.String("container", claim.Container))
+	return adoption{run: run, claim: claim}, true
 }
 
 // restamp writes this executor's lease into a running record as claim
@@ -168,12 +208,17 @@ func (x *Executor) serveAdopted(ctx context.Context, a adoption) {
 		delete(x.running, f.ID)
 		x.mu.Unlock()
 	}()
-	result := x.supervise(runCtx, a.run, a.claim.Timeout)
+	var result runResult
+	if a.claim.Container != "" {
+		result = x.resumeContainer(runCtx, a)
+	} else {
+		result = x.supervise(runCtx, a.run, a.claim.Timeout)
+	}
 	x.finish(ctx, f, a.claim.Rev, result, log)
 }
 
 // settleLeftovers records as lost the runs of the containers a
-// predecessor left (removed): a container run has no supervisor to adopt.
+// predecessor left (removed): those with no fence to adopt (adoptRuns).
 // Each record is written only if it is still that attempt's claim, on
 // this node, by another lease (a read, then a write compared on it); the
 // leader would count it lost as well, later.

@@ -21,6 +21,7 @@ package containerizer
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -47,6 +48,15 @@ type Engine struct {
 	pullTimeout time.Duration
 	version     string
 	apiVersion  string
+	certPath    string
+}
+
+// Address is how another process reaches the engine: the executor's
+// supervisor kills fenced containers through it.
+type Address struct {
+	Host       string // as DOCKER_HOST: unix:///var/run/docker.sock, tcp://HOST:PORT
+	APIVersion string // the version negotiated with the engine
+	CertPath   string // DOCKER_CERT_PATH, for an engine on TLS; empty otherwise
 }
 
 // Option adjusts an Engine.
@@ -81,7 +91,7 @@ func Connect(ctx context.Context, log *zap.Logger, opts ...Option) (*Engine, err
 	}
 	e := &Engine{
 		cli: cli, log: log.Named("docker"), pullTimeout: DefaultPullTimeout,
-		version: v.Version, apiVersion: cli.ClientVersion(),
+		version: v.Version, apiVersion: cli.ClientVersion(), certPath: os.Getenv("DOCKER_CERT_PATH"),
 	}
 	for _, opt := range opts {
 		opt(e)
@@ -94,6 +104,11 @@ func (e *Engine) Version() string { return e.version }
 
 // APIVersion is the API version negotiated with the engine, e.g. "1.41".
 func (e *Engine) APIVersion() string { return e.apiVersion }
+
+// Address is how another process reaches this engine.
+func (e *Engine) Address() Address {
+	return Address{Host: e.cli.DaemonHost(), APIVersion: e.apiVersion, CertPath: e.certPath}
+}
 
 // Close closes the client; running containers are not touched.
 func (e *Engine) Close() error { return e.cli.Close() }

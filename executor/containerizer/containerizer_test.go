@@ -193,7 +193,7 @@ func TestEngine_RemoveLeftoversRemovesOnlyItsNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	removed, err := e.RemoveLeftovers(t.Context(), mine)
+	removed, err := e.RemoveLeftovers(t.Context(), mine, nil)
 	if err != nil || len(removed) != 2 || removed[0].Fire != "j@x" || removed[0].State != "running" {
 		t.Errorf("removed %+v, %v; want the two running containers of %s", removed, err, mine)
 	}

@@ -18,12 +18,12 @@ type Leftover struct {
 }
 
 // RemoveLeftovers kills and removes every container labelled with node,
-// running or not, and returns what it removed. The executor calls it once
+// running or not, but those in keep (by ID), and returns what it removed. The executor calls it once
 // it holds the node's registration and before it runs anything: no live
 // executor of node can own such a container then, and the fires they ran
 // are lost (the leader marks them so when the dead executor's lease ends).
 // An error is returned along with what was removed before it.
-func (e *Engine) RemoveLeftovers(ctx context.Context, node string) ([]Leftover, error) {
+func (e *Engine) RemoveLeftovers(ctx context.Context, node string, keep map[string]bool) ([]Leftover, error) {
 	list, err := e.cli.ContainerList(ctx, client.ContainerListOptions{
 		All: true, Filters: make(client.Filters).Add("label", LabelNode+"="+node),
 	})
@@ -33,6 +33,9 @@ func (e *Engine) RemoveLeftovers(ctx context.Context, node string) ([]Leftover, 
 	var removed []Leftover
 	var errs []error
 	for _, c := range list.Items {
+		if keep[c.ID] {
+			continue
+		}
 		attempt, _ := strconv.Atoi(c.Labels[LabelAttempt])
 		l := Leftover{ContainerID: c.ID, Fire: c.Labels[LabelFire], Attempt: attempt, State: string(c.State)}
 		if err := e.Remove(ctx, c.ID); err != nil {

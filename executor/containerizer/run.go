@@ -91,6 +91,11 @@ func (e *Engine) Run(ctx context.Context, s Spec, out io.Writer) (Result, error)
 	}()
 	waitCtx, stopWaiting := context.WithCancel(bg)
 	defer stopWaiting()
+	if s.BeforeStart != nil {
+		if err := s.BeforeStart(created.ID); err != nil {
+			return res, err
+		}
+	}
 	if _, err := e.cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
 		return res, fmt.Errorf("start container: %w", err)
 	}
@@ -113,6 +118,60 @@ func (e *Engine) Run(ctx context.Context, s Spec, out io.Writer) (Result, error)
 	}
 	return res, nil
 }
+
+// Resume takes up a container Run started (by an executor that died):
+// it writes the container's whole output to out, from its start, as the
+// engine kept it (nothing, with a log driver the engine cannot read
+// back), and waits for the container's end as Run does: s's
+// timeout counts from the container's start, s's grace applies to a
+// stop. It returns ErrGone when the container is not there.
+func (e *Engine) Resume(ctx context.Context, id string, s Spec, out io.Writer) (Result, error) {
+	res := Result{ContainerID: id}
+	bg := context.WithoutCancel(ctx)
+	info, err := e.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return res, ErrGone
+	case err != nil:
+		return res, fmt.Errorf("inspect container: %w", err)
+	}
+	log := e.log.With(zap.String("container", shortID(id)), zap.String("fire", s.Labels[LabelFire]))
+	if state := info.Container.State; state != nil {
+		res.PID = state.Pid
+		if started, err := time.Parse(time.RFC3339Nano, state.StartedAt); err == nil && s.Timeout > 0 {
+			s.Timeout = max(s.Timeout-time.Since(started), time.Nanosecond)
+		}
+	}
+	copied := make(chan error, 1)
+	if logs, err := e.cli.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true}); err != nil {
+		// A log driver the engine cannot read back (none, syslog): what
+		// the run printed since is not kept.
+		log.Warn("the container's output cannot be read back; what it prints now is not kept", zap.Error(err))
+		copied <- nil
+	} else {
+		defer logs.Close()
+		go func() {
+			_, err := stdcopy.StdCopy(out, out, logs)
+			copied <- err
+		}()
+	}
+	waitCtx, stopWaiting := context.WithCancel(bg)
+	defer stopWaiting()
+	waited := e.cli.ContainerWait(waitCtx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	ended, err := e.waitEnd(ctx, s, id, &res, log, waited)
+	if err != nil {
+		return res, err
+	}
+	res.ExitCode = int(ended.StatusCode)
+	awaitOutput(copied, log)
+	if err := e.readEnd(bg, id, &res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// ErrGone says a container is not there (removed, or never made).
+var ErrGone = errors.New("containerizer: no such container")
 
 // readPID reads the host PID of a started container's first process. The
 // engine may answer an inspect just after the start before it has noted

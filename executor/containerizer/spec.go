@@ -29,6 +29,10 @@ type Spec struct {
 	Timeout time.Duration
 	// Grace is how long a stopped container has between SIGTERM and SIGKILL.
 	Grace time.Duration
+	// BeforeStart, if set, is called with the created container's ID
+	// before Run starts it (the executor fences it then); an error fails
+	// the run, and the container is not started.
+	BeforeStart func(containerID string) error
 }
 
 // SpecFor maps a job to a container. runArgs are a manual run's arguments

@@ -16,6 +16,9 @@
 //     executor beats only while its etcd lease is surely alive, so a
 //     paused, cut-off or dead executor's runs are dead before the leader
 //     may count them lost;
+//   - fences the executor's container runs too: for each, a run that
+//     starts nothing (Spec.Container) and kills the container through its
+//     Docker engine when the fence passes;
 //   - tells the connected executor how each run ended.
 //
 // It outlives its executor: a restarted executor of the same node
@@ -64,6 +67,26 @@ type Spec struct {
 	// StartAt, when set, is when the job's process starts (not before):
 	// a supervisor may be made ready ahead of a run's time.
 	StartAt time.Time `json:"start_at,omitzero"`
+	// Container, when set, makes the run a fence on a container the
+	// executor runs (Path and the rest are unused): the supervisor starts
+	// nothing, and kills the container through its engine when the fence
+	// passes. The run ends then, or when the executor acknowledges it
+	// (Ack), once the container's end is recorded.
+	Container *Container `json:"container,omitempty"`
+}
+
+// Container names a container and the Docker engine that runs it.
+type Container struct {
+	ID string `json:"id"`
+	// Host is the engine's address as DOCKER_HOST gives it:
+	// unix:///var/run/docker.sock or tcp://HOST:PORT.
+	Host string `json:"host"`
+	// APIVersion is the Engine API version the executor negotiated
+	// (e.g. "1.47"); empty: unversioned paths.
+	APIVersion string `json:"api_version,omitempty"`
+	// CertPath, for a tcp engine with TLS, is the directory of ca.pem,
+	// cert.pem and key.pem, as DOCKER_CERT_PATH.
+	CertPath string `json:"cert_path,omitempty"`
 }
 
 // Ending says how a run ended.
@@ -73,6 +96,7 @@ type Ending string
 const (
 	Exited   Ending = "exited"    // the process exited by itself (ExitCode)
 	Killed   Ending = "killed"    // stopped on the executor's request (Reason)
+	Released Ending = "released"  // a container's fence, acknowledged by the executor
 	TimedOut Ending = "timed-out" // stopped when Spec.Timeout passed
 	Fenced   Ending = "fenced"    // killed: no beat for Spec.Fence
 	NoStart  Ending = "no-start"  // the process could not be started (Reason)
@@ -123,7 +147,8 @@ type request struct {
 	// Kill asks to stop the run with this ID, saying Reason.
 	Kill   string `json:"kill,omitempty"`
 	Reason string `json:"reason,omitempty"`
-	// Ack says the run's end is recorded: the supervisor forgets it.
+	// Ack says the run's end is recorded: the supervisor forgets it (and
+	// stops fencing it, for a container).
 	Ack string `json:"ack,omitempty"`
 	// List asks for every run the supervisor holds.
 	List bool `json:"list,omitempty"`

@@ -98,9 +98,11 @@ type daemon struct {
 
 // runState is a run the daemon holds.
 type runState struct {
-	meta   json.RawMessage
-	kills  chan string // kill requests' reasons
-	status *Status     // set when it ended
+	meta    json.RawMessage
+	kills   chan string   // kill requests' reasons
+	release chan struct{} // closed by an Ack of a container's fence not ended
+	acked   bool          // forget it once it has ended
+	status  *Status       // set when it ended
 }
 
 func newDaemon(idle time.Duration) *daemon {
@@ -174,17 +176,29 @@ func (d *daemon) read(conn net.Conn) {
 				}
 			}
 		case r.Ack != "":
-			d.mu.Lock()
-			if st, ok := d.runs[r.Ack]; ok && st.status != nil {
-				delete(d.runs, r.Ack)
-			}
-			d.mu.Unlock()
+			d.ack(r.Ack)
 		case r.List:
 			d.send(conn, d.list())
 		case r.Exit:
 			d.exit.Store(true)
 			d.poke()
 		}
+	}
+}
+
+// ack forgets run id, whose end is recorded. A container's fence ends
+// then (released), and is forgotten once it has.
+func (d *daemon) ack(id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st, ok := d.runs[id]
+	switch {
+	case !ok:
+	case st.status != nil:
+		delete(d.runs, id)
+	case !st.acked:
+		st.acked = true
+		close(st.release)
 	}
 }
 
@@ -206,15 +220,18 @@ func (d *daemon) start(req startRequest) {
 		d.mu.Unlock()
 		return
 	}
-	st := &runState{meta: req.Meta, kills: make(chan string, 1)}
+	st := &runState{meta: req.Meta, kills: make(chan string, 1), release: make(chan struct{})}
 	d.runs[req.ID] = st
 	d.going++
 	d.mu.Unlock()
 	go func() {
-		status := (&run{d: d, spec: req.Spec, kills: st.kills}).run()
+		status := (&run{d: d, spec: req.Spec, kills: st.kills, release: st.release}).run()
 		d.mu.Lock()
 		st.status = &status
 		d.going--
+		if st.acked {
+			delete(d.runs, req.ID)
+		}
 		d.mu.Unlock()
 		d.broadcast(event{Ended: req.ID, Status: &status})
 		d.poke()
@@ -260,9 +277,10 @@ func (d *daemon) silentFor(limit time.Duration) bool {
 
 // run is one run of a daemon.
 type run struct {
-	d     *daemon
-	spec  Spec
-	kills <-chan string
+	d       *daemon
+	spec    Spec
+	kills   <-chan string
+	release <-chan struct{}
 }
 
 // fenced reports whether the executor has been silent for longer than the
@@ -273,6 +291,9 @@ func (r *run) fenced() bool { return r.d.silentFor(r.spec.Fence) }
 func (r *run) run() Status {
 	tick := time.NewTicker(fenceCheck)
 	defer tick.Stop()
+	if r.spec.Container != nil {
+		return r.fenceContainer(tick.C)
+	}
 	if until := time.Until(r.spec.StartAt); until > 0 {
 		start := time.NewTimer(until)
 		defer start.Stop()
@@ -314,6 +335,42 @@ func (r *run) run() Status {
 	st.ExitCode = exitCode(cmd.ProcessState)
 	st.Output = kept(pipe.Finish(outputDrain))
 	return st
+}
+
+// fenceContainer holds the fence of a container the executor runs: when
+// the fence passes it kills the container through its engine, and the
+// run ends Fenced; a kill request kills it at once (the executor stops
+// its containers itself, with their grace period: it asks this only of a
+// container it cannot reach), and the run ends Killed. Either kill is
+// tried again until the engine answers. An Ack releases the fence.
+func (r *run) fenceContainer(tick <-chan time.Time) Status {
+	for {
+		var st Status
+		select {
+		case <-r.release:
+			return Status{Ending: Released, EndedAt: time.Now().UTC()}
+		case reason := <-r.kills:
+			st = Status{Ending: Killed, Reason: reason}
+		case <-tick:
+			if !r.fenced() {
+				continue
+			}
+			st = Status{Ending: Fenced, Reason: r.fenceReason()}
+		}
+		for {
+			err := killContainer(*r.spec.Container)
+			if err == nil {
+				st.EndedAt = time.Now().UTC()
+				return st
+			}
+			fmt.Fprintf(os.Stderr, "%s: kill container %s (%s): %v; trying again\n", ProcessName, r.spec.Container.ID, st.Ending, err)
+			select {
+			case <-r.release:
+				return Status{Ending: Released, EndedAt: time.Now().UTC()}
+			case <-time.After(fenceCheck):
+			}
+		}
+	}
 }
 
 // command builds the job's process: in a process group of its own (the
