@@ -122,6 +122,9 @@ func (x *Executor) executeContainer(ctx context.Context, job *jobspec.Job, from 
 		return nil
 	}
 	ran, err := x.containers.Run(ctx, spec, out)
+	if ran.Detached {
+		return runResult{handedOff: true}
+	}
 	if id := ran.ContainerID; id != "" {
 		res.cleanup = func() { x.removeContainer(context.WithoutCancel(ctx), id, f.ID) }
 	}
@@ -156,6 +159,9 @@ func (x *Executor) resumeContainer(ctx context.Context, a adoption) runResult {
 	res := runResult{supervised: a.run.ID()}
 	ran, err := x.containers.Resume(ctx, a.claim.Container, spec, out)
 	res.output = out.Close()
+	if ran.Detached {
+		return runResult{handedOff: true}
+	}
 	res.cleanup = func() { x.removeContainer(context.WithoutCancel(ctx), a.claim.Container, f.ID) }
 	x.containerResult(ctx, &res, ran, err, spec, a.claim.Timeout)
 	if errors.Is(err, containerizer.ErrGone) {

@@ -429,42 +429,50 @@ func startDockerProcess(t *testing.T, c *clustertest.Cluster, bin, node, dir str
 	return x
 }
 
-// TestDocker_RestartedExecutorAdoptsItsContainers SIGKILLs an executor
-// process while its container runs: the container outlives it, fenced by
-// the node's supervisor, and the executor started again at once on the
-// node adopts it, follows it to its end and records the run succeeded,
-// with its whole output (what it printed before and after the restart).
+// TestDocker_RestartedExecutorAdoptsItsContainers stops an executor
+// process while its container runs, by SIGKILL (a crash) or by SIGUSR2
+// (a hand-off, to upgrade it): the container outlives it, fenced by the
+// node's supervisor, and the executor started again at once on the node
+// adopts it, follows it to its end and records the run succeeded, with
+// its whole output (what it printed before and after the restart).
 func TestDocker_RestartedExecutorAdoptsItsContainers(t *testing.T) {
 	clustertest.SkipShort(t, "fault scenario (builds the aion binary, SIGKILLs it)")
 	t.Parallel()
 	img := containertest.HelperImage(t)
 	bin := clustertest.BuildAion(t)
-	c := clustertest.Start(t)
-	node := dockerNode(t)
-	c.Apply(t, fmt.Sprintf(`
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGUSR2} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			c := clustertest.Start(t)
+			node := dockerNode(t)
+			c.Apply(t, fmt.Sprintf(`
 name: long
 schedule: manual
 command: echo started; sleep 4s; echo done
 container: {image: %s, pull: never}
 `, img))
-	x := startDockerProcess(t, c, bin, node, t.TempDir())
-	id := c.StartFire(t, "long", node, nil)
-	waitContainerRunning(t, node)
-	before := containertest.Containers(t, node)[0].ID
-	x.Kill()
-	x.Restart()
-	restarted := time.Now()
-	f := c.WaitFinal(t, id, 20*time.Second)
-	t.Logf("the run ended %s after the executor's restart", time.Since(restarted).Round(time.Millisecond))
-	if f.State != store.FireSucceeded || f.Attempt != 1 {
-		t.Errorf("fire %s on attempt %d (%s); want succeeded on attempt 1: the restarted executor adopts the container", f.State, f.Attempt, f.Reason)
-	}
-	if !strings.Contains(f.OutputTail, "started") || !strings.Contains(f.OutputTail, "done") {
-		t.Errorf("output tail %q; want what the container printed before and after the restart", f.OutputTail)
-	}
-	waitNoContainers(t, node)
-	if f.PID == 0 {
-		t.Errorf("no PID recorded for the adopted container %s", before[:12])
+			x := startDockerProcess(t, c, bin, node, t.TempDir())
+			id := c.StartFire(t, "long", node, nil)
+			waitContainerRunning(t, node)
+			x.Signal(sig)
+			if !x.Wait(5 * time.Second) {
+				t.Fatalf("the executor did not exit within 5 s of %s", sig)
+			}
+			x.Restart()
+			restarted := time.Now()
+			f := c.WaitFinal(t, id, 20*time.Second)
+			t.Logf("the run ended %s after the executor's restart", time.Since(restarted).Round(time.Millisecond))
+			if f.State != store.FireSucceeded || f.Attempt != 1 {
+				t.Errorf("fire %s on attempt %d (%s); want succeeded on attempt 1: the restarted executor adopts the container", f.State, f.Attempt, f.Reason)
+			}
+			if !strings.Contains(f.OutputTail, "started") || !strings.Contains(f.OutputTail, "done") {
+				t.Errorf("output tail %q; want what the container printed before and after the restart", f.OutputTail)
+			}
+			if f.PID == 0 {
+				t.Error("no PID recorded for the adopted container")
+			}
+			waitNoContainers(t, node)
+		})
 	}
 }
 

@@ -294,6 +294,15 @@ func New(cfg Config, etcd *clientv3.Client, nc *nats.Conn, log *zap.Logger) *Exe
 // stops claiming, sends SIGTERM to running jobs at once (SIGKILL to those
 // still running after Grace), and records every result before returning.
 //
+// When ctx ends with the cause ErrHandOff (context.WithCancelCause), it
+// stops claiming and returns at once instead, leaving its runs (host and
+// container) going under the node's supervisor and its registration
+// lease to expire: the next executor of the node and output directory,
+// started within the fence (executor.fence), adopts them, as it would
+// after a crash. This is how an executor is upgraded without stopping
+// its runs. If none comes, the supervisor kills them when the fence
+// passes, and the leader counts them lost.
+//
 // If the registration lease is lost (etcd unreachable for longer than the
 // lease TTL) the leader counts this node's runs as lost and may retry them
 // elsewhere, so the executor kills them at once, then registers again on a
@@ -388,6 +397,11 @@ func (x *Executor) Run(ctx context.Context) error {
 		lost := x.serve(ctx, lease, dispatches, adopted)
 		adopted = nil
 		lease.stopKeepAlive()
+		if handingOff(ctx) {
+			x.log.Info("handed off: the runs go on under the node's supervisor for the next executor of the node to adopt",
+				zap.Duration("fence", x.cfg.Fence))
+			return nil
+		}
 		if !lost {
 			x.revoke(lease.id)
 			if err := x.sup.Stop(5 * time.Second); err != nil {
@@ -484,11 +498,11 @@ func (x *Executor) serve(ctx context.Context, lease registration, dispatches <-c
 	for {
 		select {
 		case <-ctx.Done():
-			x.shutdown(&wg, stopRuns)
+			x.shutdown(ctx, &wg, stopRuns)
 			return false
 		case <-lease.keepAliveDone:
 			if ctx.Err() != nil { // the keep-alive ended because we are stopping
-				x.shutdown(&wg, stopRuns)
+				x.shutdown(ctx, &wg, stopRuns)
 				return false
 			}
 			x.log.Error("registration lease lost: killing running jobs, then registering again", zap.Int("running", x.busy()))
@@ -543,10 +557,23 @@ func (x *Executor) registerAgain(ctx context.Context, old clientv3.LeaseID) (reg
 // shutting down.
 var errStopping = errors.New("killed: the executor stopped")
 
+// ErrHandOff, as the cause of the end of Run's context, makes the
+// executor exit leaving its runs to its successor (see Run). It wraps
+// containerizer.ErrDetach: a container run it ends is left running.
+var ErrHandOff = fmt.Errorf("executor: handing its runs off to the next executor of the node: %w", containerizer.ErrDetach)
+
+// handingOff reports whether ctx ended to hand the runs off.
+func handingOff(ctx context.Context) bool { return errors.Is(context.Cause(ctx), ErrHandOff) }
+
 // shutdown stops the running jobs at once (their process groups get
 // SIGTERM, and SIGKILL after Grace) and waits for their results to be
-// recorded.
-func (x *Executor) shutdown(wg *sync.WaitGroup, stopRuns context.CancelCauseFunc) {
+// recorded. To hand them off (ctx's cause), it only lets go of them.
+func (x *Executor) shutdown(ctx context.Context, wg *sync.WaitGroup, stopRuns context.CancelCauseFunc) {
+	if handingOff(ctx) {
+		stopRuns(ErrHandOff)
+		wg.Wait()
+		return
+	}
 	if n := x.busy(); n > 0 {
 		x.log.Info("stopping running jobs: SIGTERM now, SIGKILL after the grace period", zap.Int("running", n), zap.Duration("grace", x.cfg.Grace))
 	}

@@ -66,6 +66,10 @@ func (x *Executor) handle(ctx context.Context, d store.Dispatch) {
 // finish records the result of the attempt f, claimed at claimRev, and
 // publishes its event.
 func (x *Executor) finish(ctx context.Context, f store.Fire, claimRev int64, result runResult, log *zap.Logger) {
+	if result.handedOff {
+		log.Debug("run handed off to the next executor of the node")
+		return
+	}
 	f.State, f.Reason, f.PID = result.state, result.reason, result.pid
 	f.ExitCode = result.exitCode
 	f.EndedAt = time.Now().UTC()
@@ -133,6 +137,9 @@ type runResult struct {
 	supervised string
 	// startedAt is when the process was started (zero: as claimed).
 	startedAt time.Time
+	// handedOff: the run goes on under the supervisor, for the next
+	// executor of the node (ErrHandOff); there is no result to record.
+	handedOff bool
 }
 
 // execute runs the job: a container job in its container, any other under

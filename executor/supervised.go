@@ -119,6 +119,9 @@ func (x *Executor) supervise(ctx context.Context, run *supervisor.Run, timeout j
 		case <-run.Done():
 			return x.resultOf(run.ID(), run.Status, timeout, stopState)
 		case <-done:
+			if handingOff(ctx) {
+				return runResult{handedOff: true}
+			}
 			done = nil
 			var reason string
 			stopState, reason = stopped(ctx)

@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -324,10 +326,36 @@ func newSchedulerCommand(a *app) *cobra.Command {
 	return cmd
 }
 
+// handOffOn is ctx, ended with the cause executor.ErrHandOff when the
+// process gets sig: the executor then exits leaving its runs to the next
+// executor of its node (an upgrade). stop releases the signal.
+func handOffOn(ctx context.Context, sig os.Signal) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, sig)
+	go func() {
+		select {
+		case <-signals:
+			cancel(executor.ErrHandOff)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { signal.Stop(signals); cancel(nil) }
+}
+
 func newExecutorCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "executor",
 		Short: "Run an executor node against an etcd and a NATS cluster",
+		Long: `Run an executor node against an etcd and a NATS cluster.
+
+SIGTERM or SIGINT stops it: its runs get SIGTERM (SIGKILL after the grace
+period) and their results are recorded. SIGUSR2 hands its runs off: it exits
+at once and leaves them going under the node's supervisor, for the next
+executor started on the same node ID and output directory within the fence
+(executor.fence) to adopt; this is how an executor is upgraded without
+stopping its runs. Runs nobody adopts are killed when the fence passes and
+counted lost.`,
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.executorConfig()
@@ -344,7 +372,9 @@ func newExecutorCommand(a *app) *cobra.Command {
 			}
 			defer cli.Close()
 			defer nc.Close()
-			return executor.New(cfg, cli, nc, a.log).Run(cmd.Context())
+			ctx, stop := handOffOn(cmd.Context(), syscall.SIGUSR2)
+			defer stop()
+			return executor.New(cfg, cli, nc, a.log).Run(ctx)
 		},
 	}
 	clusterFlags(cmd)

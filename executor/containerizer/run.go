@@ -33,7 +33,15 @@ type Result struct {
 	TimedOut bool
 	// Stopped: ctx ended and the container was stopped.
 	Stopped bool
+	// Detached: ctx ended with the cause ErrDetach, and the container
+	// was left running.
+	Detached bool
 }
+
+// ErrDetach, as the cause of the end of Run's or Resume's context
+// (context.WithCancelCause), makes them return at once, leaving the
+// container running, for another process to Resume.
+var ErrDetach = errors.New("containerizer: leave the container running")
 
 // ImageError says why a run's image is not there to run.
 type ImageError struct {
@@ -105,7 +113,7 @@ func (e *Engine) Run(ctx context.Context, s Spec, out io.Writer) (Result, error)
 	res.PID = e.readPID(bg, created.ID, log)
 
 	ended, err := e.waitEnd(ctx, s, created.ID, &res, log, waited)
-	if err != nil {
+	if err != nil || res.Detached {
 		return res, err
 	}
 	res.ExitCode = int(ended.StatusCode)
@@ -159,7 +167,7 @@ func (e *Engine) Resume(ctx context.Context, id string, s Spec, out io.Writer) (
 	defer stopWaiting()
 	waited := e.cli.ContainerWait(waitCtx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
 	ended, err := e.waitEnd(ctx, s, id, &res, log, waited)
-	if err != nil {
+	if err != nil || res.Detached {
 		return res, err
 	}
 	res.ExitCode = int(ended.StatusCode)
@@ -203,7 +211,8 @@ func (e *Engine) readPID(ctx context.Context, id string, log *zap.Logger) int {
 
 // waitEnd waits for the started container id to end. When the spec's
 // timeout passes or ctx ends first it stops the container (and notes which
-// in res) and goes on waiting for the end.
+// in res) and goes on waiting for the end; when ctx ends with ErrDetach,
+// it returns at once (res.Detached).
 func (e *Engine) waitEnd(ctx context.Context, s Spec, id string, res *Result, log *zap.Logger,
 	waited client.ContainerWaitResult) (container.WaitResponse, error) {
 	bg := context.WithoutCancel(ctx)
@@ -221,6 +230,10 @@ func (e *Engine) waitEnd(ctx context.Context, s Spec, id string, res *Result, lo
 			log.Debug("timeout: stopping container", zap.Duration("timeout", s.Timeout))
 			e.stop(bg, id, s.Grace)
 		case <-done:
+			if errors.Is(context.Cause(ctx), ErrDetach) {
+				res.Detached = true
+				return container.WaitResponse{}, nil
+			}
 			done, res.Stopped = nil, true
 			log.Debug("stopping container", zap.NamedError("cause", context.Cause(ctx)))
 			e.stop(bg, id, s.Grace)

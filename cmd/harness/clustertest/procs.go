@@ -160,3 +160,17 @@ func (c *Cluster) Leader(t testing.TB) string {
 	}
 	return string(resp.Kvs[0].Value)
 }
+
+// Wait waits up to timeout for the process to exit by itself and reports
+// whether it did.
+func (p *Process) Wait(timeout time.Duration) bool {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
