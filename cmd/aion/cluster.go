@@ -356,7 +356,7 @@ executor started on the same node ID and output directory within the fence
 (executor.fence) to adopt; this is how an executor is upgraded without
 stopping its runs. Runs nobody adopts are killed when the fence passes and
 counted lost.`,
-		Args:  usageArgs(cobra.NoArgs),
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.executorConfig()
 			if err != nil {
