@@ -244,9 +244,12 @@ type Executor struct {
 	sup  *supervisor.Supervisor
 
 	// lease is the registration lease (its ID) and leaseUntil the moment
-	// until which it is surely alive (see keepAlive).
+	// until which it is surely alive (see keepAlive), on bootClock
+	// (CLOCK_BOOTTIME, as the supervisor's fence: a suspended machine's
+	// lease counts as expired on resume, as it did in etcd).
 	lease      atomic.Int64
-	leaseUntil atomic.Pointer[time.Time]
+	leaseUntil atomic.Int64 // a bootClock reading; 0: none
+	bootClock  func() time.Duration
 
 	mu      sync.Mutex
 	running map[store.FireID]activeRun // guarded by mu
@@ -281,9 +284,10 @@ func New(cfg Config, etcd *clientv3.Client, nc *nats.Conn, log *zap.Logger) *Exe
 	cfg.Policy = withOwnUser(cfg.Policy)
 	return &Executor{
 		cfg: cfg, etcd: etcd, nats: nc,
-		log:     log.Named("executor").With(zap.String("node", cfg.NodeID)),
-		keys:    store.Keys{Prefix: cfg.Prefix},
-		running: make(map[store.FireID]activeRun),
+		log:       log.Named("executor").With(zap.String("node", cfg.NodeID)),
+		keys:      store.Keys{Prefix: cfg.Prefix},
+		running:   make(map[store.FireID]activeRun),
+		bootClock: supervisor.BootTime,
 
 		claimCalls:  make(chan claimCall),
 		resultCalls: make(chan resultCall),
@@ -604,13 +608,12 @@ type registration struct {
 func (x *Executor) register(ctx context.Context) (registration, error) {
 	node := store.Node{ID: x.cfg.NodeID, Labels: x.cfg.Labels, Slots: x.cfg.Slots, StartedAt: time.Now().UTC(),
 		Lock: x.lock.id, PID: os.Getpid(), Policy: &x.cfg.Policy}
-	sent := time.Now()
+	sent := x.bootClock()
 	grant, err := x.etcd.Grant(ctx, int64((x.cfg.LeaseTTL+time.Second-1)/time.Second))
 	if err != nil {
 		return registration{}, fmt.Errorf("grant registration lease: %w", err)
 	}
-	until := sent.Add(time.Duration(grant.TTL) * time.Second)
-	x.leaseUntil.Store(&until)
+	x.leaseUntil.Store(int64(sent + time.Duration(grant.TTL)*time.Second))
 	node.Lease = int64(grant.ID)
 	data, err := json.Marshal(node)
 	if err != nil {
@@ -639,16 +642,15 @@ func (x *Executor) keepAlive(ctx context.Context, id clientv3.LeaseID, done chan
 	defer close(done)
 	every := x.cfg.LeaseTTL / 3
 	for {
-		sent := time.Now()
+		sent, sentAt := x.bootClock(), time.Now()
 		callCtx, cancel := context.WithTimeout(ctx, every)
 		resp, err := x.etcd.KeepAliveOnce(callCtx, id)
 		cancel()
 		switch {
 		case err == nil && resp.TTL > 0:
-			until := sent.Add(time.Duration(resp.TTL) * time.Second)
-			x.leaseUntil.Store(&until)
+			x.leaseUntil.Store(int64(sent + time.Duration(resp.TTL)*time.Second))
 		case errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && resp.TTL <= 0):
-			x.leaseUntil.Store(&time.Time{})
+			x.leaseUntil.Store(0)
 			return
 		}
 		if ctx.Err() != nil || !x.leaseAlive() {
@@ -657,7 +659,7 @@ func (x *Executor) keepAlive(ctx context.Context, id clientv3.LeaseID, done chan
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(every - time.Since(sent)):
+		case <-time.After(every - time.Since(sentAt)):
 		}
 	}
 }
@@ -693,7 +695,7 @@ func (x *Executor) beat(ctx context.Context) (stop func()) {
 // only then are runs' supervisors told their executor lives.
 func (x *Executor) leaseAlive() bool {
 	until := x.leaseUntil.Load()
-	return until != nil && time.Now().Before(*until)
+	return until != 0 && x.bootClock() < time.Duration(until)
 }
 
 // claimRegistration writes the node's key on lease if it does not exist,

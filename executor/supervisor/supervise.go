@@ -106,7 +106,7 @@ type runState struct {
 }
 
 func newDaemon(idle time.Duration) *daemon {
-	d := &daemon{idle: idle, clock: bootTime,
+	d := &daemon{idle: idle, clock: BootTime,
 		signal: func(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) },
 		conns:  make(map[net.Conn]bool), runs: make(map[string]*runState), changed: make(chan struct{}, 1)}
 	d.lastBeat.Store(int64(d.clock()))
@@ -455,10 +455,11 @@ func kept(k runoutput.Kept) Kept {
 	return Kept{Tail: k.Tail, Path: k.Path, Err: k.Err, Limit: k.Limit}
 }
 
-// bootTime reads CLOCK_BOOTTIME: like the monotonic clock, but it counts
+// BootTime reads CLOCK_BOOTTIME: like the monotonic clock, but it counts
 // the time the machine was suspended, so a fence expires across a
-// suspend (a paused VM) instead of restarting from where it stopped.
-func bootTime() time.Duration {
+// suspend (a paused VM) instead of restarting from where it stopped. The
+// executor counts its lease on it too.
+func BootTime() time.Duration {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
 		panic(errors.Join(errors.New("supervisor: read CLOCK_BOOTTIME"), err)) // Linux has had it since 2.6.39
