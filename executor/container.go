@@ -96,9 +96,10 @@ func (x *Executor) removeLeftoverContainers(ctx context.Context, keep map[string
 //
 // Before it starts, the container is fenced: the node's supervisor holds
 // it as a run (fenceContainer), and kills it if the executor goes silent,
-// as it kills a host run; the fence is released once the result is
-// recorded. If the supervisor dies meanwhile, the container is stopped,
-// as a host run dies with its supervisor: nothing would fence it.
+// as it kills a host run; the fence is released once the container has
+// ended, and says then whether it killed the container. If the
+// supervisor dies meanwhile, the container is stopped, as a host run dies
+// with its supervisor: nothing would fence it.
 func (x *Executor) executeContainer(ctx context.Context, job *jobspec.Job, from map[string]string, f store.Fire, fence int64, out io.Writer) runResult {
 	var res runResult
 	if x.containers == nil {
@@ -117,7 +118,7 @@ func (x *Executor) executeContainer(ctx context.Context, job *jobspec.Job, from 
 		if err != nil {
 			return err
 		}
-		fenced, res.supervised = run, run.ID()
+		fenced = run
 		go stopWithoutFence(ctx, cancel, run)
 		return nil
 	}
@@ -130,7 +131,7 @@ func (x *Executor) executeContainer(ctx context.Context, job *jobspec.Job, from 
 	}
 	x.containerResult(ctx, &res, ran, err, spec, job.Timeout)
 	if fenced != nil {
-		fencedResult(fenced, &res)
+		x.releaseFence(fenced, &res)
 	}
 	return res
 }
@@ -156,7 +157,7 @@ func (x *Executor) resumeContainer(ctx context.Context, a adoption) runResult {
 		}}
 	spec := containerizer.Spec{Timeout: a.claim.Timeout.D(), Grace: min(x.cfg.Grace, 10*time.Second),
 		Labels: containerizer.Labels(f.ID.String(), f.ID.Job, f.Attempt, x.cfg.NodeID)}
-	res := runResult{supervised: a.run.ID()}
+	var res runResult
 	ran, err := x.containers.Resume(ctx, a.claim.Container, spec, out)
 	res.output = out.Close()
 	if ran.Detached {
@@ -167,7 +168,7 @@ func (x *Executor) resumeContainer(ctx context.Context, a adoption) runResult {
 	if errors.Is(err, containerizer.ErrGone) {
 		res.state, res.reason = store.FireLost, "its container was gone when a restarted executor took the run over"
 	}
-	fencedResult(a.run, &res)
+	x.releaseFence(a.run, &res)
 	return res
 }
 
@@ -183,16 +184,23 @@ func stopWithoutFence(ctx context.Context, cancel context.CancelCauseFunc, run *
 	}
 }
 
-// fencedResult makes res lost when the container's fence killed it: the
-// executor was silent for the fence meanwhile, and the leader counts
-// such runs lost.
-func fencedResult(fence *supervisor.Run, res *runResult) {
+// releaseFence releases the fence of a container that has ended, and
+// makes res lost if the fence killed it first: the executor was silent
+// for the fence meanwhile, and the leader counts such runs lost. The
+// supervisor says which came first: a fence that ended is told on the
+// socket before the answer to a release sent after.
+func (x *Executor) releaseFence(fence *supervisor.Run, res *runResult) {
+	if err := x.sup.Ack(fence.ID()); err != nil {
+		x.log.Debug("release the fence of an ended container", zap.String("run", fence.ID()), zap.Error(err))
+	}
 	select {
 	case <-fence.Done():
-		if st, err := fence.Status(); err == nil && (st.Ending == supervisor.Fenced || st.Ending == supervisor.Killed) {
-			res.state, res.reason = store.FireLost, st.Reason
-		}
-	default:
+	case <-time.After(5 * time.Second):
+		x.log.Warn("the supervisor did not answer the release of a container's fence", zap.String("run", fence.ID()))
+		return
+	}
+	if st, err := fence.Status(); err == nil && (st.Ending == supervisor.Fenced || st.Ending == supervisor.Killed) {
+		res.state, res.reason = store.FireLost, st.Reason
 	}
 }
 

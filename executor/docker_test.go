@@ -582,6 +582,38 @@ container: {image: %s, pull: never}
 	waitNoContainers(t, node)
 }
 
+// TestDocker_FencedContainerOfAnExecutorPausedWithinItsLease: an
+// executor paused longer than its fence (1 s here) but not its lease
+// finds, when it goes on, its container killed by the fence, and records
+// the run lost with the fence's reason, not as a failure of the job.
+func TestDocker_FencedContainerOfAnExecutorPausedWithinItsLease(t *testing.T) {
+	clustertest.SkipShort(t, "fault scenario (builds the aion binary, SIGSTOPs it)")
+	t.Parallel()
+	img := containertest.HelperImage(t)
+	bin := clustertest.BuildAion(t)
+	c := clustertest.Start(t)
+	node := dockerNode(t)
+	c.Apply(t, fmt.Sprintf(`
+name: long
+schedule: manual
+command: sleep 1m
+container: {image: %s, pull: never}
+`, img))
+	x := clustertest.StartProcess(t, bin, node, "executor", "--node-id", node, "--docker", "on", "--fence", "1s",
+		"--output-dir", t.TempDir(), "--grace", "1s", "--etcd", c.EtcdURL, "--nats", c.NATSURL)
+	c.WaitRegistered(t, node)
+	id := c.StartFire(t, "long", node, nil)
+	waitContainerRunning(t, node)
+	x.Signal(syscall.SIGSTOP)
+	time.Sleep(2500 * time.Millisecond) // past the fence, within the 5 s lease renewed every 1.7 s
+	x.Signal(syscall.SIGCONT)
+	f := c.WaitFinal(t, id, 20*time.Second)
+	if f.State != store.FireLost || !strings.Contains(f.Reason, "gave no sign of life") {
+		t.Errorf("fire %s (%s); want lost, with the fence's reason", f.State, f.Reason)
+	}
+	waitNoContainers(t, node)
+}
+
 // killSupervisorOf SIGKILLs the supervisor of the executor whose output
 // directory is dir (found in /proc by its arguments).
 func killSupervisorOf(t *testing.T, dir string) {

@@ -88,7 +88,7 @@ func executorFlags(cmd *cobra.Command, defaultOutput string) {
 	configFlag(f, "slots", "executor.slots")
 	configFlag(f, "output-dir", "executor.output_dir")
 	configFlag(f, "grace", "executor.grace")
-	f.Duration("fence", 3*time.Second, "a host run is killed when its executor has been silent (or unsure of its etcd lease) this long; under the 5s lease")
+	f.Duration("fence", 3*time.Second, "a run (host or container) is killed when its executor has been silent (or unsure of its etcd lease) this long; under the 5s lease")
 	configFlag(f, "fence", "executor.fence")
 	f.String("supervisor", "", "the program the node's supervisor of host runs runs from (default: aion-supervise next to aion, else aion itself)")
 	configFlag(f, "supervisor", "executor.supervisor")

@@ -70,8 +70,8 @@ type Spec struct {
 	// Container, when set, makes the run a fence on a container the
 	// executor runs (Path and the rest are unused): the supervisor starts
 	// nothing, and kills the container through its engine when the fence
-	// passes. The run ends then, or when the executor acknowledges it
-	// (Ack), once the container's end is recorded.
+	// passes. The run ends then (Fenced), or when the executor, which
+	// has seen the container end, acknowledges it (Ack: Released).
 	Container *Container `json:"container,omitempty"`
 }
 
