@@ -88,7 +88,7 @@ func NewHost(t testing.TB, name string) *Host {
 	removeStaleHosts(t)
 	const attempts = 20
 	for range attempts {
-		h, err := newHost(rand.IntN(hostIndexes))
+		h, err := newHost(rand.IntN(hostIndexes), os.Getpid())
 		if errors.Is(err, errIndexTaken) {
 			continue
 		}
@@ -118,10 +118,10 @@ func NewHub(t testing.TB) string {
 var errIndexTaken = errors.New("subnet taken")
 
 // newHost makes the namespace and veth pair of index i, the i-th /30 of
-// 10.213.0.0/16.
-func newHost(i int) (*Host, error) {
+// 10.213.0.0/16, for the test process pid.
+func newHost(i, pid int) (*Host, error) {
 	gw := netip.AddrFrom4([4]byte{10, 213, byte(i >> 6), byte(i << 2)}).Next()
-	h := &Host{Name: fmt.Sprintf("%s%d-p%d", netnsPrefix, i, os.Getpid()), Gateway: gw.String(), Addr: gw.Next().String()}
+	h := &Host{Name: fmt.Sprintf("%s%d-p%d", netnsPrefix, i, pid), Gateway: gw.String(), Addr: gw.Next().String()}
 	link := "aion" + strconv.Itoa(i)
 	if err := run("ip", "netns", "add", h.Name); err != nil {
 		return nil, err

@@ -2,7 +2,9 @@ package clustertest
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"testing"
@@ -82,4 +84,35 @@ func listen(t *testing.T, ip string) int {
 		}
 	}()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestNewHost_RemovesStaleHosts: a namespace of ours whose test process is
+// gone (a run killed before its cleanup) is deleted, with its veth pair,
+// by the next NewHost.
+func TestNewHost_RemovesStaleHosts(t *testing.T) {
+	if ok, why := NetnsAvailable(); !ok {
+		t.Skipf("network namespaces not available: %s", why)
+	}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	var stale *Host
+	for stale == nil {
+		h, err := newHost(rand.IntN(hostIndexes), dead.Process.Pid)
+		if err != nil && !errors.Is(err, errIndexTaken) {
+			t.Fatal(err)
+		}
+		stale = h
+	}
+	t.Cleanup(func() { _ = run("ip", "netns", "del", stale.Name) })
+	NewHost(t, "fresh")
+	if _, err := os.Stat("/run/netns/" + stale.Name); !os.IsNotExist(err) {
+		t.Errorf("stale namespace %s (process %d gone) still there: %v", stale.Name, dead.Process.Pid, err)
+	}
+	// The kernel deletes a namespace's links a moment after its last user.
+	WaitFor(t, 5*time.Second, "the stale host's veth to be gone", func() bool {
+		out, err := exec.Command("ip", "-o", "addr", "show", "to", stale.Gateway).Output()
+		return err == nil && len(out) == 0
+	})
 }
