@@ -22,7 +22,8 @@ import (
 // connection of the process, to etcd and to NATS, and those it has not
 // opened yet.
 //
-// Each Host has a /30 of 10.213.0.0/16: the test's end of the veth (named
+// Each Host has a /30 of 10.213.0.0/16 (a machine that routes that range
+// elsewhere cannot use Hosts): the test's end of the veth (named
 // like the namespace's index, aion<N>) is Gateway, the namespace's end
 // (eth0) is Addr, and the namespace's default route goes to Gateway. The
 // test's namespace accepts packets for any of its own addresses on any
@@ -76,10 +77,10 @@ func NetnsAvailable() (ok bool, why string) {
 	return true, ""
 }
 
-// NewHost makes a Host, named in logs by name; it is deleted when the
-// test ends, with the processes' link (processes still in it lose their
-// network). The test is skipped, with the reason, when NetnsAvailable
-// says no.
+// NewHost makes a Host, named in logs by name; its namespace is deleted
+// when the test ends (a process still in it, a supervisor outliving its
+// executor, keeps it and its link until it exits). The test is skipped,
+// with the reason, when NetnsAvailable says no.
 func NewHost(t testing.TB, name string) *Host {
 	t.Helper()
 	if ok, why := NetnsAvailable(); !ok {
@@ -124,6 +125,9 @@ func newHost(i, pid int) (*Host, error) {
 	h := &Host{Name: fmt.Sprintf("%s%d-p%d", netnsPrefix, i, pid), Gateway: gw.String(), Addr: gw.Next().String()}
 	link := "aion" + strconv.Itoa(i)
 	if err := run("ip", "netns", "add", h.Name); err != nil {
+		if strings.Contains(err.Error(), "File exists") {
+			return nil, errIndexTaken // by another test of this process
+		}
 		return nil, err
 	}
 	// The veth's name in the test's namespace is the claim of index i.
@@ -179,10 +183,13 @@ func removeStaleHosts(t testing.TB) {
 // either end: no reset, no ICMP error, the link stays up. Connections
 // stay open, writes are buffered and retransmitted, reads and new
 // connections hang until a timeout or a keepalive gives up, as on a
-// network that lost its route. (Setting the link down would fail sends at
-// once with "network unreachable", which a process can tell; netem loss
-// would do as well, but its qdisc is often not in the kernel.) After
-// Heal, connections whose retransmissions were still going resume.
+// network that lost its route (TestHost_CutAndHeal: a connection attempt
+// times out, it is not refused). Setting the link down would fail sends
+// at once with "network unreachable", which a process can tell; netem's
+// 100% loss would do as well as DROP, but not every kernel has netem.
+// After Heal, connections whose retransmissions were still going resume,
+// at their next retransmission: seconds after a long cut, as the
+// retransmission timeout doubles each time.
 func (h *Host) Cut() error { return h.drop() }
 
 // CutPort drops, until Heal, the packets of the Host's connections to TCP

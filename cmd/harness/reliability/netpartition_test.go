@@ -21,13 +21,14 @@ import (
 // executor running both an every-second forbid job (3 s runs) and a job
 // retried on lost runs (8 s runs), for 4 × TTL, then heals it (2
 // schedulers; the other executor is started once both runs are on the
-// first). It can
-// neither renew its lease nor hear or tell anyone anything: its runs die
-// by their supervisors' fence, the leader counts them lost only after the
-// fence, and the retry and the next forbid runs start on the other
-// executor after they are gone. Once healed, whatever the cut-off
-// executor had in flight arrives late and must change nothing: no
-// duplicate, no overlap of either job, a clean history.
+// first). The cut-off executor can neither renew its lease nor hear or
+// tell anyone anything: its runs die (it kills them once it counts its
+// lease lost; their supervisors' fence would), the leader counts them
+// lost only after the fence, and the retry and the next forbid runs
+// start on the other executor after they are gone. Once healed, whatever
+// it had in flight arrives late and must change nothing: no duplicate,
+// no overlap of either job, a clean history; it registers again on a new
+// lease.
 func TestScenario_ExecutorPartitionedByNetwork(t *testing.T) {
 	w := newHostedWorld(t, []string{"s1", "s2"}, []string{"x1"})
 	jobs := w.apply(t, slowAndRetriedJobs(w.runLog))
@@ -35,8 +36,9 @@ func TestScenario_ExecutorPartitionedByNetwork(t *testing.T) {
 	w.c.WaitRegistered(t, "x1")
 	from := time.Now()
 	const node = "x1"
-	running := map[string]store.Fire{} // by job
+	var running map[string]store.Fire // by job
 	clustertest.WaitFor(t, 30*time.Second, "runs of both jobs on x1", func() bool {
+		running = map[string]store.Fire{}
 		for _, job := range []string{"slow", "retried"} {
 			for _, f := range w.c.Fires(t, job) {
 				if f.State == store.FireRunning && f.Node == node {
