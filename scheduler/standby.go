@@ -26,8 +26,8 @@ type standby struct {
 // follow loads the jobs with their states, then follows their changes
 // until won reports (nil: elected), and returns the revision its copy is
 // at; or until sessionDone closes, the campaign's session having ended,
-// with errSessionEnded. A state written by the leader moves the job's high-water mark: the
-// job is queued at its next unplanned time.
+// and returns errSessionEnded. A state written by the leader moves the
+// job's high-water mark: the job is queued at its next unplanned time.
 func (sb *standby) follow(ctx context.Context, won <-chan error, sessionDone <-chan struct{}) (int64, error) {
 	rev, err := sb.jobs.loadNow(ctx)
 	if err != nil {
