@@ -25,9 +25,10 @@ type standby struct {
 
 // follow loads the jobs with their states, then follows their changes
 // until won reports (nil: elected), and returns the revision its copy is
-// at. A state written by the leader moves the job's high-water mark: the
-// job is queued at its next unplanned time.
-func (sb *standby) follow(ctx context.Context, won <-chan error) (int64, error) {
+// at; or until sessionDone closes, the campaign's session having ended,
+// and returns errSessionEnded. A state written by the leader moves the
+// job's high-water mark: the job is queued at its next unplanned time.
+func (sb *standby) follow(ctx context.Context, won <-chan error, sessionDone <-chan struct{}) (int64, error) {
 	rev, err := sb.jobs.loadNow(ctx)
 	if err != nil {
 		return 0, err
@@ -40,6 +41,11 @@ func (sb *standby) follow(ctx context.Context, won <-chan error) (int64, error) 
 		select {
 		case err := <-won:
 			return rev, err
+		case <-sessionDone:
+			// Its election key went with the session's lease: this is no
+			// candidate any more, and would wait for the leader to go
+			// before it noticed.
+			return 0, errSessionEnded
 		case resp, ok := <-watch:
 			if !ok {
 				return 0, errors.New("etcd watch closed")

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -69,5 +70,44 @@ command: "true"
 	}
 	if logs.FilterMessage("leading").Len() != 1 {
 		t.Errorf("b logged %d times that it leads, want 1", logs.FilterMessage("leading").Len())
+	}
+}
+
+// TestStandby_WhoseSessionEndsCampaignsAgain: a standby whose etcd session
+// ends (its lease revoked here, as etcd does once the standby has been
+// cut off for the TTL) is no candidate any more, its election key gone
+// with the lease; it starts a new session and campaigns again at once,
+// rather than waiting, a candidate no longer, for the leader to go.
+func TestStandby_WhoseSessionEndsCampaignsAgain(t *testing.T) {
+	clustertest.SkipShort(t, "fault scenario (a standby's session ends)")
+	c := clustertest.Start(t)
+	startStoppable(t, c, "a", zap.NewNop())
+	clustertest.WaitFor(t, 10*time.Second, "a to lead", func() bool { return c.Leader(t) == "a" })
+	startStoppable(t, c, "b", zap.NewNop())
+	candidacy := func() clientv3.LeaseID {
+		resp, err := c.Etcd.Get(t.Context(), c.Keys.Election(), clientv3.WithPrefix())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, kv := range resp.Kvs {
+			if string(kv.Value) == "b" {
+				return clientv3.LeaseID(kv.Lease)
+			}
+		}
+		return 0
+	}
+	var first clientv3.LeaseID
+	clustertest.WaitFor(t, 10*time.Second, "b to campaign", func() bool { first = candidacy(); return first != 0 })
+	if _, err := c.Etcd.Revoke(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	revokedAt := time.Now()
+	clustertest.WaitFor(t, 5*time.Second, "b to campaign again on a new session", func() bool {
+		l := candidacy()
+		return l != 0 && l != first
+	})
+	t.Logf("b campaigned again %s after its session's lease was revoked", time.Since(revokedAt).Round(time.Millisecond))
+	if leader := c.Leader(t); leader != "a" {
+		t.Errorf("leader %q, want a to lead throughout", leader)
 	}
 }

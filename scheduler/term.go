@@ -34,14 +34,14 @@ func (s *Scheduler) campaign(ctx context.Context) error {
 	won := make(chan error, 1)
 	go func() { won <- election.Campaign(campaignCtx, s.cfg.ID) }()
 	sb := &standby{etcd: s.etcd, keys: s.keys, log: s.log, jobs: s.newJobTable()}
-	jobsRev, err := sb.follow(ctx, won)
+	jobsRev, err := sb.follow(ctx, won, session.Done())
 	if err != nil {
 		stopCampaign()
 		return fmt.Errorf("campaign: %w", err)
 	}
 	select {
 	case <-session.Done():
-		return errors.New("session expired while campaigning")
+		return fmt.Errorf("campaign: %w", errSessionEnded)
 	default:
 	}
 	termCtx, cancel := context.WithCancel(ctx)
@@ -69,6 +69,10 @@ func (s *Scheduler) campaign(ctx context.Context) error {
 	}
 	return err
 }
+
+// errSessionEnded is why a campaign ends when its session does: it
+// starts again with a new one.
+var errSessionEnded = errors.New("etcd session expired while campaigning")
 
 func (s *Scheduler) newJobTable() *jobTable {
 	return newJobTable(s.etcd, s.keys, s.log, s.metrics, s.cfg.Now)

@@ -35,18 +35,35 @@ type Cluster struct {
 	natsSrv *embedded.NATS
 }
 
-// Start starts the servers; they stop when the test ends.
-func Start(t testing.TB) *Cluster {
+// Option changes how Start starts the servers.
+type Option func(*options)
+
+type options struct {
+	host string // the IP address the servers listen on; empty is 127.0.0.1
+}
+
+// ListenOn makes etcd and NATS listen on ip (and the clients' URLs name
+// it) instead of 127.0.0.1: on a Hub address (NewHub), for processes in
+// Hosts to reach them.
+func ListenOn(ip string) Option { return func(o *options) { o.host = ip } }
+
+// Start starts the servers; they stop when the test ends. They listen on
+// 127.0.0.1 unless an option says otherwise.
+func Start(t testing.TB, opts ...Option) *Cluster {
 	t.Helper()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{Dir: t.TempDir(), MaxTxnOps: 10_000, Log: zap.NewNop()})
+	e, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{Dir: t.TempDir(), Host: o.host, MaxTxnOps: 10_000, Log: zap.NewNop()})
 	if err != nil {
 		t.Fatalf("start etcd: %v", err)
 	}
 	t.Cleanup(e.Close)
-	n, err := embedded.StartNATS("")
+	n, err := embedded.StartNATSWith(embedded.NATSConfig{Host: o.host})
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}

@@ -174,3 +174,18 @@ func (p *Process) Wait(timeout time.Duration) bool {
 		return false
 	}
 }
+
+// Candidates returns the IDs held by the live election keys, the leader's
+// first: the schedulers campaigning, each on a live session.
+func (c *Cluster) Candidates(t testing.TB) []string {
+	t.Helper()
+	resp, err := c.Etcd.Get(context.Background(), c.Keys.Election(), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	if err != nil {
+		t.Fatalf("read election keys: %v", err)
+	}
+	ids := make([]string, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		ids[i] = string(kv.Value)
+	}
+	return ids
+}

@@ -27,9 +27,12 @@ type Etcd struct {
 // EtcdConfig says where an embedded etcd keeps its data and listens.
 type EtcdConfig struct {
 	Dir string // data directory; kept across restarts
-	// ClientAddr and PeerAddr are host:port; empty picks a free loopback port.
+	// ClientAddr and PeerAddr are host:port; empty picks a free port on
+	// Host.
 	ClientAddr string
 	PeerAddr   string
+	// Host is the IP address of the ports etcd picks; empty is 127.0.0.1.
+	Host string
 	// MaxTxnOps bounds operations per transaction (etcd's default is 128);
 	// applying a job set is one transaction.
 	MaxTxnOps uint
@@ -69,11 +72,11 @@ func StartEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 }
 
 func startEtcdOnce(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
-	clientURL, err := listenURL(cfg.ClientAddr)
+	clientURL, err := listenURL(cfg.Host, cfg.ClientAddr)
 	if err != nil {
 		return nil, fmt.Errorf("etcd client address: %w", err)
 	}
-	peerURL, err := listenURL(cfg.PeerAddr)
+	peerURL, err := listenURL(cfg.Host, cfg.PeerAddr)
 	if err != nil {
 		return nil, fmt.Errorf("etcd peer address: %w", err)
 	}
@@ -138,7 +141,7 @@ func startEtcdOnce(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 // FreeAddr returns a loopback host:port that was free a moment ago, for
 // configurations that must name every member's address up front.
 func FreeAddr() (string, error) {
-	u, err := listenURL("")
+	u, err := listenURL("", "")
 	if err != nil {
 		return "", err
 	}
@@ -160,8 +163,11 @@ type NATS struct {
 // NATSConfig says where an embedded NATS server listens and how it is
 // secured.
 type NATSConfig struct {
-	// Addr is host:port; empty picks a free loopback port.
+	// Addr is host:port; empty picks a free port on Host.
 	Addr string
+	// Host is the IP address NATS listens on when Addr is empty; empty is
+	// 127.0.0.1.
+	Host string
 	// Secure, when not nil, changes the server's options before it
 	// starts: TLS, users, tokens, nkeys, trusted operators and accounts.
 	Secure func(*natsserver.Options)
@@ -178,6 +184,9 @@ func StartNATS(addr string) (*NATS, error) {
 func StartNATSWith(cfg NATSConfig) (*NATS, error) {
 	addr := cfg.Addr
 	opts := &natsserver.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, MaxPayload: 8 << 20}
+	if cfg.Host != "" {
+		opts.Host = cfg.Host
+	}
 	if cfg.Secure != nil {
 		cfg.Secure(opts)
 	}
@@ -212,11 +221,14 @@ func (n *NATS) Close() {
 	n.server.WaitForShutdown()
 }
 
-// listenURL turns host:port into an http URL, choosing a free loopback port
-// when addr is empty.
-func listenURL(addr string) (*url.URL, error) {
+// listenURL turns host:port into an http URL, choosing a free port on host
+// (127.0.0.1 when empty) when addr is empty.
+func listenURL(host, addr string) (*url.URL, error) {
+	if host == "" {
+		host = "127.0.0.1"
+	}
 	if addr == "" {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			return nil, err
 		}

@@ -25,6 +25,9 @@ type world struct {
 	bin        string
 	schedulers map[string]*clustertest.Process
 	executors  map[string]*clustertest.Process
+	hosts      map[string]*clustertest.Host // by process, in a hosted world
+	hosted     bool                         // each process in a Host of its own
+	outputs    string                       // the executors' output directories' parent
 	runLog     string
 	deaths     *runlog.Watcher // when runs that logged no end were seen gone
 	grace      time.Duration   // the schedulers' misfire grace
@@ -32,23 +35,57 @@ type world struct {
 
 func newWorld(t *testing.T, schedulers, executors []string) *world {
 	clustertest.SkipShort(t, "fault scenario (aion processes for about 20 s)")
+	return startWorld(t, clustertest.Start(t), false, schedulers, executors)
+}
+
+// newHostedWorld is newWorld with each process in a network namespace of
+// its own (w.hosts, by process), etcd and NATS listening on a hub address
+// every namespace reaches: a scenario cuts a process's links with its
+// Host's Cut. It skips the test, with the reason, when namespaces cannot
+// be made.
+func newHostedWorld(t *testing.T, schedulers, executors []string) *world {
+	clustertest.SkipShort(t, "fault scenario (aion processes in network namespaces for about 30 s)")
+	if ok, why := clustertest.NetnsAvailable(); !ok {
+		t.Skipf("network partition scenario: network namespaces not available: %s", why)
+	}
+	hub := clustertest.NewHub(t)
+	return startWorld(t, clustertest.Start(t, clustertest.ListenOn(hub)), true, schedulers, executors)
+}
+
+// startWorld starts the processes of a world on cluster c, each in a Host
+// of its own when hosted.
+func startWorld(t *testing.T, c *clustertest.Cluster, hosted bool, schedulers, executors []string) *world {
 	w := &world{
-		c: clustertest.Start(t), bin: clustertest.BuildAion(t),
+		c: c, bin: clustertest.BuildAion(t),
 		schedulers: map[string]*clustertest.Process{}, executors: map[string]*clustertest.Process{},
+		hosts: map[string]*clustertest.Host{}, hosted: hosted, outputs: t.TempDir(),
 		runLog: filepath.Join(t.TempDir(), "runs.log"), grace: time.Minute, // the default of --misfire-grace
 	}
 	w.deaths = runlog.Watch(t, w.runLog, 50*time.Millisecond)
-	common := []string{"--etcd", w.c.EtcdURL, "--nats", w.c.NATSURL}
 	for _, id := range schedulers {
-		w.schedulers[id] = clustertest.StartProcess(t, w.bin, id, append([]string{"scheduler", "--id", id,
-			"--listen", "127.0.0.1:0", "--session-ttl", ttl.String()}, common...)...)
+		w.schedulers[id] = w.start(t, id, "scheduler", "--id", id, "--listen", "127.0.0.1:0", "--session-ttl", ttl.String())
 	}
-	outputs := t.TempDir()
 	for _, id := range executors {
-		w.executors[id] = clustertest.StartProcess(t, w.bin, id, append([]string{"executor", "--node-id", id,
-			"--labels", "node=" + id, "--output-dir", filepath.Join(outputs, id), "--grace", "1s"}, common...)...)
+		w.startExecutor(t, id)
 	}
 	return w
+}
+
+// startExecutor starts executor id (labelled node=id) in w.executors.
+func (w *world) startExecutor(t *testing.T, id string) {
+	w.executors[id] = w.start(t, id, "executor", "--node-id", id, "--labels", "node="+id,
+		"--output-dir", filepath.Join(w.outputs, id), "--grace", "1s")
+}
+
+// start runs `aion args...` connected to w's etcd and NATS, in a Host of
+// its own in a hosted world.
+func (w *world) start(t *testing.T, id string, args ...string) *clustertest.Process {
+	args = append(args, "--etcd", w.c.EtcdURL, "--nats", w.c.NATSURL)
+	if !w.hosted {
+		return clustertest.StartProcess(t, w.bin, id, args...)
+	}
+	w.hosts[id] = clustertest.NewHost(t, id)
+	return clustertest.StartProcessIn(t, w.hosts[id], w.bin, id, args...)
 }
 
 func (w *world) waitLeader(t *testing.T, not string) string {
