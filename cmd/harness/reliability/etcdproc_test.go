@@ -55,6 +55,7 @@ func startEtcdProcs(t *testing.T, n int) *etcdProcs {
 		peers = append(peers, name+"="+peer)
 	}
 	dir := t.TempDir()
+	t.Cleanup(func() { ep.kill(t) }) // those started, whatever stops the test
 	for i := range n {
 		name := fmt.Sprintf("m%d", i)
 		m := &etcdProc{name: name, log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
@@ -76,7 +77,6 @@ func startEtcdProcs(t *testing.T, n int) *etcdProcs {
 		go func() { _ = m.cmd.Wait(); close(m.done) }()
 		ep.members = append(ep.members, m)
 	}
-	t.Cleanup(func() { ep.kill(t) })
 	ep.waitHealthy(t, 30*time.Second)
 	return ep
 }
