@@ -73,18 +73,16 @@ jobs:
 }
 
 // skipReasons counts the skipped records of job whose nominal times are in
-// (from, to], by the policy their reason names (its last parenthesis).
+// (from, to], by their reason without the fire IDs it names.
 func skipReasons(fires []store.Fire, job string, from, to time.Time) string {
 	counts := map[string]int{}
 	for _, f := range fires {
 		if f.ID.Job != job || f.State != store.FireSkipped || !f.Nominal.After(from.Truncate(time.Second)) || f.Nominal.After(to) {
 			continue
 		}
-		why := f.Reason
-		if i := strings.LastIndexByte(why, '('); i >= 0 {
-			why = why[i:]
-		}
-		counts[why]++
+		words := strings.Fields(f.Reason)
+		words = slices.DeleteFunc(words, func(w string) bool { return strings.Contains(w, "@") })
+		counts[strings.Join(words, " ")]++
 	}
 	var parts []string
 	for _, why := range slices.Sorted(maps.Keys(counts)) {
