@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/cmd/harness/runlog"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -30,6 +31,7 @@ import (
 // calls for, and no run of the deadline job starts long past its
 // deadline.
 func TestScenario_NATSDownFor60s(t *testing.T) {
+	clustertest.SkipShort(t, "fault scenario (aion processes for about 80 s)")
 	const startingDeadline = 10 * time.Second
 	w := newWorld(t, []string{"s1", "s2"}, []string{"x1", "x2"})
 	jobs := w.apply(t, fmt.Sprintf(`
