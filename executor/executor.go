@@ -333,6 +333,9 @@ func (x *Executor) Run(ctx context.Context) error {
 		return err
 	}
 	x.lock = lock
+	if lock.pidErr != nil {
+		x.log.Warn("the node's lock holds, but its file does not name this executor's PID", zap.Error(lock.pidErr))
+	}
 	defer func() {
 		if err := lock.release(); err != nil {
 			x.log.Warn("release the node lock", zap.Error(err))

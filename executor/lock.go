@@ -30,6 +30,10 @@ type nodeLock struct {
 	// predecessor is the PID the file held when the lock was taken: the
 	// last holder, now dead (0 if unknown or none).
 	predecessor int
+	// pidErr, when set, says why this holder's PID could not be written
+	// in the file (a full disk): the lock holds all the same, the PID
+	// only informs.
+	pidErr error
 }
 
 // lockNode takes the lock in dir, or fails at once naming the live holder.
@@ -47,13 +51,20 @@ func lockNode(dir string) (*nodeLock, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("executor: %s is in use by another live executor (PID %d, holding %s); give each executor its own output directory", dir, last, abs)
+			holder := "PID unknown: its file names none"
+			if last != 0 {
+				holder = "PID " + strconv.Itoa(last)
+			}
+			return nil, fmt.Errorf("executor: %s is in use by another live executor (%s, holding %s); give each executor its own output directory", dir, holder, abs)
 		}
 		return nil, fmt.Errorf("executor lock %s: %w", abs, err)
 	}
+	// The PID only informs (another executor's error, the takeover's
+	// log): a full disk, which fails the write of a new lock file, must
+	// not keep the executor from starting, as its runs can still run.
+	var pidErr error
 	if err := writePID(f); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("executor lock %s: %w", abs, err)
+		pidErr = fmt.Errorf("executor lock %s: write this executor's PID: %w", abs, err)
 	}
 	host, err := os.Hostname()
 	if err != nil {
@@ -69,7 +80,7 @@ func lockNode(dir string) (*nodeLock, error) {
 	if st, ok := info.Sys().(*syscall.Stat_t); ok {
 		id += fmt.Sprintf("@%d:%d", st.Dev, st.Ino)
 	}
-	return &nodeLock{file: f, id: id, predecessor: last}, nil
+	return &nodeLock{file: f, id: id, predecessor: last, pidErr: pidErr}, nil
 }
 
 // lockHolder reads the PID in the lock file (0 if none).

@@ -178,7 +178,10 @@ func (o *openFires) followers(ended store.FireID) []*openFire {
 type overlap struct {
 	newest   *store.FireID // the most recent open fire, the one new runs follow
 	newestAt time.Time     // when it was planned
-	queued   bool          // an open fire already waits for another (queue)
+	// newestState is its state: planned (not claimed yet: not dispatched,
+	// or waiting for a slot) or running.
+	newestState store.FireState
+	queued      bool // an open fire already waits for another (queue)
 }
 
 func (o *openFires) overlapOf(job string) overlap {
@@ -186,7 +189,7 @@ func (o *openFires) overlapOf(job string) overlap {
 	for id, of := range o.byJob[job] {
 		if ov.newest == nil || of.fire.PlannedAt.After(ov.newestAt) ||
 			(of.fire.PlannedAt.Equal(ov.newestAt) && cmpFireID(id, *ov.newest) > 0) {
-			ov.newest, ov.newestAt = &id, of.fire.PlannedAt
+			ov.newest, ov.newestAt, ov.newestState = &id, of.fire.PlannedAt, of.fire.State
 		}
 		if of.fire.After != "" && of.fire.State == store.FirePlanned {
 			ov.queued = true // still waiting; once it runs, the next may queue
@@ -204,6 +207,12 @@ func (ov *overlap) admit(job *jobPolicy, f *store.Fire, replaced *[]store.FireID
 		case jobspec.ConcurrencyForbid:
 			f.State, f.Processed, f.EndedAt = store.FireSkipped, true, f.PlannedAt
 			f.Reason = fmt.Sprintf("skipped: %s is still running (concurrency: forbid)", ov.newest)
+			if ov.newestState == store.FirePlanned {
+				// Not started: no executor has claimed it yet (NATS
+				// down, no free slot); saying it runs would send an
+				// operator looking for a process that is not there.
+				f.Reason = fmt.Sprintf("skipped: %s is still open, planned but not started yet (concurrency: forbid)", ov.newest)
+			}
 			return false
 		case jobspec.ConcurrencyQueue:
 			if ov.queued {

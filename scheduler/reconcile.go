@@ -57,6 +57,8 @@ func (r *reconciler) reconcile(ctx context.Context, now time.Time) error {
 			err = r.markLost(ctx, of, now)
 		case of.fire.KillAsked():
 			r.send.kill(of.fire) // the hint may have been lost
+		case of.fire.State == store.FirePlanned && of.fire.Node != "" && r.unclaimedPastDeadline(of, now):
+			err = r.skipUnclaimed(ctx, of, now)
 		case of.fire.State == store.FirePlanned && r.fires.ready(of, now) &&
 			(of.fire.Node == "" || !r.nodes.live(of.fire.Node) || now.Sub(of.dispatchedAt) > r.redispatchAfter):
 			err = r.placeAgain(ctx, of, now)
@@ -69,6 +71,35 @@ func (r *reconciler) reconcile(ctx context.Context, now time.Time) error {
 		return err
 	}
 	return r.intents.retryDirty(ctx)
+}
+
+// unclaimedPastDeadline reports whether a scheduled run placed on a node
+// is still unclaimed past its job's starting deadline: its dispatches did
+// not reach the executor (NATS down) or found it full. It is skipped then,
+// as a run waiting for a slot is (waitingQueue.pastDeadline).
+func (r *reconciler) unclaimedPastDeadline(of *openFire, now time.Time) bool {
+	e := r.jobs.get(of.fire.ID.Job)
+	return e != nil && r.waiting.pastDeadline(e, of, now)
+}
+
+// skipUnclaimed records an unclaimed run past its starting deadline as
+// skipped, compared on the record's revision: a claim that came first
+// wins, and the run goes on.
+func (r *reconciler) skipUnclaimed(ctx context.Context, of *openFire, now time.Time) error {
+	f := of.fire
+	f.State, f.EndedAt = store.FireSkipped, now.UTC()
+	f.Reason = fmt.Sprintf("skipped: not started %s after its nominal time, past the starting deadline of %s (dispatched to %s, not claimed)",
+		now.Sub(f.Nominal).Round(time.Millisecond), r.jobs.get(f.ID.Job).policy.Misfire.StartingDeadline, f.Node)
+	next, err := r.rewrite(ctx, f, of.rev)
+	if next == nil {
+		return err
+	}
+	r.log.Warn("run skipped: not claimed past its starting deadline", zap.Stringer("fire", f.ID), zap.String("node", f.Node))
+	r.waiting.metrics.skipped.WithLabelValues("deadline").Inc()
+	// Closed now, so nothing dispatches it meanwhile; the watch brings its
+	// end, which is processed like any run's end.
+	r.fires.close(f.ID)
+	return nil
 }
 
 // placeAgain chooses a node again for a planned fire that was not claimed

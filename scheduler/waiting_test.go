@@ -354,3 +354,63 @@ func TestPlaceWaiting_BackfillKeepsItsParallelLimitWithinABatch(t *testing.T) {
 		t.Errorf("%d backfill fires (parallel 1) hold slots, %d dispatched", placed, dispatched)
 	}
 }
+
+// TestReconcile_SkipsUnclaimedFiresPastTheirStartingDeadline: a scheduled
+// run placed on a node but never claimed (its dispatches lost: NATS down,
+// no executor listening) is skipped once its job's starting deadline has
+// passed, with the reason, as a run waiting for a slot is; before the
+// deadline it stays planned, to be dispatched again.
+func TestReconcile_SkipsUnclaimedFiresPastTheirStartingDeadline(t *testing.T) {
+	ctx := t.Context()
+	l, clock := testTermWith(t, 1, func(int) string {
+		return "schedule: \"* * * * * *\"\n    cron_seconds: true\n    concurrency: allow\n    misfire:\n      starting_deadline: 2s"
+	}, store.Node{ID: "x0", Slots: 4})
+	clock.Add(int64(time.Second))
+	if err := l.planner.planDue(ctx, l.now()); err != nil {
+		t.Fatal(err)
+	}
+	var planned []store.FireID
+	for id, of := range l.fires.byID {
+		if of.fire.Node != "x0" || of.fire.State != store.FirePlanned {
+			t.Fatalf("%s: %s on %q; want planned on x0", id, of.fire.State, of.fire.Node)
+		}
+		planned = append(planned, id)
+	}
+	if len(planned) == 0 {
+		t.Fatal("nothing planned")
+	}
+	state := func(id store.FireID) store.Fire {
+		resp, err := l.s.etcd.Get(ctx, l.s.keys.Fire(id))
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("read %s: %v", id, err)
+		}
+		var f store.Fire
+		if err := json.Unmarshal(resp.Kvs[0].Value, &f); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	// No executor claims: reconcile rounds within, then past, the deadline.
+	clock.Add(int64(time.Second))
+	if err := l.reconciler.reconcile(ctx, l.now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range planned {
+		if f := state(id); f.State != store.FirePlanned {
+			t.Errorf("%s: %s (%s) within its starting deadline; want still planned", id, f.State, f.Reason)
+		}
+	}
+	clock.Add(int64(2 * time.Second))
+	if err := l.reconciler.reconcile(ctx, l.now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range planned {
+		f := state(id)
+		if f.State != store.FireSkipped || !strings.Contains(f.Reason, "past the starting deadline of 2s (dispatched to x0, not claimed)") || f.EndedAt.IsZero() {
+			t.Errorf("%s: %s (%s), ended %v; want skipped past the starting deadline, not claimed", id, f.State, f.Reason, f.EndedAt)
+		}
+		if l.fires.get(id) != nil {
+			t.Errorf("%s is still open after its skip", id)
+		}
+	}
+}

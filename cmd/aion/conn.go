@@ -198,10 +198,25 @@ func (a *app) connect(ctx context.Context, c clusterConn) (*clientv3.Client, *na
 	return cli, nc, nil
 }
 
+// The etcd client pings a member it has calls waiting on once the
+// connection has been silent for etcdKeepAlive, and drops the connection
+// when the ping is not answered within etcdKeepAliveTimeout; its calls
+// then go to the other members. A member that hangs (SIGSTOP, a stalled
+// disk, a paused VM) keeps its connections open: without the pings, the
+// calls routed to it waited until their deadlines, and its watches (the
+// election's among them) forever, so that no scheduler led while it hung
+// although the other members held the quorum (TestScenario_EtcdMemberSIGSTOP).
+// 10 s is the shortest interval gRPC allows.
+const (
+	etcdKeepAlive        = 10 * time.Second
+	etcdKeepAliveTimeout = 3 * time.Second
+)
+
 // connectEtcd opens the etcd client and checks that it answers (checkEtcd).
 func (a *app) connectEtcd(ctx context.Context, c clusterConn) (*clientv3.Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints: c.etcdEndpoints, DialTimeout: 5 * time.Second, Context: ctx,
+		DialKeepAliveTime: etcdKeepAlive, DialKeepAliveTimeout: etcdKeepAliveTimeout,
 		TLS: c.etcdTLS, Username: c.etcdUser, Password: c.etcdPassword,
 		Logger: a.log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
 	})

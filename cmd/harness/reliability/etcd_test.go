@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,14 +88,15 @@ func (ec *etcdCluster) stop(i int) {
 	}
 }
 
-// newEtcdWorld is a world whose etcd is the three-member cluster.
-func newEtcdWorld(t *testing.T, ec *etcdCluster, misfireGrace time.Duration) *world {
+// newEtcdWorld is a world whose etcd is the cluster of the client URLs
+// endpoints: two schedulers and one executor, x1, on every endpoint.
+func newEtcdWorld(t *testing.T, endpoints []string, misfireGrace time.Duration) *world {
 	nsrv, err := embedded.StartNATS("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nsrv.Close)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: ec.clients, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +106,7 @@ func newEtcdWorld(t *testing.T, ec *etcdCluster, misfireGrace time.Duration) *wo
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	c := &clustertest.Cluster{Etcd: cli, NATS: nc, EtcdURL: strings.Join(ec.clients, ","), NATSURL: nsrv.URL(), Keys: store.Keys{Prefix: store.DefaultPrefix}, Log: zap.NewNop()}
+	c := &clustertest.Cluster{Etcd: cli, NATS: nc, EtcdURL: strings.Join(endpoints, ","), NATSURL: nsrv.URL(), Keys: store.Keys{Prefix: store.DefaultPrefix}, Log: zap.NewNop()}
 	w := &world{c: c, bin: clustertest.BuildAion(t), schedulers: map[string]*clustertest.Process{}, executors: map[string]*clustertest.Process{},
 		runLog: filepath.Join(t.TempDir(), "runs.log"), grace: misfireGrace}
 	common := []string{"--etcd", c.EtcdURL, "--nats", c.NATSURL}
@@ -119,7 +122,7 @@ func newEtcdWorld(t *testing.T, ec *etcdCluster, misfireGrace time.Duration) *wo
 // the quorum holds and nothing is missed or duplicated.
 func TestScenario_OneEtcdMemberOfThreeKilled(t *testing.T) {
 	ec := startEtcdCluster(t)
-	w := newEtcdWorld(t, ec, time.Minute)
+	w := newEtcdWorld(t, ec.clients, time.Minute)
 	tick := w.apply(t, everySecondJob(w.runLog))["tick"]
 	w.waitLeader(t, "")
 	time.Sleep(3 * time.Second)
@@ -140,7 +143,7 @@ func TestScenario_OneEtcdMemberOfThreeKilled(t *testing.T) {
 // one recorded.
 func TestScenario_EtcdQuorumLostFor20s(t *testing.T) {
 	ec := startEtcdCluster(t)
-	w := newEtcdWorld(t, ec, 5*time.Second)
+	w := newEtcdWorld(t, ec.clients, 5*time.Second)
 	tick := w.apply(t, fmt.Sprintf(`
 name: tick
 schedule: "* * * * * *"
@@ -186,4 +189,68 @@ misfire:
 	if len(r.Missed) != 0 || r.Skipped < 10 {
 		t.Errorf("%d missed without a record (%v), %d skipped with records; want 0 and at least 10", len(r.Missed), r.Missed, r.Skipped)
 	}
+}
+
+// TestScenario_EtcdMemberSIGSTOP stops the raft leader of three real etcd
+// server processes with SIGSTOP for 20 s, longer than etcd's election
+// timeout (1 s) and the schedulers' session TTL (3 s), then continues it.
+// A stopped process keeps its sockets open and answers nothing: the
+// clients' calls routed to it hang, until their deadlines or until the
+// client's pings go unanswered (etcdKeepAlive and etcdKeepAliveTimeout in
+// cmd/aion, 13 s at most), and sessions or leases renewed through it
+// expire; the other two members elect a new leader and keep the quorum.
+// It proves: runs go on while the member is stopped (before the pings,
+// none ran until it was continued), no nominal time is missed (the
+// misfire grace is a minute) or run twice, and the history is clean.
+func TestScenario_EtcdMemberSIGSTOP(t *testing.T) {
+	clustertest.SkipShort(t, "fault scenario (three etcd processes, aion processes for about 45 s)")
+	ep := startEtcdProcs(t, 3)
+	w := newEtcdWorld(t, ep.clients, time.Minute)
+	tick := w.apply(t, everySecondJob(w.runLog))["tick"]
+	before := w.waitLeader(t, "")
+	w.c.WaitRegistered(t, "x1")
+	time.Sleep(3 * time.Second)
+	stalled := ep.leader(w.c.Etcd)
+	if stalled < 0 {
+		t.Fatal("no etcd member is the raft leader by every member's Status")
+	}
+	const stall = 20 * time.Second
+	from := time.Now()
+	stoppedAt := time.Now()
+	ep.signal(t, stalled, syscall.SIGSTOP)
+	time.Sleep(stall)
+	ep.signal(t, stalled, syscall.SIGCONT)
+	continuedAt := time.Now()
+	time.Sleep(10 * time.Second)
+	to := time.Now().Add(-2 * time.Second)
+	r := w.check(t, from, to, tick)[0]
+	runs := runlog.MustRead(t, w.runLog)
+	t.Logf("etcd raft leader %s SIGSTOPped for %s; raft leader afterwards %s; scheduler leader %s before, %s after",
+		ep.members[stalled].name, continuedAt.Sub(stoppedAt).Round(time.Millisecond), ep.memberName(ep.leader(w.c.Etcd)), before, w.c.Leader(t))
+	t.Logf("first run after the SIGSTOP started %s after it; longest gap between run starts %s; %s",
+		firstStartAfter(runs, "tick", stoppedAt).Round(time.Millisecond), longestGap(runs, "tick", stoppedAt.Add(-2*time.Second), to).Round(time.Millisecond), r)
+	if len(r.Missed) != 0 {
+		t.Errorf("missed %v; want none (the misfire grace is a minute)", r.Missed)
+	}
+	if first := firstStartAfter(runs, "tick", stoppedAt); first < 0 || first >= stall {
+		t.Errorf("no run started in the %s the member was stopped (the first %s after the SIGSTOP); want runs to go on: the other two members held the quorum",
+			stall, first.Round(time.Millisecond))
+	}
+}
+
+// longestGap is the longest time between consecutive starts of job's runs
+// that started in [from, to].
+func longestGap(runs []runlog.Run, job string, from, to time.Time) time.Duration {
+	var starts []time.Time
+	for _, r := range runs {
+		if id, err := store.ParseFireID(r.Fire); err == nil && id.Job == job && !r.Start.Before(from) && !r.Start.After(to) {
+			starts = append(starts, r.Start)
+		}
+	}
+	slices.SortFunc(starts, time.Time.Compare)
+	var gap time.Duration
+	for i := 1; i < len(starts); i++ {
+		gap = max(gap, starts[i].Sub(starts[i-1]))
+	}
+	return gap
 }
