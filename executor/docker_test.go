@@ -54,6 +54,13 @@ func waitContainerRunning(t *testing.T, node string) {
 	})
 }
 
+// applyLong applies the manual container job "long" of the image img,
+// running command.
+func applyLong(t *testing.T, c *clustertest.Cluster, img, command string) {
+	t.Helper()
+	c.Apply(t, fmt.Sprintf("name: long\nschedule: manual\ncommand: %s\ncontainer: {image: %s, pull: never}\n", command, img))
+}
+
 func waitNoContainers(t *testing.T, node string) {
 	t.Helper()
 	clustertest.WaitFor(t, 10*time.Second, "the containers of "+node+" to be removed", func() bool {
@@ -336,12 +343,7 @@ func TestDocker_OutputStreamsAndKillCancels(t *testing.T) {
 	img := containertest.HelperImage(t)
 	c := clustertest.Start(t)
 	node := dockerNode(t)
-	c.Apply(t, fmt.Sprintf(`
-name: long
-schedule: manual
-command: echo first; sleep 1m; echo never
-container: {image: %s, pull: never}
-`, img))
+	applyLong(t, c, img, "echo first; sleep 1m; echo never")
 	startDockerExecutor(t, c, node, executor.DockerOn)
 
 	id := c.StartFire(t, "long", node, nil)
@@ -399,12 +401,7 @@ func TestDocker_LostLeaseStopsContainers(t *testing.T) {
 	img := containertest.HelperImage(t)
 	c := clustertest.Start(t)
 	node := dockerNode(t)
-	c.Apply(t, fmt.Sprintf(`
-name: long
-schedule: manual
-command: sleep 1m
-container: {image: %s, pull: never}
-`, img))
+	applyLong(t, c, img, "sleep 1m")
 	startDockerExecutor(t, c, node, executor.DockerOn)
 	id := c.StartFire(t, "long", node, nil)
 	waitContainerRunning(t, node)
@@ -445,12 +442,7 @@ func TestDocker_RestartedExecutorAdoptsItsContainers(t *testing.T) {
 			t.Parallel()
 			c := clustertest.Start(t)
 			node := dockerNode(t)
-			c.Apply(t, fmt.Sprintf(`
-name: long
-schedule: manual
-command: echo started; sleep 4s; echo done
-container: {image: %s, pull: never}
-`, img))
+			applyLong(t, c, img, "echo started; sleep 4s; echo done")
 			x := startDockerProcess(t, c, bin, node, t.TempDir())
 			id := c.StartFire(t, "long", node, nil)
 			waitContainerRunning(t, node)
@@ -488,12 +480,7 @@ func TestDocker_RestartedExecutorWithoutItsSupervisorRemovesLeftovers(t *testing
 	bin := clustertest.BuildAion(t)
 	c := clustertest.Start(t)
 	node := dockerNode(t)
-	c.Apply(t, fmt.Sprintf(`
-name: long
-schedule: manual
-command: echo started; sleep 1m
-container: {image: %s, pull: never}
-`, img))
+	applyLong(t, c, img, "echo started; sleep 1m")
 	dir := t.TempDir()
 	x := startDockerProcess(t, c, bin, node, dir)
 	id := c.StartFire(t, "long", node, nil)
@@ -524,12 +511,7 @@ func TestDocker_FenceKillsTheContainersOfAStoppedExecutor(t *testing.T) {
 	c := clustertest.Start(t)
 	c.StartScheduler(t, "s1")
 	node := dockerNode(t)
-	c.Apply(t, fmt.Sprintf(`
-name: long
-schedule: manual
-command: sleep 1m
-container: {image: %s, pull: never}
-`, img))
+	applyLong(t, c, img, "sleep 1m")
 	x := startDockerProcess(t, c, bin, node, t.TempDir())
 	id := c.StartFire(t, "long", node, nil)
 	waitContainerRunning(t, node)
@@ -563,12 +545,7 @@ func TestDocker_ContainerStopsWhenItsSupervisorDies(t *testing.T) {
 	img := containertest.HelperImage(t)
 	c := clustertest.Start(t)
 	node := dockerNode(t)
-	c.Apply(t, fmt.Sprintf(`
-name: long
-schedule: manual
-command: sleep 1m
-container: {image: %s, pull: never}
-`, img))
+	applyLong(t, c, img, "sleep 1m")
 	cfg := executor.DefaultConfig()
 	cfg.NodeID, cfg.Docker, cfg.OutputDir, cfg.Grace = node, executor.DockerOn, t.TempDir(), time.Second
 	c.StartExecutorWith(t, cfg)
@@ -593,12 +570,7 @@ func TestDocker_FencedContainerOfAnExecutorPausedWithinItsLease(t *testing.T) {
 	bin := clustertest.BuildAion(t)
 	c := clustertest.Start(t)
 	node := dockerNode(t)
-	c.Apply(t, fmt.Sprintf(`
-name: long
-schedule: manual
-command: sleep 1m
-container: {image: %s, pull: never}
-`, img))
+	applyLong(t, c, img, "sleep 1m")
 	x := clustertest.StartProcess(t, bin, node, "executor", "--node-id", node, "--docker", "on", "--fence", "1s",
 		"--output-dir", t.TempDir(), "--grace", "1s", "--etcd", c.EtcdURL, "--nats", c.NATSURL)
 	c.WaitRegistered(t, node)

@@ -19,20 +19,7 @@ import (
 // the every-second forbid job goes on without a duplicate or an overlap.
 func TestScenario_ExecutorUpgradeHandsItsRunsOff(t *testing.T) {
 	w := newWorld(t, []string{"s1"}, []string{"x1"})
-	jobs := w.apply(t, fmt.Sprintf(`
-jobs:
-  - name: long
-    schedule: manual
-    command: %q
-  - name: slow
-    schedule: "* * * * * *"
-    cron_seconds: true
-    command: %q
-`, runlog.Command(w.runLog, "sleep 4"), runlog.Command(w.runLog, "sleep 2")))
-	w.waitLeader(t, "")
-	w.c.WaitRegistered(t, "x1")
-	id := w.c.RequestRun(t, "long", store.Request{By: "test"})
-	w.c.WaitFire(t, id, 10*time.Second, "the run to start", func(f store.Fire) bool { return f.State == store.FireRunning })
+	jobs, id := w.startLongBesideSlow(t)
 	from := time.Now()
 	x := w.executors["x1"]
 	x.Signal(syscall.SIGUSR2)

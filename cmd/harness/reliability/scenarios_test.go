@@ -303,20 +303,7 @@ constraints: ["node=x1"]
 // without a duplicate or an overlap.
 func TestScenario_ExecutorSIGKILLAndRestartWithinTheFence(t *testing.T) {
 	w := newWorld(t, []string{"s1"}, []string{"x1"})
-	jobs := w.apply(t, fmt.Sprintf(`
-jobs:
-  - name: long
-    schedule: manual
-    command: %q
-  - name: slow
-    schedule: "* * * * * *"
-    cron_seconds: true
-    command: %q
-`, runlog.Command(w.runLog, "sleep 4"), runlog.Command(w.runLog, "sleep 2")))
-	w.waitLeader(t, "")
-	w.c.WaitRegistered(t, "x1")
-	id := w.c.RequestRun(t, "long", store.Request{By: "test"})
-	w.c.WaitFire(t, id, 10*time.Second, "the run to start", func(f store.Fire) bool { return f.State == store.FireRunning })
+	jobs, id := w.startLongBesideSlow(t)
 	from := time.Now()
 	w.executors["x1"].Kill()
 	w.executors["x1"].Restart()
@@ -550,4 +537,26 @@ jobs:
       on_lost: true
       backoff: {initial: 1s}
 `, runlog.Command(runLog, "sleep 3"), runlog.Command(runLog, "sleep 8"))
+}
+
+// startLongBesideSlow applies a manual 4 s job, long, and an every-second
+// forbid job of 2 s runs, slow, starts a run of long on x1, waits for it to
+// be running, and returns the jobs' specs and the run's fire.
+func (w *world) startLongBesideSlow(t *testing.T) (map[string]Spec, store.FireID) {
+	t.Helper()
+	jobs := w.apply(t, fmt.Sprintf(`
+jobs:
+  - name: long
+    schedule: manual
+    command: %q
+  - name: slow
+    schedule: "* * * * * *"
+    cron_seconds: true
+    command: %q
+`, runlog.Command(w.runLog, "sleep 4"), runlog.Command(w.runLog, "sleep 2")))
+	w.waitLeader(t, "")
+	w.c.WaitRegistered(t, "x1")
+	id := w.c.RequestRun(t, "long", store.Request{By: "test"})
+	w.c.WaitFire(t, id, 10*time.Second, "the run to start", func(f store.Fire) bool { return f.State == store.FireRunning })
+	return jobs, id
 }
