@@ -33,17 +33,22 @@ type Spec struct {
 	// Grace is the schedulers' misfire grace (--misfire-grace): nominal
 	// times planned later than this follow the misfire policy.
 	Grace time.Duration
+	// Parents are a dependent job's parents; such a job has no schedule
+	// and is due whenever they have all succeeded since its last fire
+	// (see Check).
+	Parents []string
 }
 
 // SpecOf is the Spec of a job as applied, with the schedulers' misfire
-// grace. A manual or dependent job has no schedule: Check then expects no
-// nominal times, and looks only at its runs.
+// grace. A manual job has no schedule: Check then expects no nominal
+// times, and looks only at its runs; a dependent job is due after its
+// parents (see Check).
 func SpecOf(j *jobspec.Job, grace time.Duration) (Spec, error) {
 	sched, err := j.ParsedSchedule(time.Now())
 	if err != nil {
 		return Spec{}, fmt.Errorf("job %s: %w", j.Name, err)
 	}
-	return Spec{Job: j.Name, Schedule: sched, Concurrency: j.Concurrency, Misfire: j.Misfire, Grace: grace}, nil
+	return Spec{Job: j.Name, Schedule: sched, Concurrency: j.Concurrency, Misfire: j.Misfire, Grace: grace, Parents: j.Parents}, nil
 }
 
 // Exclusive reports whether the job's policy forbids two of its runs
@@ -59,9 +64,16 @@ const recordLag = time.Second
 // Report is what the checker found for one job over a window.
 type Report struct {
 	Spec     Spec
-	Expected int         // nominal times of the schedule in the window
+	Expected int         // nominal times of the schedule (or due times of a dependent job) in the window
 	Missed   []time.Time // expected times that neither ran nor were skipped
-	Skipped  int         // expected times skipped as the job's policy called for
+	// Unrun holds the record of each missed time that has one: a fire
+	// planned that never started (lost or failed before its command
+	// logged a start, or still open).
+	Unrun []store.Fire
+	// BadTriggers lists each fire of a dependent job planned before all
+	// its parents had succeeded since its previous fire.
+	BadTriggers []string
+	Skipped     int // expected times skipped as the job's policy called for
 	// WrongfulSkips lists the expected times recorded as skipped where no
 	// policy of the job called for it (or that ran all the same).
 	WrongfulSkips []string
@@ -75,10 +87,12 @@ type Report struct {
 }
 
 // Violations lists what breaks the job's policies: duplicates, wrongful
-// skips and, for an exclusive job (Spec.Exclusive), overlaps. Missed times
-// are not among them: a scenario decides which it tolerates.
+// skips, dependent fires planned before their parents succeeded and, for
+// an exclusive job (Spec.Exclusive), overlaps. Missed times are not among
+// them: a scenario decides which it tolerates.
 func (r Report) Violations() []string {
 	v := append(slices.Clone(r.Duplicates), r.WrongfulSkips...)
+	v = append(v, r.BadTriggers...)
 	if r.Spec.Exclusive() {
 		v = append(v, r.Overlaps...)
 	}
@@ -114,6 +128,16 @@ func (s Spec) concurrency() jobspec.Concurrency {
 // are left out). A run that logged no end counts as running until end,
 // the end of the test. Duplicates and overlaps are looked for among all
 // the job's runs, not only those of the window.
+//
+// A dependent job (Spec.Parents; fires holds its parents' records too) is
+// due, Chronos-like, when every parent has a fire that succeeded, was
+// processed by the leader, and ended after the child's previous fire was
+// planned: its due time is the latest of those ends, and its next fire,
+// planned at or after it, is that time's fire (judged as a nominal time's
+// would be, its lateness counted from the due time); a due time with no
+// later fire is missed. A fire planned before it was due is a bad
+// trigger. This assumes each parent's fires are processed in the order
+// they end, as for a parent whose runs do not overlap (not allow).
 //
 // A skipped record is accepted only where the job's policy calls for it,
 // judged by its reason:
@@ -153,22 +177,32 @@ func Check(spec Spec, from, to, end time.Time, fires []store.Fire, runs []runlog
 	for _, run := range mine {
 		started[run.Fire] = append(started[run.Fire], run)
 	}
-	for t := next(spec.Schedule, from); !t.IsZero() && !t.After(to); t = spec.Schedule.Next(t) {
+	// judge accounts for one expected time t, whose fire is id.
+	judge := func(id string, t time.Time) {
 		r.Expected++
-		id := store.ScheduledFireID(spec.Job, t).String()
-		if f, ok := byFire[id]; ok && f.State == store.FireSkipped {
+		f, ok := byFire[id]
+		if ok && f.State == store.FireSkipped {
 			if why := wrongfulSkip(spec, f, jobFires, started); why != "" {
 				r.WrongfulSkips = append(r.WrongfulSkips, fmt.Sprintf("%s skipped (%s): %s", id, f.Reason, why))
 			} else {
 				r.Skipped++
 			}
-			continue
+			return
 		}
 		if len(started[id]) == 0 {
 			r.Missed = append(r.Missed, t)
-			continue
+			if ok {
+				r.Unrun = append(r.Unrun, f)
+			}
+			return
 		}
 		r.Lateness = append(r.Lateness, started[id][0].Start.Sub(t))
+	}
+	if len(spec.Parents) > 0 {
+		r.BadTriggers = dependentTimes(spec, from, to, fires, jobFires, judge)
+	}
+	for t := next(spec.Schedule, from); !t.IsZero() && !t.After(to); t = spec.Schedule.Next(t) {
+		judge(store.ScheduledFireID(spec.Job, t).String(), t)
 	}
 	for i := range mine {
 		for j := i + 1; j < len(mine); j++ {
@@ -184,6 +218,76 @@ func Check(spec Spec, from, to, end time.Time, fires []store.Fire, runs []runlog
 		}
 	}
 	return r
+}
+
+// dependentTimes walks the fires of a dependent job (mine) in the order
+// they were planned against its parents' successes in fires, calls judge
+// for each due time in (from, to] with the fire planned for it (see
+// Check), and returns the fires planned before they were due.
+func dependentTimes(spec Spec, from, to time.Time, fires, mine []store.Fire, judge func(id string, due time.Time)) []string {
+	done := make(map[string][]time.Time, len(spec.Parents)) // each parent's ends of processed successes
+	for _, f := range fires {
+		if slices.Contains(spec.Parents, f.ID.Job) && f.State == store.FireSucceeded && f.Processed {
+			done[f.ID.Job] = append(done[f.ID.Job], f.EndedAt)
+		}
+	}
+	for _, ends := range done {
+		slices.SortFunc(ends, time.Time.Compare)
+	}
+	var planned []store.Fire
+	for _, f := range mine {
+		if f.Trigger == store.TriggerDependency {
+			planned = append(planned, f)
+		}
+	}
+	slices.SortStableFunc(planned, func(a, b store.Fire) int { return a.PlannedAt.Compare(b.PlannedAt) })
+	// dueAfter is when every parent has succeeded after last, and the
+	// parent that was last to (or, ok false, the first that has not yet).
+	dueAfter := func(last time.Time) (due time.Time, parent string, ok bool) {
+		for _, p := range spec.Parents {
+			ends := done[p]
+			i, _ := slices.BinarySearchFunc(ends, last, func(e, t time.Time) int {
+				if e.After(t) {
+					return 1
+				}
+				return -1
+			})
+			if i == len(ends) {
+				return time.Time{}, p, false
+			}
+			if ends[i].After(due) {
+				due, parent = ends[i], p
+			}
+		}
+		return due, parent, true
+	}
+	var bad []string
+	var last time.Time // when the previous fire was planned
+	for i := 0; ; {
+		due, parent, ok := dueAfter(last)
+		if i < len(planned) && (!ok || planned[i].PlannedAt.Before(due)) {
+			f := planned[i]
+			bad = append(bad, fmt.Sprintf("%s planned at %s, before parent %s had succeeded since the job's previous fire was planned (%s)",
+				f.ID, f.PlannedAt.Format("15:04:05.000"), parent, last.Format("15:04:05.000")))
+			last = f.PlannedAt
+			i++
+			continue
+		}
+		if !ok || due.After(to) {
+			return bad
+		}
+		if i == len(planned) {
+			if due.After(from) {
+				judge("", due) // no fire: missed
+			}
+			return bad
+		}
+		if due.After(from) {
+			judge(planned[i].ID.String(), due)
+		}
+		last = planned[i].PlannedAt
+		i++
+	}
 }
 
 // next is the schedule's first time after t; none without a schedule.

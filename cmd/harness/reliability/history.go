@@ -203,3 +203,29 @@ func CheckHistory(keys store.Keys, events []*clientv3.Event) HistoryReport {
 	}
 	return h
 }
+
+// FiresFromHistory returns the last version of every fire record the
+// history shows written, including those the leader's compaction deleted
+// since (scheduler.history), in the order they were first written; records
+// that do not decode are left out (CheckHistory reports them).
+func FiresFromHistory(keys store.Keys, events []*clientv3.Event) []store.Fire {
+	index := make(map[string]int)
+	var fires []store.Fire
+	for _, ev := range events {
+		key := string(ev.Kv.Key)
+		if ev.Type == mvccpb.DELETE || !strings.HasPrefix(key, keys.Fires()) {
+			continue
+		}
+		var f store.Fire
+		if json.Unmarshal(ev.Kv.Value, &f) != nil {
+			continue
+		}
+		if i, ok := index[key]; ok {
+			fires[i] = f
+			continue
+		}
+		index[key] = len(fires)
+		fires = append(fires, f)
+	}
+	return fires
+}
