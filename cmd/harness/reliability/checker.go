@@ -144,7 +144,8 @@ func (s Spec) concurrency() jobspec.Concurrency {
 //   - concurrency: forbid, when another fire of the job was open at the
 //     skip's planning: planned before it, and its run alive then (per the
 //     run log) or its record not yet final (ended no more than recordLag
-//     before, or never);
+//     before, or never; with CheckRecorded, also: still open in etcd at
+//     the revision the skip was written);
 //   - concurrency: queue, when another fire of the job was waiting (After)
 //     then, planned and not yet started;
 //   - misfire (skip, run-all, run-once), when the job has that policy and
@@ -157,6 +158,16 @@ func (s Spec) concurrency() jobspec.Concurrency {
 //   - anything else (a pause, a disabled or deleted job: the scenarios do
 //     neither) is wrongful, and so is a skipped time that also ran.
 func Check(spec Spec, from, to, end time.Time, fires []store.Fire, runs []runlog.Run) Report {
+	return CheckRecorded(spec, from, to, end, fires, nil, runs)
+}
+
+// CheckRecorded is Check knowing from etcd's history when each fire record
+// was created and closed (FiresFromHistory): a forbid skip is then also
+// accepted when another fire of the job was open in etcd at the revision
+// the skip was written, however long before that its run had ended (an
+// executor cut off from etcd records its result only once the link is
+// back; until then the leader rightly counts the run open).
+func CheckRecorded(spec Spec, from, to, end time.Time, fires []store.Fire, revs map[store.FireID]Revisions, runs []runlog.Run) Report {
 	r := Report{Spec: spec}
 	byFire := make(map[string]store.Fire, len(fires))
 	var jobFires []store.Fire
@@ -182,7 +193,7 @@ func Check(spec Spec, from, to, end time.Time, fires []store.Fire, runs []runlog
 		r.Expected++
 		f, ok := byFire[id]
 		if ok && f.State == store.FireSkipped {
-			if why := wrongfulSkip(spec, f, jobFires, started); why != "" {
+			if why := wrongfulSkip(spec, f, jobFires, revs, started); why != "" {
 				r.WrongfulSkips = append(r.WrongfulSkips, fmt.Sprintf("%s skipped (%s): %s", id, f.Reason, why))
 			} else {
 				r.Skipped++
@@ -310,7 +321,7 @@ func describe(r runlog.Run, end time.Time) string {
 
 // wrongfulSkip says why the skipped record f is not what the job's policy
 // calls for, or "" when it is (see Check).
-func wrongfulSkip(spec Spec, f store.Fire, fires []store.Fire, started map[string][]runlog.Run) string {
+func wrongfulSkip(spec Spec, f store.Fire, fires []store.Fire, revs map[store.FireID]Revisions, started map[string][]runlog.Run) string {
 	if n := len(started[f.ID.String()]); n > 0 {
 		return fmt.Sprintf("it ran all the same (%d starts)", n)
 	}
@@ -322,7 +333,8 @@ func wrongfulSkip(spec Spec, f store.Fire, fires []store.Fire, started map[strin
 			return "the job's concurrency is " + string(spec.concurrency())
 		}
 		for _, g := range fires {
-			if g.ID != f.ID && g.State != store.FireSkipped && !g.PlannedAt.After(f.PlannedAt) && openAt(g, started[g.ID.String()], f.PlannedAt) {
+			if g.ID != f.ID && g.State != store.FireSkipped && !g.PlannedAt.After(f.PlannedAt) &&
+				(openAt(g, started[g.ID.String()], f.PlannedAt) || openAtRevision(revs, g.ID, f.ID)) {
 				return ""
 			}
 		}
@@ -388,4 +400,12 @@ func openAt(g store.Fire, runs []runlog.Run, t time.Time) bool {
 		return true // still open at the end of the test
 	}
 	return !g.EndedAt.IsZero() && !g.EndedAt.Add(recordLag).Before(t)
+}
+
+// openAtRevision reports whether, by the revisions revs, the record of g
+// was open when the record of f was created: created before it and closed
+// after it, or never.
+func openAtRevision(revs map[store.FireID]Revisions, g, f store.FireID) bool {
+	rg, rf := revs[g], revs[f]
+	return rg.Created != 0 && rf.Created != 0 && rg.Created < rf.Created && (rg.Closed == 0 || rg.Closed > rf.Created)
 }

@@ -405,8 +405,38 @@ func TestFiresFromHistory(t *testing.T) {
 	f.State = store.FireSucceeded
 	h.fire(f, created)
 	h.del(keys.Fire(f.ID)) // compacted
-	got := FiresFromHistory(keys, h.events)
+	got, revs := FiresFromHistory(keys, h.events)
 	if len(got) != 2 || got[0].ID != f.ID || got[0].State != store.FireSucceeded || got[1].ID != g.ID || got[1].State != store.FireRunning {
 		t.Errorf("fires %+v, want %s succeeded (deleted since) and %s running", got, f.ID, g.ID)
+	}
+	if r := revs[f.ID]; r != (Revisions{Created: 2, Closed: 4}) {
+		t.Errorf("revisions of %s: %+v, want created at 2, closed (succeeded) at 4", f.ID, r)
+	}
+	if r := revs[g.ID]; r != (Revisions{Created: 3}) {
+		t.Errorf("revisions of %s: %+v, want created at 3, still open", g.ID, r)
+	}
+}
+
+// TestCheckRecorded_ForbidSkipWhileTheRecordWasOpenInEtcd: the run of 1 s
+// ended at 1.2 s, but its executor, cut off from etcd, recorded that only
+// after the skip of 3 s was written (revision 3 < 4): the leader rightly
+// counted it running. Without the revisions the skip looks wrongful; with
+// them it is what forbid calls for, and it stays wrongful when the record
+// was closed before the skip.
+func TestCheckRecorded_ForbidSkipWhileTheRecordWasOpenInEtcd(t *testing.T) {
+	forbid := "skipped: " + tickID(1).String() + " is still running (concurrency: forbid)"
+	runs := runLog(t, start(tickID(1), 1, "x1", 1.01), end(tickID(1), 1, 1.2))
+	fires := []store.Fire{ran(1, 1.2), skipped(3, 3, forbid)}
+	spec := tickSpec(t, jobspec.ConcurrencyForbid, jobspec.MisfireRunOnce)
+	if r := Check(spec, at(2), at(3), at(10), fires, runs); len(r.WrongfulSkips) != 1 {
+		t.Errorf("without revisions: wrongful skips %q, want the skip of 3 s", r.WrongfulSkips)
+	}
+	open := map[store.FireID]Revisions{tickID(1): {Created: 2, Closed: 4}, tickID(3): {Created: 3, Closed: 3}}
+	if r := CheckRecorded(spec, at(2), at(3), at(10), fires, open, runs); len(r.WrongfulSkips) != 0 || r.Skipped != 1 {
+		t.Errorf("record open in etcd at the skip: wrongful skips %q, %d skipped; want none, 1", r.WrongfulSkips, r.Skipped)
+	}
+	closed := map[store.FireID]Revisions{tickID(1): {Created: 2, Closed: 3}, tickID(3): {Created: 4, Closed: 4}}
+	if r := CheckRecorded(spec, at(2), at(3), at(10), fires, closed, runs); len(r.WrongfulSkips) != 1 {
+		t.Errorf("record closed before the skip: wrongful skips %q, want the skip of 3 s", r.WrongfulSkips)
 	}
 }

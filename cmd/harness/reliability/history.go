@@ -204,22 +204,45 @@ func CheckHistory(keys store.Keys, events []*clientv3.Event) HistoryReport {
 	return h
 }
 
+// Revisions say when, in etcd's history, a fire record was created and
+// when it was closed: first written in a final state, or deleted (0: open
+// at the end of the history).
+type Revisions struct{ Created, Closed int64 }
+
 // FiresFromHistory returns the last version of every fire record the
 // history shows written, including those the leader's compaction deleted
-// since (scheduler.history), in the order they were first written; records
-// that do not decode are left out (CheckHistory reports them).
-func FiresFromHistory(keys store.Keys, events []*clientv3.Event) []store.Fire {
+// since (scheduler.history), in the order they were first written, and
+// the revisions at which each was created and closed; records that do not
+// decode are left out (CheckHistory reports them).
+func FiresFromHistory(keys store.Keys, events []*clientv3.Event) ([]store.Fire, map[store.FireID]Revisions) {
 	index := make(map[string]int)
 	var fires []store.Fire
+	revs := make(map[store.FireID]Revisions)
 	for _, ev := range events {
 		key := string(ev.Kv.Key)
-		if ev.Type == mvccpb.DELETE || !strings.HasPrefix(key, keys.Fires()) {
+		id, ok := keys.FireIDFromKey(key)
+		if !ok {
+			continue
+		}
+		r := revs[id]
+		if ev.Type == mvccpb.DELETE {
+			if r.Closed == 0 {
+				r.Closed = ev.Kv.ModRevision
+				revs[id] = r
+			}
 			continue
 		}
 		var f store.Fire
 		if json.Unmarshal(ev.Kv.Value, &f) != nil {
 			continue
 		}
+		if r.Created == 0 {
+			r.Created = ev.Kv.CreateRevision
+		}
+		if r.Closed == 0 && f.State.Final() {
+			r.Closed = ev.Kv.ModRevision
+		}
+		revs[id] = r
 		if i, ok := index[key]; ok {
 			fires[i] = f
 			continue
@@ -227,5 +250,5 @@ func FiresFromHistory(keys store.Keys, events []*clientv3.Event) []store.Fire {
 		index[key] = len(fires)
 		fires = append(fires, f)
 	}
-	return fires
+	return fires, revs
 }
