@@ -22,7 +22,9 @@ func ReadHistory(ctx context.Context, cli *clientv3.Client, keys store.Keys) ([]
 		return nil, fmt.Errorf("read current revision: %w", err)
 	}
 	last := now.Header.Revision
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// A bound for a replay that stalls; a long soak's history (hundreds
+	// of thousands of changes) takes seconds.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	var events []*clientv3.Event
 	for resp := range cli.Watch(ctx, keys.Prefix, clientv3.WithPrefix(), clientv3.WithRev(1)) {

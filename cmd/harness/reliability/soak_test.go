@@ -214,6 +214,9 @@ func (s *soak) check(from, to time.Time, specs map[string]Spec) {
 		for _, v := range r.Violations() {
 			t.Errorf("%s: %s", name, v)
 		}
+		if v := r.Violations(); len(v) > 0 {
+			logAround(t, v[0], fires, revs, runs)
+		}
 		for _, f := range r.Unrun {
 			if !f.State.Final() {
 				t.Errorf("%s: %s is still %s (%s) at the end, never started", name, f.ID, f.State, f.Reason)
@@ -233,6 +236,38 @@ func (s *soak) check(from, to time.Time, specs map[string]Spec) {
 		}
 	}
 	tot.log(t)
+}
+
+// logAround logs, to explain a violation, the records of its job planned
+// within 5 s of the fire it names first (its revisions, state, the fire it
+// waits for) and their runs as logged.
+func logAround(t *testing.T, violation string, fires []store.Fire, revs map[store.FireID]Revisions, runs []runlog.Run) {
+	id, err := store.ParseFireID(strings.Fields(violation)[0])
+	if err != nil {
+		return
+	}
+	var at time.Time
+	for _, f := range fires {
+		if f.ID == id {
+			at = f.PlannedAt
+		}
+	}
+	var b strings.Builder
+	for _, f := range fires {
+		if f.ID.Job != id.Job || f.PlannedAt.Sub(at).Abs() > 5*time.Second {
+			continue
+		}
+		r := revs[f.ID]
+		fmt.Fprintf(&b, "\n  %s: revisions %d..%d, %s attempt %d on %s, planned %s by %s, after %q, started %s, ended %s: %s",
+			f.ID, r.Created, r.Closed, f.State, f.Attempt, f.Node, f.PlannedAt.Format("15:04:05.000"), f.PlannedBy, f.After,
+			f.StartedAt.Format("15:04:05.000"), f.EndedAt.Format("15:04:05.000"), f.Reason)
+		for _, run := range runs {
+			if run.Fire == f.ID.String() {
+				fmt.Fprintf(&b, "\n    run attempt %d on %s: %s to %s", run.Attempt, run.Node, run.Start.Format("15:04:05.000"), run.End.Format("15:04:05.000"))
+			}
+		}
+	}
+	t.Logf("records of %s around %s:%s", id.Job, at.Format("15:04:05.000"), b.String())
 }
 
 // soakTotals adds up the reports of every job.
