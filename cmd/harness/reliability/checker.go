@@ -144,8 +144,8 @@ func (s Spec) concurrency() jobspec.Concurrency {
 //   - concurrency: forbid, when another fire of the job was open at the
 //     skip's planning: planned before it, and its run alive then (per the
 //     run log) or its record not yet final (ended no more than recordLag
-//     before, or never; with CheckRecorded, also: still open in etcd at
-//     the revision the skip was written);
+//     before, or never; with CheckRecorded, also: open in etcd at the
+//     revision the skip was written, even if skipped later);
 //   - concurrency: queue, when another fire of the job was waiting (After)
 //     then, planned and not yet started;
 //   - misfire (skip, run-all, run-once), when the job has that policy and
@@ -333,8 +333,11 @@ func wrongfulSkip(spec Spec, f store.Fire, fires []store.Fire, revs map[store.Fi
 			return "the job's concurrency is " + string(spec.concurrency())
 		}
 		for _, g := range fires {
-			if g.ID != f.ID && g.State != store.FireSkipped && !g.PlannedAt.After(f.PlannedAt) &&
-				(openAt(g, started[g.ID.String()], f.PlannedAt) || openAtRevision(revs, g.ID, f.ID)) {
+			if g.ID == f.ID {
+				continue
+			}
+			if openAtRevision(revs, g, f) ||
+				g.State != store.FireSkipped && !g.PlannedAt.After(f.PlannedAt) && openAt(g, started[g.ID.String()], f.PlannedAt) {
 				return ""
 			}
 		}
@@ -403,9 +406,16 @@ func openAt(g store.Fire, runs []runlog.Run, t time.Time) bool {
 }
 
 // openAtRevision reports whether, by the revisions revs, the record of g
-// was open when the record of f was created: created before it and closed
-// after it, or never.
-func openAtRevision(revs map[store.FireID]Revisions, g, f store.FireID) bool {
-	rg, rf := revs[g], revs[f]
-	return rg.Created != 0 && rf.Created != 0 && rg.Created < rf.Created && (rg.Closed == 0 || rg.Closed > rf.Created)
+// was open when the record of f was created: created before it (or in
+// the same transaction, for an earlier nominal time: a plan writes its
+// times in order) and closed after it, or never. A record created open
+// counts even if it was skipped later (a fire waiting for a slot, then
+// past its starting deadline).
+func openAtRevision(revs map[store.FireID]Revisions, g, f store.Fire) bool {
+	rg, rf := revs[g.ID], revs[f.ID]
+	if rg.Created == 0 || rf.Created == 0 {
+		return false
+	}
+	before := rg.Created < rf.Created || rg.Created == rf.Created && g.Nominal.Before(f.Nominal)
+	return before && (rg.Closed == 0 || rg.Closed > rf.Created)
 }

@@ -440,3 +440,26 @@ func TestCheckRecorded_ForbidSkipWhileTheRecordWasOpenInEtcd(t *testing.T) {
 		t.Errorf("record closed before the skip: wrongful skips %q, want the skip of 3 s", r.WrongfulSkips)
 	}
 }
+
+// TestCheckRecorded_ForbidSkipBehindAFireWaitingForASlot: a catch-up plans
+// the time of 1 s open, waiting for a free slot, and skips 2 s behind it in
+// the same transaction (revision 5); 1 s is skipped later, past its
+// starting deadline, never having run. The skip of 2 s was what forbid
+// calls for: 1 s was open when it was written. A fire skipped from the
+// start is never open.
+func TestCheckRecorded_ForbidSkipBehindAFireWaitingForASlot(t *testing.T) {
+	forbid := "skipped: " + tickID(1).String() + " is still running (concurrency: forbid)"
+	deadline := skipped(1, 3, "skipped: not started 6.5s after its nominal time, past the starting deadline of 6s (waiting for a free slot)")
+	deadline.PlannedAt = at(2)
+	fires := []store.Fire{deadline, skipped(2, 2, forbid)}
+	spec := tickSpec(t, jobspec.ConcurrencyForbid, jobspec.MisfireRunOnce)
+	spec.Misfire.StartingDeadline = jobspec.Duration(time.Second)
+	revs := map[store.FireID]Revisions{tickID(1): {Created: 5, Closed: 9}, tickID(2): {Created: 5, Closed: 5}}
+	if r := CheckRecorded(spec, base, at(2), at(10), fires, revs, nil); len(r.WrongfulSkips) != 0 || r.Skipped != 2 {
+		t.Errorf("wrongful skips %q, %d skipped; want none, both", r.WrongfulSkips, r.Skipped)
+	}
+	skippedAtOnce := map[store.FireID]Revisions{tickID(1): {Created: 5, Closed: 5}, tickID(2): {Created: 5, Closed: 5}}
+	if r := CheckRecorded(spec, base, at(2), at(10), fires, skippedAtOnce, nil); len(r.WrongfulSkips) != 1 {
+		t.Errorf("behind a fire skipped at once: wrongful skips %q, want the skip of 2 s", r.WrongfulSkips)
+	}
+}

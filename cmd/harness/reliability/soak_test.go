@@ -239,8 +239,9 @@ func (s *soak) check(from, to time.Time, specs map[string]Spec) {
 }
 
 // logAround logs, to explain a violation, the records of its job planned
-// within 5 s of the fire it names first (its revisions, state, the fire it
-// waits for) and their runs as logged.
+// within 5 s of the fire it names first or due in the 20 s before that
+// (their revisions, state, the fire each waits for) and their runs as
+// logged.
 func logAround(t *testing.T, violation string, fires []store.Fire, revs map[store.FireID]Revisions, runs []runlog.Run) {
 	id, err := store.ParseFireID(strings.Fields(violation)[0])
 	if err != nil {
@@ -254,7 +255,7 @@ func logAround(t *testing.T, violation string, fires []store.Fire, revs map[stor
 	}
 	var b strings.Builder
 	for _, f := range fires {
-		if f.ID.Job != id.Job || f.PlannedAt.Sub(at).Abs() > 5*time.Second {
+		if f.ID.Job != id.Job || f.PlannedAt.Sub(at).Abs() > 5*time.Second && (f.Nominal.Before(at.Add(-20*time.Second)) || f.Nominal.After(at)) {
 			continue
 		}
 		r := revs[f.ID]
