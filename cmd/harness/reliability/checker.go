@@ -57,8 +57,11 @@ func SpecOf(j *jobspec.Job, grace time.Duration) (Spec, error) {
 func (s Spec) Exclusive() bool { return s.Concurrency != jobspec.ConcurrencyAllow }
 
 // recordLag is how long after a run's process ends its fire record may
-// still be open (the executor's result, then the leader's watch): a
-// concurrency skip that soon after the other run's end is accepted.
+// still be open (the executor's result, then the leader's watch), and
+// how long the leader's view of a record may lag etcd (the leader plans
+// on what its watch has shown it): a concurrency skip that soon after the
+// other run's end, its record's closing, or (queue) the start of the run
+// that waited is accepted.
 const recordLag = time.Second
 
 // Report is what the checker found for one job over a window.
@@ -145,9 +148,11 @@ func (s Spec) concurrency() jobspec.Concurrency {
 //     skip's planning: planned before it, and its run alive then (per the
 //     run log) or its record not yet final (ended no more than recordLag
 //     before, or never; with CheckRecorded, also: open in etcd at the
-//     revision the skip was written, even if skipped later);
+//     revision the skip was written, even if skipped later, or closed no
+//     more than recordLag before its planning);
 //   - concurrency: queue, when another fire of the job was waiting (After)
-//     then, planned and not yet started;
+//     then, planned and not yet started (or started no more than recordLag
+//     before: the leader sees the claim through its watch);
 //   - misfire (skip, run-all, run-once), when the job has that policy and
 //     the record was planned more than the grace after its nominal time;
 //     a starting deadline, when the job has one and the record was planned
@@ -349,7 +354,7 @@ func wrongfulSkip(spec Spec, f store.Fire, fires []store.Fire, revs map[store.Fi
 		for _, g := range fires {
 			runs := started[g.ID.String()]
 			if g.ID != f.ID && g.After != "" && g.State != store.FireSkipped && !g.PlannedAt.After(f.PlannedAt) &&
-				(len(runs) == 0 || !runs[0].Start.Before(f.PlannedAt)) {
+				(len(runs) == 0 || !runs[0].Start.Add(recordLag).Before(f.PlannedAt)) {
 				return ""
 			}
 		}
@@ -406,16 +411,21 @@ func openAt(g store.Fire, runs []runlog.Run, t time.Time) bool {
 }
 
 // openAtRevision reports whether, by the revisions revs, the record of g
-// was open when the record of f was created: created before it (or in
-// the same transaction, for an earlier nominal time: a plan writes its
-// times in order) and closed after it, or never. A record created open
-// counts even if it was skipped later (a fire waiting for a slot, then
-// past its starting deadline).
+// was open when the record of f was created, as the leader may have seen
+// it: created before it (or in the same transaction, for an earlier
+// nominal time: a plan writes its times in order) and closed after it, or
+// never, or no more than recordLag before f was planned (the leader's
+// watch may not have shown the closing yet). A record created open counts
+// even if it was skipped later (a fire waiting for a slot, then past its
+// starting deadline).
 func openAtRevision(revs map[store.FireID]Revisions, g, f store.Fire) bool {
 	rg, rf := revs[g.ID], revs[f.ID]
 	if rg.Created == 0 || rf.Created == 0 {
 		return false
 	}
 	before := rg.Created < rf.Created || rg.Created == rf.Created && g.Nominal.Before(f.Nominal)
-	return before && (rg.Closed == 0 || rg.Closed > rf.Created)
+	if !before {
+		return false
+	}
+	return rg.Closed == 0 || rg.Closed > rf.Created || !rg.ClosedNotBefore.Add(recordLag).Before(f.PlannedAt)
 }

@@ -409,8 +409,8 @@ func TestFiresFromHistory(t *testing.T) {
 	if len(got) != 2 || got[0].ID != f.ID || got[0].State != store.FireSucceeded || got[1].ID != g.ID || got[1].State != store.FireRunning {
 		t.Errorf("fires %+v, want %s succeeded (deleted since) and %s running", got, f.ID, g.ID)
 	}
-	if r := revs[f.ID]; r != (Revisions{Created: 2, Closed: 4}) {
-		t.Errorf("revisions of %s: %+v, want created at 2, closed (succeeded) at 4", f.ID, r)
+	if r := revs[f.ID]; r != (Revisions{Created: 2, Closed: 4, ClosedNotBefore: at(2)}) {
+		t.Errorf("revisions of %s: %+v, want created at 2, closed (succeeded) at 4, not before 2 s (%s was planned then, before)", f.ID, r, g.ID)
 	}
 	if r := revs[g.ID]; r != (Revisions{Created: 3}) {
 		t.Errorf("revisions of %s: %+v, want created at 3, still open", g.ID, r)
@@ -461,5 +461,40 @@ func TestCheckRecorded_ForbidSkipBehindAFireWaitingForASlot(t *testing.T) {
 	skippedAtOnce := map[store.FireID]Revisions{tickID(1): {Created: 5, Closed: 5}, tickID(2): {Created: 5, Closed: 5}}
 	if r := CheckRecorded(spec, base, at(2), at(10), fires, skippedAtOnce, nil); len(r.WrongfulSkips) != 1 {
 		t.Errorf("behind a fire skipped at once: wrongful skips %q, want the skip of 2 s", r.WrongfulSkips)
+	}
+}
+
+// TestCheck_TheLeadersViewMayLagByRecordLag: the leader plans on what its
+// watch has shown it. A forbid skip written 3 revisions after the other
+// fire's record closed, less than recordLag after any write before that
+// closing says it was made, is what forbid calls for; 2 s later it is
+// not. A queue skip planned 30 ms after the waiting fire's run started
+// (its claim not seen yet) is what queue calls for; 2 s later it is not.
+func TestCheck_TheLeadersViewMayLagByRecordLag(t *testing.T) {
+	forbid := "skipped: " + tickID(1).String() + " is still running (concurrency: forbid)"
+	runs := runLog(t, start(tickID(1), 1, "x1", 1.01), end(tickID(1), 1, 1.2))
+	fires := []store.Fire{ran(1, 1.2), skipped(9, 9, forbid)}
+	spec := tickSpec(t, jobspec.ConcurrencyForbid, jobspec.MisfireRunOnce)
+	for _, c := range []struct {
+		closedAfter float64
+		wrongful    int
+	}{{8.5, 0}, {7, 1}} {
+		revs := map[store.FireID]Revisions{tickID(1): {Created: 2, Closed: 10, ClosedNotBefore: at(c.closedAfter)}, tickID(9): {Created: 13, Closed: 13}}
+		if r := CheckRecorded(spec, at(8), at(9), at(20), fires, revs, runs); len(r.WrongfulSkips) != c.wrongful {
+			t.Errorf("forbid skip at 9 s, the other record closed after %v s: wrongful skips %q, want %d", c.closedAfter, r.WrongfulSkips, c.wrongful)
+		}
+	}
+	queued := "skipped: a run is already queued (concurrency: queue)"
+	waiting := ran(1, 5)
+	waiting.After = tickID(0).String()
+	spec = tickSpec(t, jobspec.ConcurrencyQueue, jobspec.MisfireRunOnce)
+	for _, c := range []struct {
+		started  float64
+		wrongful int
+	}{{3.97, 0}, {2, 1}} {
+		runs := runLog(t, start(tickID(1), 1, "x1", c.started), end(tickID(1), 1, 5))
+		if r := Check(spec, at(3), at(4), at(20), []store.Fire{waiting, skipped(4, 4, queued)}, runs); len(r.WrongfulSkips) != c.wrongful {
+			t.Errorf("queue skip at 4 s, the waiting run started at %v s: wrongful skips %q, want %d", c.started, r.WrongfulSkips, c.wrongful)
+		}
 	}
 }

@@ -208,8 +208,14 @@ func CheckHistory(keys store.Keys, events []*clientv3.Event) HistoryReport {
 
 // Revisions say when, in etcd's history, a fire record was created and
 // when it was closed: first written in a final state, or deleted (0: open
-// at the end of the history).
-type Revisions struct{ Created, Closed int64 }
+// at the end of the history). ClosedNotBefore bounds from below the time
+// it was closed: the latest time a write at or before that revision says
+// it was made (a record's planned_at when it was created, a claim's
+// started_at), for the time at which the leader may first have seen it.
+type Revisions struct {
+	Created, Closed int64
+	ClosedNotBefore time.Time
+}
 
 // FiresFromHistory returns the last version of every fire record the
 // history shows written, including those the leader's compaction deleted
@@ -220,6 +226,7 @@ func FiresFromHistory(keys store.Keys, events []*clientv3.Event) ([]store.Fire, 
 	index := make(map[string]int)
 	var fires []store.Fire
 	revs := make(map[store.FireID]Revisions)
+	var clock time.Time // the latest time a write so far says it was made
 	for _, ev := range events {
 		key := string(ev.Kv.Key)
 		id, ok := keys.FireIDFromKey(key)
@@ -229,7 +236,7 @@ func FiresFromHistory(keys store.Keys, events []*clientv3.Event) ([]store.Fire, 
 		r := revs[id]
 		if ev.Type == mvccpb.DELETE {
 			if r.Closed == 0 {
-				r.Closed = ev.Kv.ModRevision
+				r.Closed, r.ClosedNotBefore = ev.Kv.ModRevision, clock
 				revs[id] = r
 			}
 			continue
@@ -238,11 +245,17 @@ func FiresFromHistory(keys store.Keys, events []*clientv3.Event) ([]store.Fire, 
 		if json.Unmarshal(ev.Kv.Value, &f) != nil {
 			continue
 		}
+		switch {
+		case ev.IsCreate() && f.PlannedAt.After(clock):
+			clock = f.PlannedAt
+		case f.State == store.FireRunning && f.StartedAt.After(clock):
+			clock = f.StartedAt
+		}
 		if r.Created == 0 {
 			r.Created = ev.Kv.CreateRevision
 		}
 		if r.Closed == 0 && f.State.Final() {
-			r.Closed = ev.Kv.ModRevision
+			r.Closed, r.ClosedNotBefore = ev.Kv.ModRevision, clock
 		}
 		revs[id] = r
 		if i, ok := index[key]; ok {
