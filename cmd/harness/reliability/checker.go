@@ -4,7 +4,8 @@
 // until the end of the test) together with the fire records and the whole
 // history of etcd, and reports missed nominal times, any two runs of one
 // fire alive at once (a duplicate), overlapping runs of a job whose policy
-// forbids them, skips its policies did not call for, and lateness (Check);
+// forbids them, skips its policies did not call for, dependent fires
+// planned before their parents succeeded, and lateness (Check);
 // and, replaying etcd's history, every fire record a non-leader wrote, every
 // claim by an unregistered node and every result by a node that did not
 // claim the attempt (CheckHistory). The fault-injection scenarios are its
