@@ -421,8 +421,8 @@ func openAt(g store.Fire, runs []runlog.Run, t time.Time) bool {
 // starting deadline).
 func openAtRevision(revs map[store.FireID]Revisions, g, f store.Fire) bool {
 	rg, rf := revs[g.ID], revs[f.ID]
-	if rg.Created == 0 || rf.Created == 0 {
-		return false
+	if rg.Created == 0 || rf.Created == 0 || rg.Closed == rg.Created {
+		return false // unknown, or final when written (skipped): never open
 	}
 	before := rg.Created < rf.Created || rg.Created == rf.Created && g.Nominal.Before(f.Nominal)
 	if !before {

@@ -458,7 +458,7 @@ func TestCheckRecorded_ForbidSkipBehindAFireWaitingForASlot(t *testing.T) {
 	if r := CheckRecorded(spec, base, at(2), at(10), fires, revs, nil); len(r.WrongfulSkips) != 0 || r.Skipped != 2 {
 		t.Errorf("wrongful skips %q, %d skipped; want none, both", r.WrongfulSkips, r.Skipped)
 	}
-	skippedAtOnce := map[store.FireID]Revisions{tickID(1): {Created: 5, Closed: 5}, tickID(2): {Created: 5, Closed: 5}}
+	skippedAtOnce := map[store.FireID]Revisions{tickID(1): {Created: 5, Closed: 5, ClosedNotBefore: at(2)}, tickID(2): {Created: 5, Closed: 5, ClosedNotBefore: at(2)}}
 	if r := CheckRecorded(spec, base, at(2), at(10), fires, skippedAtOnce, nil); len(r.WrongfulSkips) != 1 {
 		t.Errorf("behind a fire skipped at once: wrongful skips %q, want the skip of 2 s", r.WrongfulSkips)
 	}
