@@ -130,8 +130,8 @@ func (o *openFires) close(id store.FireID) {
 }
 
 // ready reports whether a planned fire may be dispatched now: its backoff is
-// over, the fire it waits for has ended, and its backfill is under its
-// parallel limit.
+// over, the fire it waits for has ended (and, for such a fire, no other run
+// of its job is going), and its backfill is under its parallel limit.
 func (o *openFires) ready(of *openFire, now time.Time) bool {
 	if of.fire.NotBefore.After(now) {
 		return false
@@ -144,8 +144,25 @@ func (o *openFires) ready(of *openFire, now time.Time) bool {
 		if after, err := store.ParseFireID(of.fire.After); err == nil && o.isOpen(after) {
 			return false
 		}
+		// The fire it follows may have closed without running (a replaced
+		// fire cancelled before it started) while an older run of the job,
+		// whose kill has not taken effect yet (its executor paused or cut
+		// off from etcd), still goes on: it waits for that one too.
+		if o.running(of.fire.ID) {
+			return false
+		}
 	}
 	return true
+}
+
+// running reports whether another fire of id's job is running.
+func (o *openFires) running(id store.FireID) bool {
+	for other, of := range o.byJob[id.Job] {
+		if other != id && of.fire.State == store.FireRunning {
+			return true
+		}
+	}
+	return false
 }
 
 // backfillGoing counts a backfill's fires that run or were dispatched.

@@ -29,3 +29,39 @@ func TestAdmit_ForbidSaysWhetherThePreviousRunStarted(t *testing.T) {
 		}
 	}
 }
+
+// TestReady_AFollowerWaitsForEveryRunOfItsJob: a replace job's run r
+// goes on, its kill not yet carried out (its executor is cut off); w,
+// planned to follow r, is itself replaced by f and cancelled before it
+// starts. f follows w, which has closed, but must not be dispatched while
+// r still runs: two runs of the job would overlap. Once r ends, f is
+// ready (the reconcile dispatches it).
+func TestReady_AFollowerWaitsForEveryRunOfItsJob(t *testing.T) {
+	l, _ := testTerm(t, 0)
+	at := time.Date(2026, 12, 4, 19, 25, 0, 0, time.UTC)
+	fire := func(s int, state store.FireState, after store.FireID) *openFire {
+		f := store.Fire{ID: store.ScheduledFireID("job", at.Add(time.Duration(s)*time.Second)), State: state, Node: "x1", PlannedAt: at}
+		if after.Job != "" {
+			f.After = after.String()
+		}
+		return &openFire{fire: f, rev: int64(s)}
+	}
+	r := fire(2, store.FireRunning, store.FireID{})
+	w := fire(4, store.FirePlanned, r.fire.ID)
+	f := fire(6, store.FirePlanned, w.fire.ID)
+	for _, of := range []*openFire{r, w, f} {
+		l.fires.open(of)
+	}
+	now := at.Add(6 * time.Second)
+	if l.fires.ready(f, now) {
+		t.Error("f is ready while w, the fire it follows, is open")
+	}
+	l.fires.close(w.fire.ID) // cancelled: replaced by f
+	if l.fires.ready(f, now) {
+		t.Error("f is ready while r, an older run of its job, still runs")
+	}
+	l.fires.close(r.fire.ID)
+	if !l.fires.ready(f, now) {
+		t.Error("f is not ready once every other run of its job has ended")
+	}
+}

@@ -4,7 +4,8 @@
 // until the end of the test) together with the fire records and the whole
 // history of etcd, and reports missed nominal times, any two runs of one
 // fire alive at once (a duplicate), overlapping runs of a job whose policy
-// forbids them, skips its policies did not call for, and lateness (Check);
+// forbids them, skips its policies did not call for, dependent fires
+// planned before their parents succeeded, and lateness (Check);
 // and, replaying etcd's history, every fire record a non-leader wrote, every
 // claim by an unregistered node and every result by a node that did not
 // claim the attempt (CheckHistory). The fault-injection scenarios are its
@@ -33,17 +34,22 @@ type Spec struct {
 	// Grace is the schedulers' misfire grace (--misfire-grace): nominal
 	// times planned later than this follow the misfire policy.
 	Grace time.Duration
+	// Parents are a dependent job's parents; such a job has no schedule
+	// and is due whenever they have all succeeded since its last fire
+	// (see Check).
+	Parents []string
 }
 
 // SpecOf is the Spec of a job as applied, with the schedulers' misfire
-// grace. A manual or dependent job has no schedule: Check then expects no
-// nominal times, and looks only at its runs.
+// grace. A manual job has no schedule: Check then expects no nominal
+// times, and looks only at its runs; a dependent job is due after its
+// parents (see Check).
 func SpecOf(j *jobspec.Job, grace time.Duration) (Spec, error) {
 	sched, err := j.ParsedSchedule(time.Now())
 	if err != nil {
 		return Spec{}, fmt.Errorf("job %s: %w", j.Name, err)
 	}
-	return Spec{Job: j.Name, Schedule: sched, Concurrency: j.Concurrency, Misfire: j.Misfire, Grace: grace}, nil
+	return Spec{Job: j.Name, Schedule: sched, Concurrency: j.Concurrency, Misfire: j.Misfire, Grace: grace, Parents: j.Parents}, nil
 }
 
 // Exclusive reports whether the job's policy forbids two of its runs
@@ -52,16 +58,26 @@ func SpecOf(j *jobspec.Job, grace time.Duration) (Spec, error) {
 func (s Spec) Exclusive() bool { return s.Concurrency != jobspec.ConcurrencyAllow }
 
 // recordLag is how long after a run's process ends its fire record may
-// still be open (the executor's result, then the leader's watch): a
-// concurrency skip that soon after the other run's end is accepted.
+// still be open (the executor's result, then the leader's watch), and
+// how long the leader's view of a record may lag etcd (the leader plans
+// on what its watch has shown it): a concurrency skip that soon after the
+// other run's end, its record's closing, or (queue) the start of the run
+// that waited is accepted.
 const recordLag = time.Second
 
 // Report is what the checker found for one job over a window.
 type Report struct {
 	Spec     Spec
-	Expected int         // nominal times of the schedule in the window
+	Expected int         // nominal times of the schedule (or due times of a dependent job) in the window
 	Missed   []time.Time // expected times that neither ran nor were skipped
-	Skipped  int         // expected times skipped as the job's policy called for
+	// Unrun holds the record of each missed time that has one: a fire
+	// planned that never started (lost or failed before its command
+	// logged a start, or still open).
+	Unrun []store.Fire
+	// BadTriggers lists each fire of a dependent job planned before all
+	// its parents had succeeded since its previous fire.
+	BadTriggers []string
+	Skipped     int // expected times skipped as the job's policy called for
 	// WrongfulSkips lists the expected times recorded as skipped where no
 	// policy of the job called for it (or that ran all the same).
 	WrongfulSkips []string
@@ -75,10 +91,12 @@ type Report struct {
 }
 
 // Violations lists what breaks the job's policies: duplicates, wrongful
-// skips and, for an exclusive job (Spec.Exclusive), overlaps. Missed times
-// are not among them: a scenario decides which it tolerates.
+// skips, dependent fires planned before their parents succeeded and, for
+// an exclusive job (Spec.Exclusive), overlaps. Missed times are not among
+// them: a scenario decides which it tolerates.
 func (r Report) Violations() []string {
 	v := append(slices.Clone(r.Duplicates), r.WrongfulSkips...)
+	v = append(v, r.BadTriggers...)
 	if r.Spec.Exclusive() {
 		v = append(v, r.Overlaps...)
 	}
@@ -115,14 +133,27 @@ func (s Spec) concurrency() jobspec.Concurrency {
 // the end of the test. Duplicates and overlaps are looked for among all
 // the job's runs, not only those of the window.
 //
+// A dependent job (Spec.Parents; fires holds its parents' records too) is
+// due, Chronos-like, when every parent has a fire that succeeded, was
+// processed by the leader, and ended after the child's previous fire was
+// planned: its due time is the latest of those ends, and its next fire,
+// planned at or after it, is that time's fire (judged as a nominal time's
+// would be, its lateness counted from the due time); a due time with no
+// later fire is missed. A fire planned before it was due is a bad
+// trigger. This assumes each parent's fires are processed in the order
+// they end, as for a parent whose runs do not overlap (not allow).
+//
 // A skipped record is accepted only where the job's policy calls for it,
 // judged by its reason:
 //   - concurrency: forbid, when another fire of the job was open at the
 //     skip's planning: planned before it, and its run alive then (per the
 //     run log) or its record not yet final (ended no more than recordLag
-//     before, or never);
+//     before, or never; with CheckRecorded, also: open in etcd at the
+//     revision the skip was written, even if skipped later, or closed no
+//     more than recordLag before its planning);
 //   - concurrency: queue, when another fire of the job was waiting (After)
-//     then, planned and not yet started;
+//     then, planned and not yet started (or started no more than recordLag
+//     before: the leader sees the claim through its watch);
 //   - misfire (skip, run-all, run-once), when the job has that policy and
 //     the record was planned more than the grace after its nominal time;
 //     a starting deadline, when the job has one and the record was planned
@@ -133,6 +164,16 @@ func (s Spec) concurrency() jobspec.Concurrency {
 //   - anything else (a pause, a disabled or deleted job: the scenarios do
 //     neither) is wrongful, and so is a skipped time that also ran.
 func Check(spec Spec, from, to, end time.Time, fires []store.Fire, runs []runlog.Run) Report {
+	return CheckRecorded(spec, from, to, end, fires, nil, runs)
+}
+
+// CheckRecorded is Check knowing from etcd's history when each fire record
+// was created and closed (FiresFromHistory): a forbid skip is then also
+// accepted when another fire of the job was open in etcd at the revision
+// the skip was written, however long before that its run had ended (an
+// executor cut off from etcd records its result only once the link is
+// back; until then the leader rightly counts the run open).
+func CheckRecorded(spec Spec, from, to, end time.Time, fires []store.Fire, revs map[store.FireID]Revisions, runs []runlog.Run) Report {
 	r := Report{Spec: spec}
 	byFire := make(map[string]store.Fire, len(fires))
 	var jobFires []store.Fire
@@ -153,22 +194,32 @@ func Check(spec Spec, from, to, end time.Time, fires []store.Fire, runs []runlog
 	for _, run := range mine {
 		started[run.Fire] = append(started[run.Fire], run)
 	}
-	for t := next(spec.Schedule, from); !t.IsZero() && !t.After(to); t = spec.Schedule.Next(t) {
+	// judge accounts for one expected time t, whose fire is id.
+	judge := func(id string, t time.Time) {
 		r.Expected++
-		id := store.ScheduledFireID(spec.Job, t).String()
-		if f, ok := byFire[id]; ok && f.State == store.FireSkipped {
-			if why := wrongfulSkip(spec, f, jobFires, started); why != "" {
+		f, ok := byFire[id]
+		if ok && f.State == store.FireSkipped {
+			if why := wrongfulSkip(spec, f, jobFires, revs, started); why != "" {
 				r.WrongfulSkips = append(r.WrongfulSkips, fmt.Sprintf("%s skipped (%s): %s", id, f.Reason, why))
 			} else {
 				r.Skipped++
 			}
-			continue
+			return
 		}
 		if len(started[id]) == 0 {
 			r.Missed = append(r.Missed, t)
-			continue
+			if ok {
+				r.Unrun = append(r.Unrun, f)
+			}
+			return
 		}
 		r.Lateness = append(r.Lateness, started[id][0].Start.Sub(t))
+	}
+	if len(spec.Parents) > 0 {
+		r.BadTriggers = dependentTimes(spec, from, to, fires, jobFires, judge)
+	}
+	for t := next(spec.Schedule, from); !t.IsZero() && !t.After(to); t = spec.Schedule.Next(t) {
+		judge(store.ScheduledFireID(spec.Job, t).String(), t)
 	}
 	for i := range mine {
 		for j := i + 1; j < len(mine); j++ {
@@ -184,6 +235,76 @@ func Check(spec Spec, from, to, end time.Time, fires []store.Fire, runs []runlog
 		}
 	}
 	return r
+}
+
+// dependentTimes walks the fires of a dependent job (mine) in the order
+// they were planned against its parents' successes in fires, calls judge
+// for each due time in (from, to] with the fire planned for it (see
+// Check), and returns the fires planned before they were due.
+func dependentTimes(spec Spec, from, to time.Time, fires, mine []store.Fire, judge func(id string, due time.Time)) []string {
+	done := make(map[string][]time.Time, len(spec.Parents)) // each parent's ends of processed successes
+	for _, f := range fires {
+		if slices.Contains(spec.Parents, f.ID.Job) && f.State == store.FireSucceeded && f.Processed {
+			done[f.ID.Job] = append(done[f.ID.Job], f.EndedAt)
+		}
+	}
+	for _, ends := range done {
+		slices.SortFunc(ends, time.Time.Compare)
+	}
+	var planned []store.Fire
+	for _, f := range mine {
+		if f.Trigger == store.TriggerDependency {
+			planned = append(planned, f)
+		}
+	}
+	slices.SortStableFunc(planned, func(a, b store.Fire) int { return a.PlannedAt.Compare(b.PlannedAt) })
+	// dueAfter is when every parent has succeeded after last, and the
+	// parent that was last to (or, ok false, the first that has not yet).
+	dueAfter := func(last time.Time) (due time.Time, parent string, ok bool) {
+		for _, p := range spec.Parents {
+			ends := done[p]
+			i, _ := slices.BinarySearchFunc(ends, last, func(e, t time.Time) int {
+				if e.After(t) {
+					return 1
+				}
+				return -1
+			})
+			if i == len(ends) {
+				return time.Time{}, p, false
+			}
+			if ends[i].After(due) {
+				due, parent = ends[i], p
+			}
+		}
+		return due, parent, true
+	}
+	var bad []string
+	var last time.Time // when the previous fire was planned
+	for i := 0; ; {
+		due, parent, ok := dueAfter(last)
+		if i < len(planned) && (!ok || planned[i].PlannedAt.Before(due)) {
+			f := planned[i]
+			bad = append(bad, fmt.Sprintf("%s planned at %s, before parent %s had succeeded since the job's previous fire was planned (%s)",
+				f.ID, f.PlannedAt.Format("15:04:05.000"), parent, last.Format("15:04:05.000")))
+			last = f.PlannedAt
+			i++
+			continue
+		}
+		if !ok || due.After(to) {
+			return bad
+		}
+		if i == len(planned) {
+			if due.After(from) {
+				judge("", due) // no fire: missed
+			}
+			return bad
+		}
+		if due.After(from) {
+			judge(planned[i].ID.String(), due)
+		}
+		last = planned[i].PlannedAt
+		i++
+	}
 }
 
 // next is the schedule's first time after t; none without a schedule.
@@ -206,7 +327,7 @@ func describe(r runlog.Run, end time.Time) string {
 
 // wrongfulSkip says why the skipped record f is not what the job's policy
 // calls for, or "" when it is (see Check).
-func wrongfulSkip(spec Spec, f store.Fire, fires []store.Fire, started map[string][]runlog.Run) string {
+func wrongfulSkip(spec Spec, f store.Fire, fires []store.Fire, revs map[store.FireID]Revisions, started map[string][]runlog.Run) string {
 	if n := len(started[f.ID.String()]); n > 0 {
 		return fmt.Sprintf("it ran all the same (%d starts)", n)
 	}
@@ -218,7 +339,11 @@ func wrongfulSkip(spec Spec, f store.Fire, fires []store.Fire, started map[strin
 			return "the job's concurrency is " + string(spec.concurrency())
 		}
 		for _, g := range fires {
-			if g.ID != f.ID && g.State != store.FireSkipped && !g.PlannedAt.After(f.PlannedAt) && openAt(g, started[g.ID.String()], f.PlannedAt) {
+			if g.ID == f.ID {
+				continue
+			}
+			if openAtRevision(revs, g, f) ||
+				g.State != store.FireSkipped && !g.PlannedAt.After(f.PlannedAt) && openAt(g, started[g.ID.String()], f.PlannedAt) {
 				return ""
 			}
 		}
@@ -230,7 +355,7 @@ func wrongfulSkip(spec Spec, f store.Fire, fires []store.Fire, started map[strin
 		for _, g := range fires {
 			runs := started[g.ID.String()]
 			if g.ID != f.ID && g.After != "" && g.State != store.FireSkipped && !g.PlannedAt.After(f.PlannedAt) &&
-				(len(runs) == 0 || !runs[0].Start.Before(f.PlannedAt)) {
+				(len(runs) == 0 || !runs[0].Start.Add(recordLag).Before(f.PlannedAt)) {
 				return ""
 			}
 		}
@@ -284,4 +409,24 @@ func openAt(g store.Fire, runs []runlog.Run, t time.Time) bool {
 		return true // still open at the end of the test
 	}
 	return !g.EndedAt.IsZero() && !g.EndedAt.Add(recordLag).Before(t)
+}
+
+// openAtRevision reports whether, by the revisions revs, the record of g
+// was open when the record of f was created, as the leader may have seen
+// it: created before it (or in the same transaction, for an earlier
+// nominal time: a plan writes its times in order) and closed after it, or
+// never, or no more than recordLag before f was planned (the leader's
+// watch may not have shown the closing yet). A record created open counts
+// even if it was skipped later (a fire waiting for a slot, then past its
+// starting deadline).
+func openAtRevision(revs map[store.FireID]Revisions, g, f store.Fire) bool {
+	rg, rf := revs[g.ID], revs[f.ID]
+	if rg.Created == 0 || rf.Created == 0 || rg.Closed == rg.Created {
+		return false // unknown, or final when written (skipped): never open
+	}
+	before := rg.Created < rf.Created || rg.Created == rf.Created && g.Nominal.Before(f.Nominal)
+	if !before {
+		return false
+	}
+	return rg.Closed == 0 || rg.Closed > rf.Created || !rg.ClosedNotBefore.Add(recordLag).Before(f.PlannedAt)
 }

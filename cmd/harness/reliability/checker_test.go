@@ -328,3 +328,173 @@ func TestCheckHistory_FindsEachFault(t *testing.T) {
 	r = CheckHistory(keys, h.events)
 	expect("claims after the new faults", r.BadClaims, tickID(2).String(), tickID(6).String()+" attempt 1 claimed at "+rev(claimed)+" by x1, of a record not last written by the leader")
 }
+
+// succeededAt is a processed success of job's fire named suffix that ended
+// at e (s), the record a parent leaves for its children.
+func succeededAt(job, suffix string, e float64) store.Fire {
+	return store.Fire{ID: store.FireID{Job: job, Suffix: suffix}, State: store.FireSucceeded, Attempt: 1, EndedAt: at(e), Processed: true}
+}
+
+// childFire is a dependent fire of job planned at p (s) from parent
+// fire, in state.
+func childFire(job string, parent store.FireID, p float64, state store.FireState, reason string) store.Fire {
+	return store.Fire{ID: store.DependentFireID(job, parent), Trigger: store.TriggerDependency, Nominal: at(p), PlannedAt: at(p),
+		State: state, Reason: reason, Attempt: 1}
+}
+
+// TestCheck_DependentJob: a job with parents has no schedule; it is due
+// each time its parents have all succeeded (processed) since its previous
+// fire, and that time is met by its next fire. A due time without a later
+// fire is missed; a fire planned before its parents succeeded is a bad
+// trigger; failures and unprocessed successes of a parent do not count.
+func TestCheck_DependentJob(t *testing.T) {
+	p1, p2, p3 := succeededAt("p", "1", 1.2), succeededAt("p", "2", 2.2), succeededAt("p", "3", 3.2)
+	c1 := childFire("c", p1.ID, 1.3, store.FireSucceeded, "")
+	c2 := childFire("c", p2.ID, 2.3, store.FireSkipped, "skipped: "+c1.ID.String()+" is still running (concurrency: forbid)")
+	c3 := childFire("c", p3.ID, 3.3, store.FireSucceeded, "")
+	failed := store.Fire{ID: store.FireID{Job: "p", Suffix: "4"}, State: store.FireFailed, Attempt: 1, EndedAt: at(4.2), Processed: true}
+	unprocessed := succeededAt("p", "5", 5.2)
+	unprocessed.Processed = false
+	fires := []store.Fire{p1, p2, p3, c1, c2, c3, failed, unprocessed}
+	runs := runLog(t, start(c1.ID, 1, "x1", 1.31), end(c1.ID, 1, 2.8), start(c3.ID, 1, "x1", 3.35), end(c3.ID, 1, 3.4))
+	spec := Spec{Job: "c", Parents: []string{"p"}, Grace: time.Second}
+	r := Check(spec, base, at(10), at(10), fires, runs)
+	if v := r.Violations(); len(v) != 0 || r.Expected != 3 || r.Skipped != 1 || len(r.Missed) != 0 {
+		t.Errorf("violations %q, %d expected, %d skipped, missed %v; want none, 3, 1, none", v, r.Expected, r.Skipped, r.Missed)
+	}
+	if got := r.Percentile(0).Round(time.Millisecond); got != 110*time.Millisecond {
+		t.Errorf("least lateness %s, want 110ms (from the parent's end at 1.2 s to the start at 1.31 s)", got)
+	}
+	// A success of the parent at 6.2 s that planned no child fire: missed.
+	r = Check(spec, base, at(10), at(10), append(fires, succeededAt("p", "6", 6.2)), runs)
+	if len(r.Missed) != 1 || !r.Missed[0].Equal(at(6.2)) || len(r.Unrun) != 0 {
+		t.Errorf("missed %v (records %v), want 6.2 s, without a record", r.Missed, r.Unrun)
+	}
+	// A child fire planned before the parent's first success.
+	early := childFire("c", store.FireID{Job: "p", Suffix: "0"}, 1.1, store.FireSucceeded, "")
+	r = Check(spec, base, at(10), at(10), append(fires, early), runs)
+	if len(r.BadTriggers) != 1 || !strings.Contains(r.BadTriggers[0], early.ID.String()) || !strings.Contains(r.BadTriggers[0], "before parent p had succeeded") {
+		t.Errorf("bad triggers %q, want %s, planned before p succeeded", r.BadTriggers, early.ID)
+	}
+	if r.Expected != 3 || len(r.Missed) != 0 {
+		t.Errorf("%d expected, missed %v; want the 3 due times met all the same", r.Expected, r.Missed)
+	}
+	// Two parents: due once both succeeded; a fire when only one did is a
+	// bad trigger.
+	a1, b1, a2 := succeededAt("a", "1", 1.0), succeededAt("b", "1", 1.5), succeededAt("a", "2", 2.0)
+	d1 := childFire("d", b1.ID, 1.6, store.FireSucceeded, "")
+	d2 := childFire("d", a2.ID, 2.1, store.FireSucceeded, "")
+	runs = runLog(t, start(d1.ID, 1, "x1", 1.7), end(d1.ID, 1, 1.8), start(d2.ID, 1, "x1", 2.2), end(d2.ID, 1, 2.3))
+	r = Check(Spec{Job: "d", Parents: []string{"a", "b"}}, base, at(10), at(10), []store.Fire{a1, b1, a2, d1, d2}, runs)
+	if r.Expected != 1 || len(r.Missed) != 0 || len(r.BadTriggers) != 1 || !strings.Contains(r.BadTriggers[0], "before parent b had succeeded") {
+		t.Errorf("two parents: %d expected, missed %v, bad triggers %q; want 1, none, d2 (b had not succeeded again)", r.Expected, r.Missed, r.BadTriggers)
+	}
+}
+
+// TestFiresFromHistory: the last version of each fire record written,
+// also of one the compaction deleted since; other keys are left out.
+func TestFiresFromHistory(t *testing.T) {
+	keys := store.Keys{Prefix: store.DefaultPrefix}
+	h := &history{t: t}
+	created := map[store.FireID]int64{}
+	h.put(keys.Node("x1"), store.Node{ID: "x1"}, 0)
+	f, g := ran(1, 1.5), ran(2, 2.5)
+	f.State, g.State = store.FireRunning, store.FireRunning
+	h.fire(f, created)
+	h.fire(g, created)
+	f.State = store.FireSucceeded
+	h.fire(f, created)
+	h.del(keys.Fire(f.ID)) // compacted
+	got, revs := FiresFromHistory(keys, h.events)
+	if len(got) != 2 || got[0].ID != f.ID || got[0].State != store.FireSucceeded || got[1].ID != g.ID || got[1].State != store.FireRunning {
+		t.Errorf("fires %+v, want %s succeeded (deleted since) and %s running", got, f.ID, g.ID)
+	}
+	if r := revs[f.ID]; r != (Revisions{Created: 2, Closed: 4, ClosedNotBefore: at(2)}) {
+		t.Errorf("revisions of %s: %+v, want created at 2, closed (succeeded) at 4, not before 2 s (%s was planned then, before)", f.ID, r, g.ID)
+	}
+	if r := revs[g.ID]; r != (Revisions{Created: 3}) {
+		t.Errorf("revisions of %s: %+v, want created at 3, still open", g.ID, r)
+	}
+}
+
+// TestCheckRecorded_ForbidSkipWhileTheRecordWasOpenInEtcd: the run of 1 s
+// ended at 1.2 s, but its executor, cut off from etcd, recorded that only
+// after the skip of 3 s was written (revision 3 < 4): the leader rightly
+// counted it running. Without the revisions the skip looks wrongful; with
+// them it is what forbid calls for, and it stays wrongful when the record
+// was closed before the skip.
+func TestCheckRecorded_ForbidSkipWhileTheRecordWasOpenInEtcd(t *testing.T) {
+	forbid := "skipped: " + tickID(1).String() + " is still running (concurrency: forbid)"
+	runs := runLog(t, start(tickID(1), 1, "x1", 1.01), end(tickID(1), 1, 1.2))
+	fires := []store.Fire{ran(1, 1.2), skipped(3, 3, forbid)}
+	spec := tickSpec(t, jobspec.ConcurrencyForbid, jobspec.MisfireRunOnce)
+	if r := Check(spec, at(2), at(3), at(10), fires, runs); len(r.WrongfulSkips) != 1 {
+		t.Errorf("without revisions: wrongful skips %q, want the skip of 3 s", r.WrongfulSkips)
+	}
+	open := map[store.FireID]Revisions{tickID(1): {Created: 2, Closed: 4}, tickID(3): {Created: 3, Closed: 3}}
+	if r := CheckRecorded(spec, at(2), at(3), at(10), fires, open, runs); len(r.WrongfulSkips) != 0 || r.Skipped != 1 {
+		t.Errorf("record open in etcd at the skip: wrongful skips %q, %d skipped; want none, 1", r.WrongfulSkips, r.Skipped)
+	}
+	closed := map[store.FireID]Revisions{tickID(1): {Created: 2, Closed: 3}, tickID(3): {Created: 4, Closed: 4}}
+	if r := CheckRecorded(spec, at(2), at(3), at(10), fires, closed, runs); len(r.WrongfulSkips) != 1 {
+		t.Errorf("record closed before the skip: wrongful skips %q, want the skip of 3 s", r.WrongfulSkips)
+	}
+}
+
+// TestCheckRecorded_ForbidSkipBehindAFireWaitingForASlot: a catch-up plans
+// the time of 1 s open, waiting for a free slot, and skips 2 s behind it in
+// the same transaction (revision 5); 1 s is skipped later, past its
+// starting deadline, never having run. The skip of 2 s was what forbid
+// calls for: 1 s was open when it was written. A fire skipped from the
+// start is never open.
+func TestCheckRecorded_ForbidSkipBehindAFireWaitingForASlot(t *testing.T) {
+	forbid := "skipped: " + tickID(1).String() + " is still running (concurrency: forbid)"
+	deadline := skipped(1, 3, "skipped: not started 6.5s after its nominal time, past the starting deadline of 6s (waiting for a free slot)")
+	deadline.PlannedAt = at(2)
+	fires := []store.Fire{deadline, skipped(2, 2, forbid)}
+	spec := tickSpec(t, jobspec.ConcurrencyForbid, jobspec.MisfireRunOnce)
+	spec.Misfire.StartingDeadline = jobspec.Duration(time.Second)
+	revs := map[store.FireID]Revisions{tickID(1): {Created: 5, Closed: 9}, tickID(2): {Created: 5, Closed: 5}}
+	if r := CheckRecorded(spec, base, at(2), at(10), fires, revs, nil); len(r.WrongfulSkips) != 0 || r.Skipped != 2 {
+		t.Errorf("wrongful skips %q, %d skipped; want none, both", r.WrongfulSkips, r.Skipped)
+	}
+	skippedAtOnce := map[store.FireID]Revisions{tickID(1): {Created: 5, Closed: 5, ClosedNotBefore: at(2)}, tickID(2): {Created: 5, Closed: 5, ClosedNotBefore: at(2)}}
+	if r := CheckRecorded(spec, base, at(2), at(10), fires, skippedAtOnce, nil); len(r.WrongfulSkips) != 1 {
+		t.Errorf("behind a fire skipped at once: wrongful skips %q, want the skip of 2 s", r.WrongfulSkips)
+	}
+}
+
+// TestCheck_TheLeadersViewMayLagByRecordLag: the leader plans on what its
+// watch has shown it. A forbid skip written 3 revisions after the other
+// fire's record closed, less than recordLag after any write before that
+// closing says it was made, is what forbid calls for; 2 s later it is
+// not. A queue skip planned 30 ms after the waiting fire's run started
+// (its claim not seen yet) is what queue calls for; 2 s later it is not.
+func TestCheck_TheLeadersViewMayLagByRecordLag(t *testing.T) {
+	forbid := "skipped: " + tickID(1).String() + " is still running (concurrency: forbid)"
+	runs := runLog(t, start(tickID(1), 1, "x1", 1.01), end(tickID(1), 1, 1.2))
+	fires := []store.Fire{ran(1, 1.2), skipped(9, 9, forbid)}
+	spec := tickSpec(t, jobspec.ConcurrencyForbid, jobspec.MisfireRunOnce)
+	for _, c := range []struct {
+		closedAfter float64
+		wrongful    int
+	}{{8.5, 0}, {7, 1}} {
+		revs := map[store.FireID]Revisions{tickID(1): {Created: 2, Closed: 10, ClosedNotBefore: at(c.closedAfter)}, tickID(9): {Created: 13, Closed: 13}}
+		if r := CheckRecorded(spec, at(8), at(9), at(20), fires, revs, runs); len(r.WrongfulSkips) != c.wrongful {
+			t.Errorf("forbid skip at 9 s, the other record closed after %v s: wrongful skips %q, want %d", c.closedAfter, r.WrongfulSkips, c.wrongful)
+		}
+	}
+	queued := "skipped: a run is already queued (concurrency: queue)"
+	waiting := ran(1, 5)
+	waiting.After = tickID(0).String()
+	spec = tickSpec(t, jobspec.ConcurrencyQueue, jobspec.MisfireRunOnce)
+	for _, c := range []struct {
+		started  float64
+		wrongful int
+	}{{3.97, 0}, {2, 1}} {
+		runs := runLog(t, start(tickID(1), 1, "x1", c.started), end(tickID(1), 1, 5))
+		if r := Check(spec, at(3), at(4), at(20), []store.Fire{waiting, skipped(4, 4, queued)}, runs); len(r.WrongfulSkips) != c.wrongful {
+			t.Errorf("queue skip at 4 s, the waiting run started at %v s: wrongful skips %q, want %d", c.started, r.WrongfulSkips, c.wrongful)
+		}
+	}
+}

@@ -22,7 +22,9 @@ func ReadHistory(ctx context.Context, cli *clientv3.Client, keys store.Keys) ([]
 		return nil, fmt.Errorf("read current revision: %w", err)
 	}
 	last := now.Header.Revision
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// A bound for a replay that stalls; a long soak's history (hundreds
+	// of thousands of changes) takes seconds.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	var events []*clientv3.Event
 	for resp := range cli.Watch(ctx, keys.Prefix, clientv3.WithPrefix(), clientv3.WithRev(1)) {
@@ -202,4 +204,66 @@ func CheckHistory(keys store.Keys, events []*clientv3.Event) HistoryReport {
 		}
 	}
 	return h
+}
+
+// Revisions say when, in etcd's history, a fire record was created and
+// when it was closed: first written in a final state, or deleted (0: open
+// at the end of the history). ClosedNotBefore bounds from below the time
+// it was closed: the latest time a write at or before that revision says
+// it was made (a record's planned_at when it was created, a claim's
+// started_at), for the time at which the leader may first have seen it.
+type Revisions struct {
+	Created, Closed int64
+	ClosedNotBefore time.Time
+}
+
+// FiresFromHistory returns the last version of every fire record the
+// history shows written, including those the leader's compaction deleted
+// since (scheduler.history), in the order they were first written, and
+// the revisions at which each was created and closed; records that do not
+// decode are left out (CheckHistory reports them).
+func FiresFromHistory(keys store.Keys, events []*clientv3.Event) ([]store.Fire, map[store.FireID]Revisions) {
+	index := make(map[string]int)
+	var fires []store.Fire
+	revs := make(map[store.FireID]Revisions)
+	var clock time.Time // the latest time a write so far says it was made
+	for _, ev := range events {
+		key := string(ev.Kv.Key)
+		id, ok := keys.FireIDFromKey(key)
+		if !ok {
+			continue
+		}
+		r := revs[id]
+		if ev.Type == mvccpb.DELETE {
+			if r.Closed == 0 {
+				r.Closed, r.ClosedNotBefore = ev.Kv.ModRevision, clock
+				revs[id] = r
+			}
+			continue
+		}
+		var f store.Fire
+		if json.Unmarshal(ev.Kv.Value, &f) != nil {
+			continue
+		}
+		switch {
+		case ev.IsCreate() && f.PlannedAt.After(clock):
+			clock = f.PlannedAt
+		case f.State == store.FireRunning && f.StartedAt.After(clock):
+			clock = f.StartedAt
+		}
+		if r.Created == 0 {
+			r.Created = ev.Kv.CreateRevision
+		}
+		if r.Closed == 0 && f.State.Final() {
+			r.Closed, r.ClosedNotBefore = ev.Kv.ModRevision, clock
+		}
+		revs[id] = r
+		if i, ok := index[key]; ok {
+			fires[i] = f
+			continue
+		}
+		index[key] = len(fires)
+		fires = append(fires, f)
+	}
+	return fires, revs
 }

@@ -14,7 +14,9 @@ package runlog
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,6 +31,18 @@ import (
 // and an end line after it to logPath.
 func Command(logPath, work string) string {
 	return fmt.Sprintf(`echo "start $AION_FIRE_ID $AION_ATTEMPT $AION_NODE $$ $(date +%%s.%%N)" >> %[1]s; %[2]s; echo "end $AION_FIRE_ID $AION_ATTEMPT $(date +%%s.%%N)" >> %[1]s`, logPath, work)
+}
+
+// CommandLoggingStop is Command whose run also logs its end when SIGTERM
+// stops it (a kill, concurrency: replace, a timeout, an executor's stop):
+// the signal goes to the run's whole process group, so the work dies at
+// once and the shell, which runs the trap only then, logs the end line and
+// exits 143 (128 + SIGTERM). The end is then measured by the run itself,
+// as a normal end is, not at the next look of a Watcher. A SIGKILL (the
+// fence, a kill's escalation) still logs nothing.
+func CommandLoggingStop(logPath, work string) string {
+	end := fmt.Sprintf(`echo "end $AION_FIRE_ID $AION_ATTEMPT $(date +%%s.%%N)" >> %s`, logPath)
+	return fmt.Sprintf(`trap '%s; exit 143' TERM; %s`, end, Command(logPath, work))
 }
 
 // Run is one attempt as the job logged it.
@@ -234,11 +248,18 @@ func MustLines(t testing.TB, path string) []string {
 // Watcher notes when the process of each run in a log is seen gone, for
 // runs killed before they could log their end (SIGKILL logs nothing): the
 // first look that finds a run's shell gone (or a zombie) is an upper
-// bound of its death, measured, not taken from Aion's records.
+// bound of its death, measured, not taken from Aion's records. Each look
+// reads only what was appended to the log since the last, and checks only
+// the runs still open, so a long soak's log costs no more than a short
+// one's.
 type Watcher struct {
 	path string
 	mu   sync.Mutex
 	gone map[string]time.Time // by watchKey; guarded by mu
+	// The log as read so far; guarded by mu.
+	offset int64
+	open   map[string]Run    // runs started and neither ended nor gone, by watchKey
+	latest map[string]string // each attempt's latest start, by Key: its watchKey
 }
 
 // watchKey names one start of a run: its attempt and its shell's PID.
@@ -247,7 +268,7 @@ func watchKey(r Run) string { return r.Key() + " " + strconv.Itoa(r.PID) }
 // Watch starts watching the runs logged at path, every interval, until
 // the test ends.
 func Watch(t testing.TB, path string, every time.Duration) *Watcher {
-	w := &Watcher{path: path, gone: make(map[string]time.Time)}
+	w := &Watcher{path: path, gone: make(map[string]time.Time), open: make(map[string]Run), latest: make(map[string]string)}
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
@@ -268,19 +289,48 @@ func Watch(t testing.TB, path string, every time.Duration) *Watcher {
 }
 
 func (w *Watcher) look() {
-	runs, err := Read(w.path)
-	if err != nil {
-		return
-	}
-	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, r := range runs {
-		if _, gone := w.gone[watchKey(r)]; gone || r.Ended() || r.PID <= 0 {
+	w.readNew()
+	now := time.Now()
+	for key, r := range w.open {
+		if r.PID <= 0 {
+			delete(w.open, key)
 			continue
 		}
 		if !alive(r.PID) {
-			w.gone[watchKey(r)] = now
+			w.gone[key] = now
+			delete(w.open, key)
+		}
+	}
+}
+
+// readNew reads the complete lines appended to the log since the last
+// look: a start opens a run, an end closes its attempt's latest start (as
+// Read pairs them).
+func (w *Watcher) readNew() {
+	f, err := os.Open(w.path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.NewSectionReader(f, w.offset, 1<<62))
+	if err != nil {
+		return
+	}
+	complete := bytes.LastIndexByte(data, '\n') + 1
+	w.offset += int64(complete)
+	for _, line := range strings.Split(string(data[:complete]), "\n") {
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) == 6 && fields[0] == "start":
+			attempt, _ := strconv.Atoi(fields[2])
+			pid, _ := strconv.Atoi(fields[4])
+			r := Run{Fire: fields[1], Attempt: attempt, Node: fields[3], PID: pid}
+			w.open[watchKey(r)] = r
+			w.latest[r.Key()] = watchKey(r)
+		case len(fields) == 4 && fields[0] == "end":
+			delete(w.open, w.latest[fields[1]+" "+fields[2]])
 		}
 	}
 }

@@ -1,11 +1,13 @@
 package runlog
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -105,5 +107,90 @@ func TestOverlapsDuplicatesAndPeak(t *testing.T) {
 	}
 	if got := strings.Join(order, ","); got != "a,b,c,d,c" {
 		t.Errorf("sorted by start: %s, want a,b,c,d,c", got)
+	}
+}
+
+// TestCommandLoggingStop_LogsTheEndOfARunStoppedBySIGTERM stops a run's
+// process group with SIGTERM, as a kill does: the work dies at once, the
+// run logs its end after that, and the shell exits 143. A run not stopped
+// logs its end as Command's does.
+func TestCommandLoggingStop_LogsTheEndOfARunStoppedBySIGTERM(t *testing.T) {
+	log := File(t)
+	start := func(fire, work string) *exec.Cmd {
+		cmd := exec.Command("/bin/sh", "-c", CommandLoggingStop(log, work))
+		cmd.Env = append(os.Environ(), "AION_FIRE_ID="+fire, "AION_ATTEMPT=1", "AION_NODE=x1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	if err := start("quick@1", "true").Wait(); err != nil {
+		t.Fatalf("a run not stopped: %v", err)
+	}
+	cmd := start("long@1", "sleep 30")
+	for len(MustRead(t, log)) < 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopped := time.Now()
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 143 {
+		t.Errorf("stopped run: %v, want exit status 143", err)
+	}
+	runs := MustRead(t, log)
+	if len(runs) != 2 || !runs[0].Ended() || !runs[1].Ended() {
+		t.Fatalf("runs %+v, want both ended", runs)
+	}
+	if long := runs[1]; long.End.Before(stopped) || long.End.Sub(stopped) > 5*time.Second {
+		t.Errorf("the stopped run ended at %s, want soon after the SIGTERM at %s", long.End, stopped)
+	}
+}
+
+// TestWatcher_SeesKilledRunsGone: a run killed before its end line ends,
+// for EndAtDeath, when the watcher saw its shell gone; a run that logged
+// its end and a run still going keep theirs (none), and lines appended
+// after a look are read at the next.
+func TestWatcher_SeesKilledRunsGone(t *testing.T) {
+	log := File(t)
+	w := Watch(t, log, 10*time.Millisecond)
+	start := func(fire, work string) *exec.Cmd {
+		cmd := exec.Command("/bin/sh", "-c", Command(log, work))
+		cmd.Env = append(os.Environ(), "AION_FIRE_ID="+fire, "AION_ATTEMPT=1", "AION_NODE=x1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	if err := start("quick@1", "true").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	killed, going := start("killed@1", "sleep 30"), start("going@1", "sleep 30")
+	t.Cleanup(func() { _ = syscall.Kill(-going.Process.Pid, syscall.SIGKILL); _ = going.Wait() })
+	for len(MustRead(t, log)) < 3 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // a look or more with both alive
+	_ = syscall.Kill(-killed.Process.Pid, syscall.SIGKILL)
+	_ = killed.Wait()
+	dead := time.Now()
+	time.Sleep(50 * time.Millisecond)
+	runs := w.EndAtDeath(MustRead(t, log))
+	byFire := make(map[string]Run)
+	for _, r := range runs {
+		byFire[r.Fire] = r
+	}
+	if r := byFire["killed@1"]; !r.Ended() || r.End.Before(dead) || r.End.After(dead.Add(40*time.Millisecond)) {
+		t.Errorf("killed run %+v, want an end within a look after %s", r, dead)
+	}
+	if r := byFire["going@1"]; r.Ended() {
+		t.Errorf("running run %+v has an end", r)
+	}
+	if r := byFire["quick@1"]; !r.Ended() || r.End.After(dead) {
+		t.Errorf("quick run %+v, want its own end line", r)
 	}
 }
