@@ -193,8 +193,9 @@ func (o *openFires) followers(ended store.FireID) []*openFire {
 // which planning compares, so this view cannot miss a run that started
 // meanwhile: the check is part of the planning transaction.
 type overlap struct {
-	newest   *store.FireID // the most recent open fire, the one new runs follow
-	newestAt time.Time     // when it was planned
+	newest    *store.FireID // the most recent open fire, the one new runs follow
+	newestAt  time.Time     // when it was planned
+	newestRev int64         // the revision of its record as the leader last saw it
 	// newestState is its state: planned (not claimed yet: not dispatched,
 	// or waiting for a slot) or running.
 	newestState store.FireState
@@ -206,7 +207,7 @@ func (o *openFires) overlapOf(job string) overlap {
 	for id, of := range o.byJob[job] {
 		if ov.newest == nil || of.fire.PlannedAt.After(ov.newestAt) ||
 			(of.fire.PlannedAt.Equal(ov.newestAt) && cmpFireID(id, *ov.newest) > 0) {
-			ov.newest, ov.newestAt, ov.newestState = &id, of.fire.PlannedAt, of.fire.State
+			ov.newest, ov.newestAt, ov.newestState, ov.newestRev = &id, of.fire.PlannedAt, of.fire.State, of.rev
 		}
 		if of.fire.After != "" && of.fire.State == store.FirePlanned {
 			ov.queued = true // still waiting; once it runs, the next may queue

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +64,62 @@ func TestReady_AFollowerWaitsForEveryRunOfItsJob(t *testing.T) {
 	l.fires.close(r.fire.ID)
 	if !l.fires.ready(f, now) {
 		t.Error("f is not ready once every other run of its job has ended")
+	}
+}
+
+// TestPlanDue_ForbidSkipHoldsOnlyIfTheOpenFireIsAsSeen: a leader whose
+// view is stale (the run before has ended in etcd, the watch event not yet
+// applied, as after a pause) does not skip the next time of a forbid job
+// behind it: the skip's transaction compares the open fire's record, the
+// conflict ends the round, and once the view is fresh the time is planned.
+func TestPlanDue_ForbidSkipHoldsOnlyIfTheOpenFireIsAsSeen(t *testing.T) {
+	ctx := t.Context()
+	l, clock := testTermWith(t, 1, func(int) string {
+		return "schedule: \"* * * * * *\"\n    cron_seconds: true\n    concurrency: forbid"
+	}, store.Node{ID: "x0", Slots: 4})
+	clock.Add(int64(time.Second))
+	if err := l.planner.planDue(ctx, l.now()); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.fires.byID) != 1 {
+		t.Fatalf("%d open fires; want the first time's", len(l.fires.byID))
+	}
+	var first *openFire
+	for _, of := range l.fires.byID {
+		first = of
+	}
+	// Its run ends in etcd; the leader's table still has it open.
+	ended := first.fire
+	ended.State, ended.EndedAt = store.FireSucceeded, l.now().UTC()
+	data, err := json.Marshal(ended)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.s.etcd.Put(ctx, l.s.keys.Fire(ended.ID), string(data)); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(int64(time.Second))
+	next := store.ScheduledFireID(ended.ID.Job, ended.Nominal.Add(time.Second))
+	if err := l.planner.planDue(ctx, l.now()); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := l.s.etcd.Get(ctx, l.s.keys.Fire(next)); err != nil || len(resp.Kvs) != 0 {
+		t.Fatalf("%s written (%v) on a stale view of %s; want the round ended by the conflict", next, err, ended.ID)
+	}
+	l.fires.close(ended.ID) // the watch event, applied
+	clock.Add(int64(replanBackoff))
+	if err := l.planner.planDue(ctx, l.now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := l.s.etcd.Get(ctx, l.s.keys.Fire(next))
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("read %s: %v", next, err)
+	}
+	var f store.Fire
+	if err := json.Unmarshal(resp.Kvs[0].Value, &f); err != nil {
+		t.Fatal(err)
+	}
+	if f.State != store.FirePlanned {
+		t.Errorf("%s: %s (%s); want planned: the run before it has ended", next, f.State, f.Reason)
 	}
 }

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -27,6 +28,7 @@ type planner struct {
 	nodes        *placement
 	fence        *fence
 	send         *dispatcher
+	backoffUntil time.Time // after a conflict, no planning before this
 }
 
 // maxFiresPerTxn bounds the fires of one job planned in one transaction:
@@ -46,7 +48,28 @@ const maxSkipRecords = 100
 // fenced transaction as etcd's default limit of 128 operations allows, so
 // a thousand jobs due at one instant take a few transactions, not a
 // thousand. A job catching up on many times is planned alone, in batches.
+//
+// A conflict (a compared record changed) ends the round: the jobs are
+// planned again from their stored states after replanBackoff, the watch
+// events the loop applies meanwhile having refreshed its view.
 func (p *planner) planDue(ctx context.Context, now time.Time) error {
+	if now.Before(p.backoffUntil) {
+		return nil
+	}
+	err := p.planRound(ctx, now)
+	if errors.Is(err, errReplanSoon) {
+		// What conflicted may be a record the watch has not brought yet
+		// (an open fire a skip depended on): plan again once the loop
+		// has had the time to apply it, rather than at once, on the same
+		// view.
+		p.backoffUntil = now.Add(replanBackoff)
+		return nil
+	}
+	return err
+}
+
+// planRound plans every due job, until one conflicts (errReplanSoon).
+func (p *planner) planRound(ctx context.Context, now time.Time) error {
 	var group []jobPlan
 	size := 1 // compares in the group's transaction: the fence, then per job
 	flush := func() error {
@@ -56,16 +79,27 @@ func (p *planner) planDue(ctx context.Context, now time.Time) error {
 		err := p.planGroup(ctx, group, now)
 		if conflicted(err) {
 			err = p.reload(ctx, group) // plan each job again from its stored state
+			if err == nil {
+				err = errReplanSoon
+			}
 		}
 		group, size = group[:0], 1
 		return err
 	}
+	// unplanned puts back a prepared plan that is not written when the
+	// round ends: prepare moved the job past its due times.
+	unplanned := func(plan jobPlan, err error) error {
+		if rerr := p.jobs.reload(ctx, plan.e); rerr != nil {
+			return rerr
+		}
+		return err
+	}
 	for e := p.jobs.firstDue(); e != nil && !e.next.After(now); e = p.jobs.firstDue() {
 		plan := p.prepare(e, now)
-		cost := len(plan.entries) + 1 // fire compares (puts) and the state's
+		cost := len(plan.entries) + 2 // fire compares (puts), the state's, and an open fire's (writePlan)
 		if cost > maxFiresPerTxn {
 			if err := flush(); err != nil {
-				return err
+				return unplanned(plan, err)
 			}
 			if err := p.planCatchup(ctx, plan, now); err != nil {
 				return err
@@ -74,7 +108,7 @@ func (p *planner) planDue(ctx context.Context, now time.Time) error {
 		}
 		if size+cost > maxTxnOps {
 			if err := flush(); err != nil {
-				return err
+				return unplanned(plan, err)
 			}
 		}
 		group = append(group, plan)
@@ -82,6 +116,12 @@ func (p *planner) planDue(ctx context.Context, now time.Time) error {
 	}
 	return flush()
 }
+
+// errReplanSoon ends a round of planning after a conflict.
+var errReplanSoon = errors.New("conflict: plan again soon")
+
+// replanBackoff is how long planning waits after a conflict.
+const replanBackoff = 20 * time.Millisecond
 
 // reload reads the states of the group's jobs again after a conflict.
 func (p *planner) reload(ctx context.Context, group []jobPlan) error {
@@ -164,7 +204,10 @@ func (p *planner) planCatchup(ctx context.Context, plan jobPlan, now time.Time) 
 		}
 		err := p.planGroup(ctx, []jobPlan{{e: plan.e, entries: batch, countOnly: countOnly, highWater: hw}}, now)
 		if conflicted(err) {
-			return p.jobs.reload(ctx, plan.e) // plan again from the stored state
+			if err := p.jobs.reload(ctx, plan.e); err != nil { // plan again from the stored state
+				return err
+			}
+			return errReplanSoon
 		}
 		if err != nil {
 			return err
@@ -279,6 +322,7 @@ func (p *planner) writePlan(t *txn, plan jobPlan, now time.Time, replaced *[]sto
 	state.Skipped += plan.countOnly
 	state.Planned += len(plan.entries)
 	ov := p.fires.overlapOf(e.name)
+	compared := false // the open fire a skip depends on
 	var planned []*openFire
 	for _, d := range plan.entries {
 		f := store.Fire{
@@ -302,6 +346,15 @@ func (p *planner) writePlan(t *txn, plan jobPlan, now time.Time, replaced *[]sto
 			planned = append(planned, of)
 		default:
 			state.Skipped++
+			// Skipped behind the open fire ov.newest (forbid, queue): the
+			// write holds only if that fire's record is as the leader saw
+			// it. A leader that resumes from a pause may plan before it
+			// has applied the watch events it missed, and would skip
+			// behind a run that has ended.
+			if !compared {
+				t.unchanged(p.keys.Fire(*ov.newest), ov.newestRev)
+				compared = true
+			}
 		}
 		data, err := t.createFire(p.keys.Fire(f.ID), &f)
 		if err != nil {

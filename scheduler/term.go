@@ -212,7 +212,7 @@ func (t *term) onLoad(m *nats.Msg) {
 // untilDue is how long the loop may sleep before the next job is due.
 func (t *term) untilDue() time.Duration {
 	if e := t.jobs.firstDue(); e != nil {
-		return max(e.next.Sub(t.now()), 0)
+		return max(e.next.Sub(t.now()), t.planner.backoffUntil.Sub(t.now()), 0)
 	}
 	return time.Hour
 }

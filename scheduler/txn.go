@@ -105,6 +105,13 @@ func (t *txn) put(key string, cmp clientv3.Cmp, v any) ([]byte, error) {
 }
 
 // remove deletes key if it is still at revision rev.
+// unchanged makes t compare the record at key on its revision, writing
+// nothing to it: a decision t writes depends on that record as the leader
+// saw it at rev.
+func (t *txn) unchanged(key string, rev int64) {
+	t.cmps = append(t.cmps, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
+}
+
 func (t *txn) remove(key string, rev int64) {
 	t.cmps = append(t.cmps, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
 	t.ops = append(t.ops, clientv3.OpDelete(key))
