@@ -165,6 +165,7 @@ func checkRuns(t *testing.T, c *clustertest.Cluster, logPath string, deaths *run
 		runs = deaths.EndAtDeath(runs)
 	}
 	var reports []Report
+	tot := newTotals()
 	for _, spec := range specs {
 		fires := c.Fires(t, spec.Job)
 		if len(spec.Parents) > 0 {
@@ -175,7 +176,14 @@ func checkRuns(t *testing.T, c *clustertest.Cluster, logPath string, deaths *run
 			t.Errorf("%s: %s", spec.Job, v)
 		}
 		reports = append(reports, r)
+		tot.add(r, len(r.Missed))
+		for _, f := range fires {
+			if f.ID.Job == spec.Job && (f.Trigger != store.TriggerSchedule || !f.Nominal.Before(from.Truncate(time.Second))) {
+				tot.record(f)
+			}
+		}
 	}
+	tot.log(t, "counts (the checker's, for docs/reliability.md)")
 	return reports
 }
 
