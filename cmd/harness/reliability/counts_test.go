@@ -109,4 +109,3 @@ func (tot *totals) log(t *testing.T, title string) {
 	row("lateness p50 / p99 / max", fmt.Sprintf("%s / %s / %s", pct(50), pct(99), pct(100)))
 	t.Log(title + ":" + b.String())
 }
-
