@@ -1,12 +1,10 @@
 package reliability
 
 import (
-	"fmt"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/aionsched/aion/cmd/harness/clustertest"
 	"github.com/aionsched/aion/cmd/harness/runlog"
 	"github.com/aionsched/aion/scheduler/store"
 )
@@ -58,22 +56,7 @@ func TestScenario_ExecutorUpgradeHandsItsRunsOff(t *testing.T) {
 // fence passes, before the leader counts it lost.
 func TestScenario_ExecutorHandOffWithNoSuccessor(t *testing.T) {
 	w := newWorld(t, []string{"s1"}, []string{"x1"})
-	long := w.apply(t, fmt.Sprintf(`
-name: long
-schedule: manual
-command: %q
-`, runlog.Command(w.runLog, "sleep 60")))["long"]
-	w.waitLeader(t, "")
-	w.c.WaitRegistered(t, "x1")
-	id := w.c.RequestRun(t, "long", store.Request{By: "test"})
-	var run runlog.Run
-	clustertest.WaitFor(t, 10*time.Second, "the run to start", func() bool {
-		runs, _ := runlog.Read(w.runLog)
-		if len(runs) == 1 {
-			run = runs[0]
-		}
-		return len(runs) == 1
-	})
+	long, id, run := w.startMinuteRunOnX1(t)
 	from := time.Now()
 	w.executors["x1"].Signal(syscall.SIGUSR2)
 	f := w.c.WaitFinal(t, id, 30*time.Second)

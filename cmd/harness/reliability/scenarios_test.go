@@ -262,23 +262,7 @@ func TestScenario_LeaderSIGSTOPThenSIGCONT(t *testing.T) {
 // predecessor left behind.
 func TestScenario_ExecutorSIGKILLMidRun(t *testing.T) {
 	w := newWorld(t, []string{"s1"}, []string{"x1", "x2"})
-	long := w.apply(t, fmt.Sprintf(`
-name: long
-schedule: manual
-command: %q
-constraints: ["node=x1"]
-`, runlog.Command(w.runLog, "sleep 60")))["long"]
-	w.waitLeader(t, "")
-	w.c.WaitRegistered(t, "x1")
-	id := w.c.RequestRun(t, "long", store.Request{By: "test"})
-	var run runlog.Run
-	clustertest.WaitFor(t, 10*time.Second, "the run to start", func() bool {
-		runs, _ := runlog.Read(w.runLog)
-		if len(runs) == 1 {
-			run = runs[0]
-		}
-		return len(runs) == 1
-	})
+	long, id, run := w.startMinuteRunOnX1(t)
 	killedAt := time.Now()
 	w.executors["x1"].Kill()
 	var lost store.Fire
@@ -571,4 +555,29 @@ jobs:
 	id := w.c.RequestRun(t, "long", store.Request{By: "test"})
 	w.c.WaitFire(t, id, 10*time.Second, "the run to start", func(f store.Fire) bool { return f.State == store.FireRunning })
 	return jobs, id
+}
+
+// startMinuteRunOnX1 applies a manual job of a 60 s run pinned to x1,
+// long, starts a run of it, waits for its command to start, and returns
+// the job's spec, the run's fire and the run as its command logged it.
+func (w *world) startMinuteRunOnX1(t *testing.T) (Spec, store.FireID, runlog.Run) {
+	t.Helper()
+	long := w.apply(t, fmt.Sprintf(`
+name: long
+schedule: manual
+command: %q
+constraints: ["node=x1"]
+`, runlog.Command(w.runLog, "sleep 60")))["long"]
+	w.waitLeader(t, "")
+	w.c.WaitRegistered(t, "x1")
+	id := w.c.RequestRun(t, "long", store.Request{By: "test"})
+	var run runlog.Run
+	clustertest.WaitFor(t, 10*time.Second, "the run to start", func() bool {
+		runs, _ := runlog.Read(w.runLog)
+		if len(runs) == 1 {
+			run = runs[0]
+		}
+		return len(runs) == 1
+	})
+	return long, id, run
 }
