@@ -287,6 +287,12 @@ func (fn *finisher) triggerChildren(ctx context.Context, t *txn, parent store.Fi
 			cf.Node, cf.Reason = fn.nodes.choose(child)
 			of = &openFire{fire: cf}
 			children = append(children, of)
+		} else {
+			// Skipped behind an open fire of the child: only if its record
+			// is as the leader saw it (see planner.writePlan). A conflict
+			// leaves the parent's end pending, processed again at the
+			// next reconcile.
+			t.unchanged(fn.keys.Fire(*ov.newest), ov.newestRev)
 		}
 		data, err := t.createFire(fn.keys.Fire(cf.ID), &cf)
 		if err != nil {
